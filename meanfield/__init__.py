@@ -1,0 +1,32 @@
+"""meanfield: two-layer neural networks as systems of interacting particles.
+
+Training is a Wasserstein gradient flow of the neurons' empirical measure; one switch
+(``network.scaling`` = "mean_field" | "lazy", and the output scale ``alpha``) moves between
+feature learning and kernel (NTK) training. See DESIGN section 2 for the conventions.
+
+    import meanfield as mf
+    cfg = mf.Config(network={"m": 200, "d": 2}, flow={"dt": 0.05, "t_end": 10.0})
+    res = mf.simulate(cfg)
+    res.t, res.observables["train_risk"], res.snapshots, res.status, res.stats
+"""
+from .config import (Config, DataConfig, FlowConfig, InitConfig, NetworkConfig,
+                     RecordConfig)
+from .data import Dataset, make_data
+from .errors import (ConfigError, CorruptedResultError, DataError, DistanceError,
+                     DivergenceError, MeanfieldError)
+from .init import initial_particles
+from .results import Result
+from .scaling import (dt_from_learning_rate, learning_rate_from_dt, output_scale,
+                      time_factor, weight_decay_from_lam)
+from .simulate import simulate
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "NetworkConfig", "InitConfig", "DataConfig", "FlowConfig", "RecordConfig",
+    "Dataset", "make_data", "initial_particles", "simulate", "Result",
+    "MeanfieldError", "ConfigError", "DataError", "DivergenceError", "DistanceError",
+    "CorruptedResultError",
+    "output_scale", "time_factor", "learning_rate_from_dt", "dt_from_learning_rate",
+    "weight_decay_from_lam",
+]

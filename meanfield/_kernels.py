@@ -1,0 +1,250 @@
+"""All Numba code: predictor, particle velocities and "advance k steps". Nothing else imports numba.
+
+Kernels are pure functions on C-contiguous float64 arrays and scalars. Activations and losses are
+integer codes (their index in ``config.ACTIVATIONS`` / ``config.LOSSES``) so that every kernel can
+be cached. Each parallel loop iteration owns its output slot (a sample's residual, a neuron's
+velocity) and sums in a fixed order, so results do not depend on the thread count. Noise is drawn
+by the caller and passed in. ``model.py`` is the readable NumPy twin of every kernel here.
+
+Shapes: theta (m, d + 1) = [w | a]; X (n, d); y, f0 (n,); idx (k or 1, B) sample rows used at each
+step (a single row is reused at every step: full batch); noise (k, m, d + 1) standard normals or
+(0, 0, 0); noise_scale (k,) = sqrt(2 temperature_s dt); mask (d + 1,) 1 = trained coordinate.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numba
+import numpy as np
+from numba import prange
+
+from .config import ACTIVATIONS, LOSSES
+
+RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR = (
+    ACTIVATIONS.index(name) for name in
+    ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear"))
+SQUARED, LOGISTIC = LOSSES.index("squared"), LOSSES.index("logistic")
+
+# Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+
+
+def _jit(**options):
+    """numba.njit with cache=True, falling back (with a warning) to no cache when no cache
+    directory is writable (read-only install without NUMBA_CACHE_DIR)."""
+    def decorate(func):
+        try:
+            return numba.njit(cache=True, fastmath=FASTMATH, **options)(func)
+        except RuntimeError as exc:
+            warnings.warn(f"meanfield: Numba cannot cache {func.__name__} ({exc}); compiling "
+                          "without a cache. Set NUMBA_CACHE_DIR to a writable folder to cache.",
+                          RuntimeWarning, stacklevel=2)
+            return numba.njit(cache=False, fastmath=FASTMATH, **options)(func)
+    return decorate
+
+
+def set_threads(threads: int) -> int:
+    """Use ``threads`` Numba threads (0: all allowed); returns the count in use."""
+    limit = numba.config.NUMBA_NUM_THREADS
+    numba.set_num_threads(limit if threads == 0 else min(threads, limit))
+    return numba.get_num_threads()
+
+
+def max_threads() -> int:
+    return numba.config.NUMBA_NUM_THREADS
+
+
+# --- scalar building blocks ------------------------------------------------------------------
+
+@_jit()
+def _sigmoid(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@_jit()
+def _act(z, code, slope):
+    if code == RELU:
+        return z if z > 0.0 else 0.0
+    if code == LEAKY_RELU:
+        return z if z > 0.0 else slope * z
+    if code == TANH:
+        return math.tanh(z)
+    if code == SIGMOID:
+        return _sigmoid(z)
+    if code == ERF:
+        return math.erf(z)
+    if code == SOFTPLUS:
+        return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+    if code == QUADRATIC:
+        return z * z
+    return z
+
+
+@_jit()
+def _dact(z, code, slope):
+    if code == RELU:
+        return 1.0 if z > 0.0 else 0.0
+    if code == LEAKY_RELU:
+        return 1.0 if z > 0.0 else slope
+    if code == TANH:
+        t = math.tanh(z)
+        return 1.0 - t * t
+    if code == SIGMOID:
+        s = _sigmoid(z)
+        return s * (1.0 - s)
+    if code == ERF:
+        return 1.1283791670955126 * math.exp(-z * z)
+    if code == SOFTPLUS:
+        return _sigmoid(z)
+    if code == QUADRATIC:
+        return 2.0 * z
+    return 1.0
+
+
+@_jit()
+def _dloss(f, y, code):
+    if code == SQUARED:
+        return f - y
+    return -y * _sigmoid(-y * f)
+
+
+@_jit()
+def _forward(theta, x, act, slope):
+    """sum_i a_i sigma(w_i . x) for one input x (d,)."""
+    m = theta.shape[0]
+    d = x.shape[0]
+    s = 0.0
+    for i in range(m):
+        z = 0.0
+        for k in range(d):
+            z += theta[i, k] * x[k]
+        s += theta[i, d] * _act(z, act, slope)
+    return s
+
+
+@_jit()
+def _neuron_velocity(theta_i, X, rows, r, vel_scale, act, slope, lam, mask, out):
+    """Drift of one particle: mask * (-vel_scale mean_b r_b grad phi(theta_i, x_b) - lam theta_i)."""
+    d = theta_i.shape[0] - 1
+    batch = rows.shape[0]
+    a = theta_i[d]
+    for k in range(d + 1):
+        out[k] = 0.0
+    for b in range(batch):
+        j = rows[b]
+        z = 0.0
+        for k in range(d):
+            z += theta_i[k] * X[j, k]
+        out[d] += r[b] * _act(z, act, slope)
+        c = r[b] * a * _dact(z, act, slope)
+        for k in range(d):
+            out[k] += c * X[j, k]
+    scale = -vel_scale / batch if batch > 0 else 0.0
+    for k in range(d + 1):
+        out[k] = mask[k] * (scale * out[k] - lam * theta_i[k])
+
+
+# --- loops: a serial reference and a parallel twin -------------------------------------------
+
+@_jit()
+def _residuals_serial(theta, X, y, f0, rows, out_scale, act, slope, loss, r):
+    for b in range(rows.shape[0]):
+        j = rows[b]
+        r[b] = _dloss(out_scale * _forward(theta, X[j], act, slope) - f0[j], y[j], loss)
+
+
+@_jit(parallel=True)
+def _residuals_parallel(theta, X, y, f0, rows, out_scale, act, slope, loss, r):
+    for b in prange(rows.shape[0]):
+        j = rows[b]
+        r[b] = _dloss(out_scale * _forward(theta, X[j], act, slope) - f0[j], y[j], loss)
+
+
+@_jit()
+def _velocities_serial(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+    for i in range(theta.shape[0]):
+        _neuron_velocity(theta[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+
+
+@_jit(parallel=True)
+def _velocities_parallel(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+    for i in prange(theta.shape[0]):
+        _neuron_velocity(theta[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+
+
+@_jit()
+def _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask, parallel,
+           r, vel):
+    if parallel:
+        _residuals_parallel(theta, X, y, f0, rows, out_scale, act, slope, loss, r)
+        _velocities_parallel(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+    else:
+        _residuals_serial(theta, X, y, f0, rows, out_scale, act, slope, loss, r)
+        _velocities_serial(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+
+
+# --- public kernels --------------------------------------------------------------------------
+
+@_jit(parallel=True)
+def _predict_parallel(theta, X, out_scale, act, slope, out):
+    for j in prange(X.shape[0]):
+        out[j] = out_scale * _forward(theta, X[j], act, slope)
+
+
+@_jit()
+def _predict_serial(theta, X, out_scale, act, slope, out):
+    for j in range(X.shape[0]):
+        out[j] = out_scale * _forward(theta, X[j], act, slope)
+
+
+def predict(theta, X, out_scale, act, slope, parallel=True):
+    """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,)."""
+    out = np.empty(X.shape[0])
+    (_predict_parallel if parallel else _predict_serial)(theta, X, out_scale, act, slope, out)
+    return out
+
+
+def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+             parallel=True):
+    """Drift of every particle on the samples ``rows``, shape (m, d + 1)."""
+    r = np.empty(rows.shape[0])
+    vel = np.empty_like(theta)
+    _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask, parallel,
+           r, vel)
+    return vel
+
+
+@_jit()
+def advance(theta, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale, act,
+            slope, loss, lam, mask, heun, parallel, r, vel, theta_pred, vel_pred):
+    """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps.
+
+    Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
+    r (B,), vel, theta_pred, vel_pred (m, d + 1) are work buffers: nothing is allocated here.
+    """
+    m, p = theta.shape
+    noisy = noise.shape[0] > 0
+    for s in range(n_steps):
+        rows = idx[s % idx.shape[0]]
+        _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+               parallel, r, vel)
+        if heun:
+            for i in range(m):
+                for k in range(p):
+                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
+                    theta_pred[i, k] = theta[i, k] + dt * vel[i, k] + kick
+            _drift(theta_pred, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam,
+                   mask, parallel, r, vel_pred)
+            for i in range(m):
+                for k in range(p):
+                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
+                    theta[i, k] += 0.5 * dt * (vel[i, k] + vel_pred[i, k]) + kick
+        else:
+            for i in range(m):
+                for k in range(p):
+                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
+                    theta[i, k] += dt * vel[i, k] + kick

@@ -1,0 +1,367 @@
+"""Run configuration: frozen dataclasses validated on construction; TOML in, JSON out.
+
+A ``Config`` has a ``seed`` and five sections (``network``, ``init``, ``data``, ``flow``,
+``record``). Every invalid value raises :class:`~meanfield.errors.ConfigError` naming the field,
+the value and what is allowed; an unknown key suggests the closest valid one.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import numbers
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .scaling import SCALINGS
+
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear")
+LOSSES = ("squared", "logistic")
+TRAIN_MODES = ("both", "hidden", "output")
+W_LAWS = ("gaussian", "sphere")
+A_LAWS = ("gaussian", "rademacher", "zero", "balanced")
+DATA_KINDS = ("teacher", "random_labels", "none", "arrays")
+INPUT_LAWS = ("gaussian", "sphere")
+TEACHER_SIGNS = ("positive", "rademacher")
+INTEGRATORS = ("euler", "heun")
+SPACINGS = ("geometric", "linear")
+
+
+# --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
+
+def _int(name, value, low=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError.invalid(name, value, "an integer" + (f" >= {low}" if low is not None else ""))
+    if low is not None and value < low:
+        raise ConfigError.invalid(name, value, f"an integer >= {low}")
+    return int(value)
+
+
+def _float(name, value, low=None, strict=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError.invalid(name, value, "a real number")
+    value = float(value)
+    bound = "" if low is None else (f" > {low}" if strict else f" >= {low}")
+    if not math.isfinite(value):
+        raise ConfigError.invalid(name, value, "a finite real number" + bound)
+    if low is not None and (value < low or (strict and value == low)):
+        raise ConfigError.invalid(name, value, "a finite real number" + bound)
+    return value
+
+
+def _bool(name, value):
+    if not isinstance(value, bool):
+        raise ConfigError.invalid(name, value, "true or false")
+    return value
+
+
+def _choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else ""
+        raise ConfigError.invalid(name, value, "one of " + ", ".join(repr(c) for c in choices), hint)
+    return value
+
+
+class _Section:
+    """Shared behaviour of the config sections: strict construction from dicts."""
+
+    _name = ""
+
+    def _check(self, attr, checker, *args):
+        object.__setattr__(self, attr, checker(f"{self._name}.{attr}", getattr(self, attr), *args))
+
+    @classmethod
+    def from_dict(cls, values: dict, prefix: str | None = None):
+        prefix = cls._name if prefix is None else prefix
+        if not isinstance(values, dict):
+            raise ConfigError.invalid(prefix, values, f"a table of {prefix} settings")
+        names = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(str(key), names, n=1)
+                hint = f"; did you mean '{prefix}.{close[0]}'?" if close else ""
+                raise ConfigError(f"unknown key '{prefix}.{key}'{hint} Valid keys: {', '.join(names)}",
+                                  parameter=f"{prefix}.{key}", value=values[key],
+                                  allowed=", ".join(names))
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class NetworkConfig(_Section):
+    """The two-layer network f(x) = alpha s(m) sum_i a_i sigma(w_i . x) (minus f_0 if centered).
+
+    ``d`` counts every input coordinate, the constant one of ``bias`` included.
+    """
+
+    _name = "network"
+    m: int = 100
+    d: int = 2
+    activation: str = "relu"
+    scaling: str = "mean_field"
+    alpha: float = 1.0
+    centered: bool = False
+    bias: bool = False
+    train: str = "both"
+    leaky_slope: float = 0.01
+
+    def __post_init__(self):
+        self._check("m", _int, 1)
+        self._check("d", _int, 1)
+        self._check("activation", _choice, ACTIVATIONS)
+        self._check("scaling", _choice, SCALINGS)
+        self._check("alpha", _float, 0.0, True)
+        self._check("centered", _bool)
+        self._check("bias", _bool)
+        self._check("train", _choice, TRAIN_MODES)
+        self._check("leaky_slope", _float)
+        if self.bias and self.d < 2:
+            raise ConfigError.invalid("network.d", self.d, "an integer >= 2 when network.bias is true",
+                                      "d counts the constant bias coordinate")
+
+
+@dataclass(frozen=True)
+class InitConfig(_Section):
+    """Initial law of the particles, before the overall scale ``tau``.
+
+    w ~ N(0, w_scale^2 I) or uniform on the sphere of radius w_scale; a ~ N(0, a_scale^2),
+    ±a_scale, 0, or balanced (|a| = |w|, random sign). ``symmetric`` draws m/2 particles and adds
+    their mirrors (w, -a), so that the initial predictor is exactly 0.
+    """
+
+    _name = "init"
+    w_law: str = "gaussian"
+    w_scale: float = 1.0
+    a_law: str = "gaussian"
+    a_scale: float = 1.0
+    tau: float = 1.0
+    symmetric: bool = False
+
+    def __post_init__(self):
+        self._check("w_law", _choice, W_LAWS)
+        self._check("w_scale", _float, 0.0)
+        self._check("a_law", _choice, A_LAWS)
+        self._check("a_scale", _float, 0.0)
+        self._check("tau", _float, 0.0)
+        self._check("symmetric", _bool)
+
+
+@dataclass(frozen=True)
+class DataConfig(_Section):
+    """Where (x, y) come from.
+
+    ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
+    c_j = teacher_scale (or ±teacher_scale); ``random_labels``: y = ±1 at random; ``none``: no data
+    (zero risk: a pure potential + noise flow); ``arrays``: the user's (X, y), passed to
+    ``simulate``, split with ``test_fraction``. Inputs are N(0, I) or uniform on the unit sphere.
+    """
+
+    _name = "data"
+    kind: str = "teacher"
+    n: int = 100
+    n_test: int = 0
+    inputs: str = "gaussian"
+    teacher_m0: int = 3
+    teacher_activation: str = "relu"
+    teacher_scale: float = 1.0
+    teacher_signs: str = "positive"
+    label_noise: float = 0.0
+    test_fraction: float = 0.0
+
+    def __post_init__(self):
+        self._check("kind", _choice, DATA_KINDS)
+        self._check("n", _int, 1)
+        self._check("n_test", _int, 0)
+        self._check("inputs", _choice, INPUT_LAWS)
+        self._check("teacher_m0", _int, 1)
+        self._check("teacher_activation", _choice, ACTIVATIONS)
+        self._check("teacher_scale", _float)
+        self._check("teacher_signs", _choice, TEACHER_SIGNS)
+        self._check("label_noise", _float, 0.0)
+        self._check("test_fraction", _float, 0.0)
+        if self.test_fraction >= 1.0:
+            raise ConfigError.invalid("data.test_fraction", self.test_fraction, "a number in [0, 1)")
+
+
+@dataclass(frozen=True)
+class FlowConfig(_Section):
+    """The dynamics: loss, time step and horizon, weight decay ``lam``, Langevin ``temperature``.
+
+    ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
+    per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
+    uses every core Numba may use.
+    """
+
+    _name = "flow"
+    loss: str = "squared"
+    dt: float = 0.01
+    t_end: float = 1.0
+    lam: float = 0.0
+    temperature: float = 0.0
+    batch_size: int = 0
+    online: bool = False
+    integrator: str = "euler"
+    threads: int = 0
+
+    def __post_init__(self):
+        self._check("loss", _choice, LOSSES)
+        self._check("dt", _float, 0.0, True)
+        self._check("t_end", _float, 0.0, True)
+        self._check("lam", _float, 0.0)
+        self._check("temperature", _float, 0.0)
+        self._check("batch_size", _int, 0)
+        self._check("online", _bool)
+        self._check("integrator", _choice, INTEGRATORS)
+        self._check("threads", _int, 0)
+        if self.n_steps < 1:
+            raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
+        if self.online and self.batch_size < 1:
+            raise ConfigError.invalid("flow.batch_size", self.batch_size,
+                                      "an integer >= 1 when flow.online is true")
+
+    @property
+    def n_steps(self) -> int:
+        """Number of steps K, with t_k = k dt and t_K = K dt the final time."""
+        return int(round(self.t_end / self.dt))
+
+
+@dataclass(frozen=True)
+class RecordConfig(_Section):
+    """What is recorded: ``n_records`` times spaced geometrically or linearly in [0, t_end].
+
+    A run diverges when the particles become non-finite or the training risk exceeds
+    ``divergence_factor * max(1, initial risk)``.
+    """
+
+    _name = "record"
+    n_records: int = 50
+    spacing: str = "geometric"
+    snapshots: bool = True
+    divergence_factor: float = 1e6
+
+    def __post_init__(self):
+        self._check("n_records", _int, 2)
+        self._check("spacing", _choice, SPACINGS)
+        self._check("snapshots", _bool)
+        self._check("divergence_factor", _float, 1.0, True)
+
+
+_SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
+             "flow": FlowConfig, "record": RecordConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole run: ``seed`` and the five sections. ``Config.from_toml(path)`` reads a file."""
+
+    seed: int = 0
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+
+    def __post_init__(self):
+        seed = _int("seed", self.seed, 0)
+        object.__setattr__(self, "seed", seed)
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, cls.from_dict(value))
+            elif not isinstance(value, cls):
+                raise ConfigError.invalid(name, value, f"a {cls.__name__} or a table")
+        self._check_consistency()
+
+    def _check_consistency(self):
+        net, init, data, flow = self.network, self.init, self.data, self.flow
+        if init.symmetric and net.m % 2:
+            raise ConfigError.invalid("network.m", net.m, "an even integer when init.symmetric is true")
+        if flow.online and data.kind not in ("teacher",):
+            raise ConfigError.invalid("flow.online", True, "false unless data.kind = 'teacher'",
+                                      "online SGD needs a data law to sample from")
+        if flow.batch_size and data.kind == "none":
+            raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
+        if data.test_fraction and data.kind != "arrays":
+            raise ConfigError.invalid("data.test_fraction", data.test_fraction,
+                                      "0 unless data.kind = 'arrays' (use data.n_test)")
+
+    # --- construction and serialisation ----------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        if not isinstance(values, dict):
+            raise ConfigError.invalid("config", values, "a table")
+        valid = ["seed", *_SECTIONS]
+        for key in values:
+            if key not in valid:
+                close = difflib.get_close_matches(str(key), valid, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown key {key!r}{hint} Valid keys: {', '.join(valid)}",
+                                  parameter=str(key), value=values[key], allowed=", ".join(valid))
+        kwargs = {k: v for k, v in values.items() if k == "seed"}
+        for name, cls_ in _SECTIONS.items():
+            if name in values:
+                kwargs[name] = cls_.from_dict(values[name])
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path) -> "Config":
+        """Read a TOML file; syntax errors report the line, unknown keys the closest valid one."""
+        path = Path(path)
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist", parameter="path",
+                              value=str(path), allowed="an existing readable TOML file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}", parameter="path",
+                              value=str(path), allowed="an existing readable TOML file") from None
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}", parameter="path",
+                              value=str(path), allowed="a TOML file") from None
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, **{name: getattr(self, name).to_dict() for name in _SECTIONS}}
+
+    def to_toml(self) -> str:
+        lines = [f"seed = {self.seed}"]
+        for name in _SECTIONS:
+            lines.append(f"\n[{name}]")
+            for key, value in getattr(self, name).to_dict().items():
+                lines.append(f"{key} = {_toml_value(value)}")
+        return "\n".join(lines) + "\n"
+
+    def updated(self, changes: dict[str, Any] | None = None, **kwargs) -> "Config":
+        """A copy with dotted keys changed: ``cfg.updated({"network.m": 200, "seed": 3})``."""
+        values = self.to_dict()
+        for key, value in {**(changes or {}), **kwargs}.items():
+            section, _, name = key.partition(".")
+            if not name:
+                values[section] = value
+            elif section not in _SECTIONS:
+                close = difflib.get_close_matches(section, list(_SECTIONS), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"unknown section {section!r} in key {key!r}{hint}",
+                                  parameter=key, value=value, allowed=", ".join(_SECTIONS))
+            else:
+                values[section][name] = value
+        return Config.from_dict(values)
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf")
+    return str(value)

@@ -1,0 +1,137 @@
+"""The network and its particle velocities in plain NumPy: readable, and the tests' oracle.
+
+Shapes: ``theta`` (m, d + 1) with columns [w | a]; ``X`` (n, d); ``y`` (n,); ``f0`` (n,) or None.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf, expit
+
+from .config import FlowConfig, NetworkConfig
+from .scaling import output_scale, time_factor
+
+
+def activation(name: str, z: np.ndarray, leaky_slope: float = 0.01) -> np.ndarray:
+    """sigma(z), elementwise."""
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, leaky_slope * z)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "sigmoid":
+        return expit(z)
+    if name == "erf":
+        return erf(z)
+    if name == "softplus":
+        return np.logaddexp(0.0, z)
+    if name == "quadratic":
+        return z * z
+    if name == "linear":
+        return np.asarray(z, dtype=float).copy()
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def activation_derivative(name: str, z: np.ndarray, leaky_slope: float = 0.01) -> np.ndarray:
+    """sigma'(z), elementwise (ReLU: 0 at z = 0)."""
+    if name == "relu":
+        return (z > 0).astype(float)
+    if name == "leaky_relu":
+        return np.where(z > 0, 1.0, leaky_slope)
+    if name == "tanh":
+        return 1.0 - np.tanh(z) ** 2
+    if name == "sigmoid":
+        s = expit(z)
+        return s * (1.0 - s)
+    if name == "erf":
+        return 2.0 / np.sqrt(np.pi) * np.exp(-z * z)
+    if name == "softplus":
+        return expit(z)
+    if name == "quadratic":
+        return 2.0 * z
+    if name == "linear":
+        return np.ones_like(z, dtype=float)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def loss(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pointwise loss: squared (f - y)^2 / 2, logistic log(1 + exp(-y f))."""
+    if name == "squared":
+        return 0.5 * (f - y) ** 2
+    if name == "logistic":
+        return np.logaddexp(0.0, -y * f)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def loss_derivative(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """d loss / d f."""
+    if name == "squared":
+        return f - y
+    if name == "logistic":
+        return -y * expit(-y * f)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def predict(theta: np.ndarray, X: np.ndarray, network: NetworkConfig, f0=None) -> np.ndarray:
+    """f(x_j) = alpha s(m) sum_i a_i sigma(w_i . x_j) - f0_j, shape (n,)."""
+    d = X.shape[1]
+    W, a = theta[:, :d], theta[:, d]
+    features = activation(network.activation, X @ W.T, network.leaky_slope)     # (n, m)
+    f = output_scale(theta.shape[0], network.scaling, network.alpha) * (features @ a)
+    return f if f0 is None else f - f0
+
+
+def risk(theta, X, y, network: NetworkConfig, loss_name: str, f0=None) -> float:
+    """Empirical risk mean_j loss(f(x_j), y_j); 0 for an empty data set."""
+    if len(y) == 0:
+        return 0.0
+    return float(np.mean(loss(loss_name, predict(theta, X, network, f0), y)))
+
+
+def train_mask(train: str, d: int) -> np.ndarray:
+    """1 for the coordinates of theta that move, 0 for the frozen ones, shape (d + 1,)."""
+    mask = np.ones(d + 1)
+    if train == "hidden":
+        mask[d] = 0.0
+    elif train == "output":
+        mask[:d] = 0.0
+    return mask
+
+
+def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None) -> np.ndarray:
+    """grad_{theta_i} R for every particle, shape (m, d + 1)."""
+    m, p = theta.shape
+    d = p - 1
+    if len(y) == 0:
+        return np.zeros_like(theta)
+    W, a = theta[:, :d], theta[:, d]
+    Z = X @ W.T                                                                   # (n, m)
+    r = loss_derivative(loss_name, predict(theta, X, network, f0), y)            # (n,)
+    scale = output_scale(m, network.scaling, network.alpha) / len(y)
+    grad_a = scale * activation(network.activation, Z, network.leaky_slope).T @ r
+    slope = activation_derivative(network.activation, Z, network.leaky_slope)    # (n, m)
+    grad_W = scale * a[:, None] * ((slope * r[:, None]).T @ X)
+    return np.hstack([grad_W, grad_a[:, None]])
+
+
+def velocity(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None) -> np.ndarray:
+    """Drift of every particle (no noise), shape (m, d + 1):
+
+    v_i = mask * ( - grad_{theta_i} R / (alpha^2 m s(m)^2) - lam theta_i ).
+    """
+    m, p = theta.shape
+    factor = time_factor(m, network.scaling, network.alpha)
+    v = -factor * risk_gradient(theta, X, y, network, flow.loss, f0) - flow.lam * theta
+    return v * train_mask(network.train, p - 1)
+
+
+def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None) -> float:
+    """The Lyapunov function of the noiseless flow, J = R + lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2.
+
+    The drift is v_i = -(1 / (alpha^2 m s(m)^2)) grad_{theta_i} J; in the mean-field regime with
+    alpha = 1, J = R + lam mean_i |theta_i|^2 / 2 (the regularised risk of the measure).
+    """
+    m, p = theta.shape
+    penalty = 0.5 * np.sum((theta * train_mask(network.train, p - 1)) ** 2)
+    return risk(theta, X, y, network, flow.loss, f0) + flow.lam * penalty / time_factor(
+        m, network.scaling, network.alpha)

@@ -1,0 +1,98 @@
+"""What is recorded along a run. Each observable is a scalar function of the particles.
+
+- ``train_risk``, ``test_risk``: mean loss on the training / test samples (test: NaN if none);
+- ``objective``: the Lyapunov function J = R + lam alpha^2 m s(m)^2 sum_i |theta_i|^2 / 2 of the
+  noiseless flow (see ``model.objective``);
+- ``displacement_mean``, ``displacement_max``: mean and max over i of |theta_i(t) - theta_i(0)|;
+- ``balance_drift``: max_i |(a_i^2 - |w_i|^2)(t) - (a_i^2 - |w_i|^2)(0)|, conserved by the
+  noiseless, unregularised flow of a 1-homogeneous activation (ReLU, leaky ReLU, linear);
+- ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernels, model
+from .config import ACTIVATIONS, LOSSES, Config
+from .scaling import output_scale, time_factor
+
+NAMES = ("train_risk", "test_risk", "objective", "displacement_mean", "displacement_max",
+         "balance_drift", "predictor_norm")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A run's fixed inputs in kernel form: arrays C-contiguous float64, codes and scale factors."""
+
+    cfg: Config
+    X: np.ndarray
+    y: np.ndarray
+    f0: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    f0_test: np.ndarray
+    theta0: np.ndarray
+
+    @property
+    def out_scale(self) -> float:
+        net = self.cfg.network
+        return output_scale(net.m, net.scaling, net.alpha)
+
+    @property
+    def vel_scale(self) -> float:
+        """time_factor * out_scale = 1 / (alpha m s(m)): the kernels' velocity prefactor."""
+        net = self.cfg.network
+        return time_factor(net.m, net.scaling, net.alpha) * self.out_scale
+
+    @property
+    def act(self) -> int:
+        return ACTIVATIONS.index(self.cfg.network.activation)
+
+    @property
+    def loss(self) -> int:
+        return LOSSES.index(self.cfg.flow.loss)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return model.train_mask(self.cfg.network.train, self.cfg.network.d)
+
+    def predict(self, theta, X, f0) -> np.ndarray:
+        """The (centered) predictor on the rows of X, shape (n,)."""
+        net = self.cfg.network
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope) - f0
+
+    def risk(self, theta, X, y, f0) -> float:
+        if len(y) == 0:
+            return 0.0
+        return float(np.mean(model.loss(self.cfg.flow.loss, self.predict(theta, X, f0), y)))
+
+
+def balance(theta: np.ndarray) -> np.ndarray:
+    """a_i^2 - |w_i|^2 for every particle, shape (m,)."""
+    return theta[:, -1] ** 2 - np.sum(theta[:, :-1] ** 2, axis=1)
+
+
+def compute(problem: Problem, theta: np.ndarray) -> dict[str, float]:
+    """Every observable of NAMES at the particles ``theta``."""
+    cfg = problem.cfg
+    net = cfg.network
+    train_pred = problem.predict(theta, problem.X, problem.f0)
+    train_risk = (float(np.mean(model.loss(cfg.flow.loss, train_pred, problem.y)))
+                  if len(problem.y) else 0.0)
+    test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
+                 if len(problem.y_test) else float("nan"))
+    penalty = 0.5 * float(np.sum((theta * problem.mask) ** 2))
+    objective = train_risk + cfg.flow.lam * penalty / time_factor(net.m, net.scaling, net.alpha)
+    moved = np.linalg.norm(theta - problem.theta0, axis=1)
+    drift = np.abs(balance(theta) - balance(problem.theta0))
+    return {
+        "train_risk": train_risk,
+        "test_risk": test_risk,
+        "objective": objective,
+        "displacement_mean": float(moved.mean()),
+        "displacement_max": float(moved.max()),
+        "balance_drift": float(drift.max()),
+        "predictor_norm": float(np.sqrt(np.mean(train_pred ** 2))) if len(train_pred) else 0.0,
+    }

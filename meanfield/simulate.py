@@ -1,0 +1,218 @@
+"""The controller: validate, schedule, draw noise and minibatches, call the kernels, record.
+
+The time loop runs in Python at record granularity; inside each record interval one compiled
+``advance`` call moves the particles by many steps (in chunks bounded in memory). All randomness
+comes from one seed expanded with ``numpy.random.SeedSequence`` into independent streams (data,
+initialisation, noise, minibatches), drawn here and passed to the kernels, so a run is identical
+whatever the thread count.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import _kernels
+from .config import Config
+from .data import make_data, sample_inputs, teacher_labels
+from .errors import ConfigError, DivergenceError
+from .init import initial_particles
+from .observables import NAMES, Problem, compute
+from .results import Result
+
+CHUNK_BYTES = 32 * 2**20   # memory for the noise and samples drawn at once
+
+
+def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
+    """Steps at which the state is recorded: 0, ..., n_steps (geometric or linear, unique)."""
+    if spacing == "linear":
+        steps = np.linspace(0, n_steps, n_records)
+    else:
+        steps = np.concatenate([[0], np.geomspace(1, n_steps, n_records - 1)])
+    return np.unique(np.round(steps).astype(np.int64))
+
+
+def simulate(cfg: Config, data=None, progress=None, throw: bool = True) -> Result:
+    """Run the particle flow described by ``cfg``.
+
+    data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
+    progress: True / False to show a tqdm bar or not; None shows it on long runs in a terminal.
+    throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
+    with throw=False return the partial result with status "diverged".
+    """
+    if not isinstance(cfg, Config):
+        raise ConfigError.invalid("cfg", type(cfg).__name__, "a meanfield.Config")
+    if data is not None and cfg.data.kind != "arrays":
+        cfg = cfg.updated({"data.kind": "arrays"})
+    _check_threads(cfg)
+    _check_memory(cfg, data)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(4)
+    rng_data, rng_init, rng_noise, rng_batch = (np.random.default_rng(s) for s in seeds)
+    dataset = make_data(cfg, rng_data, data)
+    if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
+        raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
+                                  f"0 (full batch) or at most the {len(dataset.y)} training samples")
+    theta0 = initial_particles(cfg.network, cfg.init, rng_init)
+    problem = _problem(cfg, dataset, theta0)
+    return _run(problem, dataset, rng_noise, rng_batch, progress, throw)
+
+
+def _problem(cfg, dataset, theta0) -> Problem:
+    """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0)."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64)
+              for a in (dataset.X, dataset.y, dataset.X_test, dataset.y_test)]
+    X, y, X_test, y_test = arrays
+    zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0)
+    if not cfg.network.centered:
+        return zeros
+    return Problem(cfg, X, y, zeros.predict(theta0, X, zeros.f0), X_test, y_test,
+                   zeros.predict(theta0, X_test, zeros.f0_test), theta0)
+
+
+def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Result:
+    cfg = problem.cfg
+    net, flow = cfg.network, cfg.flow
+    m, p = problem.theta0.shape
+    threads = _kernels.set_threads(flow.threads)
+    steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
+    theta = problem.theta0.copy()
+    batch = flow.batch_size or len(problem.y)
+    buffers = (np.empty(batch), np.empty((m, p)), np.empty((m, p)), np.empty((m, p)))
+    noisy = flow.temperature > 0
+    per_step = (m * p * 8 * noisy + (batch * (net.d + 2) * 8 if flow.online else 0)
+                + (len(problem.y) * 8 if flow.batch_size and not flow.online else 0))
+    chunk = max(1, CHUNK_BYTES // max(per_step, 1))
+    full_rows = np.arange(len(problem.y), dtype=np.int64)[None, :]
+
+    tic = time.perf_counter()
+    _advance(problem, theta.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
+             np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
+    compile_seconds = time.perf_counter() - tic
+
+    records = [compute(problem, theta)]
+    snapshots = [theta.copy()] if cfg.record.snapshots else None
+    status, message = "completed", ""
+    risk_limit = cfg.record.divergence_factor * max(1.0, records[0]["train_risk"])
+    bar = _progress_bar(progress, cfg)
+    tic = time.perf_counter()
+    done = 0
+    for target in steps[1:]:
+        while done < target:
+            k = int(min(chunk, target - done))
+            X, y, f0, idx = _samples(problem, dataset, k, full_rows, rng_batch)
+            noise = rng_noise.standard_normal((k, m, p)) if noisy else np.zeros((0, 0, 0))
+            scale = np.full(k, math.sqrt(2.0 * flow.temperature * flow.dt))
+            _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
+            done += k
+            if bar is not None:
+                bar.update(k)
+        records.append(compute(problem, theta))
+        if snapshots is not None:
+            snapshots.append(theta.copy())
+        risk = records[-1]["train_risk"]
+        if not (np.all(np.isfinite(theta)) and math.isfinite(risk)) or risk > risk_limit:
+            status = "diverged"
+            message = (f"run diverged at t = {done * flow.dt:.6g} (step {done}): "
+                       + ("particles or risk not finite" if not math.isfinite(risk) or not np.all(np.isfinite(theta))
+                          else f"training risk {risk:.3g} > {risk_limit:.3g}")
+                       + f"; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
+            break
+    if bar is not None:
+        bar.close()
+    run_seconds = time.perf_counter() - tic
+    n_rec = len(records)
+    result = Result(
+        config=cfg, t=steps[:n_rec] * flow.dt,
+        observables={name: np.array([r[name] for r in records]) for name in NAMES},
+        snapshots=np.array(snapshots) if snapshots is not None else None,
+        theta=theta, theta0=problem.theta0, status=status, message=message,
+        stats={"steps": int(done), "compile_seconds": compile_seconds, "run_seconds": run_seconds,
+               "threads": threads, "n_train": len(problem.y), "n_test": len(problem.y_test)})
+    if status == "diverged" and throw:
+        raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt",
+                              value=flow.dt, allowed="a smaller time step")
+    return result
+
+
+def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
+    cfg = problem.cfg
+    _kernels.advance(theta, X, y, f0, idx, noise, scale, k, cfg.flow.dt, problem.out_scale,
+                     problem.vel_scale, problem.act, cfg.network.leaky_slope, problem.loss,
+                     cfg.flow.lam, problem.mask, cfg.flow.integrator == "heun", True, *buffers)
+
+
+def _samples(problem, dataset, k, full_rows, rng_batch):
+    """(X, y, f0, idx) for the next k steps: full batch, minibatches, or fresh online samples."""
+    flow = problem.cfg.flow
+    B = flow.batch_size
+    if flow.online:
+        X = sample_inputs(k * B, problem.cfg, rng_batch)
+        y = teacher_labels(dataset.teacher, X, problem.cfg, rng_batch)
+        f0 = (problem.predict(problem.theta0, X, np.zeros(len(y))) if problem.cfg.network.centered
+              else np.zeros(len(y)))
+        return X, y, f0, np.arange(k * B, dtype=np.int64).reshape(k, B)
+    if B:
+        n = len(problem.y)
+        idx = rng_batch.permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (k, n)), axis=1)[:, :B]
+        return problem.X, problem.y, problem.f0, np.ascontiguousarray(idx)
+    return problem.X, problem.y, problem.f0, full_rows
+
+
+def _progress_bar(progress, cfg):
+    net, flow = cfg.network, cfg.flow
+    if progress is None:
+        work = flow.n_steps * net.m * max(cfg.data.n, 1) * net.d
+        progress = work > 3e10 and sys.stderr.isatty()
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=flow.n_steps, unit="step", desc="meanfield", leave=False)
+
+
+def _check_threads(cfg):
+    limit = _kernels.max_threads()
+    if cfg.flow.threads > limit:
+        raise ConfigError.invalid("flow.threads", cfg.flow.threads,
+                                  f"0 (all) or at most {limit}, the Numba thread limit")
+
+
+def estimated_bytes(cfg: Config, data=None) -> int:
+    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes."""
+    net, rec = cfg.network, cfg.record
+    p = net.d + 1
+    n = len(data[1]) if data is not None and hasattr(data[1], "__len__") else cfg.data.n + cfg.data.n_test
+    if cfg.data.kind == "none":
+        n = 0
+    n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
+    particles = net.m * p * 8
+    snapshots = n_records * particles if rec.snapshots else 0
+    return int(n * (p + 2) * 8 + 6 * particles + snapshots + CHUNK_BYTES)
+
+
+def available_bytes() -> int:
+    """Memory this machine can still give (MemAvailable), or a large number if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def _check_memory(cfg: Config, data):
+    need, have = estimated_bytes(cfg, data), available_bytes()
+    if need > have:
+        raise ConfigError(
+            f"this run needs about {need / 2**30:.3g} GiB (particles {cfg.network.m} x "
+            f"{cfg.network.d + 1}, snapshots={cfg.record.snapshots}, {cfg.record.n_records} records) "
+            f"but only {have / 2**30:.3g} GiB are available: reduce network.m or record.n_records, "
+            "or set record.snapshots = false", parameter="network.m", value=cfg.network.m,
+            allowed=f"a run that fits in {have / 2**30:.3g} GiB")
