@@ -59,14 +59,7 @@ def teacher_labels(teacher: np.ndarray, X: np.ndarray, cfg: Config, rng: np.rand
 def make_data(cfg: Config, rng: np.random.Generator, arrays=None) -> Dataset:
     """The run's data: generated from ``cfg.data`` or, with ``arrays=(X, y)``, the user's own."""
     if arrays is not None:
-        X, y = validate_arrays(arrays, cfg)
-        n_test = int(round(cfg.data.test_fraction * len(y)))
-        order = rng.permutation(len(y))
-        test, train = order[:n_test], order[n_test:]
-        if len(train) == 0:
-            raise DataError.invalid("data.test_fraction", cfg.data.test_fraction,
-                                    "a fraction that leaves at least one training sample")
-        return Dataset(X[train], y[train], X[test], y[test])
+        return split_arrays(validate_arrays(arrays, cfg), cfg, rng)
     d = cfg.network.d
     if cfg.data.kind == "none":
         empty = np.zeros((0, d))
@@ -83,6 +76,18 @@ def make_data(cfg: Config, rng: np.random.Generator, arrays=None) -> Dataset:
         teacher = None
         y = rng.choice([-1.0, 1.0], size=n + n_test)
     return Dataset(X[:n], y[:n], X[n:], y[n:], teacher)
+
+
+def split_arrays(arrays, cfg: Config, rng: np.random.Generator) -> Dataset:
+    """Split validated arrays (X, y) at random into train and test by ``data.test_fraction``."""
+    X, y = arrays
+    n_test = int(round(cfg.data.test_fraction * len(y)))
+    order = rng.permutation(len(y))
+    test, train = order[:n_test], order[n_test:]
+    if len(train) == 0:
+        raise DataError.invalid("data.test_fraction", cfg.data.test_fraction,
+                                "a fraction that leaves at least one training sample")
+    return Dataset(X[train], y[train], X[test], y[test])
 
 
 def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:

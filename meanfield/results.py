@@ -64,7 +64,7 @@ class Result:
         with atomic_write(folder / ARRAYS) as handle:
             np.savez(handle, **arrays)
         with atomic_write(folder / MANIFEST) as handle:
-            handle.write(json.dumps(manifest, indent=2, default=_json_default).encode())
+            handle.write(json.dumps(manifest, indent=2, default=json_default).encode())
         return folder
 
     @classmethod
@@ -147,9 +147,12 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _json_default(value):
+def json_default(value):
+    """``default=`` for json.dumps: NumPy scalars and arrays, and objects with ``to_dict``."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
     raise TypeError(f"cannot write {type(value).__name__} to JSON")

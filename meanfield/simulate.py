@@ -17,8 +17,8 @@ import numpy as np
 
 from . import _kernels
 from .config import Config
-from .data import make_data, sample_inputs, teacher_labels
-from .errors import ConfigError, DivergenceError
+from .data import make_data, sample_inputs, split_arrays, teacher_labels, validate_arrays
+from .errors import ConfigError, DataError, DivergenceError
 from .init import initial_particles
 from .observables import NAMES, Problem, compute
 from .results import Result
@@ -35,29 +35,46 @@ def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
     return np.unique(np.round(steps).astype(np.int64))
 
 
-def simulate(cfg: Config, data=None, progress=None, throw: bool = True) -> Result:
+def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None) -> Result:
     """Run the particle flow described by ``cfg``.
 
     data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
+    theta0: initial particles (m, d + 1) to use instead of drawing them from ``cfg.init``.
     progress: True / False to show a tqdm bar or not; None shows it on long runs in a terminal.
     throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
     with throw=False return the partial result with status "diverged".
     """
     if not isinstance(cfg, Config):
         raise ConfigError.invalid("cfg", type(cfg).__name__, "a meanfield.Config")
-    if data is not None and cfg.data.kind != "arrays":
-        cfg = cfg.updated({"data.kind": "arrays"})
+    if data is not None:
+        data = validate_arrays(data, cfg)
+        if cfg.data.kind != "arrays":
+            cfg = cfg.updated({"data.kind": "arrays"})
     _check_threads(cfg)
     _check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     rng_data, rng_init, rng_noise, rng_batch = (np.random.default_rng(s) for s in seeds)
-    dataset = make_data(cfg, rng_data, data)
+    dataset = make_data(cfg, rng_data) if data is None else split_arrays(data, cfg, rng_data)
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
-    theta0 = initial_particles(cfg.network, cfg.init, rng_init)
+    if theta0 is None:
+        theta0 = initial_particles(cfg.network, cfg.init, rng_init)
+    else:
+        theta0 = _checked_particles(theta0, cfg)
     problem = _problem(cfg, dataset, theta0)
     return _run(problem, dataset, rng_noise, rng_batch, progress, throw)
+
+
+def _checked_particles(theta0, cfg) -> np.ndarray:
+    shape = (cfg.network.m, cfg.network.d + 1)
+    theta0 = np.asarray(theta0)
+    if theta0.dtype.kind not in "biuf" or theta0.shape != shape:
+        raise DataError.invalid("theta0", f"array of shape {theta0.shape} and dtype {theta0.dtype}",
+                                f"a real array of shape (network.m, network.d + 1) = {shape}")
+    if not np.all(np.isfinite(theta0)):
+        raise DataError.invalid("theta0", "non-finite values", "finite values only")
+    return np.array(theta0, dtype=np.float64, order="C")
 
 
 def _problem(cfg, dataset, theta0) -> Problem:
@@ -180,10 +197,12 @@ def _check_threads(cfg):
 
 
 def estimated_bytes(cfg: Config, data=None) -> int:
-    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes."""
+    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes.
+
+    data: None or the validated user arrays (X, y)."""
     net, rec = cfg.network, cfg.record
     p = net.d + 1
-    n = len(data[1]) if data is not None and hasattr(data[1], "__len__") else cfg.data.n + cfg.data.n_test
+    n = len(data[1]) if data is not None else cfg.data.n + cfg.data.n_test
     if cfg.data.kind == "none":
         n = 0
     n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))

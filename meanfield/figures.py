@@ -1,0 +1,131 @@
+"""The figure pipeline: scenario scripts in ``scenarios/`` -> ``figures/NAME.png`` + ``NAME.json``.
+
+A scenario script's docstring starts with its one-line claim and has a ``Source:`` line naming
+the paper. It defines ``run(quick, out) -> (figure, record)`` and ends with
+``if __name__ == "__main__": scenario_main(__file__, run)``. ``record`` holds the key numbers
+shown in the figure (fitted slopes, configs, seeds); the sidecar adds versions and run time.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+from .results import atomic_write, json_default, versions
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: Path
+    claim: str
+    source: str
+
+
+def scenario_folder(folder=None) -> Path:
+    path = Path(folder) if folder else CHECKOUT / "scenarios"
+    if not path.is_dir():
+        raise ConfigError(f"scenario folder {str(path)!r} not found: run from a meanfield checkout "
+                          "or pass --scenarios DIR", parameter="--scenarios", value=str(path),
+                          allowed="a folder of scenario scripts")
+    return path
+
+
+def list_scenarios(folder=None) -> list[Scenario]:
+    """Every scenario script (``*.py`` with a docstring) in the folder, by name."""
+    out = []
+    for path in sorted(scenario_folder(folder).glob("*.py")):
+        doc = ast.get_docstring(ast.parse(path.read_text()))
+        if not doc or path.name.startswith("_"):
+            continue
+        lines = doc.strip().splitlines()
+        source = next((line.split(":", 1)[1].strip() for line in lines
+                       if line.lower().startswith("source:")), "")
+        out.append(Scenario(path.stem, path, lines[0].strip(), source))
+    return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    status: str
+    seconds: float
+    detail: str = ""
+
+
+def run_scenarios(names, quick=False, folder=None, out=None, echo=print) -> list[Outcome]:
+    """Run scenarios (all if ``names`` is empty), each in its own headless subprocess."""
+    available = {s.name: s for s in list_scenarios(folder)}
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ConfigError.invalid("NAME", unknown[0], "one of " + ", ".join(sorted(available)))
+    out_dir = Path(out) if out else CHECKOUT / "figures"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    outcomes = []
+    for name in names or list(available):
+        command = [sys.executable, str(available[name].path), "--out", str(out_dir)]
+        if quick:
+            command.append("--quick")
+        tic = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        seconds = time.perf_counter() - tic
+        status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+        detail = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or [""])[-1]
+        outcomes.append(Outcome(name, status, seconds, detail))
+        echo(f"{name:24s} {status:18s} {seconds:7.1f} s  {detail}")
+    if not quick and not out and not names:
+        write_table(list(available.values()), out_dir, CHECKOUT / "scenarios" / "README.md")
+    return outcomes
+
+
+def write_table(scenarios, figures_dir: Path, path: Path):
+    """scenarios/README.md: figure, claim, source paper, full-mode run time (from the sidecars)."""
+    rows = ["# Scenarios", "",
+            "One script per figure; `meanfield figures` regenerates them all (`--quick` for small "
+            "sizes). Run times are full mode on the 2-core reference machine.", "",
+            "| figure | claim | source | full-mode run time |", "|---|---|---|---|"]
+    for s in scenarios:
+        sidecar = figures_dir / f"{s.name}.json"
+        seconds = json.loads(sidecar.read_text()).get("run_seconds") if sidecar.exists() else None
+        when = f"{seconds:.0f} s" if seconds is not None else "not run"
+        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {s.claim} | {s.source} | {when} |")
+    with atomic_write(path) as handle:
+        handle.write(("\n".join(rows) + "\n").encode())
+
+
+def scenario_main(script, run):
+    """Command-line entry of a scenario script: ``python scenarios/NAME.py [--quick] [--out DIR]``."""
+    name = Path(script).stem
+    args = argparse.ArgumentParser(description=f"scenario {name}")
+    args.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    args.add_argument("--out", default=str(CHECKOUT / "figures"), help="figure folder")
+    args = args.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tic = time.perf_counter()
+    figure, record = run(args.quick, out)
+    seconds = time.perf_counter() - tic
+    save_figure(figure, out / f"{name}.png")
+    doc = ast.get_docstring(ast.parse(Path(script).read_text())) or ""
+    sidecar = {"name": name, "claim": doc.strip().splitlines()[0] if doc else "",
+               "quick": args.quick, **record, "versions": versions(), "run_seconds": seconds}
+    with atomic_write(out / f"{name}.json") as handle:
+        handle.write(json.dumps(sidecar, indent=2, default=json_default).encode())
+    print(f"{name}: wrote {out / (name + '.png')} in {seconds:.1f} s")
+
+
+def save_figure(figure, path: Path):
+    """PNG with no timestamp or software metadata, so it is byte-stable across runs."""
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110, metadata={"Software": None})
+

@@ -1,0 +1,49 @@
+"""The command line: exit codes 0 / 2 / 3, one-line errors, results on disk, never overwritten."""
+import subprocess
+import sys
+from pathlib import Path
+
+import meanfield as mf
+from meanfield.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_run_saves_a_loadable_result(tmp_path, capsys):
+    config = write(tmp_path, "[network]\nm = 6\n[flow]\ndt = 0.1\nt_end = 1.0\n[record]\nn_records = 4\n")
+    assert main(["run", config, "--out", str(tmp_path / "out")]) == 0
+    assert "completed" in capsys.readouterr().out
+    assert mf.Result.load(tmp_path / "out").config.network.m == 6
+    assert main(["run", config, "--out", str(tmp_path / "out")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["run", config, "--out", str(tmp_path / "out"), "--force"]) == 0
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
+    config = write(tmp_path, "[network]\nactivaton = 'relu'\n")
+    assert main(["run", config, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "did you mean 'network.activation'" in err
+
+
+def test_divergence_exits_3_and_keeps_the_partial_result(tmp_path, capsys):
+    config = write(tmp_path, "[network]\nm = 20\nd = 3\nactivation = 'quadratic'\n[init]\ntau = 3.0\n"
+                             "[flow]\ndt = 5.0\nt_end = 500.0\n")
+    assert main(["run", config, "--out", str(tmp_path / "o")]) == 3
+    assert "diverged at t =" in capsys.readouterr().err
+    assert mf.Result.load(tmp_path / "o").status == "diverged"
+
+
+def test_console_script_runs_the_example_config(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "run",
+                           str(ROOT / "scenarios/configs/teacher_student.toml"), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = mf.Result.load(tmp_path / "r")
+    assert result.observables["train_risk"][-1] < 0.1 * result.observables["train_risk"][0]

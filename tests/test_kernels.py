@@ -1,0 +1,103 @@
+"""Every compiled kernel equals its NumPy twin in model.py; the twin's gradients equal finite differences."""
+import itertools
+
+import numpy as np
+import pytest
+
+from meanfield import _kernels, model
+from meanfield.config import ACTIVATIONS, LOSSES, FlowConfig, NetworkConfig
+from meanfield.scaling import output_scale, time_factor
+
+M, D, N = 7, 3, 11
+
+
+@pytest.fixture
+def problem(rng):
+    theta = rng.standard_normal((M, D + 1))
+    X = rng.standard_normal((N, D))
+    y = np.where(rng.standard_normal(N) > 0, 1.0, -1.0)
+    f0 = 0.1 * rng.standard_normal(N)
+    return theta, X, y, f0
+
+
+def kernel_args(net, flow):
+    os_ = output_scale(net.m, net.scaling, net.alpha)
+    return (os_, os_ * time_factor(net.m, net.scaling, net.alpha), ACTIVATIONS.index(net.activation),
+            net.leaky_slope, LOSSES.index(flow.loss), flow.lam, model.train_mask(net.train, net.d))
+
+
+@pytest.mark.parametrize("activation,loss", itertools.product(ACTIVATIONS, LOSSES))
+def test_velocity_kernel_equals_numpy_twin(problem, activation, loss):
+    theta, X, y, f0 = problem
+    rows = np.arange(N)
+    for scaling, train, alpha in itertools.product(("mean_field", "lazy"), ("both", "hidden", "output"), (1.0, 2.5)):
+        net = NetworkConfig(m=M, d=D, activation=activation, scaling=scaling, alpha=alpha, train=train)
+        flow = FlowConfig(loss=loss, lam=0.3)
+        expected = model.velocity(theta, X, y, net, flow, f0)
+        os_, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
+        serial = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask, parallel=False)
+        parallel = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask, parallel=True)
+        np.testing.assert_allclose(serial, expected, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(parallel, serial, rtol=1e-13, atol=1e-15)
+        f = _kernels.predict(theta, X, os_, act, slope)
+        np.testing.assert_allclose(f, model.predict(theta, X, net), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(_kernels.predict(theta, X, os_, act, slope, parallel=False), f, rtol=1e-13)
+
+
+@pytest.mark.parametrize("activation,loss", itertools.product(ACTIVATIONS, LOSSES))
+def test_risk_gradient_equals_central_differences(problem, activation, loss):
+    theta, X, y, f0 = problem
+    net = NetworkConfig(m=M, d=D, activation=activation, scaling="lazy", alpha=1.7)
+    grad = model.risk_gradient(theta, X, y, net, loss, f0)
+    h = 1e-6
+    numeric = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        step = np.zeros_like(theta)
+        step[idx] = h
+        numeric[idx] = (model.risk(theta + step, X, y, net, loss, f0)
+                        - model.risk(theta - step, X, y, net, loss, f0)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_activation_derivatives_equal_central_differences():
+    z = np.linspace(-3.1, 2.9, 41)          # avoids the kinks at 0
+    h = 1e-6
+    for name in ACTIVATIONS:
+        numeric = (model.activation(name, z + h) - model.activation(name, z - h)) / (2 * h)
+        np.testing.assert_allclose(model.activation_derivative(name, z), numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_velocity_is_minus_time_factor_gradient_minus_decay(problem):
+    theta, X, y, f0 = problem
+    for scaling in ("mean_field", "lazy"):
+        net = NetworkConfig(m=M, d=D, activation="tanh", scaling=scaling, alpha=3.0)
+        flow = FlowConfig(lam=0.25)
+        expected = -time_factor(M, scaling, 3.0) * model.risk_gradient(theta, X, y, net, "squared", f0) - 0.25 * theta
+        np.testing.assert_allclose(model.velocity(theta, X, y, net, flow, f0), expected, rtol=1e-12)
+    assert time_factor(M, "mean_field", 3.0) == pytest.approx(M / 9.0)
+    assert time_factor(M, "lazy", 3.0) == pytest.approx(1 / 9.0)
+
+
+@pytest.mark.parametrize("heun", [False, True])
+def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun):
+    theta, X, y, f0 = problem
+    net = NetworkConfig(m=M, d=D, activation="softplus", scaling="mean_field", alpha=1.5, train="both")
+    flow = FlowConfig(loss="logistic", lam=0.2, dt=0.05)
+    k, B = 6, 4
+    idx = np.stack([rng.permutation(N)[:B] for _ in range(k)])
+    noise = rng.standard_normal((k, M, D + 1))
+    scale = np.full(k, np.sqrt(2 * 0.1 * flow.dt))
+    os_, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
+    expected = theta.copy()
+    for s in range(k):
+        rows = idx[s]
+        v = model.velocity(expected, X[rows], y[rows], net, flow, f0[rows])
+        if heun:
+            pred = expected + flow.dt * v + scale[s] * noise[s]
+            v = 0.5 * (v + model.velocity(pred, X[rows], y[rows], net, flow, f0[rows]))
+        expected = expected + flow.dt * v + scale[s] * noise[s]
+    got = theta.copy()
+    buffers = (np.empty(B), np.empty_like(theta), np.empty_like(theta), np.empty_like(theta))
+    _kernels.advance(got, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, loss_code,
+                     lam, mask, heun, True, *buffers)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
