@@ -26,7 +26,7 @@ def kernel_args(net, flow):
             net.leaky_slope, LOSSES.index(flow.loss), flow.lam, model.train_mask(net.train, net.d))
 
 
-@pytest.mark.parametrize("activation,loss", itertools.product(ACTIVATIONS, LOSSES))
+@pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
 def test_velocity_kernel_equals_numpy_twin(problem, activation, loss):
     theta, X, y, f0 = problem
     rows = np.arange(N)
@@ -44,7 +44,7 @@ def test_velocity_kernel_equals_numpy_twin(problem, activation, loss):
         np.testing.assert_allclose(_kernels.predict(theta, X, os_, act, slope, parallel=False), f, rtol=1e-13)
 
 
-@pytest.mark.parametrize("activation,loss", itertools.product(ACTIVATIONS, LOSSES))
+@pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
 def test_risk_gradient_equals_central_differences(problem, activation, loss):
     theta, X, y, f0 = problem
     net = NetworkConfig(m=M, d=D, activation=activation, scaling="lazy", alpha=1.7)
