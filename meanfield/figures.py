@@ -3,7 +3,8 @@
 A scenario script's docstring starts with its one-line claim and has a ``Source:`` line naming
 the paper. It defines ``run(quick, out) -> (figure, record)`` and ends with
 ``if __name__ == "__main__": scenario_main(__file__, run)``. ``record`` holds the key numbers
-shown in the figure (fitted slopes, configs, seeds); the sidecar adds versions and run time.
+shown in the figure: it must have the keys of RECORD_KEYS (``seed``, ``config`` and ``numbers``, fitted
+slopes among them); the sidecar adds name, claim, quick, versions and run time.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .errors import ConfigError
 from .results import atomic_write, json_default, versions
 
 CHECKOUT = Path(__file__).resolve().parent.parent
+RECORD_KEYS = ("seed", "config", "numbers")
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,13 @@ def list_scenarios(folder=None) -> list[Scenario]:
         lines = doc.strip().splitlines()
         source = next((line.split(":", 1)[1].strip() for line in lines
                        if line.lower().startswith("source:")), "")
-        out.append(Scenario(path.stem, path, lines[0].strip(), source))
+        out.append(Scenario(path.stem, path, claim(doc), source))
     return out
+
+
+def claim(docstring: str) -> str:
+    """A scenario's claim: the first paragraph of its docstring, on one line."""
+    return " ".join(docstring.strip().split("\n\n", 1)[0].split())
 
 
 @dataclass(frozen=True)
@@ -115,9 +122,13 @@ def scenario_main(script, run):
     tic = time.perf_counter()
     figure, record = run(args.quick, out)
     seconds = time.perf_counter() - tic
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing:
+        raise KeyError(f"scenario {name} recorded no {', '.join(missing)}: its run() must return "
+                       f"a record with the keys {RECORD_KEYS}")
     save_figure(figure, out / f"{name}.png")
     doc = ast.get_docstring(ast.parse(Path(script).read_text())) or ""
-    sidecar = {"name": name, "claim": doc.strip().splitlines()[0] if doc else "",
+    sidecar = {"name": name, "claim": claim(doc),
                "quick": args.quick, **record, "versions": versions(), "run_seconds": seconds}
     with atomic_write(out / f"{name}.json") as handle:
         handle.write(json.dumps(sidecar, indent=2, default=json_default).encode())

@@ -117,6 +117,9 @@ class atomic_write:
 
     def __enter__(self):
         fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)          # mkstemp makes 0600; give an ordinary file's mode
         self.handle = os.fdopen(fd, "wb")
         return self.handle
 

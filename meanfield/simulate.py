@@ -31,7 +31,9 @@ def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
     if spacing == "linear":
         steps = np.linspace(0, n_steps, n_records)
     else:
-        steps = np.concatenate([[0], np.geomspace(1, n_steps, n_records - 1)])
+        # geomspace(1, K, 1) is [1], not [K]: with two records, take [0, K]
+        tail = np.geomspace(1, n_steps, n_records - 1) if n_records > 2 else [n_steps]
+        steps = np.concatenate([[0], tail])
     return np.unique(np.round(steps).astype(np.int64))
 
 

@@ -201,3 +201,19 @@ def test_online_sgd_draws_fresh_samples_and_learns_the_teacher():
     risk = res.observables["test_risk"]
     assert risk[-1] < 0.3 * risk[0]
     np.testing.assert_array_equal(mf.simulate(cfg).theta, res.theta)
+
+
+@pytest.mark.parametrize("spacing", ["geometric", "linear"])
+@pytest.mark.parametrize("n_steps,n_records", [(100, 2), (100, 3), (7, 50), (1, 2), (10**6, 40)])
+def test_record_steps_start_at_zero_end_at_the_last_step_and_increase(spacing, n_steps, n_records):
+    from meanfield.simulate import record_steps
+    steps = record_steps(n_steps, n_records, spacing)
+    assert steps[0] == 0 and steps[-1] == n_steps
+    assert np.all(np.diff(steps) > 0) and len(steps) <= n_records
+    assert len(steps) == min(n_records, n_steps + 1) or spacing == "geometric"
+
+
+def test_a_run_reaches_t_end_with_two_records():
+    res = mf.simulate(base(**{"record.n_records": 2, "flow.dt": 0.02, "flow.t_end": 2.0}))
+    np.testing.assert_allclose(res.t, [0.0, 2.0])
+    assert res.stats["steps"] == 100
