@@ -113,32 +113,39 @@ def _dloss(f, y, code):
 
 
 @_jit()
-def _forward(theta, x, act, slope):
-    """sum_i a_i sigma(w_i . x) for one input x (d,)."""
+def _forward(theta, feat, x, act, slope, tangent):
+    """sum_i a_i sigma(w_i . x) for one input x (d,) (feat is theta), or for the tangent model
+    (feat = theta0): sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x]."""
     m = theta.shape[0]
     d = x.shape[0]
     s = 0.0
     for i in range(m):
-        z = 0.0
+        z0 = 0.0
         for k in range(d):
-            z += theta[i, k] * x[k]
-        s += theta[i, d] * _act(z, act, slope)
+            z0 += feat[i, k] * x[k]
+        s += theta[i, d] * _act(z0, act, slope)
+        if tangent:
+            z = 0.0
+            for k in range(d):
+                z += theta[i, k] * x[k]
+            s += feat[i, d] * _dact(z0, act, slope) * (z - z0)
     return s
 
 
 @_jit()
-def _neuron_velocity(theta_i, X, rows, r, vel_scale, act, slope, lam, mask, out):
-    """Drift of one particle: mask * (-vel_scale mean_b r_b grad phi(theta_i, x_b) - lam theta_i)."""
+def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, slope, lam, mask, out):
+    """Drift of one particle: mask * (-vel_scale mean_b r_b grad phi(feat_i, x_b) - lam theta_i),
+    feat_i = theta_i for the network, theta0_i for the tangent model."""
     d = theta_i.shape[0] - 1
     batch = rows.shape[0]
-    a = theta_i[d]
+    a = feat_i[d]
     for k in range(d + 1):
         out[k] = 0.0
     for b in range(batch):
         j = rows[b]
         z = 0.0
         for k in range(d):
-            z += theta_i[k] * X[j, k]
+            z += feat_i[k] * X[j, k]
         out[d] += r[b] * _act(z, act, slope)
         c = r[b] * a * _dact(z, act, slope)
         for k in range(d):
@@ -151,77 +158,83 @@ def _neuron_velocity(theta_i, X, rows, r, vel_scale, act, slope, lam, mask, out)
 # --- loops: a serial reference and a parallel twin -------------------------------------------
 
 @_jit()
-def _residuals_serial(theta, X, y, f0, rows, out_scale, act, slope, loss, r):
+def _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r):
     for b in range(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, X[j], act, slope) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, slope, tangent) - f0[j], y[j], loss)
 
 
 @_jit(parallel=True)
-def _residuals_parallel(theta, X, y, f0, rows, out_scale, act, slope, loss, r):
+def _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r):
     for b in prange(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, X[j], act, slope) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, slope, tangent) - f0[j], y[j], loss)
 
 
 @_jit()
-def _velocities_serial(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+def _velocities_serial(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel):
     for i in range(theta.shape[0]):
-        _neuron_velocity(theta[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
 
 
 @_jit(parallel=True)
-def _velocities_parallel(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+def _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel):
     for i in prange(theta.shape[0]):
-        _neuron_velocity(theta[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
 
 
 @_jit()
-def _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask, parallel,
-           r, vel):
+def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+           tangent, parallel, r, vel):
     if parallel:
-        _residuals_parallel(theta, X, y, f0, rows, out_scale, act, slope, loss, r)
-        _velocities_parallel(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+        _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r)
+        _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel)
     else:
-        _residuals_serial(theta, X, y, f0, rows, out_scale, act, slope, loss, r)
-        _velocities_serial(theta, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+        _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r)
+        _velocities_serial(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel)
 
 
 # --- public kernels --------------------------------------------------------------------------
 
 @_jit(parallel=True)
-def _predict_parallel(theta, X, out_scale, act, slope, out):
+def _predict_parallel(theta, feat, X, out_scale, act, slope, tangent, out):
     for j in prange(X.shape[0]):
-        out[j] = out_scale * _forward(theta, X[j], act, slope)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, slope, tangent)
 
 
 @_jit()
-def _predict_serial(theta, X, out_scale, act, slope, out):
+def _predict_serial(theta, feat, X, out_scale, act, slope, tangent, out):
     for j in range(X.shape[0]):
-        out[j] = out_scale * _forward(theta, X[j], act, slope)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, slope, tangent)
 
 
-def predict(theta, X, out_scale, act, slope, parallel=True):
-    """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,)."""
+def predict(theta, X, out_scale, act, slope, theta0=None, parallel=True):
+    """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,); with ``theta0``,
+    the tangent model linearised at theta0."""
     out = np.empty(X.shape[0])
-    (_predict_parallel if parallel else _predict_serial)(theta, X, out_scale, act, slope, out)
+    feat = theta if theta0 is None else theta0
+    (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, slope,
+                                                         theta0 is not None, out)
     return out
 
 
 def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
-             parallel=True):
-    """Drift of every particle on the samples ``rows``, shape (m, d + 1)."""
+             theta0=None, parallel=True):
+    """Drift of every particle on the samples ``rows``, shape (m, d + 1); with ``theta0``, the
+    drift of the tangent model linearised at theta0."""
     r = np.empty(rows.shape[0])
     vel = np.empty_like(theta)
-    _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask, parallel,
-           r, vel)
+    feat = theta if theta0 is None else theta0
+    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+           theta0 is not None, parallel, r, vel)
     return vel
 
 
 @_jit()
-def advance(theta, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale, act,
-            slope, loss, lam, mask, heun, parallel, r, vel, theta_pred, vel_pred):
-    """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps.
+def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
+            act, slope, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred):
+    """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps of the network,
+    or of its tangent model linearised at theta0 when ``tangent``.
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
     r (B,), vel, theta_pred, vel_pred (m, d + 1) are work buffers: nothing is allocated here.
@@ -230,15 +243,17 @@ def advance(theta, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, ve
     noisy = noise.shape[0] > 0
     for s in range(n_steps):
         rows = idx[s % idx.shape[0]]
-        _drift(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
-               parallel, r, vel)
+        feat = theta0 if tangent else theta
+        _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+               tangent, parallel, r, vel)
         if heun:
             for i in range(m):
                 for k in range(p):
                     kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
                     theta_pred[i, k] = theta[i, k] + dt * vel[i, k] + kick
-            _drift(theta_pred, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam,
-                   mask, parallel, r, vel_pred)
+            feat = theta0 if tangent else theta_pred
+            _drift(theta_pred, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam,
+                   mask, tangent, parallel, r, vel_pred)
             for i in range(m):
                 for k in range(p):
                     kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0

@@ -28,6 +28,7 @@ INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = ("euler", "heun")
 SPACINGS = ("geometric", "linear")
+DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap")
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -56,6 +57,17 @@ def _bool(name, value):
     if not isinstance(value, bool):
         raise ConfigError.invalid(name, value, "true or false")
     return value
+
+
+def _choices(name, value, choices):
+    """A list of distinct names from ``choices``, stored as a tuple."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError.invalid(name, value, "a list of names from " + ", ".join(map(repr, choices)))
+    for k, item in enumerate(value):
+        _choice(f"{name}[{k}]", item, choices)
+    if len(set(value)) != len(value):
+        raise ConfigError.invalid(name, value, "a list without repeated names")
+    return tuple(value)
 
 
 def _choice(name, value, choices):
@@ -90,14 +102,15 @@ class _Section:
         return cls(**values)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
 class NetworkConfig(_Section):
     """The two-layer network f(x) = alpha s(m) sum_i a_i sigma(w_i . x) (minus f_0 if centered).
 
-    ``d`` counts every input coordinate, the constant one of ``bias`` included.
+    ``d`` counts every input coordinate, the constant one of ``bias`` included. ``linearized``
+    trains the tangent model f(x; theta0) + grad f(x; theta0) . (theta - theta0) instead.
     """
 
     _name = "network"
@@ -110,6 +123,7 @@ class NetworkConfig(_Section):
     bias: bool = False
     train: str = "both"
     leaky_slope: float = 0.01
+    linearized: bool = False
 
     def __post_init__(self):
         self._check("m", _int, 1)
@@ -121,6 +135,7 @@ class NetworkConfig(_Section):
         self._check("bias", _bool)
         self._check("train", _choice, TRAIN_MODES)
         self._check("leaky_slope", _float)
+        self._check("linearized", _bool)
         if self.bias and self.d < 2:
             raise ConfigError.invalid("network.d", self.d, "an integer >= 2 when network.bias is true",
                                       "d counts the constant bias coordinate")
@@ -236,7 +251,8 @@ class RecordConfig(_Section):
     """What is recorded: ``n_records`` times spaced geometrically or linearly in [0, t_end].
 
     A run diverges when the particles become non-finite or the training risk exceeds
-    ``divergence_factor * max(1, initial risk)``.
+    ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
+    observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap.
     """
 
     _name = "record"
@@ -244,12 +260,14 @@ class RecordConfig(_Section):
     spacing: str = "geometric"
     snapshots: bool = True
     divergence_factor: float = 1e6
+    diagnostics: tuple = ()
 
     def __post_init__(self):
         self._check("n_records", _int, 2)
         self._check("spacing", _choice, SPACINGS)
         self._check("snapshots", _bool)
         self._check("divergence_factor", _float, 1.0, True)
+        self._check("diagnostics", _choices, DIAGNOSTICS)
 
 
 _SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
@@ -358,6 +376,8 @@ class Config:
 
 
 def _toml_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -1,6 +1,9 @@
 """The network and its particle velocities in plain NumPy: readable, and the tests' oracle.
 
 Shapes: ``theta`` (m, d + 1) with columns [w | a]; ``X`` (n, d); ``y`` (n,); ``f0`` (n,) or None.
+With ``network.linearized`` the model is the tangent model at ``theta0`` (m, d + 1):
+f_lin(x) = alpha s(m) sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x],
+i.e. f(x; theta0) + grad f(x; theta0) . (theta - theta0).
 """
 from __future__ import annotations
 
@@ -72,20 +75,34 @@ def loss_derivative(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown loss {name!r}")
 
 
-def predict(theta: np.ndarray, X: np.ndarray, network: NetworkConfig, f0=None) -> np.ndarray:
-    """f(x_j) = alpha s(m) sum_i a_i sigma(w_i . x_j) - f0_j, shape (n,)."""
+def _features_at(theta, theta0, network):
+    """The particles whose features the model uses: theta0 for the tangent model, else theta."""
+    if not network.linearized:
+        return theta
+    if theta0 is None:
+        raise ValueError("the tangent model (network.linearized) needs theta0")
+    return theta0
+
+
+def predict(theta: np.ndarray, X: np.ndarray, network: NetworkConfig, f0=None, theta0=None) -> np.ndarray:
+    """f(x_j) = alpha s(m) sum_i a_i sigma(w_i . x_j) - f0_j (or the tangent model's), shape (n,)."""
     d = X.shape[1]
     W, a = theta[:, :d], theta[:, d]
-    features = activation(network.activation, X @ W.T, network.leaky_slope)     # (n, m)
-    f = output_scale(theta.shape[0], network.scaling, network.alpha) * (features @ a)
+    base = _features_at(theta, theta0, network)
+    Z0 = X @ base[:, :d].T                                                        # (n, m)
+    f = activation(network.activation, Z0, network.leaky_slope) @ a
+    if network.linearized:
+        slope = activation_derivative(network.activation, Z0, network.leaky_slope)
+        f = f + ((X @ W.T - Z0) * slope) @ base[:, d]
+    f = output_scale(theta.shape[0], network.scaling, network.alpha) * f
     return f if f0 is None else f - f0
 
 
-def risk(theta, X, y, network: NetworkConfig, loss_name: str, f0=None) -> float:
+def risk(theta, X, y, network: NetworkConfig, loss_name: str, f0=None, theta0=None) -> float:
     """Empirical risk mean_j loss(f(x_j), y_j); 0 for an empty data set."""
     if len(y) == 0:
         return 0.0
-    return float(np.mean(loss(loss_name, predict(theta, X, network, f0), y)))
+    return float(np.mean(loss(loss_name, predict(theta, X, network, f0, theta0), y)))
 
 
 def train_mask(train: str, d: int) -> np.ndarray:
@@ -98,15 +115,16 @@ def train_mask(train: str, d: int) -> np.ndarray:
     return mask
 
 
-def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None) -> np.ndarray:
+def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None, theta0=None) -> np.ndarray:
     """grad_{theta_i} R for every particle, shape (m, d + 1)."""
     m, p = theta.shape
     d = p - 1
     if len(y) == 0:
         return np.zeros_like(theta)
-    W, a = theta[:, :d], theta[:, d]
+    base = _features_at(theta, theta0, network)
+    W, a = base[:, :d], base[:, d]
     Z = X @ W.T                                                                   # (n, m)
-    r = loss_derivative(loss_name, predict(theta, X, network, f0), y)            # (n,)
+    r = loss_derivative(loss_name, predict(theta, X, network, f0, theta0), y)    # (n,)
     scale = output_scale(m, network.scaling, network.alpha) / len(y)
     grad_a = scale * activation(network.activation, Z, network.leaky_slope).T @ r
     slope = activation_derivative(network.activation, Z, network.leaky_slope)    # (n, m)
@@ -114,18 +132,18 @@ def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None) 
     return np.hstack([grad_W, grad_a[:, None]])
 
 
-def velocity(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None) -> np.ndarray:
+def velocity(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, theta0=None) -> np.ndarray:
     """Drift of every particle (no noise), shape (m, d + 1):
 
     v_i = mask * ( - grad_{theta_i} R / (alpha^2 m s(m)^2) - lam theta_i ).
     """
     m, p = theta.shape
     factor = time_factor(m, network.scaling, network.alpha)
-    v = -factor * risk_gradient(theta, X, y, network, flow.loss, f0) - flow.lam * theta
+    v = -factor * risk_gradient(theta, X, y, network, flow.loss, f0, theta0) - flow.lam * theta
     return v * train_mask(network.train, p - 1)
 
 
-def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None) -> float:
+def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, theta0=None) -> float:
     """The Lyapunov function of the noiseless flow, J = R + lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2.
 
     The drift is v_i = -(1 / (alpha^2 m s(m)^2)) grad_{theta_i} J; in the mean-field regime with
@@ -133,5 +151,5 @@ def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None) ->
     """
     m, p = theta.shape
     penalty = 0.5 * np.sum((theta * train_mask(network.train, p - 1)) ** 2)
-    return risk(theta, X, y, network, flow.loss, f0) + flow.lam * penalty / time_factor(
+    return risk(theta, X, y, network, flow.loss, f0, theta0) + flow.lam * penalty / time_factor(
         m, network.scaling, network.alpha)

@@ -7,14 +7,23 @@
 - ``balance_drift``: max_i |(a_i^2 - |w_i|^2)(t) - (a_i^2 - |w_i|^2)(0)|, conserved by the
   noiseless, unregularised flow of a 1-homogeneous activation (ReLU, leaky ReLU, linear);
 - ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs.
+
+Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each costs O(n^2 m)):
+- ``lambda_min``: smallest eigenvalue of the tangent kernel H(theta_t) on the training inputs;
+- ``kernel_change``: ||H(t) - H(0)||_F / ||H(0)||_F;
+- ``pattern_flips``: fraction of (neuron, training input) pairs whose sign of w_i . x_j differs
+  from initialisation (the ReLU activation patterns);
+- ``tangent_gap``: sqrt(mean_j (f(x_j) - f_lin(x_j))^2), f_lin the tangent model at theta_0
+  trained in lockstep (same samples, same noise).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
-from . import _kernels, model
+from . import _kernels, model, ntk
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
 
@@ -59,9 +68,24 @@ class Problem:
         return model.train_mask(self.cfg.network.train, self.cfg.network.d)
 
     def predict(self, theta, X, f0) -> np.ndarray:
-        """The (centered) predictor on the rows of X, shape (n,)."""
+        """The (centered) predictor on the rows of X, shape (n,); the tangent model's if linearized."""
         net = self.cfg.network
-        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope) - f0
+        theta0 = self.theta0 if net.linearized else None
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope, theta0) - f0
+
+    def predict_tangent(self, theta, X, f0) -> np.ndarray:
+        """The tangent model at theta0 on the rows of X, shape (n,)."""
+        net = self.cfg.network
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope, self.theta0) - f0
+
+    def kernel(self, theta) -> np.ndarray:
+        """Tangent kernel H on the training inputs (constant for the tangent model), (n, n)."""
+        at = self.theta0 if self.cfg.network.linearized else theta
+        return ntk.tangent_kernel(at, self.X, self.cfg.network)
+
+    @cached_property
+    def kernel0(self) -> np.ndarray:
+        return self.kernel(self.theta0)
 
     def risk(self, theta, X, y, f0) -> float:
         if len(y) == 0:
@@ -74,8 +98,9 @@ def balance(theta: np.ndarray) -> np.ndarray:
     return theta[:, -1] ** 2 - np.sum(theta[:, :-1] ** 2, axis=1)
 
 
-def compute(problem: Problem, theta: np.ndarray) -> dict[str, float]:
-    """Every observable of NAMES at the particles ``theta``."""
+def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str, float]:
+    """Every observable of NAMES, and the requested diagnostics, at the particles ``theta``;
+    ``theta_tangent``: the lockstep tangent model's particles (for ``tangent_gap``)."""
     cfg = problem.cfg
     net = cfg.network
     train_pred = problem.predict(theta, problem.X, problem.f0)
@@ -87,7 +112,7 @@ def compute(problem: Problem, theta: np.ndarray) -> dict[str, float]:
     objective = train_risk + cfg.flow.lam * penalty / time_factor(net.m, net.scaling, net.alpha)
     moved = np.linalg.norm(theta - problem.theta0, axis=1)
     drift = np.abs(balance(theta) - balance(problem.theta0))
-    return {
+    out = {
         "train_risk": train_risk,
         "test_risk": test_risk,
         "objective": objective,
@@ -96,3 +121,18 @@ def compute(problem: Problem, theta: np.ndarray) -> dict[str, float]:
         "balance_drift": float(drift.max()),
         "predictor_norm": float(np.sqrt(np.mean(train_pred ** 2))) if len(train_pred) else 0.0,
     }
+    wanted = cfg.record.diagnostics
+    if "lambda_min" in wanted or "kernel_change" in wanted:
+        H = problem.kernel(theta)
+        if "lambda_min" in wanted:
+            out["lambda_min"] = ntk.lambda_min(H)
+        if "kernel_change" in wanted:
+            out["kernel_change"] = float(np.linalg.norm(H - problem.kernel0) / np.linalg.norm(problem.kernel0))
+    if "pattern_flips" in wanted:
+        d = net.d
+        out["pattern_flips"] = float(np.mean((problem.X @ theta[:, :d].T > 0)
+                                             != (problem.X @ problem.theta0[:, :d].T > 0)))
+    if "tangent_gap" in wanted:
+        gap = train_pred - problem.predict_tangent(theta_tangent, problem.X, problem.f0)
+        out["tangent_gap"] = float(np.sqrt(np.mean(gap ** 2)))
+    return out

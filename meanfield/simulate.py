@@ -20,7 +20,7 @@ from .config import Config
 from .data import make_data, sample_inputs, split_arrays, teacher_labels, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
 from .init import initial_particles
-from .observables import NAMES, Problem, compute
+from .observables import Problem, compute
 from .results import Result
 
 CHUNK_BYTES = 32 * 2**20   # memory for the noise and samples drawn at once
@@ -111,7 +111,9 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Re
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
     compile_seconds = time.perf_counter() - tic
 
-    records = [compute(problem, theta)]
+    lockstep = "tangent_gap" in cfg.record.diagnostics
+    theta_lin = problem.theta0.copy() if lockstep else None
+    records = [compute(problem, theta, theta_lin)]
     snapshots = [theta.copy()] if cfg.record.snapshots else None
     status, message = "completed", ""
     risk_limit = cfg.record.divergence_factor * max(1.0, records[0]["train_risk"])
@@ -125,10 +127,12 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Re
             noise = rng_noise.standard_normal((k, m, p)) if noisy else np.zeros((0, 0, 0))
             scale = np.full(k, math.sqrt(2.0 * flow.temperature * flow.dt))
             _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
+            if lockstep:
+                _advance(problem, theta_lin, X, y, f0, idx, noise, scale, k, buffers, tangent=True)
             done += k
             if bar is not None:
                 bar.update(k)
-        records.append(compute(problem, theta))
+        records.append(compute(problem, theta, theta_lin))
         if snapshots is not None:
             snapshots.append(theta.copy())
         risk = records[-1]["train_risk"]
@@ -145,7 +149,7 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Re
     n_rec = len(records)
     result = Result(
         config=cfg, t=steps[:n_rec] * flow.dt,
-        observables={name: np.array([r[name] for r in records]) for name in NAMES},
+        observables={name: np.array([r[name] for r in records]) for name in records[0]},
         snapshots=np.array(snapshots) if snapshots is not None else None,
         theta=theta, theta0=problem.theta0, status=status, message=message,
         stats={"steps": int(done), "compile_seconds": compile_seconds, "run_seconds": run_seconds,
@@ -156,11 +160,14 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Re
     return result
 
 
-def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
+def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
+    """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
     cfg = problem.cfg
-    _kernels.advance(theta, X, y, f0, idx, noise, scale, k, cfg.flow.dt, problem.out_scale,
-                     problem.vel_scale, problem.act, cfg.network.leaky_slope, problem.loss,
-                     cfg.flow.lam, problem.mask, cfg.flow.integrator == "heun", True, *buffers)
+    _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
+                     problem.out_scale, problem.vel_scale, problem.act, cfg.network.leaky_slope,
+                     problem.loss, cfg.flow.lam, problem.mask,
+                     cfg.network.linearized if tangent is None else tangent,
+                     cfg.flow.integrator == "heun", True, *buffers)
 
 
 def _samples(problem, dataset, k, full_rows, rng_batch):

@@ -98,6 +98,36 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
     buffers = (np.empty(B), np.empty_like(theta), np.empty_like(theta), np.empty_like(theta))
-    _kernels.advance(got, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, loss_code,
-                     lam, mask, heun, True, *buffers)
+    _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, loss_code,
+                     lam, mask, False, heun, True, *buffers)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_tangent_model_kernels_equal_numpy_twin_and_finite_differences(problem, rng, activation):
+    theta0, X, y, f0 = problem
+    theta = theta0 + 0.3 * rng.standard_normal(theta0.shape)
+    rows = np.arange(N)
+    for train in ("both", "hidden", "output"):
+        net = NetworkConfig(m=M, d=D, activation=activation, scaling="lazy", alpha=2.0, train=train, linearized=True)
+        flow = FlowConfig(loss="squared", lam=0.1)
+        os_, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
+        expected = model.velocity(theta, X, y, net, flow, f0, theta0)
+        for parallel in (False, True):
+            got = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask,
+                                    theta0=theta0, parallel=parallel)
+            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(_kernels.predict(theta, X, os_, act, slope, theta0),
+                                   model.predict(theta, X, net, theta0=theta0), rtol=1e-10, atol=1e-13)
+    # at theta0 the tangent model is the network; its gradient is the network's gradient at theta0
+    lin = NetworkConfig(m=M, d=D, activation=activation, linearized=True)
+    plain = NetworkConfig(m=M, d=D, activation=activation)
+    np.testing.assert_allclose(model.predict(theta0, X, lin, theta0=theta0), model.predict(theta0, X, plain), rtol=1e-12)
+    grad = model.risk_gradient(theta, X, y, lin, "logistic", f0, theta0)
+    h, numeric = 1e-6, np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        step = np.zeros_like(theta)
+        step[idx] = h
+        numeric[idx] = (model.risk(theta + step, X, y, lin, "logistic", f0, theta0)
+                        - model.risk(theta - step, X, y, lin, "logistic", f0, theta0)) / (2 * h)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
