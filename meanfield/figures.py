@@ -49,9 +49,8 @@ def list_scenarios(folder=None) -> list[Scenario]:
         doc = ast.get_docstring(ast.parse(path.read_text()))
         if not doc or path.name.startswith("_"):
             continue
-        lines = doc.strip().splitlines()
-        source = next((line.split(":", 1)[1].strip() for line in lines
-                       if line.lower().startswith("source:")), "")
+        source = next((" ".join(par.split(":", 1)[1].split()) for par in doc.split("\n\n")
+                       if par.strip().lower().startswith("source:")), "")
         out.append(Scenario(path.stem, path, claim(doc), source))
     return out
 

@@ -25,7 +25,8 @@ def quick_figures(tmp_path_factory):
 def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
     out, report = quick_figures
     names = [s.name for s in list_scenarios()]
-    assert {"regimes_2d", "scalings_table"} <= set(names)
+    assert {"regimes_2d", "scalings_table", "du_lazy_convergence", "ntk_constancy", "alpha_rescaling",
+            "random_labels"} <= set(names)
     for name in names:
         assert f"{name}" in report and "ok" in report
         sidecar = json.loads((out / f"{name}.json").read_text())
@@ -66,3 +67,39 @@ def test_import_meanfield_loads_neither_matplotlib_nor_pot():
     code = "import sys, meanfield; print(sorted(m for m in ('matplotlib', 'ot', 'dask', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def numbers_of(quick_figures, name):
+    out, _ = quick_figures
+    return json.loads((out / f"{name}.json").read_text())["numbers"]
+
+
+def test_du_lazy_convergence_rates(quick_figures):
+    numbers = numbers_of(quick_figures, "du_lazy_convergence")
+    assert numbers["all_risks_below_envelope"] is True and numbers["lambda0"] > 0
+    for name in ("kernel_deviation", "max displacement", "pattern-flip fraction"):
+        assert numbers["fits"][name]["slope"] == pytest.approx(-0.5, abs=0.2), name
+
+
+def test_ntk_constancy_lazy_kernel_freezes_mean_field_kernel_moves(quick_figures):
+    numbers = numbers_of(quick_figures, "ntk_constancy")
+    assert numbers["fits"]["lazy"]["slope"] == pytest.approx(-0.5, abs=0.25)
+    assert numbers["fits"]["mean_field"]["slope"] == pytest.approx(0.0, abs=0.15)
+    assert min(numbers["final_kernel_change"]["mean_field"]) > 10 * min(numbers["final_kernel_change"]["lazy"])
+
+
+def test_alpha_rescaling_gap_falls_like_one_over_alpha(quick_figures):
+    numbers = numbers_of(quick_figures, "alpha_rescaling")
+    assert numbers["fits"]["tanh, centered"]["slope"] == pytest.approx(-1.0, abs=0.1)
+    assert numbers["fits"]["tanh, symmetric init"]["slope"] == pytest.approx(-2.0, abs=0.15)
+    assert -1.3 < numbers["fits"]["relu, centered"]["slope"] < -0.5
+
+
+def test_random_labels_are_fitted_more_slowly_as_the_kernel_predicts(quick_figures):
+    numbers = numbers_of(quick_figures, "random_labels")
+    true, rand = numbers["true labels (teacher)"], numbers["random labels (±1)"]
+    assert rand["time_to_10_percent"] > 2 * true["time_to_10_percent"]
+    assert rand["final_risk_fraction"] < 0.1 and true["final_risk_fraction"] < 0.01
+    assert true["energy_on_top_10_percent_eigenvectors"] > 2 * rand["energy_on_top_10_percent_eigenvectors"]
+    for labels in (true, rand):
+        assert labels["max_gap_to_kernel_prediction"] < 0.05     # risks start at 0.5
