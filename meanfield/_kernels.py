@@ -263,3 +263,42 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
                 for k in range(p):
                     kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
                     theta[i, k] += dt * vel[i, k] + kick
+
+
+# --- population risk: the per-pair terms (kappa, A, B) of population.pair_terms ---------------
+
+@_jit()
+def _relu_pair(q1, q2, rho):
+    cross = math.sqrt(max(q1 * q2 - rho * rho, 0.0))
+    t = math.atan2(cross, rho)
+    A = cross / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
+    return (cross + (math.pi - t) * rho) / (2.0 * math.pi), A, (math.pi - t) / (2.0 * math.pi)
+
+
+@_jit()
+def _pair(q1, q2, rho, code, slope):
+    if code == RELU:
+        return _relu_pair(q1, q2, rho)
+    if code == LEAKY_RELU:
+        k, A, B = _relu_pair(q1, q2, rho)
+        s2 = (1.0 - slope) * (1.0 - slope)
+        return slope * rho + s2 * k, s2 * A, slope + s2 * B
+    if code == ERF:
+        g1 = 1.0 + 2.0 * q1
+        g2 = 1.0 + 2.0 * q2
+        root = math.sqrt(g1 * g2)
+        u = min(max(2.0 * rho / root, -1.0), 1.0)
+        inv = 2.0 / (math.pi * math.sqrt(max(1.0 - u * u, 1e-300)))
+        return 2.0 / math.pi * math.asin(u), inv * (-2.0 * u / g1), inv * 2.0 / root
+    if code == QUADRATIC:
+        return q1 * q2 + 2.0 * rho * rho, 2.0 * q2, 4.0 * rho
+    return rho, 0.0, 1.0          # linear
+
+
+@_jit(parallel=True)
+def pair_terms(G, q1, q2, code, slope, K, A, B):
+    """K, A, B (m, k) from the inner products G = W V^T (m, k) and squared norms q1 (m,), q2 (k,).
+    Closed forms only (relu, leaky_relu, erf, quadratic, linear)."""
+    for i in prange(G.shape[0]):
+        for j in range(G.shape[1]):
+            K[i, j], A[i, j], B[i, j] = _pair(q1[i], q2[j], G[i, j], code, slope)

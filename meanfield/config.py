@@ -23,12 +23,13 @@ LOSSES = ("squared", "logistic")
 TRAIN_MODES = ("both", "hidden", "output")
 W_LAWS = ("gaussian", "sphere")
 A_LAWS = ("gaussian", "rademacher", "zero", "balanced")
-DATA_KINDS = ("teacher", "random_labels", "none", "arrays")
+DATA_KINDS = ("teacher", "population", "random_labels", "none", "arrays")
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = ("euler", "heun")
 SPACINGS = ("geometric", "linear")
-DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap")
+DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses")
+SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap")
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -172,7 +173,8 @@ class DataConfig(_Section):
     """Where (x, y) come from.
 
     ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
-    c_j = teacher_scale (or ±teacher_scale); ``random_labels``: y = ±1 at random; ``none``: no data
+    c_j = teacher_scale (or ±teacher_scale); ``population``: the same teacher with x ~ N(0, I) and
+    the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``); ``random_labels``: y = ±1 at random; ``none``: no data
     (zero risk: a pure potential + noise flow); ``arrays``: the user's (X, y), passed to
     ``simulate``, split with ``test_fraction``. Inputs are N(0, I) or uniform on the unit sphere.
     """
@@ -252,7 +254,8 @@ class RecordConfig(_Section):
 
     A run diverges when the particles become non-finite or the training risk exceeds
     ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
-    observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap.
+    observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap,
+    and the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron).
     """
 
     _name = "record"
@@ -261,6 +264,7 @@ class RecordConfig(_Section):
     snapshots: bool = True
     divergence_factor: float = 1e6
     diagnostics: tuple = ()
+    cone_angle: float = 10.0
 
     def __post_init__(self):
         self._check("n_records", _int, 2)
@@ -268,6 +272,9 @@ class RecordConfig(_Section):
         self._check("snapshots", _bool)
         self._check("divergence_factor", _float, 1.0, True)
         self._check("diagnostics", _choices, DIAGNOSTICS)
+        self._check("cone_angle", _float, 0.0, True)
+        if self.cone_angle > 180.0:
+            raise ConfigError.invalid("record.cone_angle", self.cone_angle, "an angle in (0, 180] degrees")
 
 
 _SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
@@ -305,6 +312,25 @@ class Config:
                                       "online SGD needs a data law to sample from")
         if flow.batch_size and data.kind == "none":
             raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
+        if data.kind == "population":
+            for name, bad, allowed in (
+                    ("data.inputs", data.inputs != "gaussian", "'gaussian' with data.kind = 'population'"),
+                    ("network.bias", net.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
+                    ("data.teacher_activation", data.teacher_activation != net.activation,
+                     f"network.activation = {net.activation!r} with data.kind = 'population'"),
+                    ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
+                    ("flow.loss", flow.loss != "squared", "'squared' with data.kind = 'population'"),
+                    ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
+                if bad:
+                    raise ConfigError.invalid(name, getattr(getattr(self, name.split(".")[0]), name.split(".")[1]), allowed)
+            sample_based = [k for k in self.record.diagnostics if k in SAMPLE_DIAGNOSTICS]
+            if sample_based:
+                raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
+                                          "no sample-based diagnostic (" + ", ".join(SAMPLE_DIAGNOSTICS)
+                                          + ") with data.kind = 'population'")
+        if "masses" in self.record.diagnostics and data.kind not in ("teacher", "population"):
+            raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
+                                      "'masses' only with a teacher (data.kind = 'teacher' or 'population')")
         if data.test_fraction and data.kind != "arrays":
             raise ConfigError.invalid("data.test_fraction", data.test_fraction,
                                       "0 unless data.kind = 'arrays' (use data.n_test)")

@@ -61,9 +61,10 @@ def make_data(cfg: Config, rng: np.random.Generator, arrays=None) -> Dataset:
     if arrays is not None:
         return split_arrays(validate_arrays(arrays, cfg), cfg, rng)
     d = cfg.network.d
-    if cfg.data.kind == "none":
+    if cfg.data.kind in ("none", "population"):
         empty = np.zeros((0, d))
-        return Dataset(empty, np.zeros(0), empty, np.zeros(0))
+        teacher = make_teacher(cfg, rng) if cfg.data.kind == "population" else None
+        return Dataset(empty, np.zeros(0), empty, np.zeros(0), teacher)
     if cfg.data.kind == "arrays":
         raise DataError("data.kind = 'arrays' needs the arrays: call simulate(cfg, data=(X, y))",
                         parameter="data", value=None, allowed="a pair (X, y) of arrays")

@@ -8,13 +8,18 @@
   noiseless, unregularised flow of a 1-homogeneous activation (ReLU, leaky ReLU, linear);
 - ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs.
 
+With ``data.kind = "population"`` the risks are exact: train_risk = test_risk = E[(f - f*)^2]/2
+for x ~ N(0, I), and predictor_norm = sqrt(E f(x)^2).
+
 Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each costs O(n^2 m)):
 - ``lambda_min``: smallest eigenvalue of the tangent kernel H(theta_t) on the training inputs;
 - ``kernel_change``: ||H(t) - H(0)||_F / ||H(0)||_F;
 - ``pattern_flips``: fraction of (neuron, training input) pairs whose sign of w_i . x_j differs
   from initialisation (the ReLU activation patterns);
 - ``tangent_gap``: sqrt(mean_j (f(x_j) - f_lin(x_j))^2), f_lin the tangent model at theta_0
-  trained in lockstep (same samples, same noise).
+  trained in lockstep (same samples, same noise);
+- ``masses``: total_mass, negative_mass and cone_mass of the 2-homogeneous projection in the
+  predictor's normalisation (see ``measures.mass_summary``; cones of ``record.cone_angle``).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels, model, ntk
+from . import _kernels, measures, model, ntk, population
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
 
@@ -43,6 +48,12 @@ class Problem:
     y_test: np.ndarray
     f0_test: np.ndarray
     theta0: np.ndarray
+    teacher: np.ndarray | None = None
+
+    @property
+    def exact(self) -> bool:
+        """True when the risk is the exact population risk (no samples)."""
+        return self.cfg.data.kind == "population"
 
     @property
     def out_scale(self) -> float:
@@ -104,10 +115,13 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str
     cfg = problem.cfg
     net = cfg.network
     train_pred = problem.predict(theta, problem.X, problem.f0)
-    train_risk = (float(np.mean(model.loss(cfg.flow.loss, train_pred, problem.y)))
-                  if len(problem.y) else 0.0)
-    test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
-                 if len(problem.y_test) else float("nan"))
+    if problem.exact:
+        train_risk = test_risk = population.population_risk(theta, problem.teacher, net, net.activation, compiled=True)
+    else:
+        train_risk = (float(np.mean(model.loss(cfg.flow.loss, train_pred, problem.y)))
+                      if len(problem.y) else 0.0)
+        test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
+                     if len(problem.y_test) else float("nan"))
     penalty = 0.5 * float(np.sum((theta * problem.mask) ** 2))
     objective = train_risk + cfg.flow.lam * penalty / time_factor(net.m, net.scaling, net.alpha)
     moved = np.linalg.norm(theta - problem.theta0, axis=1)
@@ -119,7 +133,8 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str
         "displacement_mean": float(moved.mean()),
         "displacement_max": float(moved.max()),
         "balance_drift": float(drift.max()),
-        "predictor_norm": float(np.sqrt(np.mean(train_pred ** 2))) if len(train_pred) else 0.0,
+        "predictor_norm": (population.predictor_norm(theta, net, compiled=True) if problem.exact else
+                           float(np.sqrt(np.mean(train_pred ** 2))) if len(train_pred) else 0.0),
     }
     wanted = cfg.record.diagnostics
     if "lambda_min" in wanted or "kernel_change" in wanted:
@@ -132,6 +147,8 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str
         d = net.d
         out["pattern_flips"] = float(np.mean((problem.X @ theta[:, :d].T > 0)
                                              != (problem.X @ problem.theta0[:, :d].T > 0)))
+    if "masses" in wanted:
+        out.update(measures.mass_summary(theta, problem.teacher, cfg.record.cone_angle, problem.out_scale))
     if "tangent_gap" in wanted:
         gap = train_pred - problem.predict_tangent(theta_tangent, problem.X, problem.f0)
         out["tangent_gap"] = float(np.sqrt(np.mean(gap ** 2)))

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import _kernels
+from . import _kernels, population
 from .config import Config
 from .data import make_data, sample_inputs, split_arrays, teacher_labels, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
@@ -84,11 +84,12 @@ def _problem(cfg, dataset, theta0) -> Problem:
     arrays = [np.ascontiguousarray(a, dtype=np.float64)
               for a in (dataset.X, dataset.y, dataset.X_test, dataset.y_test)]
     X, y, X_test, y_test = arrays
-    zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0)
+    zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0,
+                    dataset.teacher)
     if not cfg.network.centered:
         return zeros
     return Problem(cfg, X, y, zeros.predict(theta0, X, zeros.f0), X_test, y_test,
-                   zeros.predict(theta0, X_test, zeros.f0_test), theta0)
+                   zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher)
 
 
 def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Result:
@@ -163,11 +164,31 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Re
 def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
     """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
     cfg = problem.cfg
+    if problem.exact:
+        return _advance_population(problem, theta, noise, scale, k)
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.leaky_slope,
                      problem.loss, cfg.flow.lam, problem.mask,
                      cfg.network.linearized if tangent is None else tangent,
                      cfg.flow.integrator == "heun", True, *buffers)
+
+
+def _advance_population(problem, theta, noise, scale, k):
+    """k Euler (Euler–Maruyama) or Heun steps of the exact population flow: Gram products by
+    BLAS, the per-pair terms by the compiled pass (closed forms) or quadrature."""
+    cfg = problem.cfg
+    net, flow = cfg.network, cfg.flow
+    mask = problem.mask
+
+    def drift(at):
+        return population.population_velocity(at, problem.teacher, net, flow, net.activation, compiled=True)
+
+    for s in range(k):
+        kick = scale[s] * noise[s] * mask if noise.shape[0] else 0.0
+        v = drift(theta)
+        if flow.integrator == "heun":
+            v = 0.5 * (v + drift(theta + flow.dt * v + kick))
+        theta += flow.dt * v + kick
 
 
 def _samples(problem, dataset, k, full_rows, rng_batch):

@@ -1,0 +1,148 @@
+"""Exact population risk and its gradient for Gaussian inputs x ~ N(0, I_d) and a teacher network.
+
+Student f(x) = alpha s(m) sum_i a_i sigma(w_i . x), teacher f*(x) = sum_j c_j sigma*(u_j . x):
+
+    R = E[(f - f*)^2] / 2 = (alpha s)^2/2 a^T K a - alpha s a^T K* c + c^T K** c / 2,
+
+with K_ii' = kappa(w_i, w_i'), kappa(w, w') = E[sigma(w.x) sigma(w'.x)]. kappa depends on
+q = |w|^2, q' = |w'|^2 and rho = w.w' only, so grad_w kappa(w, w') = A w + B w' with
+A = 2 d kappa/dq and B = d kappa/d rho = E[sigma'(w.x) sigma'(w'.x)] (Price's theorem). Closed
+forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu; Gauss–Hermite
+quadrature on the 2-D Gaussian (w.x, w'.x) for the others. This module is the NumPy twin of the
+compiled population kernel in ``_kernels``. Shapes: W (m, d), V (k, d) -> (m, k) matrices.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import ACTIVATIONS
+from .model import activation, activation_derivative, train_mask
+from .scaling import output_scale, time_factor
+
+CLOSED_FORMS = ("relu", "leaky_relu", "erf", "linear", "quadratic")
+QUADRATURE_NODES = 96      # per axis; relative error ~1e-6 for tanh at |w|^2 ~ 2.6 (48: 1e-4)
+QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
+
+
+def pair_terms(name: str, q1, q2, rho, leaky_slope: float = 0.01):
+    """(kappa, A, B) elementwise for squared norms q1, q2 and inner products rho (broadcast)."""
+    q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
+    if name == "relu":
+        return _relu_terms(q1, q2, rho)
+    if name == "leaky_relu":
+        # sigma = s z + (1 - s) relu(z):  kappa = s^2 rho + s (1 - s) rho + (1 - s)^2 kappa_relu,
+        # using E[z relu(z')] = rho / 2.
+        s = leaky_slope
+        k, A, B = _relu_terms(q1, q2, rho)
+        return (s * rho + (1 - s) ** 2 * k, (1 - s) ** 2 * A, s + (1 - s) ** 2 * B)
+    if name == "erf":
+        g1, g2 = 1 + 2 * q1, 1 + 2 * q2
+        u = np.clip(2 * rho / np.sqrt(g1 * g2), -1.0, 1.0)
+        inv = 2 / (np.pi * np.sqrt(np.clip(1 - u * u, 1e-300, None)))
+        return 2 / np.pi * np.arcsin(u), inv * (-2 * u / g1), inv * 2 / np.sqrt(g1 * g2)
+    if name == "linear":
+        return rho.copy(), np.zeros_like(rho), np.ones_like(rho)
+    if name == "quadratic":
+        return q1 * q2 + 2 * rho * rho, 2 * q2, 4 * rho
+    return _quadrature_terms(name, q1, q2, rho, leaky_slope)
+
+
+def _relu_terms(q1, q2, rho):
+    """kappa = (sqrt(q1 q2 - rho^2) + (pi - t) rho) / (2 pi), t the angle;
+    A = sqrt(q1 q2 - rho^2) / (2 pi q1), B = (pi - t) / (2 pi)."""
+    cross = np.sqrt(np.clip(q1 * q2 - rho * rho, 0.0, None))
+    t = np.arctan2(cross, rho)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        A = np.where(q1 > 0, cross / (2 * np.pi * q1), 0.0)
+    return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
+
+
+def _quadrature_terms(name, q1, q2, rho, leaky_slope):
+    """Gauss–Hermite on xi ~ N(0, I_2): z1 = |w| xi_1, z2 = p xi_1 + r xi_2 with p = rho / |w|,
+    r = sqrt(q2 - p^2); kappa = E[s(z1) s(z2)], B = E[s'(z1) s'(z2)], and from
+    grad_w kappa . w/|w| = E[s'(z1) s(z2) xi_1] = A |w| + B p the coefficient A."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    weights = weights / weights.sum()
+    xi1, xi2 = nodes[None, :, None], nodes[None, None, :]
+    weight = (weights[:, None] * weights[None, :])[None]
+    norm1 = np.sqrt(q1).ravel()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(norm1 > 0, rho.ravel() / norm1, 0.0)
+    r = np.sqrt(np.clip(q2.ravel() - p * p, 0.0, None))
+    kappa, A, B = (np.empty(norm1.size) for _ in range(3))
+    for start in range(0, norm1.size, QUADRATURE_CHUNK):
+        part = slice(start, start + QUADRATURE_CHUNK)
+        n1, p_, r_ = (v[part].reshape(-1, 1, 1) for v in (norm1, p, r))
+        z1, z2 = n1 * xi1, p_ * xi1 + r_ * xi2
+        s2 = activation(name, z2, leaky_slope)
+        d1 = activation_derivative(name, z1, leaky_slope)
+        kappa[part] = np.sum(weight * activation(name, z1, leaky_slope) * s2, axis=(1, 2))
+        B[part] = np.sum(weight * d1 * activation_derivative(name, z2, leaky_slope), axis=(1, 2))
+        g1 = np.sum(weight * d1 * s2 * xi1, axis=(1, 2))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            A[part] = np.where(n1.ravel() > 0, (g1 - B[part] * p_.ravel()) / n1.ravel(), 0.0)
+    return kappa.reshape(q1.shape), A.reshape(q1.shape), B.reshape(q1.shape)
+
+
+def kernel_matrices(name, W, V, leaky_slope=0.01, compiled=False):
+    """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``compiled`` uses the Numba pair pass
+    (closed forms only; others fall back to NumPy quadrature)."""
+    q1, q2 = np.sum(W * W, axis=1), np.sum(V * V, axis=1)
+    G = W @ V.T
+    if compiled and name in CLOSED_FORMS:
+        from . import _kernels
+
+        K, A, B = np.empty_like(G), np.empty_like(G), np.empty_like(G)
+        _kernels.pair_terms(G, q1, q2, ACTIVATIONS.index(name), leaky_slope, K, A, B)
+        return K, A, B
+    return pair_terms(name, q1[:, None], q2[None, :], G, leaky_slope)
+
+
+def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False) -> float:
+    """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d); theta (m, d + 1), teacher (m0, d + 1) = [u | c]."""
+    d = theta.shape[1] - 1
+    W, a = theta[:, :d], theta[:, d]
+    U, c = teacher[:, :d], teacher[:, d]
+    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
+    K = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)[0]
+    K_star = _cross(network.activation, teacher_activation, W, U, network.leaky_slope, compiled)[0]
+    K_tt = kernel_matrices(teacher_activation, U, U, network.leaky_slope)[0]
+    return float(0.5 * scale ** 2 * a @ K @ a - scale * a @ K_star @ c + 0.5 * c @ K_tt @ c)
+
+
+def _cross(student, teacher, W, U, leaky_slope, compiled):
+    if student != teacher:
+        raise ValueError(f"population data needs the teacher's activation to be the student's "
+                         f"({student!r}); got {teacher!r}")
+    return kernel_matrices(student, W, U, leaky_slope, compiled)
+
+
+def predictor_norm(theta, network, compiled=False) -> float:
+    """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d)."""
+    d = theta.shape[1] - 1
+    W, a = theta[:, :d], theta[:, d]
+    K = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)[0]
+    return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ K @ a, 0.0)))
+
+
+def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False) -> np.ndarray:
+    """grad_{theta_i} R for every particle, shape (m, d + 1)."""
+    d = theta.shape[1] - 1
+    W, a = theta[:, :d], theta[:, d]
+    U, c = teacher[:, :d], teacher[:, d]
+    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
+    K, A, B = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)
+    Ks, As, Bs = _cross(network.activation, teacher_activation, W, U, network.leaky_slope, compiled)
+    grad_a = scale ** 2 * K @ a - scale * Ks @ c
+    grad_W = (scale ** 2 * a[:, None] * ((A @ a)[:, None] * W + (B * a[None, :]) @ W)
+              - scale * a[:, None] * ((As @ c)[:, None] * W + (Bs * c[None, :]) @ U))
+    return np.hstack([grad_W, grad_a[:, None]])
+
+
+def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False) -> np.ndarray:
+    """The drift of DESIGN section 2 with the exact population risk, shape (m, d + 1)."""
+    m, p = theta.shape
+    factor = time_factor(m, network.scaling, network.alpha)
+    grad = population_gradient(theta, teacher, network, teacher_activation, compiled)
+    v = -factor * grad - flow.lam * theta
+    return v * train_mask(network.train, p - 1)

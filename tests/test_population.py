@@ -1,0 +1,133 @@
+"""Exact population risk: closed forms against Monte Carlo, quadrature and finite differences;
+the population engine against the empirical engine with a very large sample; invariances."""
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield import model, population
+from meanfield.config import ACTIVATIONS, NetworkConfig
+from meanfield.measures import cone_masses, homogeneous_projection
+
+D = 4
+
+
+@pytest.fixture
+def pair(rng):
+    theta = rng.standard_normal((5, D + 1)) * 0.8
+    teacher = rng.standard_normal((3, D + 1))
+    return theta, teacher
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_population_risk_matches_monte_carlo(pair, rng, activation):
+    theta, teacher = pair
+    net = NetworkConfig(m=5, d=D, activation=activation, scaling="lazy", alpha=1.3)
+    exact = population.population_risk(theta, teacher, net, activation)
+    X = rng.standard_normal((400_000, D))
+    target = model.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
+    samples = 0.5 * (model.predict(theta, X, net) - target) ** 2
+    assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_population_gradient_equals_finite_differences_and_compiled_pass(pair, activation):
+    theta, teacher = pair
+    net = NetworkConfig(m=5, d=D, activation=activation, scaling="mean_field", alpha=0.7)
+    grad = population.population_gradient(theta, teacher, net, activation)
+    h, numeric = 1e-6, np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        e = np.zeros_like(theta)
+        e[idx] = h
+        numeric[idx] = (population.population_risk(theta + e, teacher, net, activation)
+                        - population.population_risk(theta - e, teacher, net, activation)) / (2 * h)
+    # quadrature activations: the gradient's and the risk's quadrature errors (~1e-6) differ
+    tol = 1e-5 if activation in population.CLOSED_FORMS else 1e-4
+    np.testing.assert_allclose(grad, numeric, rtol=tol, atol=tol / 100)
+    compiled = population.population_gradient(theta, teacher, net, activation, compiled=True)
+    np.testing.assert_allclose(compiled, grad, rtol=1e-12, atol=1e-14)
+
+
+@pytest.fixture
+def pairs(rng):
+    q1, q2 = rng.uniform(0.3, 2.0, 20), rng.uniform(0.3, 2.0, 20)
+    return q1, q2, rng.uniform(-0.95, 0.95, 20) * np.sqrt(q1 * q2)
+
+
+@pytest.mark.parametrize("activation", ["erf", "quadratic", "linear"])
+def test_smooth_closed_forms_agree_with_gauss_hermite_quadrature(pairs, activation):
+    closed = population.pair_terms(activation, *pairs)
+    quadrature = population._quadrature_terms(activation, *pairs, 0.01)
+    for c, q in zip(closed, quadrature):
+        np.testing.assert_allclose(c, q, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_pair_terms_a_and_b_are_the_derivatives_of_kappa(pairs, activation):
+    q1, q2, rho = pairs
+    kappa, A, B = population.pair_terms(activation, q1, q2, rho)
+    h = 1e-5
+    dq = (population.pair_terms(activation, q1 + h, q2, rho)[0] - population.pair_terms(activation, q1 - h, q2, rho)[0]) / (2 * h)
+    drho = (population.pair_terms(activation, q1, q2, rho + h)[0] - population.pair_terms(activation, q1, q2, rho - h)[0]) / (2 * h)
+    tol = 1e-6 if activation in population.CLOSED_FORMS else 1e-4
+    np.testing.assert_allclose(A, 2 * dq, rtol=tol, atol=tol)
+    np.testing.assert_allclose(B, drho, rtol=tol, atol=tol)
+
+
+def test_population_engine_follows_the_empirical_engine_with_a_large_sample():
+    cfg = mf.Config(seed=5, network={"m": 20, "d": D, "activation": "erf"}, init={"tau": 0.5},
+                    data={"kind": "population", "teacher_m0": 2, "teacher_activation": "erf"},
+                    flow={"dt": 0.05, "t_end": 3.0}, record={"n_records": 4})
+    exact = mf.simulate(cfg)
+    rng = np.random.default_rng(0)
+    teacher = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(5).spawn(4)[0])).teacher
+    X = rng.standard_normal((200_000, D))
+    y = model.activation("erf", X @ teacher[:, :D].T) @ teacher[:, D]
+    sampled = mf.simulate(cfg.updated({"data.kind": "arrays"}), data=(X, y))
+    np.testing.assert_array_equal(sampled.theta0, exact.theta0)
+    np.testing.assert_allclose(sampled.observables["train_risk"], exact.observables["train_risk"], rtol=0.02)
+    move = np.linalg.norm(exact.theta - exact.theta0)
+    assert np.linalg.norm(sampled.theta - exact.theta) < 0.03 * move
+
+
+def test_exact_risk_is_invariant_to_permuting_and_duplicating_particles(pair, rng):
+    theta, teacher = pair
+    net = NetworkConfig(m=5, d=D)
+    R = population.population_risk(theta, teacher, net)
+    assert population.population_risk(theta[rng.permutation(5)], teacher, net) == pytest.approx(R, rel=1e-12)
+    doubled = NetworkConfig(m=10, d=D)
+    assert population.population_risk(np.repeat(theta, 2, axis=0), teacher, doubled) == pytest.approx(R, rel=1e-12)
+
+
+def test_population_config_is_checked():
+    base = {"data": {"kind": "population"}}
+    with pytest.raises(mf.ConfigError, match="data.inputs"):
+        mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere"}})
+    with pytest.raises(mf.ConfigError, match="data.teacher_activation"):
+        mf.Config.from_dict({**base, "network": {"activation": "tanh"}})
+    with pytest.raises(mf.ConfigError, match="record.diagnostics"):
+        mf.Config.from_dict({**base, "record": {"diagnostics": ["lambda_min"]}})
+    with pytest.raises(mf.ConfigError, match="network.bias"):
+        mf.Config.from_dict({**base, "network": {"bias": True, "d": 3}})
+
+
+def test_homogeneous_projection_and_cone_masses_on_a_hand_made_configuration():
+    theta = np.array([[2.0, 0.0, 1.5],      # direction (1, 0), mass 3
+                      [0.0, -1.0, -2.0],    # direction (0, -1), mass -2
+                      [1.0, 0.01, 1.0],     # ~ (1, 0), mass ~1
+                      [0.0, 0.0, 5.0]])     # w = 0: no mass
+    directions, masses = homogeneous_projection(theta, scale=0.5)
+    np.testing.assert_allclose(masses, [1.5, -1.0, 0.5 * np.hypot(1, 0.01), 0.0])
+    np.testing.assert_allclose(directions[0], [1.0, 0.0])
+    np.testing.assert_allclose(cone_masses(theta, np.array([[1.0, 0.0], [0.0, -3.0]]), 5.0, scale=0.5),
+                               [1.5 + 0.5 * np.hypot(1, 0.01), -1.0])
+
+
+def test_mean_field_student_recovers_the_teacher_masses():
+    cfg = mf.Config(seed=0, network={"m": 40, "d": 10}, init={"tau": 0.1},
+                    data={"kind": "population", "teacher_m0": 4}, flow={"dt": 0.1, "t_end": 300.0},
+                    record={"n_records": 10, "diagnostics": ["masses"]})
+    res = mf.simulate(cfg)
+    obs = res.observables
+    assert obs["train_risk"][-1] < 1e-3 * obs["train_risk"][0]
+    np.testing.assert_array_equal(obs["train_risk"], obs["test_risk"])
+    assert obs["negative_mass"][-1] < 1e-3 and obs["cone_mass"][-1] > 0.85 * 4.0
