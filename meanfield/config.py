@@ -173,7 +173,7 @@ class DataConfig(_Section):
     """Where (x, y) come from.
 
     ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
-    c_j = teacher_scale (or ±teacher_scale); ``population``: the same teacher with x ~ N(0, I) and
+    c_j = teacher_scale (or ±teacher_scale), the u_j orthonormal if ``teacher_orthonormal``; ``population``: the same teacher with x ~ N(0, I) and
     the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``); ``random_labels``: y = ±1 at random; ``none``: no data
     (zero risk: a pure potential + noise flow); ``arrays``: the user's (X, y), passed to
     ``simulate``, split with ``test_fraction``. Inputs are N(0, I) or uniform on the unit sphere.
@@ -188,6 +188,7 @@ class DataConfig(_Section):
     teacher_activation: str = "relu"
     teacher_scale: float = 1.0
     teacher_signs: str = "positive"
+    teacher_orthonormal: bool = False
     label_noise: float = 0.0
     test_fraction: float = 0.0
 
@@ -200,6 +201,7 @@ class DataConfig(_Section):
         self._check("teacher_activation", _choice, ACTIVATIONS)
         self._check("teacher_scale", _float)
         self._check("teacher_signs", _choice, TEACHER_SIGNS)
+        self._check("teacher_orthonormal", _bool)
         self._check("label_noise", _float, 0.0)
         self._check("test_fraction", _float, 0.0)
         if self.test_fraction >= 1.0:
@@ -331,6 +333,9 @@ class Config:
         if "masses" in self.record.diagnostics and data.kind not in ("teacher", "population"):
             raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
                                       "'masses' only with a teacher (data.kind = 'teacher' or 'population')")
+        if data.teacher_orthonormal and data.teacher_m0 > net.d:
+            raise ConfigError.invalid("data.teacher_m0", data.teacher_m0,
+                                      f"at most network.d = {net.d} with data.teacher_orthonormal")
         if data.test_fraction and data.kind != "arrays":
             raise ConfigError.invalid("data.test_fraction", data.test_fraction,
                                       "0 unless data.kind = 'arrays' (use data.n_test)")

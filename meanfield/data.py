@@ -37,9 +37,13 @@ def sample_inputs(count: int, cfg: Config, rng: np.random.Generator) -> np.ndarr
 
 
 def make_teacher(cfg: Config, rng: np.random.Generator) -> np.ndarray:
-    """Teacher particles [u | c], (m0, d + 1): u uniform on the unit sphere, c = ±teacher_scale."""
+    """Teacher particles [u | c], (m0, d + 1): u uniform on the unit sphere (or a random
+    orthonormal family if ``teacher_orthonormal``), c = ±teacher_scale."""
     m0, d = cfg.data.teacher_m0, cfg.network.d
     u = rng.standard_normal((m0, d))
+    if cfg.data.teacher_orthonormal:
+        q, r = np.linalg.qr(u.T)                    # (d, m0), orthonormal columns
+        u = (q * np.sign(np.diag(r))).T
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     c = np.full(m0, cfg.data.teacher_scale)
     if cfg.data.teacher_signs == "rademacher":
