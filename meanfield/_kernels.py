@@ -21,9 +21,9 @@ from numba import prange
 
 from .config import ACTIVATIONS, LOSSES
 
-RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR = (
+RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR, PIECEWISE_LINEAR = (
     ACTIVATIONS.index(name) for name in
-    ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear"))
+    ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear", "piecewise_linear"))
 SQUARED, LOGISTIC = LOSSES.index("squared"), LOSSES.index("logistic")
 
 # Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics.
@@ -66,11 +66,15 @@ def _sigmoid(z):
 
 
 @_jit()
-def _act(z, code, slope):
+def _act(z, code, params):
+    """sigma(z); params = [leaky_slope, t1, t2, s1, s2] (network.activation_params)."""
     if code == RELU:
         return z if z > 0.0 else 0.0
     if code == LEAKY_RELU:
-        return z if z > 0.0 else slope * z
+        return z if z > 0.0 else params[0] * z
+    if code == PIECEWISE_LINEAR:
+        u = min(max((z - params[1]) / (params[2] - params[1]), 0.0), 1.0)
+        return params[3] + (params[4] - params[3]) * u
     if code == TANH:
         return math.tanh(z)
     if code == SIGMOID:
@@ -85,11 +89,13 @@ def _act(z, code, slope):
 
 
 @_jit()
-def _dact(z, code, slope):
+def _dact(z, code, params):
     if code == RELU:
         return 1.0 if z > 0.0 else 0.0
     if code == LEAKY_RELU:
-        return 1.0 if z > 0.0 else slope
+        return 1.0 if z > 0.0 else params[0]
+    if code == PIECEWISE_LINEAR:
+        return (params[4] - params[3]) / (params[2] - params[1]) if params[1] < z <= params[2] else 0.0
     if code == TANH:
         t = math.tanh(z)
         return 1.0 - t * t
@@ -113,7 +119,7 @@ def _dloss(f, y, code):
 
 
 @_jit()
-def _forward(theta, feat, x, act, slope, tangent):
+def _forward(theta, feat, x, act, params, tangent):
     """sum_i a_i sigma(w_i . x) for one input x (d,) (feat is theta), or for the tangent model
     (feat = theta0): sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x]."""
     m = theta.shape[0]
@@ -123,17 +129,17 @@ def _forward(theta, feat, x, act, slope, tangent):
         z0 = 0.0
         for k in range(d):
             z0 += feat[i, k] * x[k]
-        s += theta[i, d] * _act(z0, act, slope)
+        s += theta[i, d] * _act(z0, act, params)
         if tangent:
             z = 0.0
             for k in range(d):
                 z += theta[i, k] * x[k]
-            s += feat[i, d] * _dact(z0, act, slope) * (z - z0)
+            s += feat[i, d] * _dact(z0, act, params) * (z - z0)
     return s
 
 
 @_jit()
-def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, slope, lam, mask, out):
+def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, params, lam, mask, out):
     """Drift of one particle: mask * (-vel_scale mean_b r_b grad phi(feat_i, x_b) - lam theta_i),
     feat_i = theta_i for the network, theta0_i for the tangent model."""
     d = theta_i.shape[0] - 1
@@ -146,8 +152,8 @@ def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, slope, lam, ma
         z = 0.0
         for k in range(d):
             z += feat_i[k] * X[j, k]
-        out[d] += r[b] * _act(z, act, slope)
-        c = r[b] * a * _dact(z, act, slope)
+        out[d] += r[b] * _act(z, act, params)
+        c = r[b] * a * _dact(z, act, params)
         for k in range(d):
             out[k] += c * X[j, k]
     scale = -vel_scale / batch if batch > 0 else 0.0
@@ -158,81 +164,81 @@ def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, slope, lam, ma
 # --- loops: a serial reference and a parallel twin -------------------------------------------
 
 @_jit()
-def _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r):
+def _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r):
     for b in range(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, slope, tangent) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, tangent) - f0[j], y[j], loss)
 
 
 @_jit(parallel=True)
-def _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r):
+def _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r):
     for b in prange(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, slope, tangent) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, tangent) - f0[j], y[j], loss)
 
 
 @_jit()
-def _velocities_serial(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+def _velocities_serial(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel):
     for i in range(theta.shape[0]):
-        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, params, lam, mask, vel[i])
 
 
 @_jit(parallel=True)
-def _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel):
+def _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel):
     for i in prange(theta.shape[0]):
-        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, slope, lam, mask, vel[i])
+        _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, params, lam, mask, vel[i])
 
 
 @_jit()
-def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
            tangent, parallel, r, vel):
     if parallel:
-        _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r)
-        _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+        _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r)
+        _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
     else:
-        _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, slope, loss, tangent, r)
-        _velocities_serial(theta, feat, X, rows, r, vel_scale, act, slope, lam, mask, vel)
+        _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r)
+        _velocities_serial(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
 
 
 # --- public kernels --------------------------------------------------------------------------
 
 @_jit(parallel=True)
-def _predict_parallel(theta, feat, X, out_scale, act, slope, tangent, out):
+def _predict_parallel(theta, feat, X, out_scale, act, params, tangent, out):
     for j in prange(X.shape[0]):
-        out[j] = out_scale * _forward(theta, feat, X[j], act, slope, tangent)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, params, tangent)
 
 
 @_jit()
-def _predict_serial(theta, feat, X, out_scale, act, slope, tangent, out):
+def _predict_serial(theta, feat, X, out_scale, act, params, tangent, out):
     for j in range(X.shape[0]):
-        out[j] = out_scale * _forward(theta, feat, X[j], act, slope, tangent)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, params, tangent)
 
 
-def predict(theta, X, out_scale, act, slope, theta0=None, parallel=True):
+def predict(theta, X, out_scale, act, params, theta0=None, parallel=True):
     """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,); with ``theta0``,
     the tangent model linearised at theta0."""
     out = np.empty(X.shape[0])
     feat = theta if theta0 is None else theta0
-    (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, slope,
+    (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, params,
                                                          theta0 is not None, out)
     return out
 
 
-def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
              theta0=None, parallel=True):
     """Drift of every particle on the samples ``rows``, shape (m, d + 1); with ``theta0``, the
     drift of the tangent model linearised at theta0."""
     r = np.empty(rows.shape[0])
     vel = np.empty_like(theta)
     feat = theta if theta0 is None else theta0
-    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
            theta0 is not None, parallel, r, vel)
     return vel
 
 
 @_jit()
 def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, slope, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred):
+            act, params, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred):
     """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps of the network,
     or of its tangent model linearised at theta0 when ``tangent``.
 
@@ -244,7 +250,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
     for s in range(n_steps):
         rows = idx[s % idx.shape[0]]
         feat = theta0 if tangent else theta
-        _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam, mask,
+        _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
                tangent, parallel, r, vel)
         if heun:
             for i in range(m):
@@ -252,7 +258,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
                     kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
                     theta_pred[i, k] = theta[i, k] + dt * vel[i, k] + kick
             feat = theta0 if tangent else theta_pred
-            _drift(theta_pred, feat, X, y, f0, rows, out_scale, vel_scale, act, slope, loss, lam,
+            _drift(theta_pred, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam,
                    mask, tangent, parallel, r, vel_pred)
             for i in range(m):
                 for k in range(p):
@@ -276,13 +282,14 @@ def _relu_pair(q1, q2, rho):
 
 
 @_jit()
-def _pair(q1, q2, rho, code, slope):
+def _pair(q1, q2, rho, code, params):
     if code == RELU:
         return _relu_pair(q1, q2, rho)
     if code == LEAKY_RELU:
         k, A, B = _relu_pair(q1, q2, rho)
-        s2 = (1.0 - slope) * (1.0 - slope)
-        return slope * rho + s2 * k, s2 * A, slope + s2 * B
+        s = params[0]
+        s2 = (1.0 - s) * (1.0 - s)
+        return s * rho + s2 * k, s2 * A, s + s2 * B
     if code == ERF:
         g1 = 1.0 + 2.0 * q1
         g2 = 1.0 + 2.0 * q2
@@ -296,9 +303,9 @@ def _pair(q1, q2, rho, code, slope):
 
 
 @_jit(parallel=True)
-def pair_terms(G, q1, q2, code, slope, K, A, B):
+def pair_terms(G, q1, q2, code, params, K, A, B):
     """K, A, B (m, k) from the inner products G = W V^T (m, k) and squared norms q1 (m,), q2 (k,).
     Closed forms only (relu, leaky_relu, erf, quadratic, linear)."""
     for i in prange(G.shape[0]):
         for j in range(G.shape[1]):
-            K[i, j], A[i, j], B[i, j] = _pair(q1[i], q2[j], G[i, j], code, slope)
+            K[i, j], A[i, j], B[i, j] = _pair(q1[i], q2[j], G[i, j], code, params)

@@ -18,18 +18,22 @@ from typing import Any
 from .errors import ConfigError
 from .scaling import SCALINGS
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear")
+ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear",
+               "piecewise_linear")
 LOSSES = ("squared", "logistic")
 TRAIN_MODES = ("both", "hidden", "output")
 W_LAWS = ("gaussian", "sphere")
-A_LAWS = ("gaussian", "rademacher", "zero", "balanced")
-DATA_KINDS = ("teacher", "population", "random_labels", "none", "arrays")
+A_LAWS = ("gaussian", "rademacher", "zero", "balanced", "constant")
+DATA_KINDS = ("teacher", "population", "isotropic_gaussians", "random_labels", "none", "arrays")
+SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD can sample
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = ("euler", "heun")
 SPACINGS = ("geometric", "linear")
-DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses")
-SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap")
+SCHEDULES = ("constant", "log", "power", "piecewise")
+DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses", "free_energy",
+               "gibbs")
+SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "gibbs")
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -58,6 +62,18 @@ def _bool(name, value):
     if not isinstance(value, bool):
         raise ConfigError.invalid(name, value, "true or false")
     return value
+
+
+def _floats(name, value):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError.invalid(name, value, "a list of real numbers")
+    return tuple(_float(f"{name}[{k}]", v) for k, v in enumerate(value))
+
+
+def _pair_of_floats(name, value):
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ConfigError.invalid(name, value, "a list of two real numbers")
+    return tuple(_float(f"{name}[{k}]", v) for k, v in enumerate(value))
 
 
 def _choices(name, value, choices):
@@ -112,6 +128,8 @@ class NetworkConfig(_Section):
 
     ``d`` counts every input coordinate, the constant one of ``bias`` included. ``linearized``
     trains the tangent model f(x; theta0) + grad f(x; theta0) . (theta - theta0) instead.
+    ``piecewise_linear`` is s1 below t1, s2 above t2 and linear between: pwl_knots = (t1, t2),
+    pwl_values = (s1, s2) (Mei, Montanari & Nguyen's bounded activation).
     """
 
     _name = "network"
@@ -124,6 +142,8 @@ class NetworkConfig(_Section):
     bias: bool = False
     train: str = "both"
     leaky_slope: float = 0.01
+    pwl_knots: tuple = (0.5, 1.5)
+    pwl_values: tuple = (-2.5, 7.5)
     linearized: bool = False
 
     def __post_init__(self):
@@ -136,10 +156,22 @@ class NetworkConfig(_Section):
         self._check("bias", _bool)
         self._check("train", _choice, TRAIN_MODES)
         self._check("leaky_slope", _float)
+        self._check("pwl_knots", _pair_of_floats)
+        self._check("pwl_values", _pair_of_floats)
+        if not self.pwl_knots[0] < self.pwl_knots[1]:
+            raise ConfigError.invalid("network.pwl_knots", list(self.pwl_knots), "two knots t1 < t2")
         self._check("linearized", _bool)
         if self.bias and self.d < 2:
             raise ConfigError.invalid("network.d", self.d, "an integer >= 2 when network.bias is true",
                                       "d counts the constant bias coordinate")
+
+
+    @property
+    def activation_params(self):
+        """The activation's parameters as the kernels take them: [leaky_slope, t1, t2, s1, s2]."""
+        import numpy as np
+
+        return np.array([self.leaky_slope, *self.pwl_knots, *self.pwl_values], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -147,7 +179,7 @@ class InitConfig(_Section):
     """Initial law of the particles, before the overall scale ``tau``.
 
     w ~ N(0, w_scale^2 I) or uniform on the sphere of radius w_scale; a ~ N(0, a_scale^2),
-    ±a_scale, 0, or balanced (|a| = |w|, random sign). ``symmetric`` draws m/2 particles and adds
+    ±a_scale, 0, balanced (|a| = |w|, random sign) or constant (a = a_scale). ``symmetric`` draws m/2 particles and adds
     their mirrors (w, -a), so that the initial predictor is exactly 0.
     """
 
@@ -174,7 +206,9 @@ class DataConfig(_Section):
 
     ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
     c_j = teacher_scale (or ±teacher_scale), the u_j orthonormal if ``teacher_orthonormal``; ``population``: the same teacher with x ~ N(0, I) and
-    the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``); ``random_labels``: y = ±1 at random; ``none``: no data
+    the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``);
+    ``isotropic_gaussians``: y = ±1 with x ~ N(0, (1 + y delta)^2 I) (Mei, Montanari & Nguyen);
+    ``random_labels``: y = ±1 at random; ``none``: no data
     (zero risk: a pure potential + noise flow); ``arrays``: the user's (X, y), passed to
     ``simulate``, split with ``test_fraction``. Inputs are N(0, I) or uniform on the unit sphere.
     """
@@ -190,6 +224,7 @@ class DataConfig(_Section):
     teacher_signs: str = "positive"
     teacher_orthonormal: bool = False
     label_noise: float = 0.0
+    delta: float = 0.5
     test_fraction: float = 0.0
 
     def __post_init__(self):
@@ -203,6 +238,9 @@ class DataConfig(_Section):
         self._check("teacher_signs", _choice, TEACHER_SIGNS)
         self._check("teacher_orthonormal", _bool)
         self._check("label_noise", _float, 0.0)
+        self._check("delta", _float, 0.0)
+        if self.delta >= 1.0:
+            raise ConfigError.invalid("data.delta", self.delta, "a number in [0, 1)")
         self._check("test_fraction", _float, 0.0)
         if self.test_fraction >= 1.0:
             raise ConfigError.invalid("data.test_fraction", self.test_fraction, "a number in [0, 1)")
@@ -211,6 +249,10 @@ class DataConfig(_Section):
 @dataclass(frozen=True)
 class FlowConfig(_Section):
     """The dynamics: loss, time step and horizon, weight decay ``lam``, Langevin ``temperature``.
+
+    ``schedule``: the temperature at time t is ``temperature`` (constant), temperature / log(e + t)
+    (log), temperature / (1 + t)^schedule_power (power), or piecewise constant: schedule_values[k]
+    from schedule_times[k - 1] on (schedule_values has one more entry than schedule_times).
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
@@ -223,6 +265,10 @@ class FlowConfig(_Section):
     t_end: float = 1.0
     lam: float = 0.0
     temperature: float = 0.0
+    schedule: str = "constant"
+    schedule_power: float = 1.0
+    schedule_times: tuple = ()
+    schedule_values: tuple = ()
     batch_size: int = 0
     online: bool = False
     integrator: str = "euler"
@@ -234,6 +280,19 @@ class FlowConfig(_Section):
         self._check("t_end", _float, 0.0, True)
         self._check("lam", _float, 0.0)
         self._check("temperature", _float, 0.0)
+        self._check("schedule", _choice, SCHEDULES)
+        self._check("schedule_power", _float, 0.0, True)
+        self._check("schedule_times", _floats)
+        self._check("schedule_values", _floats)
+        if self.schedule == "piecewise":
+            times, values = self.schedule_times, self.schedule_values
+            if len(values) != len(times) + 1:
+                raise ConfigError.invalid("flow.schedule_values", list(values),
+                                          f"{len(times) + 1} temperatures (one more than flow.schedule_times)")
+            if any(b <= a for a, b in zip(times, times[1:])) or any(t <= 0 for t in times):
+                raise ConfigError.invalid("flow.schedule_times", list(times), "increasing positive times")
+            if any(v < 0 for v in values):
+                raise ConfigError.invalid("flow.schedule_values", list(values), "temperatures >= 0")
         self._check("batch_size", _int, 0)
         self._check("online", _bool)
         self._check("integrator", _choice, INTEGRATORS)
@@ -243,6 +302,11 @@ class FlowConfig(_Section):
         if self.online and self.batch_size < 1:
             raise ConfigError.invalid("flow.batch_size", self.batch_size,
                                       "an integer >= 1 when flow.online is true")
+
+    @property
+    def max_temperature(self) -> float:
+        """The largest temperature of the schedule (the noise is off when it is 0)."""
+        return max(self.schedule_values) if self.schedule == "piecewise" else self.temperature
 
     @property
     def n_steps(self) -> int:
@@ -257,7 +321,8 @@ class RecordConfig(_Section):
     A run diverges when the particles become non-finite or the training risk exceeds
     ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
     observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap,
-    and the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron).
+    the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron), and
+    the Langevin ones: free_energy (with the entropy) and gibbs (T KL(mu || p_mu)).
     """
 
     _name = "record"
@@ -309,8 +374,9 @@ class Config:
         net, init, data, flow = self.network, self.init, self.data, self.flow
         if init.symmetric and net.m % 2:
             raise ConfigError.invalid("network.m", net.m, "an even integer when init.symmetric is true")
-        if flow.online and data.kind not in ("teacher",):
-            raise ConfigError.invalid("flow.online", True, "false unless data.kind = 'teacher'",
+        if flow.online and data.kind not in SAMPLED_KINDS:
+            raise ConfigError.invalid("flow.online", True, "false unless data.kind is one of "
+                                      + ", ".join(map(repr, SAMPLED_KINDS)),
                                       "online SGD needs a data law to sample from")
         if flow.batch_size and data.kind == "none":
             raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
@@ -321,6 +387,8 @@ class Config:
                     ("data.teacher_activation", data.teacher_activation != net.activation,
                      f"network.activation = {net.activation!r} with data.kind = 'population'"),
                     ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
+                    ("network.activation", net.activation == "piecewise_linear",
+                     "an activation with an exact population kernel (not piecewise_linear)"),
                     ("flow.loss", flow.loss != "squared", "'squared' with data.kind = 'population'"),
                     ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
                 if bad:
@@ -330,6 +398,12 @@ class Config:
                 raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
                                           "no sample-based diagnostic (" + ", ".join(SAMPLE_DIAGNOSTICS)
                                           + ") with data.kind = 'population'")
+        if "gibbs" in self.record.diagnostics:
+            for name, bad, allowed in (("flow.lam", flow.lam <= 0, "> 0 for the 'gibbs' diagnostic"),
+                                       ("flow.temperature", flow.max_temperature <= 0, "> 0 for the 'gibbs' diagnostic"),
+                                       ("network.train", net.train != "both", "'both' for the 'gibbs' diagnostic")):
+                if bad:
+                    raise ConfigError.invalid(name, getattr(getattr(self, name.split(".")[0]), name.split(".")[1]), allowed)
         if "masses" in self.record.diagnostics and data.kind not in ("teacher", "population"):
             raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
                                       "'masses' only with a teacher (data.kind = 'teacher' or 'population')")

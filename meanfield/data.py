@@ -54,7 +54,7 @@ def make_teacher(cfg: Config, rng: np.random.Generator) -> np.ndarray:
 def teacher_labels(teacher: np.ndarray, X: np.ndarray, cfg: Config, rng: np.random.Generator) -> np.ndarray:
     """y = sum_j c_j sigma*(u_j . x) + label_noise * N(0, 1), shape (n,)."""
     d = X.shape[1]
-    y = activation(cfg.data.teacher_activation, X @ teacher[:, :d].T, cfg.network.leaky_slope) @ teacher[:, d]
+    y = activation(cfg.data.teacher_activation, X @ teacher[:, :d].T, cfg.network.activation_params) @ teacher[:, d]
     if cfg.data.label_noise > 0:
         y = y + cfg.data.label_noise * rng.standard_normal(len(y))
     return y
@@ -73,6 +73,9 @@ def make_data(cfg: Config, rng: np.random.Generator, arrays=None) -> Dataset:
         raise DataError("data.kind = 'arrays' needs the arrays: call simulate(cfg, data=(X, y))",
                         parameter="data", value=None, allowed="a pair (X, y) of arrays")
     n, n_test = cfg.data.n, cfg.data.n_test
+    if cfg.data.kind == "isotropic_gaussians":
+        X, y = draw(cfg, None, n + n_test, rng)
+        return Dataset(X[:n], y[:n], X[n:], y[n:])
     X = sample_inputs(n + n_test, cfg, rng)
     if cfg.data.kind == "teacher":
         teacher = make_teacher(cfg, rng)
@@ -81,6 +84,16 @@ def make_data(cfg: Config, rng: np.random.Generator, arrays=None) -> Dataset:
         teacher = None
         y = rng.choice([-1.0, 1.0], size=n + n_test)
     return Dataset(X[:n], y[:n], X[n:], y[n:], teacher)
+
+
+def draw(cfg: Config, teacher, count: int, rng: np.random.Generator):
+    """``count`` fresh samples (X, y) from the data law (teacher or isotropic Gaussians): online SGD."""
+    if cfg.data.kind == "isotropic_gaussians":
+        y = rng.choice([-1.0, 1.0], size=count)
+        X = sample_inputs(count, cfg, rng) * (1.0 + cfg.data.delta * y)[:, None]
+        return X, y
+    X = sample_inputs(count, cfg, rng)
+    return X, teacher_labels(teacher, X, cfg, rng)
 
 
 def split_arrays(arrays, cfg: Config, rng: np.random.Generator) -> Dataset:

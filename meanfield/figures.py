@@ -89,7 +89,7 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=print) -> list
         detail = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or [""])[-1]
         outcomes.append(Outcome(name, status, seconds, detail))
         echo(f"{name:24s} {status:18s} {seconds:7.1f} s  {detail}")
-    if not quick and not out and not names:
+    if not quick and not out:
         write_table(list(available.values()), out_dir, CHECKOUT / "scenarios" / "README.md")
     return outcomes
 

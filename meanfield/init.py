@@ -27,6 +27,8 @@ def initial_particles(network: NetworkConfig, init: InitConfig, rng: np.random.G
         a = init.a_scale * sign
     elif init.a_law == "zero":
         a = np.zeros(count)
+    elif init.a_law == "constant":
+        a = np.full(count, init.a_scale)
     else:  # balanced: |a| = |w|
         a = np.linalg.norm(w, axis=1) * sign
     theta = init.tau * np.hstack([w, a[:, None]])

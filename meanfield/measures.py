@@ -7,7 +7,50 @@ so the predictor depends on the particles only through their 2-homogeneous proje
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+
+@dataclass(frozen=True)
+class ParticleMeasure:
+    """sum_i weights_i delta_{points_i}: points (N, k), weights (N,) non-negative, summing to 1."""
+
+    points: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def uniform(cls, points) -> "ParticleMeasure":
+        points = np.asarray(points, dtype=float)
+        points = points[:, None] if points.ndim == 1 else points
+        return cls(points, np.full(len(points), 1.0 / len(points)))
+
+    def marginal(self, coordinates) -> "ParticleMeasure":
+        """The image under the projection on the given coordinates (a list of column indices)."""
+        return ParticleMeasure(self.points[:, list(coordinates)], self.weights)
+
+
+def lifted(theta: np.ndarray) -> ParticleMeasure:
+    """The mean-field measure (1/m) sum_i delta_{theta_i} on R^(d + 1)."""
+    return ParticleMeasure.uniform(theta)
+
+
+def sphere_measure(theta: np.ndarray) -> ParticleMeasure:
+    """The 2-homogeneous projection as a probability measure on the sphere: directions w_i/|w_i|
+    weighted by |a_i| |w_i| (normalised). Particles with no mass are dropped."""
+    directions, masses = homogeneous_projection(theta)
+    keep = np.abs(masses) > 0
+    return ParticleMeasure(directions[keep], np.abs(masses[keep]) / np.sum(np.abs(masses[keep])))
+
+
+def teacher_measure(teacher: np.ndarray) -> ParticleMeasure:
+    """The teacher [u | c] on the sphere: directions u_j/|u_j| weighted by |c_j| |u_j| (normalised)."""
+    return sphere_measure(teacher)
+
+
+def gaussian_measure(mean, cov, size: int, rng: np.random.Generator) -> ParticleMeasure:
+    """``size`` samples of N(mean, cov) as a uniform particle measure."""
+    return ParticleMeasure.uniform(rng.multivariate_normal(np.atleast_1d(mean), np.atleast_2d(cov), size))
 
 
 def homogeneous_projection(theta: np.ndarray, scale: float = 1.0):

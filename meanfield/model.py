@@ -14,12 +14,19 @@ from .config import FlowConfig, NetworkConfig
 from .scaling import output_scale, time_factor
 
 
-def activation(name: str, z: np.ndarray, leaky_slope: float = 0.01) -> np.ndarray:
-    """sigma(z), elementwise."""
+DEFAULT_PARAMS = NetworkConfig().activation_params
+
+
+def activation(name: str, z: np.ndarray, params=None) -> np.ndarray:
+    """sigma(z), elementwise; params = network.activation_params ([leaky_slope, t1, t2, s1, s2])."""
+    params = DEFAULT_PARAMS if params is None else params
     if name == "relu":
         return np.maximum(z, 0.0)
     if name == "leaky_relu":
-        return np.where(z > 0, z, leaky_slope * z)
+        return np.where(z > 0, z, params[0] * z)
+    if name == "piecewise_linear":
+        t1, t2, s1, s2 = params[1:5]
+        return s1 + (s2 - s1) * np.clip((z - t1) / (t2 - t1), 0.0, 1.0)
     if name == "tanh":
         return np.tanh(z)
     if name == "sigmoid":
@@ -35,12 +42,16 @@ def activation(name: str, z: np.ndarray, leaky_slope: float = 0.01) -> np.ndarra
     raise ValueError(f"unknown activation {name!r}")
 
 
-def activation_derivative(name: str, z: np.ndarray, leaky_slope: float = 0.01) -> np.ndarray:
-    """sigma'(z), elementwise (ReLU: 0 at z = 0)."""
+def activation_derivative(name: str, z: np.ndarray, params=None) -> np.ndarray:
+    """sigma'(z), elementwise (at a kink: the left derivative, e.g. 0 for ReLU at 0)."""
+    params = DEFAULT_PARAMS if params is None else params
     if name == "relu":
         return (z > 0).astype(float)
     if name == "leaky_relu":
-        return np.where(z > 0, 1.0, leaky_slope)
+        return np.where(z > 0, 1.0, params[0])
+    if name == "piecewise_linear":
+        t1, t2, s1, s2 = params[1:5]
+        return np.where((z > t1) & (z <= t2), (s2 - s1) / (t2 - t1), 0.0)
     if name == "tanh":
         return 1.0 - np.tanh(z) ** 2
     if name == "sigmoid":
@@ -90,9 +101,9 @@ def predict(theta: np.ndarray, X: np.ndarray, network: NetworkConfig, f0=None, t
     W, a = theta[:, :d], theta[:, d]
     base = _features_at(theta, theta0, network)
     Z0 = X @ base[:, :d].T                                                        # (n, m)
-    f = activation(network.activation, Z0, network.leaky_slope) @ a
+    f = activation(network.activation, Z0, network.activation_params) @ a
     if network.linearized:
-        slope = activation_derivative(network.activation, Z0, network.leaky_slope)
+        slope = activation_derivative(network.activation, Z0, network.activation_params)
         f = f + ((X @ W.T - Z0) * slope) @ base[:, d]
     f = output_scale(theta.shape[0], network.scaling, network.alpha) * f
     return f if f0 is None else f - f0
@@ -126,8 +137,8 @@ def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None, 
     Z = X @ W.T                                                                   # (n, m)
     r = loss_derivative(loss_name, predict(theta, X, network, f0, theta0), y)    # (n,)
     scale = output_scale(m, network.scaling, network.alpha) / len(y)
-    grad_a = scale * activation(network.activation, Z, network.leaky_slope).T @ r
-    slope = activation_derivative(network.activation, Z, network.leaky_slope)    # (n, m)
+    grad_a = scale * activation(network.activation, Z, network.activation_params).T @ r
+    slope = activation_derivative(network.activation, Z, network.activation_params)    # (n, m)
     grad_W = scale * a[:, None] * ((slope * r[:, None]).T @ X)
     return np.hstack([grad_W, grad_a[:, None]])
 

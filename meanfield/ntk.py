@@ -32,12 +32,12 @@ def tangent_kernel(theta, X, network: NetworkConfig, Y=None, raw: bool = False) 
     H = np.zeros((len(X), len(Y)))
     ZX, ZY = X @ W.T, Y @ W.T
     if mask[0]:
-        dX = activation_derivative(network.activation, ZX, network.leaky_slope) * a
-        dY = activation_derivative(network.activation, ZY, network.leaky_slope) * a
+        dX = activation_derivative(network.activation, ZX, network.activation_params) * a
+        dY = activation_derivative(network.activation, ZY, network.activation_params) * a
         H += (X @ Y.T) * (dX @ dY.T)
     if mask[d]:
-        H += activation(network.activation, ZX, network.leaky_slope) @ activation(
-            network.activation, ZY, network.leaky_slope).T
+        H += activation(network.activation, ZX, network.activation_params) @ activation(
+            network.activation, ZY, network.activation_params).T
     H /= m
     return H / time_factor(m, network.scaling, network.alpha) if raw else H
 
@@ -51,8 +51,8 @@ def nngp(theta, X, network: NetworkConfig, Y=None) -> np.ndarray:
     Y = X if Y is None else Y
     d = theta.shape[1] - 1
     W = theta[:, :d]
-    SX = activation(network.activation, X @ W.T, network.leaky_slope)
-    SY = activation(network.activation, Y @ W.T, network.leaky_slope)
+    SX = activation(network.activation, X @ W.T, network.activation_params)
+    SY = activation(network.activation, Y @ W.T, network.activation_params)
     return SX @ SY.T / theta.shape[0]
 
 

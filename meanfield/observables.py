@@ -19,7 +19,11 @@ Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each cos
 - ``tangent_gap``: sqrt(mean_j (f(x_j) - f_lin(x_j))^2), f_lin the tangent model at theta_0
   trained in lockstep (same samples, same noise);
 - ``masses``: total_mass, negative_mass and cone_mass of the 2-homogeneous projection in the
-  predictor's normalisation (see ``measures.mass_summary``; cones of ``record.cone_angle``).
+  predictor's normalisation (see ``measures.mass_summary``; cones of ``record.cone_angle``);
+- ``free_energy``: the k-NN entropy of the particles (trained coordinates) and the free energy
+  F = J time_factor / m - T H (see ``langevin.py``);
+- ``gibbs``: gibbs_gap = T KL(mu || p_mu), the distance to the proximal Gibbs measure, an upper
+  bound on F(mu) - min F.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels, measures, model, ntk, population
+from . import _kernels, langevin, measures, model, ntk, population
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
 
@@ -82,12 +86,12 @@ class Problem:
         """The (centered) predictor on the rows of X, shape (n,); the tangent model's if linearized."""
         net = self.cfg.network
         theta0 = self.theta0 if net.linearized else None
-        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope, theta0) - f0
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, theta0) - f0
 
     def predict_tangent(self, theta, X, f0) -> np.ndarray:
         """The tangent model at theta0 on the rows of X, shape (n,)."""
         net = self.cfg.network
-        return _kernels.predict(theta, X, self.out_scale, self.act, net.leaky_slope, self.theta0) - f0
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, self.theta0) - f0
 
     def kernel(self, theta) -> np.ndarray:
         """Tangent kernel H on the training inputs (constant for the tangent model), (n, n)."""
@@ -109,9 +113,9 @@ def balance(theta: np.ndarray) -> np.ndarray:
     return theta[:, -1] ** 2 - np.sum(theta[:, :-1] ** 2, axis=1)
 
 
-def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str, float]:
-    """Every observable of NAMES, and the requested diagnostics, at the particles ``theta``;
-    ``theta_tangent``: the lockstep tangent model's particles (for ``tangent_gap``)."""
+def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float = 0.0) -> dict[str, float]:
+    """Every observable of NAMES, and the requested diagnostics, at the particles ``theta`` at
+    ``time``; ``theta_tangent``: the lockstep tangent model's particles (for ``tangent_gap``)."""
     cfg = problem.cfg
     net = cfg.network
     train_pred = problem.predict(theta, problem.X, problem.f0)
@@ -149,6 +153,12 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None) -> dict[str
                                              != (problem.X @ problem.theta0[:, :d].T > 0)))
     if "masses" in wanted:
         out.update(measures.mass_summary(theta, problem.teacher, cfg.record.cone_angle, problem.out_scale))
+    T = float(langevin.temperature(cfg.flow, time))
+    if "free_energy" in wanted:
+        out.update(langevin.free_energy(problem, theta[:, problem.mask > 0], objective, T))
+    if "gibbs" in wanted:
+        residuals = model.loss_derivative(cfg.flow.loss, train_pred, problem.y)
+        out["gibbs_gap"] = langevin.gibbs_gap(problem, theta, residuals, T)
     if "tangent_gap" in wanted:
         gap = train_pred - problem.predict_tangent(theta_tangent, problem.X, problem.f0)
         out["tangent_gap"] = float(np.sqrt(np.mean(gap ** 2)))

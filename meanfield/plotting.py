@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib import pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.ticker import NullFormatter
 
 from .fits import power_law
 from .results import Result
@@ -91,8 +92,17 @@ def scaling(ax, x, series: dict, xlabel: str, ylabel: str, expected: dict | None
                   label=f"{label}: slope {fit.slope:+.2f} ± {fit.stderr:.2f}{target}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    quiet_minor_ticks(ax)
     ax.legend(fontsize=7)
     return fits
+
+
+def quiet_minor_ticks(ax):
+    """No labels on the minor ticks of log axes spanning a decade or more (they collide there);
+    shorter axes keep them, since they may have no major tick at all."""
+    for axis, (low, high) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() == "log" and low > 0 and high / low >= 10:
+            axis.set_minor_formatter(NullFormatter())
 
 
 def animate(result: Result, path, teacher: np.ndarray | None = None, fps: int = 8,

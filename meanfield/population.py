@@ -16,15 +16,17 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ACTIVATIONS
-from .model import activation, activation_derivative, train_mask
+from .model import DEFAULT_PARAMS, activation, activation_derivative, train_mask
 from .scaling import output_scale, time_factor
 
 CLOSED_FORMS = ("relu", "leaky_relu", "erf", "linear", "quadratic")
+QUADRATURE = ("tanh", "sigmoid", "softplus")      # smooth: Gauss–Hermite converges
+SUPPORTED = CLOSED_FORMS + QUADRATURE
 QUADRATURE_NODES = 96      # per axis; relative error ~1e-6 for tanh at |w|^2 ~ 2.6 (48: 1e-4)
 QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
 
 
-def pair_terms(name: str, q1, q2, rho, leaky_slope: float = 0.01):
+def pair_terms(name: str, q1, q2, rho, params=None):
     """(kappa, A, B) elementwise for squared norms q1, q2 and inner products rho (broadcast)."""
     q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
     if name == "relu":
@@ -32,7 +34,7 @@ def pair_terms(name: str, q1, q2, rho, leaky_slope: float = 0.01):
     if name == "leaky_relu":
         # sigma = s z + (1 - s) relu(z):  kappa = s^2 rho + s (1 - s) rho + (1 - s)^2 kappa_relu,
         # using E[z relu(z')] = rho / 2.
-        s = leaky_slope
+        s = (DEFAULT_PARAMS if params is None else params)[0]
         k, A, B = _relu_terms(q1, q2, rho)
         return (s * rho + (1 - s) ** 2 * k, (1 - s) ** 2 * A, s + (1 - s) ** 2 * B)
     if name == "erf":
@@ -44,7 +46,10 @@ def pair_terms(name: str, q1, q2, rho, leaky_slope: float = 0.01):
         return rho.copy(), np.zeros_like(rho), np.ones_like(rho)
     if name == "quadratic":
         return q1 * q2 + 2 * rho * rho, 2 * q2, 4 * rho
-    return _quadrature_terms(name, q1, q2, rho, leaky_slope)
+    if name in QUADRATURE:
+        return _quadrature_terms(name, q1, q2, rho, params)
+    raise ValueError(f"activation {name!r} has no exact population kernel here: allowed is one of "
+                     f"{', '.join(SUPPORTED)} (quadrature cannot resolve its kinks)")
 
 
 def _relu_terms(q1, q2, rho):
@@ -57,7 +62,7 @@ def _relu_terms(q1, q2, rho):
     return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
 
 
-def _quadrature_terms(name, q1, q2, rho, leaky_slope):
+def _quadrature_terms(name, q1, q2, rho, params):
     """Gauss–Hermite on xi ~ N(0, I_2): z1 = |w| xi_1, z2 = p xi_1 + r xi_2 with p = rho / |w|,
     r = sqrt(q2 - p^2); kappa = E[s(z1) s(z2)], B = E[s'(z1) s'(z2)], and from
     grad_w kappa . w/|w| = E[s'(z1) s(z2) xi_1] = A |w| + B p the coefficient A."""
@@ -74,17 +79,17 @@ def _quadrature_terms(name, q1, q2, rho, leaky_slope):
         part = slice(start, start + QUADRATURE_CHUNK)
         n1, p_, r_ = (v[part].reshape(-1, 1, 1) for v in (norm1, p, r))
         z1, z2 = n1 * xi1, p_ * xi1 + r_ * xi2
-        s2 = activation(name, z2, leaky_slope)
-        d1 = activation_derivative(name, z1, leaky_slope)
-        kappa[part] = np.sum(weight * activation(name, z1, leaky_slope) * s2, axis=(1, 2))
-        B[part] = np.sum(weight * d1 * activation_derivative(name, z2, leaky_slope), axis=(1, 2))
+        s2 = activation(name, z2, params)
+        d1 = activation_derivative(name, z1, params)
+        kappa[part] = np.sum(weight * activation(name, z1, params) * s2, axis=(1, 2))
+        B[part] = np.sum(weight * d1 * activation_derivative(name, z2, params), axis=(1, 2))
         g1 = np.sum(weight * d1 * s2 * xi1, axis=(1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             A[part] = np.where(n1.ravel() > 0, (g1 - B[part] * p_.ravel()) / n1.ravel(), 0.0)
     return kappa.reshape(q1.shape), A.reshape(q1.shape), B.reshape(q1.shape)
 
 
-def kernel_matrices(name, W, V, leaky_slope=0.01, compiled=False):
+def kernel_matrices(name, W, V, params=None, compiled=False):
     """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``compiled`` uses the Numba pair pass
     (closed forms only; others fall back to NumPy quadrature)."""
     q1, q2 = np.sum(W * W, axis=1), np.sum(V * V, axis=1)
@@ -93,9 +98,10 @@ def kernel_matrices(name, W, V, leaky_slope=0.01, compiled=False):
         from . import _kernels
 
         K, A, B = np.empty_like(G), np.empty_like(G), np.empty_like(G)
-        _kernels.pair_terms(G, q1, q2, ACTIVATIONS.index(name), leaky_slope, K, A, B)
+        _kernels.pair_terms(G, q1, q2, ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
+                            K, A, B)
         return K, A, B
-    return pair_terms(name, q1[:, None], q2[None, :], G, leaky_slope)
+    return pair_terms(name, q1[:, None], q2[None, :], G, params)
 
 
 def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False) -> float:
@@ -104,24 +110,24 @@ def population_risk(theta, teacher, network, teacher_activation="relu", compiled
     W, a = theta[:, :d], theta[:, d]
     U, c = teacher[:, :d], teacher[:, d]
     scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    K = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)[0]
-    K_star = _cross(network.activation, teacher_activation, W, U, network.leaky_slope, compiled)[0]
-    K_tt = kernel_matrices(teacher_activation, U, U, network.leaky_slope)[0]
+    K = kernel_matrices(network.activation, W, W, network.activation_params, compiled)[0]
+    K_star = _cross(network.activation, teacher_activation, W, U, network.activation_params, compiled)[0]
+    K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0]
     return float(0.5 * scale ** 2 * a @ K @ a - scale * a @ K_star @ c + 0.5 * c @ K_tt @ c)
 
 
-def _cross(student, teacher, W, U, leaky_slope, compiled):
+def _cross(student, teacher, W, U, params, compiled):
     if student != teacher:
         raise ValueError(f"population data needs the teacher's activation to be the student's "
                          f"({student!r}); got {teacher!r}")
-    return kernel_matrices(student, W, U, leaky_slope, compiled)
+    return kernel_matrices(student, W, U, params, compiled)
 
 
 def predictor_norm(theta, network, compiled=False) -> float:
     """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d)."""
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
-    K = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)[0]
+    K = kernel_matrices(network.activation, W, W, network.activation_params, compiled)[0]
     return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ K @ a, 0.0)))
 
 
@@ -131,8 +137,8 @@ def population_gradient(theta, teacher, network, teacher_activation="relu", comp
     W, a = theta[:, :d], theta[:, d]
     U, c = teacher[:, :d], teacher[:, d]
     scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    K, A, B = kernel_matrices(network.activation, W, W, network.leaky_slope, compiled)
-    Ks, As, Bs = _cross(network.activation, teacher_activation, W, U, network.leaky_slope, compiled)
+    K, A, B = kernel_matrices(network.activation, W, W, network.activation_params, compiled)
+    Ks, As, Bs = _cross(network.activation, teacher_activation, W, U, network.activation_params, compiled)
     grad_a = scale ** 2 * K @ a - scale * Ks @ c
     grad_W = (scale ** 2 * a[:, None] * ((A @ a)[:, None] * W + (B * a[None, :]) @ W)
               - scale * a[:, None] * ((As @ c)[:, None] * W + (Bs * c[None, :]) @ U))

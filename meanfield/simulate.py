@@ -17,9 +17,10 @@ import numpy as np
 
 from . import _kernels, population
 from .config import Config
-from .data import make_data, sample_inputs, split_arrays, teacher_labels, validate_arrays
+from .data import draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
 from .init import initial_particles
+from .langevin import temperature
 from .observables import Problem, compute
 from .results import Result
 
@@ -110,7 +111,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) 
     theta = problem.theta0.copy()
     batch = flow.batch_size or len(problem.y)
     buffers = (np.empty(batch), np.empty((m, p)), np.empty((m, p)), np.empty((m, p)))
-    noisy = flow.temperature > 0
+    noisy = flow.max_temperature > 0
     per_step = (m * p * 8 * noisy + (batch * (net.d + 2) * 8 if flow.online else 0)
                 + (len(problem.y) * 8 if flow.batch_size and not flow.online else 0))
     chunk = max(1, CHUNK_BYTES // max(per_step, 1))
@@ -123,7 +124,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) 
 
     lockstep = "tangent_gap" in cfg.record.diagnostics
     theta_lin = problem.theta0.copy() if lockstep else None
-    records = [compute(problem, theta, theta_lin)]
+    records = [compute(problem, theta, theta_lin, 0.0)]
     snapshots = [theta.copy()] if cfg.record.snapshots else None
     status, message = "completed", ""
     risk_limit = cfg.record.divergence_factor * max(1.0, records[0]["train_risk"])
@@ -135,14 +136,14 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) 
             k = int(min(chunk, target - done))
             X, y, f0, idx = _samples(problem, dataset, k, full_rows, rng_batch)
             noise = rng_noise.standard_normal((k, m, p)) if noisy else np.zeros((0, 0, 0))
-            scale = np.full(k, math.sqrt(2.0 * flow.temperature * flow.dt))
+            scale = np.sqrt(2.0 * temperature(flow, (done + np.arange(k)) * flow.dt) * flow.dt)
             _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
             if lockstep:
                 _advance(problem, theta_lin, X, y, f0, idx, noise, scale, k, buffers, tangent=True)
             done += k
             if bar is not None:
                 bar.update(k)
-        records.append(compute(problem, theta, theta_lin))
+        records.append(compute(problem, theta, theta_lin, done * flow.dt))
         if snapshots is not None:
             snapshots.append(theta.copy())
         risk = records[-1]["train_risk"]
@@ -176,7 +177,7 @@ def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=No
     if problem.exact:
         return _advance_population(problem, theta, noise, scale, k)
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
-                     problem.out_scale, problem.vel_scale, problem.act, cfg.network.leaky_slope,
+                     problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
                      problem.loss, cfg.flow.lam, problem.mask,
                      cfg.network.linearized if tangent is None else tangent,
                      cfg.flow.integrator == "heun", True, *buffers)
@@ -205,8 +206,7 @@ def _samples(problem, dataset, k, full_rows, rng_batch):
     flow = problem.cfg.flow
     B = flow.batch_size
     if flow.online:
-        X = sample_inputs(k * B, problem.cfg, rng_batch)
-        y = teacher_labels(dataset.teacher, X, problem.cfg, rng_batch)
+        X, y = draw(problem.cfg, dataset.teacher, k * B, rng_batch)
         f0 = (problem.predict(problem.theta0, X, np.zeros(len(y))) if problem.cfg.network.centered
               else np.zeros(len(y)))
         return X, y, f0, np.arange(k * B, dtype=np.int64).reshape(k, B)

@@ -5,7 +5,7 @@ import pytest
 
 import meanfield as mf
 from meanfield import model, population
-from meanfield.config import ACTIVATIONS, NetworkConfig
+from meanfield.config import NetworkConfig
 from meanfield.measures import cone_masses, homogeneous_projection
 
 D = 4
@@ -18,7 +18,10 @@ def pair(rng):
     return theta, teacher
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+SUPPORTED = population.SUPPORTED
+
+
+@pytest.mark.parametrize("activation", SUPPORTED)
 def test_population_risk_matches_monte_carlo(pair, rng, activation):
     theta, teacher = pair
     net = NetworkConfig(m=5, d=D, activation=activation, scaling="lazy", alpha=1.3)
@@ -29,7 +32,7 @@ def test_population_risk_matches_monte_carlo(pair, rng, activation):
     assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", SUPPORTED)
 def test_population_gradient_equals_finite_differences_and_compiled_pass(pair, activation):
     theta, teacher = pair
     net = NetworkConfig(m=5, d=D, activation=activation, scaling="mean_field", alpha=0.7)
@@ -61,7 +64,7 @@ def test_smooth_closed_forms_agree_with_gauss_hermite_quadrature(pairs, activati
         np.testing.assert_allclose(c, q, rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", SUPPORTED)
 def test_pair_terms_a_and_b_are_the_derivatives_of_kappa(pairs, activation):
     q1, q2, rho = pairs
     kappa, A, B = population.pair_terms(activation, q1, q2, rho)
@@ -100,6 +103,11 @@ def test_exact_risk_is_invariant_to_permuting_and_duplicating_particles(pair, rn
 
 def test_population_config_is_checked():
     base = {"data": {"kind": "population"}}
+    with pytest.raises(mf.ConfigError, match="network.activation"):
+        mf.Config.from_dict({**base, "network": {"activation": "piecewise_linear"},
+                             "data": {"kind": "population", "teacher_activation": "piecewise_linear"}})
+    with pytest.raises(ValueError, match="piecewise_linear"):
+        population.pair_terms("piecewise_linear", 1.0, 1.0, 0.5)
     with pytest.raises(mf.ConfigError, match="data.inputs"):
         mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere"}})
     with pytest.raises(mf.ConfigError, match="data.teacher_activation"):

@@ -26,7 +26,8 @@ def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
     out, report = quick_figures
     names = [s.name for s in list_scenarios()]
     assert {"regimes_2d", "scalings_table", "du_lazy_convergence", "ntk_constancy", "alpha_rescaling",
-            "random_labels"} <= set(names)
+            "random_labels", "teacher_student_vs_m", "init_scale", "overparam_landscape",
+            "propagation_of_chaos", "mmn_isotropic_gaussians"} <= set(names)
     for name in names:
         assert f"{name}" in report and "ok" in report
         sidecar = json.loads((out / f"{name}.json").read_text())
@@ -103,3 +104,47 @@ def test_random_labels_are_fitted_more_slowly_as_the_kernel_predicts(quick_figur
     assert true["energy_on_top_10_percent_eigenvectors"] > 2 * rand["energy_on_top_10_percent_eigenvectors"]
     for labels in (true, rand):
         assert labels["max_gap_to_kernel_prediction"] < 0.05     # risks start at 0.5
+
+
+def test_teacher_student_vs_m_converges_once_over_parameterised(quick_figures):
+    numbers = numbers_of(quick_figures, "teacher_student_vs_m")
+    success, cone = numbers["success_fraction"], numbers["cone_mass_fraction"]
+    assert all(s == 1.0 for s in success[1:]) and success[0] < 1.0
+    assert min(cone[1:]) > 0.85
+    assert min(numbers["largest_m_cone_mass_per_teacher_neuron"]) > 0.8        # each c_j = 1
+
+
+def test_init_scale_small_init_generalises_better_for_gd_and_online_sgd(quick_figures):
+    numbers = numbers_of(quick_figures, "init_scale")
+    for method, test in numbers["test_risk"].items():
+        assert test[-1] > 5 * test[0], method
+        moved = numbers["relative_displacement"][method]
+        assert moved[-1] < 0.01 * moved[0], method
+
+
+def test_overparam_landscape_twice_the_width_escapes_the_traps(quick_figures):
+    numbers = numbers_of(quick_figures, "overparam_landscape")
+    assert np.all(np.array(numbers["success_fraction"]["k = 2 k0"]) == 1.0)
+    assert np.mean(numbers["success_fraction"]["k = 1 k0"]) <= 0.5
+
+
+def test_propagation_of_chaos_rates(quick_figures):
+    numbers = numbers_of(quick_figures, "propagation_of_chaos")
+    fits = numbers["fits"]
+    assert fits["coupled particle distance"]["slope"] == pytest.approx(-0.5, abs=0.2)
+    assert fits["predictor distance"]["slope"] == pytest.approx(-0.5, abs=0.2)
+    assert fits["lazy W2(mu_T, mu_0)"]["slope"] == pytest.approx(-0.5, abs=0.1)
+    assert -0.5 < fits["W2 (exact) at t = T"]["slope"] < -0.1
+    assert fits["euler dt"]["slope"] == pytest.approx(1.0, abs=0.3)
+    for m, floor in numbers["finite_m_floor"].items():       # the error never beats the finite-m floor
+        assert min(numbers["dt_total_error"][m]) > 0.9 * floor
+
+
+def test_mmn_radial_dynamics_match_sgd(quick_figures):
+    numbers = numbers_of(quick_figures, "mmn_isotropic_gaussians")
+    small, large = (np.array(numbers["w2_radial"][str(b)]) for b in numbers["batches"])
+    assert large[-1] < 0.8 * small[-1]                      # less SGD noise, closer to the PDE
+    assert np.max(large) < 0.1 * numbers["mean_radius"]["reduced"][-1]
+    risk_sgd = numbers["sgd_test_risk"][str(numbers["batches"][-1])][-1]
+    assert risk_sgd == pytest.approx(numbers["reduced_risk"][-1], rel=0.3)
+    assert numbers["mean_radius"]["sgd"][-1] == pytest.approx(numbers["mean_radius"]["reduced"][-1], rel=0.05)

@@ -1,0 +1,110 @@
+"""Propagation of chaos: in the mean-field regime the m-particle system converges to its
+infinite-width limit, each particle and the predictor at rate m^-1/2, the measure in W2 at the
+rate its dimension allows; under lazy scaling the measure barely leaves its initial condition.
+
+Source: Mei, Montanari & Nguyen (2018), A mean field view of the landscape of two-layer neural
+networks; Sirignano & Spiliopoulos (2020), Mean field analysis of neural networks.
+
+The limit is approximated by a reference run with M >> m particles that shares its first m
+initial particles with each m-particle run (coupling), so the coupled distance measures the
+dynamics' error, not the initial sampling error. W2 between the m- and M-particle measures
+(exact, POT) also carries the sampling error of an m-sample in dimension d + 1 = 3, whose rate is
+m^-1/4 (Fournier & Guillin). Against dt the error is max(C dt, C' m^-1/2): Euler's first-order
+error until it meets the finite-m floor (Mei et al. bound the risk by sqrt(max(dt, 1/m)) for SGD).
+"""
+import numpy as np
+from matplotlib import pyplot as plt
+
+import meanfield as mf
+from meanfield import model, plotting
+from meanfield.distances import w2
+from meanfield.figures import scenario_main
+from meanfield.fits import power_law
+from meanfield.limits import compare, reference_run
+
+QUICK = {"widths": [16, 64, 256], "M": 4096, "seeds": 2, "dts": [0.8, 0.4, 0.2, 0.1], "dt_widths": [64, 512]}
+FULL = {"widths": [16, 32, 64, 128, 256, 512], "M": 16384, "seeds": 4, "dts": [0.8, 0.4, 0.2, 0.1, 0.05],
+        "dt_widths": [64, 512, 4096]}
+T, DT, FINE = 6.4, 0.05, 0.0125      # T is a multiple of every dt
+
+
+def config(m, scaling="mean_field", dt=DT, seed=0):
+    return mf.Config(
+        seed=seed,
+        network={"m": m, "d": 2, "activation": "relu", "scaling": scaling},
+        init={"w_law": "gaussian", "a_law": "gaussian"},
+        data={"kind": "teacher", "n": 200, "n_test": 500, "inputs": "gaussian", "teacher_m0": 3},
+        flow={"dt": dt, "t_end": T},
+        record={"n_records": 6, "spacing": "linear"})
+
+
+def final_predictions(m, dt, X):
+    """f(x) on X at t = T of the m-particle mean-field run with step dt."""
+    cfg = config(m, dt=dt).updated({"record.n_records": 2, "record.snapshots": False})
+    return model.predict(mf.simulate(cfg).theta, X, cfg.network)
+
+
+def run(quick, out):
+    size = QUICK if quick else FULL
+    widths = np.array(size["widths"])
+    at_T = np.zeros((3, len(widths), size["seeds"]))          # coupled, predictor, W2 at t = T
+    for seed in range(size["seeds"]):
+        X_test = mf.make_data(config(1, seed=seed), np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])).X_test
+        reference = reference_run(config(int(widths[0]), seed=seed), size["M"])
+        for k, m in enumerate(widths):
+            found = compare(mf.simulate(config(int(m), seed=seed)), reference, X_test, method="exact", w2_at="last")
+            at_T[:, k, seed] = found["coupled_distance"][-1], found["predictor_distance"][-1], found["w2"][-1]
+    coupled, predictor, w2_final = at_T.mean(axis=2)
+    X_test = mf.make_data(config(1), np.random.default_rng(np.random.SeedSequence(0).spawn(4)[0])).X_test
+    # against dt, at t = T: total error to the limit (M particles, dt = FINE) and Euler's part alone
+    dts = np.array(size["dts"])
+    limit = final_predictions(size["M"], FINE, X_test)
+    total, euler = {}, {}
+    for m in size["dt_widths"]:
+        fine = final_predictions(int(m), FINE, X_test)
+        runs = [final_predictions(int(m), float(dt), X_test) for dt in dts]
+        total[m] = np.array([np.sqrt(np.mean((f - limit) ** 2)) for f in runs])
+        euler[m] = np.array([np.sqrt(np.mean((f - fine) ** 2)) for f in runs])
+        total[m] = np.append(total[m], np.sqrt(np.mean((fine - limit) ** 2)))       # the finite-m floor
+    # lazy: how far the measure moves from its initial condition
+    lazy_runs = [mf.simulate(config(int(m), "lazy")) for m in widths]
+    lazy_w2 = np.array([w2(r.theta, r.theta0, method="exact").value for r in lazy_runs])
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fits = plotting.scaling(axes[0], widths, {"coupled particle distance": np.array(coupled),
+                                              "predictor distance": np.array(predictor),
+                                              "W2 (exact) at t = T": np.array(w2_final)},
+                            "width $m$", f"distance to the M-particle reference at t = {T:g}",
+                            expected={"coupled particle distance": -0.5, "predictor distance": -0.5,
+                                      "W2 (exact) at t = T": -0.25})
+    axes[0].set_title(f"mean-field: convergence to the limit (M = {size['M']}, {size['seeds']} seeds)")
+    for k, m in enumerate(size["dt_widths"]):
+        line, = axes[1].loglog(dts, total[m][:-1], "o-", lw=1.8, label=f"m = {m}: to the limit")
+        axes[1].axhline(total[m][-1], color=line.get_color(), ls=":", lw=1)
+    big = size["dt_widths"][-1]
+    euler_fit = power_law(dts, euler[big])
+    axes[1].loglog(dts, euler[big], "k--", lw=1.2, label=f"Euler part (m = {big}): slope {euler_fit.slope:+.2f}")
+    plotting.quiet_minor_ticks(axes[1])
+    axes[1].set_xlabel("time step dt")
+    axes[1].set_ylabel(f"predictor distance at t = {T:g}  (dotted: dt → 0)")
+    axes[1].set_title(r"error $\approx \max(C\,dt,\ C' m^{-1/2})$")
+    axes[1].legend(fontsize=8)
+    lazy_fit = plotting.scaling(axes[2], widths, {r"lazy: $W_2(\mu_T, \mu_0)$": lazy_w2},
+                                "width $m$", r"$W_2(\mu_T, \mu_0)$ (exact)", expected={r"lazy: $W_2(\mu_T, \mu_0)$": -0.5})
+    axes[2].set_title("lazy: the measure stays at its initial condition")
+    fig.suptitle("Propagation of chaos: the particle system approaches its mean-field limit as m grows")
+    fig.tight_layout()
+    numbers = {"widths": widths, "M": size["M"], "seeds": size["seeds"], "coupled_distance": coupled,
+               "predictor_distance": predictor,
+               "w2_final": w2_final, "w2_method": "exact",
+               "fits": {**{k: f.to_dict() for k, f in fits.items()},
+                        "lazy W2(mu_T, mu_0)": next(iter(lazy_fit.values())).to_dict(),
+                        "euler dt": euler_fit.to_dict()},
+               "dts": dts, "dt_total_error": {str(m): e[:-1] for m, e in total.items()},
+               "finite_m_floor": {str(m): e[-1] for m, e in total.items()},
+               "dt_euler_error": {str(m): e for m, e in euler.items()}, "lazy_w2": lazy_w2}
+    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0])), "numbers": numbers}
+
+
+if __name__ == "__main__":
+    scenario_main(__file__, run)
