@@ -32,8 +32,8 @@ INTEGRATORS = ("euler", "heun")
 SPACINGS = ("geometric", "linear")
 SCHEDULES = ("constant", "log", "power", "piecewise")
 DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses", "free_energy",
-               "gibbs")
-SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "gibbs")
+               "gibbs", "margins")
+SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "gibbs", "margins")
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -322,7 +322,10 @@ class RecordConfig(_Section):
     ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
     observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap,
     the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron), and
-    the Langevin ones: free_energy (with the entropy) and gibbs (T KL(mu || p_mu)).
+    the Langevin ones: free_energy (with the entropy) and gibbs (T KL(mu || p_mu)), and for ±1
+    labels the margins (minimum and normalised margin, training and test error rates).
+    A run given a checkpoint folder saves its progress at a record time at most every
+    ``checkpoint_seconds`` (0: at every record) and on Ctrl-C or SIGTERM.
     """
 
     _name = "record"
@@ -332,6 +335,7 @@ class RecordConfig(_Section):
     divergence_factor: float = 1e6
     diagnostics: tuple = ()
     cone_angle: float = 10.0
+    checkpoint_seconds: float = 60.0
 
     def __post_init__(self):
         self._check("n_records", _int, 2)
@@ -340,6 +344,7 @@ class RecordConfig(_Section):
         self._check("divergence_factor", _float, 1.0, True)
         self._check("diagnostics", _choices, DIAGNOSTICS)
         self._check("cone_angle", _float, 0.0, True)
+        self._check("checkpoint_seconds", _float, 0.0)
         if self.cone_angle > 180.0:
             raise ConfigError.invalid("record.cone_angle", self.cone_angle, "an angle in (0, 180] degrees")
 

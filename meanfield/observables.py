@@ -23,7 +23,11 @@ Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each cos
 - ``free_energy``: the k-NN entropy of the particles (trained coordinates) and the free energy
   F = J time_factor / m - T H (see ``langevin.py``);
 - ``gibbs``: gibbs_gap = T KL(mu || p_mu), the distance to the proximal Gibbs measure, an upper
-  bound on F(mu) - min F.
+  bound on F(mu) - min F;
+- ``margins`` (labels ±1): min_margin = min_j y_j f(x_j); normalized_margin = min_margin /
+  (alpha s(m) sum_i |theta_i|^2), i.e. divided by (1/m) sum_i |theta_i|^2 in the mean-field
+  normalisation, invariant to theta -> c theta for a 2-homogeneous network; train_error and
+  test_error, the fractions of y f(x) <= 0.
 """
 from __future__ import annotations
 
@@ -113,6 +117,15 @@ def balance(theta: np.ndarray) -> np.ndarray:
     return theta[:, -1] ** 2 - np.sum(theta[:, :-1] ** 2, axis=1)
 
 
+def margins(predictions: np.ndarray, y: np.ndarray, theta: np.ndarray, out_scale: float) -> dict:
+    """min_margin, normalized_margin and train_error of predictions f(x_j) (n,) for labels y = ±1."""
+    products = y * predictions
+    smallest = float(np.min(products))
+    return {"min_margin": smallest,
+            "normalized_margin": smallest / (out_scale * float(np.sum(theta ** 2))),
+            "train_error": float(np.mean(products <= 0))}
+
+
 def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float = 0.0) -> dict[str, float]:
     """Every observable of NAMES, and the requested diagnostics, at the particles ``theta`` at
     ``time``; ``theta_tangent``: the lockstep tangent model's particles (for ``tangent_gap``)."""
@@ -159,6 +172,10 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float
     if "gibbs" in wanted:
         residuals = model.loss_derivative(cfg.flow.loss, train_pred, problem.y)
         out["gibbs_gap"] = langevin.gibbs_gap(problem, theta, residuals, T)
+    if "margins" in wanted:
+        out.update(margins(train_pred, problem.y, theta, problem.out_scale))
+        out["test_error"] = (float(np.mean(problem.y_test * problem.predict(theta, problem.X_test, problem.f0_test) <= 0))
+                             if len(problem.y_test) else float("nan"))
     if "tangent_gap" in wanted:
         gap = train_pred - problem.predict_tangent(theta_tangent, problem.X, problem.f0)
         out["tangent_gap"] = float(np.sqrt(np.mean(gap ** 2)))

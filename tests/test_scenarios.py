@@ -27,7 +27,8 @@ def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
     names = [s.name for s in list_scenarios()]
     assert {"regimes_2d", "scalings_table", "du_lazy_convergence", "ntk_constancy", "alpha_rescaling",
             "random_labels", "teacher_student_vs_m", "init_scale", "overparam_landscape",
-            "propagation_of_chaos", "mmn_isotropic_gaussians"} <= set(names)
+            "propagation_of_chaos", "mmn_isotropic_gaussians", "langevin_oracle", "mean_field_langevin",
+            "implicit_bias_margin", "quadratic_activation"} <= set(names)
     for name in names:
         assert f"{name}" in report and "ok" in report
         sidecar = json.loads((out / f"{name}.json").read_text())
@@ -148,3 +149,37 @@ def test_mmn_radial_dynamics_match_sgd(quick_figures):
     risk_sgd = numbers["sgd_test_risk"][str(numbers["batches"][-1])][-1]
     assert risk_sgd == pytest.approx(numbers["reduced_risk"][-1], rel=0.3)
     assert numbers["mean_radius"]["sgd"][-1] == pytest.approx(numbers["mean_radius"]["reduced"][-1], rel=0.05)
+
+
+def test_langevin_oracle_matches_the_exact_gaussian_law(quick_figures):
+    numbers = numbers_of(quick_figures, "langevin_oracle")
+    measured, exact = np.array(numbers["measured_variance"]), np.array(numbers["exact_em_variance"])
+    assert np.all(np.abs(measured / exact - 1) < 4 * np.sqrt(2 / 2000))      # 2000 samples per record
+    assert np.all(np.array(numbers["w2_to_exact_law"]) < 1.6 * np.array(numbers["w2_sampling_floor"]) + 0.02)
+    np.testing.assert_allclose(numbers["stationary_variance"], numbers["stationary_em_formula"], rtol=0.02)
+
+
+def test_mean_field_langevin_reaches_the_gibbs_fixed_point_and_annealing_escapes(quick_figures):
+    numbers = numbers_of(quick_figures, "mean_field_langevin")
+    for start, end, rise in zip(numbers["initial_gibbs_gap"], numbers["final_gibbs_gap"], numbers["free_energy_increase_max"]):
+        assert end < 0.02 * start and end > -0.01 and rise < 0.01
+    entropy = numbers["final_entropy"]
+    assert entropy[-1] > entropy[0]                      # hotter: more spread
+    risks = numbers["dirac_init_final_risk"]
+    assert risks["annealed"] < 0.05 * risks["gradient_flow"]
+
+
+def test_implicit_bias_both_layers_grow_a_larger_margin_and_generalise(quick_figures):
+    numbers = numbers_of(quick_figures, "implicit_bias_margin")
+    both, kernel = numbers["both"], numbers["output"]
+    assert both["final_normalized_margin"] > 0 and both["final_normalized_margin"] > kernel["final_normalized_margin"]
+    assert both["final_test_error"] < 0.5 * kernel["final_test_error"]
+    margin = np.array(both["normalized_margin"])
+    assert margin[-1] > margin[-6] > 0                       # separated, and still growing at the end
+
+
+def test_quadratic_activation_reaches_zero_risk_once_the_width_allows_it(quick_figures):
+    numbers = numbers_of(quick_figures, "quadratic_activation")
+    widths, success = np.array(numbers["widths"]), np.array(numbers["success_fraction"])
+    assert np.all(success[widths < numbers["capacity_width"]] == 0.0)
+    assert success[-1] == 1.0 and widths[-1] <= numbers["du_lee_width"]

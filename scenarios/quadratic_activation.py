@@ -1,0 +1,78 @@
+"""With quadratic activation and weight decay, gradient descent from random initialisation
+reaches the global minimum (zero training risk on generic targets) in every run once the width
+allows an interpolating solution, a threshold below Du & Lee's sufficient m >= sqrt(2 n).
+
+Source: Du & Lee (2018), On the power of over-parametrization in neural networks with quadratic
+activation.
+
+f(x) = (1/m) sum_i a_i (w_i . x)^2 = x^T M x with M = (1/m) sum_i a_i w_i w_i^T of rank <= m, both
+layers trained, weight decay lam = 1e-4, n generic targets y ~ N(0, 1) on x ~ N(0, I/d). A
+symmetric matrix of rank m has m d - m (m - 1)/2 degrees of freedom: below n the global minimum is
+positive (shaded), above it zero training risk is reachable; the weight decay leaves a floor far
+below the success threshold (final risk < 1e-3 of the initial one).
+"""
+import numpy as np
+from matplotlib import pyplot as plt
+
+import meanfield as mf
+from meanfield.figures import scenario_main
+
+QUICK = {"d": 8, "n": 20, "widths": [1, 2, 3, 4, 6], "seeds": 3, "t_end": 3000.0}
+FULL = {"d": 20, "n": 100, "widths": [3, 4, 5, 6, 7, 8, 10, 12, 16], "seeds": 6, "t_end": 2000.0}
+SUCCESS = 1e-3        # final training risk below this fraction of the initial one
+LAM = 1e-4
+
+
+def config(size, m, seed):
+    return mf.Config(
+        seed=seed,
+        network={"m": m, "d": size["d"], "activation": "quadratic", "scaling": "mean_field", "train": "both"},
+        init={"w_law": "gaussian", "a_law": "gaussian"},
+        data={"kind": "arrays"},
+        flow={"dt": 0.1, "t_end": size["t_end"], "lam": LAM},
+        record={"n_records": 30, "snapshots": False})
+
+
+def capacity_width(d, n):
+    """The smallest m with m d - m (m - 1) / 2 >= n: rank-m symmetric matrices can interpolate."""
+    return next(m for m in range(1, d + 1) if m * d - m * (m - 1) // 2 >= n)
+
+
+def run(quick, out):
+    size = QUICK if quick else FULL
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((size["n"], size["d"])) / np.sqrt(size["d"])
+    y = rng.standard_normal(size["n"])
+    widths = np.array(size["widths"])
+    runs = [[mf.simulate(config(size, int(m), seed), data=(X, y)).observables for seed in range(size["seeds"])]
+            for m in widths]
+    final = np.array([[o["train_risk"][-1] / o["train_risk"][0] for o in row] for row in runs])
+    success = np.mean(final < SUCCESS, axis=1)
+    m_capacity, m_du_lee = capacity_width(size["d"], size["n"]), np.sqrt(2 * size["n"])
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax in axes:
+        ax.axvspan(widths.min() - 0.5, m_capacity - 0.5, color="0.9", label="global minimum > 0 (rank too small)")
+        ax.axvline(m_du_lee, color="k", ls="--", lw=1, label=r"Du & Lee: $m \geq \sqrt{2n}$")
+        ax.set_xlabel("width $m$")
+    axes[0].plot(widths, success, "o-", lw=2, label="success fraction")
+    axes[0].set_ylim(-0.03, 1.05)
+    axes[0].set_ylabel(f"fraction of {size['seeds']} random initialisations reaching zero risk")
+    axes[0].set_title("global minimum reached as soon as it is zero")
+    axes[0].legend(fontsize=8, loc="center right")
+    for k in range(size["seeds"]):
+        axes[1].semilogy(widths, np.maximum(final[:, k], 1e-16), "o", color="0.4", ms=4)
+    axes[1].axhline(SUCCESS, color="C3", ls=":", label=f"success threshold {SUCCESS:g}")
+    axes[1].set_ylabel(r"final training risk $R(\theta_T) / R(\theta_0)$ (each seed)")
+    axes[1].set_title("training risk after gradient descent")
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"Quadratic activation with weight decay: d = {size['d']}, n = {size['n']} generic targets")
+    fig.tight_layout()
+    numbers = {"widths": widths, "success_fraction": success, "final_relative_risk": final,
+
+               "capacity_width": m_capacity, "du_lee_width": m_du_lee, "success_threshold": SUCCESS}
+    return fig, {"seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0), "numbers": numbers}
+
+
+if __name__ == "__main__":
+    scenario_main(__file__, run)
