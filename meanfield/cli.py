@@ -10,16 +10,52 @@ from .errors import ConfigError, MeanfieldError
 
 def _run(args) -> int:
     from .config import Config
-    from .simulate import simulate
+    from .results import atomic_write
 
     cfg = Config.from_toml(args.config)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     if out.exists() and any(out.iterdir()) and not args.force:
         raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to "
-                          "overwrite it or choose another --out", parameter="--out", value=str(out),
-                          allowed="a new or empty folder (or --force)")
-    result = simulate(cfg, progress=args.progress, throw=False)
+                          "overwrite it, `meanfield resume {out}` to continue it, or choose another --out",
+                          parameter="--out", value=str(out), allowed="a new or empty folder (or --force)")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.force:
+        from . import checkpoint
+
+        checkpoint.remove(out)
+    with atomic_write(out / "config.toml") as handle:
+        handle.write(cfg.to_toml().encode())
+    return _execute(cfg, out, args.progress)
+
+
+def _resume(args) -> int:
+    from . import checkpoint
+    from .config import Config
+
+    folder = Path(args.run_dir)
+    if not (folder / "config.toml").exists():
+        raise ConfigError(f"{str(folder)!r} is not a run folder (no config.toml)", parameter="RUN_DIR",
+                          value=str(folder), allowed="a folder written by `meanfield run`")
+    if not checkpoint.exists(folder):
+        raise ConfigError(f"{str(folder)!r} holds no checkpoint: the run finished or never started",
+                          parameter="RUN_DIR", value=str(folder), allowed="an interrupted run folder")
+    return _execute(Config.from_toml(folder / "config.toml"), folder, args.progress)
+
+
+def _execute(cfg, out: Path, progress) -> int:
+    """Run (or continue) ``cfg`` with checkpoints in ``out``, save the result, drop the checkpoint."""
+    from . import checkpoint
+    from .simulate import simulate
+
+    try:
+        result = simulate(cfg, progress=progress, throw=False, checkpoint=out)
+    except KeyboardInterrupt:
+        print(f"meanfield: interrupted; progress saved in {out}: continue with `meanfield resume {out}`",
+              file=sys.stderr)
+        return 130
     result.save(out)
+    if result.status == "completed":          # a diverged run keeps its last finite state
+        checkpoint.remove(out)
     obs = result.observables
     print(f"{result.status}: {result.stats['steps']} steps to t = {result.t[-1]:.6g} in "
           f"{result.stats['run_seconds']:.3g} s (+{result.stats['compile_seconds']:.2g} s compile), "
@@ -58,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                      help="show a progress bar (default: on long runs in a terminal)")
     run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    resume.add_argument("run_dir", help="the run folder (written by `meanfield run`)")
+    resume.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show a progress bar (default: on long runs in a terminal)")
+    resume.set_defaults(func=_resume)
 
     scen = sub.add_parser("scenarios", help="list the scenarios and their claims")
     scen.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
-from . import _kernels, population
+from . import _kernels, checkpoint, population
 from .config import Config
 from .data import draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
@@ -38,11 +41,14 @@ def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
     return np.unique(np.round(steps).astype(np.int64))
 
 
-def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None) -> Result:
+def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None) -> Result:
     """Run the particle flow described by ``cfg``.
 
     data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
     theta0: initial particles (m, d + 1) to use instead of drawing them from ``cfg.init``.
+    checkpoint: a folder: progress is saved there (see ``record.checkpoint_seconds``, and on
+    Ctrl-C or SIGTERM), and a run whose checkpoint is found there resumes from it, bit for bit;
+    a changed config or other data is refused. The checkpoint is left in place.
     progress: True / False to show a tqdm bar or not; None shows it on long runs in a terminal.
     throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
     with throw=False return the partial result with status "diverged".
@@ -66,7 +72,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     else:
         theta0 = _checked_particles(theta0, cfg)
     problem = _problem(cfg, dataset, theta0)
-    return _run(problem, dataset, rng_noise, rng_batch, progress, throw)
+    return _run(problem, dataset, rng_noise, rng_batch, progress, throw, checkpoint)
 
 
 def _checked_particles(theta0, cfg) -> np.ndarray:
@@ -93,22 +99,38 @@ def _problem(cfg, dataset, theta0) -> Problem:
                    zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher)
 
 
-def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Result:
+def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
     # One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads
     # spinning against Numba's made the population step 16x slower at m = 160).
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw)
+    with threadpool_limits(limits=1, user_api="blas"), _sigterm_as_interrupt(folder is not None):
+        return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
 
 
-def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) -> Result:
+@contextmanager
+def _sigterm_as_interrupt(active: bool):
+    """Within a checkpointed run, SIGTERM raises KeyboardInterrupt (so a checkpoint is written)."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
     cfg = problem.cfg
     net, flow = cfg.network, cfg.flow
     m, p = problem.theta0.shape
     threads = _kernels.set_threads(flow.threads)
     steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
-    theta = problem.theta0.copy()
     batch = flow.batch_size or len(problem.y)
     buffers = (np.empty(batch), np.empty((m, p)), np.empty((m, p)), np.empty((m, p)))
     noisy = flow.max_temperature > 0
@@ -118,57 +140,92 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw) 
     full_rows = np.arange(len(problem.y), dtype=np.int64)[None, :]
 
     tic = time.perf_counter()
-    _advance(problem, theta.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
+    _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
     compile_seconds = time.perf_counter() - tic
 
+    # the loop's state; restored from a checkpoint when one is found
     lockstep = "tangent_gap" in cfg.record.diagnostics
+    theta = problem.theta0.copy()
     theta_lin = problem.theta0.copy() if lockstep else None
     records = [compute(problem, theta, theta_lin, 0.0)]
     snapshots = [theta.copy()] if cfg.record.snapshots else None
+    done, earlier_seconds = 0, 0.0
+    data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0)
+    if checkpoint.exists(folder):
+        state = checkpoint.load(folder, cfg, data_hash)
+        done, theta, theta_lin, records, snapshots = (state.done, state.theta, state.theta_lin,
+                                                      state.records, state.snapshots)
+        rng_noise.bit_generator.state = state.rng_states["noise"]
+        rng_batch.bit_generator.state = state.rng_states["batch"]
+        earlier_seconds = state.run_seconds
     status, message = "completed", ""
     risk_limit = cfg.record.divergence_factor * max(1.0, records[0]["train_risk"])
-    bar = _progress_bar(progress, cfg)
-    tic = time.perf_counter()
-    done = 0
-    for target in steps[1:]:
-        while done < target:
-            k = int(min(chunk, target - done))
-            X, y, f0, idx = _samples(problem, dataset, k, full_rows, rng_batch)
-            noise = rng_noise.standard_normal((k, m, p)) if noisy else np.zeros((0, 0, 0))
-            scale = np.sqrt(2.0 * temperature(flow, (done + np.arange(k)) * flow.dt) * flow.dt)
-            _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
-            if lockstep:
-                _advance(problem, theta_lin, X, y, f0, idx, noise, scale, k, buffers, tangent=True)
-            done += k
-            if bar is not None:
-                bar.update(k)
-        records.append(compute(problem, theta, theta_lin, done * flow.dt))
-        if snapshots is not None:
-            snapshots.append(theta.copy())
-        risk = records[-1]["train_risk"]
-        if not (np.all(np.isfinite(theta)) and math.isfinite(risk)) or risk > risk_limit:
-            status = "diverged"
-            message = (f"run diverged at t = {done * flow.dt:.6g} (step {done}): "
-                       + ("particles or risk not finite" if not math.isfinite(risk) or not np.all(np.isfinite(theta))
-                          else f"training risk {risk:.3g} > {risk_limit:.3g}")
-                       + f"; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
-            break
-    if bar is not None:
-        bar.close()
-    run_seconds = time.perf_counter() - tic
+    bar = _progress_bar(progress, cfg, done)
+    tic = last_save = time.perf_counter()
+
+    def state_now():
+        return checkpoint.Progress(done, theta.copy(), None if theta_lin is None else theta_lin.copy(),
+                                   list(records), None if snapshots is None else list(snapshots),
+                                   {"noise": rng_noise.bit_generator.state, "batch": rng_batch.bit_generator.state},
+                                   earlier_seconds + time.perf_counter() - tic)
+
+    consistent = state_now()                 # what an interruption saves: the last record time
+    try:
+        for target in steps[steps > done]:
+            while done < target:
+                k = int(min(chunk, target - done))
+                X, y, f0, idx = _samples(problem, dataset, k, full_rows, rng_batch)
+                noise = rng_noise.standard_normal((k, m, p)) if noisy else np.zeros((0, 0, 0))
+                scale = np.sqrt(2.0 * temperature(flow, (done + np.arange(k)) * flow.dt) * flow.dt)
+                _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
+                if lockstep:
+                    _advance(problem, theta_lin, X, y, f0, idx, noise, scale, k, buffers, tangent=True)
+                done += k
+                if bar is not None:
+                    bar.update(k)
+            records.append(compute(problem, theta, theta_lin, done * flow.dt))
+            if snapshots is not None:
+                snapshots.append(theta.copy())
+            message = _divergence(theta, records[-1]["train_risk"], risk_limit, done, flow.dt)
+            if message:
+                status = "diverged"
+                break
+            consistent = state_now()
+            if folder is not None and time.perf_counter() - last_save >= cfg.record.checkpoint_seconds:
+                checkpoint.save(folder, consistent, cfg, data_hash)
+                last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        if folder is not None:
+            checkpoint.save(folder, consistent, cfg, data_hash)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if folder is not None and status == "diverged":
+        checkpoint.save(folder, consistent, cfg, data_hash)          # the last finite state
     n_rec = len(records)
     result = Result(
         config=cfg, t=steps[:n_rec] * flow.dt,
         observables={name: np.array([r[name] for r in records]) for name in records[0]},
         snapshots=np.array(snapshots) if snapshots is not None else None,
         theta=theta, theta0=problem.theta0, status=status, message=message,
-        stats={"steps": int(done), "compile_seconds": compile_seconds, "run_seconds": run_seconds,
+        stats={"steps": int(done), "compile_seconds": compile_seconds,
+               "run_seconds": earlier_seconds + time.perf_counter() - tic,
                "threads": threads, "n_train": len(problem.y), "n_test": len(problem.y_test)})
     if status == "diverged" and throw:
         raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt",
                               value=flow.dt, allowed="a smaller time step")
     return result
+
+
+def _divergence(theta, risk, limit, done, dt) -> str:
+    """A message if the particles or the risk are not finite or the risk exceeds the limit, else ""."""
+    if np.all(np.isfinite(theta)) and math.isfinite(risk) and risk <= limit:
+        return ""
+    reason = ("particles or risk not finite" if not (math.isfinite(risk) and np.all(np.isfinite(theta)))
+              else f"training risk {risk:.3g} > {limit:.3g}")
+    return f"run diverged at t = {done * dt:.6g} (step {done}): {reason}; try a smaller flow.dt, e.g. {dt / 4:.3g}"
 
 
 def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
@@ -217,7 +274,7 @@ def _samples(problem, dataset, k, full_rows, rng_batch):
     return problem.X, problem.y, problem.f0, full_rows
 
 
-def _progress_bar(progress, cfg):
+def _progress_bar(progress, cfg, done=0):
     net, flow = cfg.network, cfg.flow
     if progress is None:
         work = flow.n_steps * net.m * max(cfg.data.n, 1) * net.d
@@ -225,7 +282,7 @@ def _progress_bar(progress, cfg):
     if not progress:
         return None
     from tqdm import tqdm
-    return tqdm(total=flow.n_steps, unit="step", desc="meanfield", leave=False)
+    return tqdm(total=flow.n_steps, initial=done, unit="step", desc="meanfield", leave=False)
 
 
 def _check_threads(cfg):

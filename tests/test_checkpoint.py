@@ -1,0 +1,89 @@
+"""Checkpoints: an interrupted run, resumed, equals the uninterrupted one bit for bit; a changed
+config is refused; SIGINT and SIGTERM leave a resumable run folder."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import meanfield as mf
+import importlib
+from meanfield import checkpoint
+
+simulate_module = importlib.import_module("meanfield.simulate")
+
+CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
+                flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.01, "batch_size": 8},
+                record={"n_records": 12, "diagnostics": ["tangent_gap"], "checkpoint_seconds": 0.0})
+
+
+def assert_same(a, b):
+    np.testing.assert_array_equal(a.t, b.t)
+    np.testing.assert_array_equal(a.snapshots, b.snapshots)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name], b.observables[name])
+
+
+def interrupt_at(monkeypatch, call):
+    original, calls = simulate_module.compute, []
+
+    def compute(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(simulate_module, "compute", compute)
+    return lambda: monkeypatch.setattr(simulate_module, "compute", original)
+
+
+def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    whole = mf.simulate(CFG)
+    undo = interrupt_at(monkeypatch, 6)
+    with pytest.raises(KeyboardInterrupt):
+        mf.simulate(CFG, checkpoint=tmp_path)
+    undo()
+    assert checkpoint.exists(tmp_path)
+    resumed = mf.simulate(CFG, checkpoint=tmp_path)
+    assert_same(resumed, whole)
+    assert resumed.stats["steps"] == whole.stats["steps"]
+
+
+def test_resume_refuses_a_changed_config_or_other_data(tmp_path, monkeypatch):
+    undo = interrupt_at(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        mf.simulate(CFG, checkpoint=tmp_path)
+    undo()
+    with pytest.raises(mf.ConfigError, match="flow.lam"):
+        mf.simulate(CFG.updated({"flow.lam": 0.1}), checkpoint=tmp_path)
+    rng = np.random.default_rng(0)
+    with pytest.raises(mf.ConfigError, match="data"):
+        mf.simulate(CFG, checkpoint=tmp_path, theta0=rng.standard_normal((40, 4)))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
+    cfg = CFG.updated({"network.m": 400, "data.n": 400, "flow.t_end": 400.0, "record.n_records": 400,
+                       "record.spacing": "linear", "record.diagnostics": []})
+    config = tmp_path / "c.toml"
+    config.write_text(cfg.to_toml())
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", "run", str(config), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / checkpoint.STATE).exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "meanfield resume" in err and checkpoint.exists(out)
+    assert not (out / "manifest.json").exists()
+    done = subprocess.run([sys.executable, "-m", "meanfield.cli", "resume", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not checkpoint.exists(out)
+    assert_same(mf.Result.load(out), mf.simulate(cfg))
