@@ -66,6 +66,17 @@ def _execute(cfg, out: Path, progress) -> int:
     return 0
 
 
+def _sweep(args) -> int:
+    from . import sweep
+
+    base, grid = sweep.load(args.config)
+    points = sweep.expand(base, grid)
+    rows = sweep.run(points, args.out, scheduler=args.scheduler, workers=args.workers)
+    failed = [r for r in rows if r["status"] != "completed"]
+    print(f"{len(rows)} points ({len(failed)} diverged); summary in {Path(args.out) / 'summary.csv'}")
+    return 3 if failed else 0
+
+
 def _scenarios(args) -> int:
     from .figures import list_scenarios
 
@@ -100,6 +111,14 @@ def parser() -> argparse.ArgumentParser:
     resume.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="show a progress bar (default: on long runs in a terminal)")
     resume.set_defaults(func=_resume)
+
+    sweep = sub.add_parser("sweep", help="run the grid of a [sweep] table (rerun to resume)")
+    sweep.add_argument("config", help="a TOML configuration with a [sweep] table")
+    sweep.add_argument("--out", required=True, help="sweep folder (points/ID/ and summary.csv)")
+    sweep.add_argument("--scheduler", default="auto",
+                       help="serial, processes, local (Dask LocalCluster) or a Dask scheduler address")
+    sweep.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    sweep.set_defaults(func=_sweep)
 
     scen = sub.add_parser("scenarios", help="list the scenarios and their claims")
     scen.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")

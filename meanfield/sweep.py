@@ -1,0 +1,239 @@
+"""Parameter sweeps: a ``[sweep]`` table in the TOML expands to the Cartesian product of runs.
+
+    [sweep]
+    "network.m" = [64, 256, 1024]                               # a list of values
+    "flow.dt" = { start = 0.01, stop = 0.1, num = 4, spacing = "geometric" }   # or a range
+    seeds = 5                                                    # replicates
+
+Every point has a stable id (a hash of its resolved config) and its own seed, drawn from the root
+seed with ``SeedSequence(root, spawn_key=hash of its parameters)``: adding values to the grid
+never changes the other points' streams. Each point runs in ``OUT/points/ID`` with checkpoints;
+a rerun skips finished points and resumes interrupted ones. Executors: serial, a local process
+pool, or Dask (optional extra ``distributed``); every worker runs Numba with one thread, set
+before it starts.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import tomllib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config
+from .errors import ConfigError
+from .results import Result, atomic_write
+
+SPACINGS = ("linear", "geometric", "integer")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of a sweep: its id, the swept parameters and its resolved config."""
+
+    id: str
+    params: dict
+    config: Config
+
+
+def load(path) -> tuple[Config, dict]:
+    """(base config, grid {dotted key: list of values}) from a TOML file with a [sweep] table."""
+    path = Path(path)
+    try:
+        values = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"sweep file {str(path)!r} does not exist", parameter="path", value=str(path),
+                          allowed="an existing TOML file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"sweep file {str(path)!r} cannot be read: {exc}", parameter="path",
+                          value=str(path), allowed="a readable TOML file") from None
+    table = values.pop("sweep", None)
+    if table is None:
+        raise ConfigError(f"{str(path)!r} has no [sweep] table", parameter="sweep", value=None,
+                          allowed="a [sweep] table of parameters and values")
+    return Config.from_dict(values), grid(table)
+
+
+def grid(table: dict) -> dict:
+    """{dotted key: list of values}; ``seeds = N`` becomes ``replicate = [0 .. N-1]``."""
+    if not isinstance(table, dict) or not table:
+        raise ConfigError.invalid("sweep", table, "a non-empty table of parameters")
+    out = {}
+    for key, spec in table.items():
+        name = f"sweep.{key}"
+        if key == "seeds":
+            if isinstance(spec, bool) or not isinstance(spec, int) or spec < 1:
+                raise ConfigError.invalid(name, spec, "an integer >= 1")
+            out["replicate"] = list(range(spec))
+        elif isinstance(spec, list):
+            if not spec:
+                raise ConfigError.invalid(name, spec, "a non-empty list of values (an empty grid has no runs)")
+            out[key] = spec
+        elif isinstance(spec, dict):
+            out[key] = _range(name, spec)
+        else:
+            raise ConfigError.invalid(name, spec, "a list of values or a table {start, stop, num, spacing}")
+    return out
+
+
+def _range(name, spec):
+    unknown = set(spec) - {"start", "stop", "num", "spacing"}
+    if unknown or not {"start", "stop", "num"} <= set(spec):
+        raise ConfigError.invalid(name, spec, "a table with start, stop, num and optionally spacing")
+    spacing = spec.get("spacing", "linear")
+    if spacing not in SPACINGS:
+        raise ConfigError.invalid(f"{name}.spacing", spacing, "one of " + ", ".join(SPACINGS))
+    num = spec["num"]
+    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+        raise ConfigError.invalid(f"{name}.num", num, "an integer >= 1")
+    start, stop = spec["start"], spec["stop"]
+    if spacing == "geometric":
+        if not (start > 0 and stop > 0):
+            raise ConfigError.invalid(name, spec, "positive start and stop for a geometric range")
+        return [float(v) for v in np.geomspace(start, stop, num)]
+    values = np.linspace(start, stop, num)
+    return [int(round(v)) for v in values] if spacing == "integer" else [float(v) for v in values]
+
+
+def _key(params: dict) -> int:
+    return int(hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8], 16)
+
+
+def expand(base: Config, table: dict) -> list[Point]:
+    """The Cartesian product of the grid, each point with its own seed and stable id."""
+    keys = list(table)
+    points = []
+    for values in itertools.product(*(table[k] for k in keys)):
+        params = dict(zip(keys, values))
+        seed = int(np.random.SeedSequence(base.seed, spawn_key=(_key(params),)).generate_state(1)[0])
+        changes = {k: v for k, v in params.items() if k != "replicate"}
+        cfg = base.updated({**changes, "seed": seed})
+        point_id = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        points.append(Point(point_id, params, cfg))
+    return points
+
+
+def run_point(point: Point, out) -> dict:
+    """Run one point in OUT/points/ID (skipped if finished); returns its summary row."""
+    from . import checkpoint
+    from .simulate import simulate
+
+    folder = Path(out) / "points" / point.id
+    if (folder / "manifest.json").exists():
+        result = Result.load(folder)
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(folder / "config.toml") as handle:
+            handle.write(point.config.to_toml().encode())
+        result = simulate(point.config, throw=False, checkpoint=folder)
+        result.save(folder)
+        if result.status == "completed":
+            checkpoint.remove(folder)
+    return {"id": point.id, **point.params, "status": result.status,
+            **{name: float(values[-1]) for name, values in result.observables.items()}}
+
+
+def run(points: list[Point], out, scheduler: str = "auto", workers: int | None = None) -> list[dict]:
+    """Run every point; scheduler: "serial", "processes", "local" (a Dask LocalCluster on
+    127.0.0.1) or a Dask scheduler address; "auto" is serial for up to 2 points, else processes.
+    Writes OUT/summary.csv and returns its rows (in the order of ``points``)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = workers or os.cpu_count() or 1
+    if scheduler == "auto":
+        scheduler = "serial" if len(points) <= 2 else "processes"
+    if scheduler == "serial":
+        rows = [run_point(p, out) for p in points]
+    elif scheduler == "processes":
+        with _one_numba_thread(), ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            rows = list(pool.map(run_point, points, [out] * len(points)))
+    else:
+        rows = _run_dask(points, out, scheduler, workers)
+    write_summary(rows, out / "summary.csv")
+    return rows
+
+
+class _one_numba_thread:
+    """Set NUMBA_NUM_THREADS=1 for the worker processes started inside the block."""
+
+    def __enter__(self):
+        self.previous = os.environ.get("NUMBA_NUM_THREADS")
+        os.environ["NUMBA_NUM_THREADS"] = "1"
+
+    def __exit__(self, *exc):
+        if self.previous is None:
+            os.environ.pop("NUMBA_NUM_THREADS", None)
+        else:
+            os.environ["NUMBA_NUM_THREADS"] = self.previous
+        return False
+
+
+def _run_dask(points, out, scheduler, workers):
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("the Dask scheduler needs the optional extra: pip install 'meanfield[distributed]'",
+                          parameter="--scheduler", value=scheduler, allowed="serial, processes") from None
+    if scheduler == "local":
+        with _one_numba_thread(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                               host="127.0.0.1", dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            return client.gather(client.map(run_point, points, out=str(out), pure=False))
+    with Client(scheduler) as client:
+        return client.gather(client.map(run_point, points, out=str(out), pure=False))
+
+
+def write_summary(rows: list[dict], path: Path):
+    """A CSV table: one row per point (id, swept parameters, status, final observables)."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getvalue().encode())
+
+
+def load_table(out) -> list[dict]:
+    """The summary rows of a sweep folder, numbers parsed."""
+    with open(Path(out) / "summary.csv", newline="") as handle:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _number(text):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def fit_exponent(rows: list[dict], x: str, y: str, group: str = "replicate", confidence: float = 0.95) -> dict:
+    """Fit y ~ x^slope per replicate (log-log least squares) and report the mean slope with a
+    Student-t confidence interval over replicates (over points when there is one replicate)."""
+    from scipy import stats
+
+    from .fits import power_law
+
+    groups = {}
+    for row in rows:
+        groups.setdefault(row.get(group, 0), []).append((row[x], row[y]))
+    slopes = [power_law(*zip(*sorted(pairs))).slope for pairs in groups.values() if len(pairs) >= 2]
+    if len(slopes) >= 2:
+        mean, spread, dof = float(np.mean(slopes)), float(np.std(slopes, ddof=1) / math.sqrt(len(slopes))), len(slopes) - 1
+    else:
+        pairs = [pair for pairs in groups.values() for pair in pairs]
+        fit = power_law(*zip(*sorted(pairs)))
+        mean, spread, dof = fit.slope, fit.stderr, max(len(pairs) - 2, 1)
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * spread)
+    return {"slope": mean, "ci_low": mean - half, "ci_high": mean + half, "slopes": slopes, "confidence": confidence}
