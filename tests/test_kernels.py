@@ -6,6 +6,7 @@ import pytest
 
 from meanfield import _kernels, model
 from meanfield.config import ACTIVATIONS, LOSSES, FlowConfig, NetworkConfig
+from meanfield import scaling as mf_scaling
 from meanfield.scaling import output_scale, time_factor
 
 M, D, N = 7, 3, 11
@@ -131,3 +132,17 @@ def test_tangent_model_kernels_equal_numpy_twin_and_finite_differences(problem, 
         numeric[idx] = (model.risk(theta + step, X, y, lin, "logistic", f0, theta0)
                         - model.risk(theta - step, X, y, lin, "logistic", f0, theta0)) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
+    theta, X, y, _ = problem
+    for scaling, alpha in (("mean_field", 1.0), ("lazy", 2.0), ("mean_field", 0.5)):
+        net = NetworkConfig(m=M, d=D, activation="tanh", scaling=scaling, alpha=alpha)
+        lr, wd = 0.3, 0.01                    # a paper's step size and weight decay
+        dt = mf_scaling.dt_from_learning_rate(lr, M, scaling, alpha)
+        lam = wd * mf_scaling.time_factor(M, scaling, alpha)
+        assert mf_scaling.learning_rate_from_dt(dt, M, scaling, alpha) == pytest.approx(lr)
+        assert mf_scaling.weight_decay_from_lam(lam, M, scaling, alpha) == pytest.approx(wd)
+        gd = theta - lr * (model.risk_gradient(theta, X, y, net, "squared") + wd * theta)
+        euler = theta + dt * model.velocity(theta, X, y, net, FlowConfig(lam=lam))
+        np.testing.assert_allclose(euler, gd, rtol=1e-12)

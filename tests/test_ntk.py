@@ -154,3 +154,12 @@ def test_diagnostics_equal_independent_computations():
         assert obs["tangent_gap"][k] == pytest.approx(np.sqrt(np.mean(gap ** 2)), rel=1e-8, abs=1e-14)
     assert obs["kernel_change"][0] == obs["pattern_flips"][0] == obs["tangent_gap"][0] == 0.0
     assert obs["tangent_gap"][-1] > 0
+
+
+def test_empirical_nngp_is_the_output_layer_kernel_and_converges_to_its_closed_form(X, rng):
+    m = 200_000
+    theta = np.hstack([rng.standard_normal((m, X.shape[1])), rng.standard_normal((m, 1))])
+    K = ntk.nngp(theta, X, NetworkConfig(m=m, d=X.shape[1]))
+    np.testing.assert_allclose(K, ntk.tangent_kernel(theta, X, NetworkConfig(m=m, d=X.shape[1], train="output")),
+                               rtol=1e-12)
+    np.testing.assert_allclose(K, ntk.relu_nngp(X), atol=6 * np.max(ntk.relu_nngp(X)) / np.sqrt(m))
