@@ -309,3 +309,37 @@ def pair_terms(G, q1, q2, code, params, K, A, B):
     for i in prange(G.shape[0]):
         for j in range(G.shape[1]):
             K[i, j], A[i, j], B[i, j] = _pair(q1[i], q2[j], G[i, j], code, params)
+
+
+# --- the BLAS path: Z = X W^T by matmul, then one fused pass over the (B, m) matrix ------------
+
+@_jit(parallel=True)
+def blas_pass(Z, a, y, f0, out_scale, act, params, loss, S, r):
+    """For every sample row j (parallel; each row owns its slots): S_ji = sigma(Z_ji),
+    r_j = loss'(out_scale sum_i a_i S_ji - f0_j, y_j), then Z_ji <- r_j a_i sigma'(Z_ji) in place.
+
+    Afterwards grad_a = S^T r and grad_W = Z^T X (times out_scale / B) are matrix products.
+    Z, S (B, m); a (m,); y, f0, r (B,). The activation's branch is taken once per row, so the
+    inner loops vectorise (ReLU has its own).
+    """
+    m = Z.shape[1]
+    for j in prange(Z.shape[0]):
+        f = 0.0
+        if act == RELU:
+            for i in range(m):
+                s = max(Z[j, i], 0.0)
+                S[j, i] = s
+                f += a[i] * s
+        else:
+            for i in range(m):
+                s = _act(Z[j, i], act, params)
+                S[j, i] = s
+                f += a[i] * s
+        rj = _dloss(out_scale * f - f0[j], y[j], loss)
+        r[j] = rj
+        if act == RELU:
+            for i in range(m):
+                Z[j, i] = rj * a[i] if Z[j, i] > 0.0 else 0.0
+        else:
+            for i in range(m):
+                Z[j, i] = rj * a[i] * _dact(Z[j, i], act, params)

@@ -77,6 +77,17 @@ def _sweep(args) -> int:
     return 3 if failed else 0
 
 
+def _bench(args) -> int:
+    from . import bench
+
+    report = bench.run(quick=args.quick, out=args.out)
+    print(bench.markdown_table(report))
+    print("population step: " + ", ".join(f"m = {m}: {v:.1f} ns/pair" for m, v in report["population_ns_per_pair"].items())
+          + f"; compile {report['compile_cold']:.1f} s cold, {report['compile_cached']:.2f} s from cache; "
+          f"import {report['import_cached']:.2f} s" + (f"; report in {args.out}" if args.out else ""))
+    return 0
+
+
 def _scenarios(args) -> int:
     from .figures import list_scenarios
 
@@ -119,6 +130,11 @@ def parser() -> argparse.ArgumentParser:
                        help="serial, processes, local (Dask LocalCluster) or a Dask scheduler address")
     sweep.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     sweep.set_defaults(func=_sweep)
+
+    bench = sub.add_parser("bench", help="time the engine against NumPy, PyTorch and JAX in one run")
+    bench.add_argument("--quick", action="store_true", help="small sizes, NumPy peer only (seconds)")
+    bench.add_argument("--out", default=None, help="write the JSON report here")
+    bench.set_defaults(func=_bench)
 
     scen = sub.add_parser("scenarios", help="list the scenarios and their claims")
     scen.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")

@@ -29,6 +29,7 @@ SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = ("euler", "heun")
+ENGINES = ("auto", "fused", "blas")
 SPACINGS = ("geometric", "linear")
 SCHEDULES = ("constant", "log", "power", "piecewise")
 DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses", "free_energy",
@@ -256,7 +257,9 @@ class FlowConfig(_Section):
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
-    uses every core Numba may use.
+    uses every core Numba may use. ``engine``: "fused" (one compiled loop over steps, never forms
+    the batch x m matrix), "blas" (matrix products into preallocated buffers plus one compiled pass
+    per step), or "auto" (blas when the batch x m matrix has at least BLAS_MIN_ENTRIES entries).
     """
 
     _name = "flow"
@@ -273,6 +276,7 @@ class FlowConfig(_Section):
     online: bool = False
     integrator: str = "euler"
     threads: int = 0
+    engine: str = "auto"
 
     def __post_init__(self):
         self._check("loss", _choice, LOSSES)
@@ -297,6 +301,7 @@ class FlowConfig(_Section):
         self._check("online", _bool)
         self._check("integrator", _choice, INTEGRATORS)
         self._check("threads", _int, 0)
+        self._check("engine", _choice, ENGINES)
         if self.n_steps < 1:
             raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
         if self.online and self.batch_size < 1:
@@ -383,6 +388,8 @@ class Config:
             raise ConfigError.invalid("flow.online", True, "false unless data.kind is one of "
                                       + ", ".join(map(repr, SAMPLED_KINDS)),
                                       "online SGD needs a data law to sample from")
+        if flow.engine == "blas" and net.linearized:
+            raise ConfigError.invalid("flow.engine", "blas", "'fused' or 'auto' for the tangent model (network.linearized)")
         if flow.batch_size and data.kind == "none":
             raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
         if data.kind == "population":

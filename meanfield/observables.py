@@ -40,6 +40,8 @@ from . import _kernels, langevin, measures, model, ntk, population
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
 
+BLAS_MIN_ENTRIES = 20_000      # "auto" engine: below this batch x m size the fused loop is faster
+
 NAMES = ("train_risk", "test_risk", "objective", "displacement_mean", "displacement_max",
          "balance_drift", "predictor_norm")
 
@@ -57,6 +59,15 @@ class Problem:
     f0_test: np.ndarray
     theta0: np.ndarray
     teacher: np.ndarray | None = None
+
+    @property
+    def path(self) -> str:
+        """The engine the network's steps take: "fused" or "blas" (flow.engine; auto by size)."""
+        flow = self.cfg.flow
+        if flow.engine != "auto":
+            return flow.engine
+        batch = flow.batch_size or len(self.y)
+        return "blas" if (not self.cfg.network.linearized and batch * self.cfg.network.m >= BLAS_MIN_ENTRIES) else "fused"
 
     @property
     def exact(self) -> bool:

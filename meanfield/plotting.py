@@ -36,7 +36,7 @@ def particles(ax, result: Result, teacher: np.ndarray | None = None, trajectorie
         if trajectories:
             ax.plot(points[:, chosen, 0], points[:, chosen, 1], color=colour, lw=0.6, alpha=0.45)
         ax.scatter(points[-1, chosen, 0], points[-1, chosen, 1], s=9, color=colour, zorder=3,
-                   label=f"a > 0" if positive else "a < 0")
+                   label="a > 0" if positive else "a < 0")
     ax.scatter(points[0, :, 0], points[0, :, 1], s=4, color="0.6", zorder=2, label="t = 0")
     radius = np.quantile(np.linalg.norm(points[-1], axis=1), 0.98) * 1.15
     if teacher is not None:

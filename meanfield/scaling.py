@@ -6,8 +6,6 @@ so that the predictor moves at an O(1) rate in every regime and at every width.
 """
 from __future__ import annotations
 
-import math
-
 SCALINGS = ("mean_field", "lazy")
 _EXPONENT = {"mean_field": 1.0, "lazy": 0.5}
 
@@ -41,7 +39,3 @@ def weight_decay_from_lam(lam: float, m: int, scaling: str, alpha: float = 1.0) 
     """Coefficient wd of 'theta -= eta (grad R + wd theta)' equivalent to the potential lam |theta|^2/2."""
     return lam / time_factor(m, scaling, alpha)
 
-
-def noise_std(temperature: float, dt: float) -> float:
-    """Standard deviation sqrt(2 T dt) of one Euler–Maruyama increment."""
-    return math.sqrt(2.0 * temperature * dt)

@@ -132,7 +132,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     threads = _kernels.set_threads(flow.threads)
     steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     batch = flow.batch_size or len(problem.y)
-    buffers = (np.empty(batch), np.empty((m, p)), np.empty((m, p)), np.empty((m, p)))
+    buffers = _buffers(problem, batch)
     noisy = flow.max_temperature > 0
     per_step = (m * p * 8 * noisy + (batch * (net.d + 2) * 8 if flow.online else 0)
                 + (len(problem.y) * 8 if flow.batch_size and not flow.online else 0))
@@ -142,6 +142,10 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     tic = time.perf_counter()
     _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
+    if problem.path == "blas" and not problem.exact and batch:
+        _kernels.blas_pass(buffers["Z"][:1], problem.theta0[:, -1].copy(), problem.y[:1], problem.f0[:1],
+                           problem.out_scale, problem.act, net.activation_params, problem.loss,
+                           buffers["S"][:1], buffers["r"][:1])
     compile_seconds = time.perf_counter() - tic
 
     # the loop's state; restored from a checkpoint when one is found
@@ -228,16 +232,72 @@ def _divergence(theta, risk, limit, done, dt) -> str:
     return f"run diverged at t = {done * dt:.6g} (step {done}): {reason}; try a smaller flow.dt, e.g. {dt / 4:.3g}"
 
 
+def _buffers(problem, batch) -> dict:
+    """Work arrays allocated once per run: nothing of size batch x m is allocated per step."""
+    m, p = problem.theta0.shape
+    out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
+           "vel_pred": np.empty((m, p))}
+    if problem.path == "blas" and not problem.exact:
+        out.update(Z=np.empty((batch, m)), S=np.empty((batch, m)), grad_W=np.empty((m, p - 1)),
+                   grad_a=np.empty(m))
+    return out
+
+
 def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
     """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
     cfg = problem.cfg
     if problem.exact:
         return _advance_population(problem, theta, noise, scale, k)
+    tangent = cfg.network.linearized if tangent is None else tangent
+    if problem.path == "blas" and not tangent:
+        return _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
-                     problem.loss, cfg.flow.lam, problem.mask,
-                     cfg.network.linearized if tangent is None else tangent,
-                     cfg.flow.integrator == "heun", True, *buffers)
+                     problem.loss, cfg.flow.lam, problem.mask, tangent, cfg.flow.integrator == "heun", True,
+                     buffers["r"], buffers["vel"], buffers["theta_pred"], buffers["vel_pred"])
+
+
+def blas_drift(problem, theta, X, y, f0, buffers, out):
+    """The drift of every particle by matrix products and one compiled pass; writes ``out`` (m, d + 1).
+
+    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``.
+    """
+    cfg = problem.cfg
+    d = theta.shape[1] - 1
+    W, a = theta[:, :d], np.ascontiguousarray(theta[:, d])
+    B = len(y)
+    Z, S, r = buffers["Z"][:B], buffers["S"][:B], buffers["r"][:B]
+    np.matmul(X, W.T, out=Z)
+    _kernels.blas_pass(Z, a, y, f0, problem.out_scale, problem.act, cfg.network.activation_params,
+                       problem.loss, S, r)
+    np.matmul(Z.T, X, out=buffers["grad_W"])
+    np.matmul(S.T, r, out=buffers["grad_a"])
+    factor = -problem.vel_scale / B if B else 0.0
+    mask, lam = problem.mask, cfg.flow.lam
+    np.multiply(buffers["grad_W"], factor, out=out[:, :d])
+    out[:, :d] -= lam * W
+    out[:, d] = factor * buffers["grad_a"] - lam * a
+    out *= mask
+    return out
+
+
+def _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
+    """k Euler (Euler–Maruyama) or Heun steps through ``blas_drift``."""
+    flow = problem.cfg.flow
+    vel, pred, vel_pred = buffers["vel"], buffers["theta_pred"], buffers["vel_pred"]
+    full = idx.shape[1] == len(y) and idx.shape[0] == 1
+    for s in range(k):
+        rows = idx[s % idx.shape[0]]
+        Xs, ys, f0s = (X, y, f0) if full else (X[rows], y[rows], f0[rows])
+        blas_drift(problem, theta, Xs, ys, f0s, buffers, vel)
+        kick = scale[s] * noise[s] * problem.mask if noise.shape[0] else 0.0
+        if flow.integrator == "heun":
+            np.add(theta, flow.dt * vel + kick, out=pred)
+            blas_drift(problem, pred, Xs, ys, f0s, buffers, vel_pred)
+            vel += vel_pred
+            vel *= 0.5
+        theta += flow.dt * vel
+        theta += kick
 
 
 def _advance_population(problem, theta, noise, scale, k):
@@ -304,7 +364,9 @@ def estimated_bytes(cfg: Config, data=None) -> int:
     n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
     particles = net.m * p * 8
     snapshots = n_records * particles if rec.snapshots else 0
-    return int(n * (p + 2) * 8 + 6 * particles + snapshots + CHUNK_BYTES)
+    batch = cfg.flow.batch_size or n
+    blas = 2 * batch * net.m * 8 if cfg.flow.engine != "fused" else 0     # the BLAS path's (B, m) buffers
+    return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
 
 
 def available_bytes() -> int:

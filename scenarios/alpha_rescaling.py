@@ -16,7 +16,6 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
 from meanfield.fits import power_law
 from meanfield.figures import scenario_main
 

@@ -1,6 +1,5 @@
 """Checkpoints: an interrupted run, resumed, equals the uninterrupted one bit for bit; a changed
 config is refused; SIGINT and SIGTERM leave a resumable run folder."""
-import os
 import signal
 import subprocess
 import sys

@@ -47,3 +47,31 @@ def test_console_script_runs_the_example_config(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = mf.Result.load(tmp_path / "r")
     assert result.observables["train_risk"][-1] < 0.1 * result.observables["train_risk"][0]
+
+
+def test_bench_quick_reports_every_measure(tmp_path, capsys):
+    import json
+    assert main(["bench", "--quick", "--out", str(tmp_path / "bench.json")]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["dgemm_gflops_1_thread"] > 0 and report["quick"] is True
+    for row in report["steps"]:
+        assert {"engine", "numpy"} <= set(row["ms"]) and row["ms"]["engine"] > 0
+        assert row["ratio"]["numpy"] == row["ms"]["engine"] / row["ms"]["numpy"]
+        assert 0 < row["fraction_of_dgemm"] and row["threads"] >= 1
+    assert all(v > 0 for v in report["population_ns_per_pair"].values())
+    assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
+    assert report["compile_cold"] > 0 and report["import_cached"] > 0
+    assert "| (n, m, d) |" in capsys.readouterr().out
+
+
+def test_bench_steppers_take_the_same_step():
+    import numpy as np
+    from meanfield import bench
+    X, y, theta = bench._problem(30, 40, 5)
+    engine, numpy_step = bench.engine_stepper(X, y, theta), bench.numpy_stepper(X, y, theta)
+    for _ in range(3):
+        engine()
+        numpy_step()
+    for ours, theirs in zip(engine.state(), numpy_step.state()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+    assert not np.allclose(engine.state()[0], theta[:, :5])

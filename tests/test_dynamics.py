@@ -217,3 +217,21 @@ def test_a_run_reaches_t_end_with_two_records():
     res = mf.simulate(base(**{"record.n_records": 2, "flow.dt": 0.02, "flow.t_end": 2.0}))
     np.testing.assert_allclose(res.t, [0.0, 2.0])
     assert res.stats["steps"] == 100
+
+
+def test_recorded_observables_equal_their_numpy_definitions():
+    cfg = base(**{"flow.lam": 0.2, "network.train": "hidden", "network.scaling": "lazy", "network.alpha": 2.0,
+                  "network.centered": True})
+    res = mf.simulate(cfg)
+    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[0]))
+    f0 = model.predict(res.theta0, data.X, cfg.network)
+    f0_test = model.predict(res.theta0, data.X_test, cfg.network)
+    obs = res.observables
+    for k, theta in enumerate(res.snapshots):
+        assert obs["objective"][k] == pytest.approx(model.objective(theta, data.X, data.y, cfg.network, cfg.flow, f0), rel=1e-10)
+        assert obs["test_risk"][k] == pytest.approx(model.risk(theta, data.X_test, data.y_test, cfg.network, "squared", f0_test), rel=1e-10)
+        moved = np.linalg.norm(theta - res.theta0, axis=1)
+        assert obs["displacement_max"][k] == pytest.approx(moved.max(), abs=1e-15)
+        pred = model.predict(theta, data.X, cfg.network, f0)
+        assert obs["predictor_norm"][k] == pytest.approx(np.sqrt(np.mean(pred ** 2)), rel=1e-10, abs=1e-15)
+    assert obs["predictor_norm"][0] == 0.0                  # centered: f - f0 = 0 at initialisation

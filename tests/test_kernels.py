@@ -146,3 +146,50 @@ def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
         gd = theta - lr * (model.risk_gradient(theta, X, y, net, "squared") + wd * theta)
         euler = theta + dt * model.velocity(theta, X, y, net, FlowConfig(lam=lam))
         np.testing.assert_allclose(euler, gd, rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
+def test_blas_drift_equals_numpy_twin(problem, activation, loss):
+    import importlib
+    import meanfield as mf
+    from meanfield.data import Dataset
+    simulate = importlib.import_module("meanfield.simulate")
+    theta, X, y, f0 = problem
+    for scaling, train, alpha in itertools.product(("mean_field", "lazy"), ("both", "hidden", "output"), (1.0, 2.5)):
+        cfg = mf.Config(network={"m": M, "d": D, "activation": activation, "scaling": scaling, "alpha": alpha,
+                                 "train": train}, flow={"loss": loss, "lam": 0.3, "engine": "blas"})
+        prob = simulate._problem(cfg, Dataset(X, y, X[:0], y[:0]), theta)
+        prob = type(prob)(**{**prob.__dict__, "f0": f0})
+        assert prob.path == "blas"
+        out = simulate.blas_drift(prob, theta, X, y, f0, simulate._buffers(prob, N), np.empty_like(theta))
+        np.testing.assert_allclose(out, model.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("changes", [{}, {"flow.integrator": "heun", "flow.temperature": 0.01},
+                                     {"flow.batch_size": 16}, {"flow.online": True, "flow.batch_size": 16}])
+def test_blas_and_fused_engines_give_the_same_run_and_thread_counts_do_not_matter(changes):
+    import meanfield as mf
+    cfg = mf.Config(seed=4, network={"m": 300, "d": 12, "activation": "tanh"},
+                    data={"n": 200, "teacher_activation": "tanh"}, flow={"dt": 0.05, "t_end": 1.0},
+                    record={"n_records": 4}).updated(changes)
+    fused = mf.simulate(cfg.updated({"flow.engine": "fused"}))
+    blas = mf.simulate(cfg.updated({"flow.engine": "blas"}))
+    np.testing.assert_allclose(blas.snapshots, fused.snapshots, rtol=1e-9, atol=1e-12)
+    one = mf.simulate(cfg.updated({"flow.engine": "blas", "flow.threads": 1}))
+    np.testing.assert_array_equal(one.snapshots, blas.snapshots)
+    assert mf.Config(network={"m": 300}, data={"n": 200}).updated(changes).flow.engine == "auto"
+
+
+def test_auto_engine_picks_the_path_by_size():
+    import importlib
+    import meanfield as mf
+    from meanfield.data import Dataset
+    simulate = importlib.import_module("meanfield.simulate")
+    rng = np.random.default_rng(0)
+    for (n, m, path) in ((10, 10, "fused"), (200, 1000, "blas")):
+        cfg = mf.Config(network={"m": m, "d": 3}, data={"n": n})
+        X = rng.standard_normal((n, 3))
+        prob = simulate._problem(cfg, Dataset(X, X[:, 0], X[:0], X[:0, 0]), rng.standard_normal((m, 4)))
+        assert prob.path == path
+    with pytest.raises(mf.ConfigError, match="flow.engine"):
+        mf.Config(network={"linearized": True}, flow={"engine": "blas"})

@@ -1,0 +1,274 @@
+"""``meanfield bench``: one full-batch training step (ReLU, squared loss, both layers, float64) of
+the engine against the same step in NumPy and, when installed, PyTorch autograd, torch.compile and
+JAX, timed in one process and alternating (median of rounds after warm-up). Also the machine's
+single-thread dgemm rate, the population step per particle pair, W2 solvers, Numba compile times
+(cold and from cache) and the import time. Speeds are reported as ratios: absolute times on a
+shared machine are noise.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
+QUICK_SIZES = [(200, 400, 10), (100, 3000, 2)]
+DT = 1e-3
+
+
+def flops(n, m, d) -> float:
+    """The step's nominal flop count 4 n m d + 7 n m."""
+    return 4.0 * n * m * d + 7.0 * n * m
+
+
+def _problem(n, m, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n), rng.standard_normal((m, d + 1))
+
+
+def engine_stepper(X, y, theta):
+    """The engine's step, through the same code path as ``simulate``."""
+    import meanfield as mf
+    from meanfield.data import Dataset
+
+    sim = importlib.import_module("meanfield.simulate")
+    n, d = X.shape
+    cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
+    problem = sim._problem(cfg, Dataset(X, y, X[:0], y[:0]), theta)
+    buffers, state = sim._buffers(problem, n), theta.copy()
+    idx, none3, none1, f0 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0), np.zeros(n)
+
+    def step():
+        sim._advance(problem, state, X, y, f0, idx, none3, none1, 1, buffers)
+    step.state = lambda: (state[:, :d], state[:, d])
+    return step
+
+
+def numpy_stepper(X, y, theta):
+    """Plain NumPy: the mean-field step theta -= dt m grad R, written as one would."""
+    n, d = X.shape
+    m = theta.shape[0]
+    W, a = theta[:, :d].copy(), theta[:, d].copy()
+
+    def step():
+        Z = X @ W.T
+        S = np.maximum(Z, 0.0)
+        r = (S @ a / m - y) / n
+        grad_a = S.T @ r / m
+        grad_W = ((Z > 0) * r[:, None] * a[None, :]).T @ X / m
+        W[...] -= DT * m * grad_W
+        a[...] -= DT * m * grad_a
+    step.state = lambda: (W, a)
+    return step
+
+
+def torch_steppers(X, y, theta):
+    """{"torch autograd": step, "torch.compile": step} when PyTorch is installed."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    n, d = X.shape
+    m = theta.shape[0]
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    W = torch.tensor(theta[:, :d].copy(), requires_grad=True)
+    a = torch.tensor(theta[:, d].copy(), requires_grad=True)
+
+    def loss(W, a):
+        return 0.5 * torch.mean((torch.relu(Xt @ W.T) @ a / m - yt) ** 2)
+
+    def autograd_step():
+        value = loss(W, a)
+        gW, ga = torch.autograd.grad(value, (W, a))
+        with torch.no_grad():
+            W.sub_(DT * m * gW)
+            a.sub_(DT * m * ga)
+
+    grads = torch.compile(torch.func.grad(loss, argnums=(0, 1)))
+    Wc, ac = W.detach().clone(), a.detach().clone()
+
+    def compiled_step():
+        gW, ga = grads(Wc, ac)
+        Wc.sub_(DT * m * gW)
+        ac.sub_(DT * m * ga)
+
+    return {"torch autograd": autograd_step, "torch.compile": compiled_step}
+
+
+def jax_stepper(X, y, theta):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return {}
+    jax.config.update("jax_enable_x64", True)
+    n, d = X.shape
+    m = theta.shape[0]
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    @jax.jit
+    def update(W, a):
+        def loss(W, a):
+            return 0.5 * jnp.mean((jnp.maximum(Xj @ W.T, 0.0) @ a / m - yj) ** 2)
+        gW, ga = jax.grad(loss, argnums=(0, 1))(W, a)
+        return W - DT * m * gW, a - DT * m * ga
+
+    state = [jnp.asarray(theta[:, :d]), jnp.asarray(theta[:, d])]
+
+    def step():
+        state[0], state[1] = update(*state)
+        state[0].block_until_ready()
+    return {"JAX": step}
+
+
+def _threads(count):
+    """Set every pool we drive to ``count`` threads: Numba, and PyTorch if loaded. BLAS is held
+    at one thread inside the engine (determinism); NumPy's BLAS follows ``count``."""
+    from meanfield import _kernels
+
+    _kernels.set_threads(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
+    """Median ms per step of each stepper, alternating between them round by round. The engine
+    runs as ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at
+    ``threads``."""
+    def blas_threads(name):
+        return threadpool_limits(1 if name == "engine" else threads, "blas")
+
+    for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
+        with blas_threads(name):
+            step()
+            step()
+    per_step = {name: [] for name in steppers}
+    for _ in range(rounds):
+        for name, step in steppers.items():
+            with blas_threads(name):
+                repeats, tic = 0, time.perf_counter()
+                while True:
+                    step()
+                    repeats += 1
+                    elapsed = time.perf_counter() - tic
+                    if elapsed >= seconds / rounds / len(steppers) or repeats >= 50:
+                        break
+            per_step[name].append(elapsed / repeats * 1e3)
+    return {name: statistics.median(values) for name, values in per_step.items()}
+
+
+def dgemm_rate(size=1500) -> float:
+    """Single-thread dgemm GFLOP/s, best of three."""
+    A = np.random.default_rng(0).standard_normal((size, size))
+    with threadpool_limits(1, "blas"):
+        A @ A
+        best = min(_timed(lambda: A @ A) for _ in range(3))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    tic = time.perf_counter()
+    fn()
+    return time.perf_counter() - tic
+
+
+def population_ns_per_pair(m, d=10) -> float:
+    """One exact population step (m students, 5 teachers), ns per particle pair (1 thread)."""
+    import meanfield as mf
+    from meanfield import _kernels, population
+
+    rng = np.random.default_rng(0)
+    theta, teacher = rng.standard_normal((m, d + 1)), rng.standard_normal((5, d + 1))
+    net, flow = mf.NetworkConfig(m=m, d=d), mf.FlowConfig()
+    _kernels.set_threads(1)
+    with threadpool_limits(1, "blas"):
+        population.population_velocity(theta, teacher, net, flow, compiled=True)
+        best = min(_timed(lambda: population.population_velocity(theta, teacher, net, flow, compiled=True))
+                   for _ in range(3))
+    return best / m ** 2 * 1e9
+
+
+def w2_seconds(N, quick) -> dict:
+    from meanfield.distances import w2
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((N, 10)), rng.standard_normal((N, 10)) + 0.1
+    out = {"sliced": _timed(lambda: w2(x, y, method="sliced")),
+           "1d": _timed(lambda: w2(x[:, 0], y[:, 0], method="1d"))}
+    if not quick or N <= 1000:
+        out["exact"] = _timed(lambda: w2(x, y, method="exact"))
+    return out
+
+
+def compile_and_import_seconds() -> dict:
+    """Cold compile (empty NUMBA_CACHE_DIR), load from that cache, and `import meanfield`, each in a
+    fresh interpreter."""
+    code = ("import time; t = time.perf_counter(); import meanfield as mf; i = time.perf_counter() - t; "
+            "cfg = mf.Config(network={'m': 300, 'd': 5}, data={'n': 200}, flow={'dt': 0.1, 't_end': 0.2}); "
+            "r = mf.simulate(cfg); print(i, r.stats['compile_seconds'])")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold", "cached"):
+            text = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            import_seconds, compile_seconds = map(float, text.stdout.split())
+            out[f"compile_{label}"] = compile_seconds
+            out[f"import_{label}"] = import_seconds
+    return out
+
+
+def run(quick: bool = False, out=None, echo=print) -> dict:
+    """Measure everything; write the JSON report to ``out`` if given; return it."""
+    sizes = QUICK_SIZES if quick else SIZES
+    all_threads = os.cpu_count() or 1
+    report = {"machine": {"cpus": all_threads, "python": platform.python_version(), "processor": platform.processor()},
+              "quick": quick, "dgemm_gflops_1_thread": dgemm_rate(800 if quick else 2000), "steps": []}
+    for n, m, d in sizes:
+        X, y, theta = _problem(n, m, d)
+        steppers = {"engine": engine_stepper(X, y, theta), "numpy": numpy_stepper(X, y, theta)}
+        if not quick:
+            steppers.update(torch_steppers(X, y, theta))
+            steppers.update(jax_stepper(X, y, theta))
+        for threads in sorted({1, all_threads}):
+            _threads(threads)
+            ms = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+            row = {"n": n, "m": m, "d": d, "threads": threads, "ms": ms,
+                   "ratio": {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"},
+                   "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6}
+            row["fraction_of_dgemm"] = row["engine_gflops"] / report["dgemm_gflops_1_thread"]
+            report["steps"].append(row)
+            echo(f"(n, m, d) = ({n}, {m}, {d}), {threads} thread(s): "
+                 + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items())
+                 + f"; engine {row['engine_gflops']:.1f} GFLOP/s")
+    _threads(all_threads)
+    report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
+    report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
+    report.update(compile_and_import_seconds())
+    if out:
+        from .results import atomic_write, json_default
+
+        with atomic_write(Path(out)) as handle:
+            handle.write(json.dumps(report, indent=2, default=json_default).encode())
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    """The step timings as a Markdown table (for the README)."""
+    peers = sorted({p for row in report["steps"] for p in row["ratio"]})
+    lines = ["| (n, m, d) | threads | engine ms | " + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | of dgemm |",
+             "|---|---|---|" + "---|" * len(peers) + "---|---|"]
+    for row in report["steps"]:
+        ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
+        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | {row['ms']['engine']:.2f} | "
+                     f"{ratios} | {row['engine_gflops']:.1f} | {row['fraction_of_dgemm']:.0%} |")
+    return "\n".join(lines)
