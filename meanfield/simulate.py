@@ -1,7 +1,9 @@
 """The controller: validate, schedule, draw noise and minibatches, call the kernels, record.
 
-The time loop runs in Python at record granularity; inside each record interval one compiled
-``advance`` call moves the particles by many steps (in chunks bounded in memory). All randomness
+The time loop runs in Python at record granularity; inside each record interval the engine moves
+the particles by many steps (in chunks bounded in memory): one compiled ``advance`` call (the
+fused path), or per step BLAS products into preallocated buffers plus one compiled pass (the
+BLAS path, ``flow.engine``), or the exact population step. All randomness
 comes from one seed expanded with ``numpy.random.SeedSequence`` into independent streams (data,
 initialisation, noise, minibatches), drawn here and passed to the kernels, so a run is identical
 whatever the thread count.
