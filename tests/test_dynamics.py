@@ -145,9 +145,7 @@ def test_noiseless_small_step_risk_never_increases():
                       "record.n_records": 301, "record.spacing": "linear", "flow.lam": 0.05})
         res = mf.simulate(cfg)
         assert len(res.t) == 301
-        assert np.all(np.diff(res.observables["objective"]) <= 1e-12)
-        if cfg.flow.lam == 0:
-            assert np.all(np.diff(res.observables["train_risk"]) <= 1e-12)
+        assert np.all(np.diff(res.observables["objective"]) <= 1e-12)      # lam > 0: the objective decreases
     res = mf.simulate(base(**{"flow.dt": 0.01, "record.n_records": 201, "record.spacing": "linear"}))
     assert np.all(np.diff(res.observables["train_risk"]) <= 1e-12)
     assert res.observables["train_risk"][-1] < 0.9 * res.observables["train_risk"][0]
