@@ -113,3 +113,12 @@ def test_measures_and_projections(rng):
         np.sqrt(10 / 11 * (2 * np.sin(angle / 2)) ** 2), rel=1e-9)
     marg = ParticleMeasure.uniform(rng.standard_normal((10, 3))).marginal([2])
     assert marg.points.shape == (10, 1)
+
+
+def test_gaussian_reference_measure_matches_its_closed_form(rng):
+    from meanfield.measures import gaussian_measure
+    mean, cov = np.array([1.0, -1.0]), np.array([[2.0, 0.5], [0.5, 1.0]])
+    mu = gaussian_measure(mean, cov, 50_000, rng)
+    assert mu.points.shape == (50_000, 2) and mu.weights.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(np.cov(mu.points.T), cov, atol=0.05)
+    assert gaussian_w2(mu.points.mean(0), np.cov(mu.points.T), mean, cov) < 0.05
