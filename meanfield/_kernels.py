@@ -51,6 +51,11 @@ def set_threads(threads: int) -> int:
     return numba.get_num_threads()
 
 
+def threads() -> int:
+    """The Numba thread count in use."""
+    return numba.get_num_threads()
+
+
 def max_threads() -> int:
     return numba.config.NUMBA_NUM_THREADS
 
@@ -313,33 +318,39 @@ def pair_terms(G, q1, q2, code, params, K, A, B):
 
 # --- the BLAS path: Z = X W^T by matmul, then one fused pass over the (B, m) matrix ------------
 
-@_jit(parallel=True)
-def blas_pass(Z, a, y, f0, out_scale, act, params, loss, S, r):
-    """For every sample row j (parallel; each row owns its slots): S_ji = sigma(Z_ji),
-    r_j = loss'(out_scale sum_i a_i S_ji - f0_j, y_j), then Z_ji <- r_j a_i sigma'(Z_ji) in place.
+PASS_ROWS = 32      # rows of Z per block of blas_pass (fixed: the sums do not depend on threads)
 
-    Afterwards grad_a = S^T r and grad_W = Z^T X (times out_scale / B) are matrix products.
-    Z, S (B, m); a (m,); y, f0, r (B,). The activation's branch is taken once per row, so the
-    inner loops vectorise (ReLU has its own).
+
+@_jit(parallel=True)
+def blas_pass(Z, a, y, f0, out_scale, act, params, loss, partial, r):
+    """For every sample row j: f_j = sum_i a_i sigma(Z_ji), r_j = loss'(out_scale f_j - f0_j, y_j);
+    then Z_ji <- r_j a_i sigma'(Z_ji) in place, and partial[b] = sum_{j in block b} r_j sigma(Z_j.).
+
+    Afterwards grad_a = partial.sum(0) and grad_W = X^T Z (times out_scale / B). Z (B, m); a (m,);
+    y, f0, r (B,); partial (ceil(B / PASS_ROWS), m). Blocks of PASS_ROWS rows run in parallel and
+    own their slots. The activation's branch is taken once per row, so the loops vectorise.
     """
-    m = Z.shape[1]
-    for j in prange(Z.shape[0]):
-        f = 0.0
-        if act == RELU:
-            for i in range(m):
-                s = max(Z[j, i], 0.0)
-                S[j, i] = s
-                f += a[i] * s
-        else:
-            for i in range(m):
-                s = _act(Z[j, i], act, params)
-                S[j, i] = s
-                f += a[i] * s
-        rj = _dloss(out_scale * f - f0[j], y[j], loss)
-        r[j] = rj
-        if act == RELU:
-            for i in range(m):
-                Z[j, i] = rj * a[i] if Z[j, i] > 0.0 else 0.0
-        else:
-            for i in range(m):
-                Z[j, i] = rj * a[i] * _dact(Z[j, i], act, params)
+    B, m = Z.shape
+    for blk in prange(partial.shape[0]):
+        acc = partial[blk]
+        acc[:] = 0.0
+        for j in range(blk * PASS_ROWS, min(B, (blk + 1) * PASS_ROWS)):
+            f = 0.0
+            if act == RELU:
+                for i in range(m):
+                    f += a[i] * max(Z[j, i], 0.0)
+            else:
+                for i in range(m):
+                    f += a[i] * _act(Z[j, i], act, params)
+            rj = _dloss(out_scale * f - f0[j], y[j], loss)
+            r[j] = rj
+            if act == RELU:
+                for i in range(m):
+                    z = Z[j, i]
+                    acc[i] += rj * max(z, 0.0)
+                    Z[j, i] = rj * a[i] if z > 0.0 else 0.0
+            else:
+                for i in range(m):
+                    z = Z[j, i]
+                    acc[i] += rj * _act(z, act, params)
+                    Z[j, i] = rj * a[i] * _dact(z, act, params)

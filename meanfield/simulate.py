@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _kernels, checkpoint, population
+from . import _kernels, blas, checkpoint, population
 from .config import Config
 from .data import draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
@@ -147,7 +147,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     if problem.path == "blas" and not problem.exact and batch:
         _kernels.blas_pass(buffers["Z"][:1], problem.theta0[:, -1].copy(), problem.y[:1], problem.f0[:1],
                            problem.out_scale, problem.act, net.activation_params, problem.loss,
-                           buffers["S"][:1], buffers["r"][:1])
+                           buffers["partial"][:1], buffers["r"][:1])
     compile_seconds = time.perf_counter() - tic
 
     # the loop's state; restored from a checkpoint when one is found
@@ -240,7 +240,8 @@ def _buffers(problem, batch) -> dict:
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
            "vel_pred": np.empty((m, p))}
     if problem.path == "blas" and not problem.exact:
-        out.update(Z=np.empty((batch, m)), S=np.empty((batch, m)), grad_W=np.empty((m, p - 1)),
+        blocks = -(-batch // _kernels.PASS_ROWS)
+        out.update(Z=np.empty((batch, m)), partial=np.empty((blocks, m)), grad_WT=np.empty((p - 1, m)),
                    grad_a=np.empty(m))
     return out
 
@@ -262,21 +263,24 @@ def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=No
 def blas_drift(problem, theta, X, y, f0, buffers, out):
     """The drift of every particle by matrix products and one compiled pass; writes ``out`` (m, d + 1).
 
-    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``.
+    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``. The products
+    run on the Numba thread count, bit for bit the same for every count (``blas.matmul``).
     """
     cfg = problem.cfg
     d = theta.shape[1] - 1
     W, a = theta[:, :d], np.ascontiguousarray(theta[:, d])
     B = len(y)
-    Z, S, r = buffers["Z"][:B], buffers["S"][:B], buffers["r"][:B]
-    np.matmul(X, W.T, out=Z)
+    Z, r = buffers["Z"][:B], buffers["r"][:B]
+    partial = buffers["partial"][:-(-B // _kernels.PASS_ROWS)]
+    threads = _kernels.threads()
+    blas.matmul(X, W.T, Z, threads)
     _kernels.blas_pass(Z, a, y, f0, problem.out_scale, problem.act, cfg.network.activation_params,
-                       problem.loss, S, r)
-    np.matmul(Z.T, X, out=buffers["grad_W"])
-    np.matmul(S.T, r, out=buffers["grad_a"])
+                       problem.loss, partial, r)
+    blas.matmul(X.T, Z, buffers["grad_WT"], threads)
+    np.sum(partial, axis=0, out=buffers["grad_a"])
     factor = -problem.vel_scale / B if B else 0.0
     mask, lam = problem.mask, cfg.flow.lam
-    np.multiply(buffers["grad_W"], factor, out=out[:, :d])
+    np.multiply(buffers["grad_WT"].T, factor, out=out[:, :d])
     out[:, :d] -= lam * W
     out[:, d] = factor * buffers["grad_a"] - lam * a
     out *= mask
@@ -367,7 +371,7 @@ def estimated_bytes(cfg: Config, data=None) -> int:
     particles = net.m * p * 8
     snapshots = n_records * particles if rec.snapshots else 0
     batch = cfg.flow.batch_size or n
-    blas = 2 * batch * net.m * 8 if cfg.flow.engine != "fused" else 0     # the BLAS path's (B, m) buffers
+    blas = batch * net.m * 8 if cfg.flow.engine != "fused" else 0     # the BLAS path's (B, m) buffer
     return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
 
 

@@ -193,3 +193,19 @@ def test_auto_engine_picks_the_path_by_size():
         assert prob.path == path
     with pytest.raises(mf.ConfigError, match="flow.engine"):
         mf.Config(network={"linearized": True}, flow={"engine": "blas"})
+
+
+@pytest.mark.parametrize("shape_a,shape_b", [((700, 30), (30, 90)), ((40, 30), (30, 600)), ((600, 30), (30,))])
+def test_blocked_matmul_equals_numpy_and_ignores_the_thread_count(shape_a, shape_b):
+    from threadpoolctl import threadpool_limits
+
+    from meanfield import blas
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(shape_a), rng.standard_normal(shape_b)
+    out_shape = (shape_a[0],) + shape_b[1:]
+    assert len(blas.blocks(out_shape)) > 2                 # the products are really cut up
+    with threadpool_limits(1, "blas"):
+        outs = [blas.matmul(a.T.copy().T, b, np.empty(out_shape), threads) for threads in (1, 2, 3)]
+    np.testing.assert_allclose(outs[0], a @ b, rtol=1e-12, atol=1e-12)
+    for out in outs[1:]:
+        np.testing.assert_array_equal(out, outs[0])
