@@ -8,8 +8,8 @@ with K_ii' = kappa(w_i, w_i'), kappa(w, w') = E[sigma(w.x) sigma(w'.x)]. kappa d
 q = |w|^2, q' = |w'|^2 and rho = w.w' only, so grad_w kappa(w, w') = A w + B w' with
 A = 2 d kappa/dq and B = d kappa/d rho = E[sigma'(w.x) sigma'(w'.x)] (Price's theorem). Closed
 forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu; Gauss–Hermite
-quadrature on the 2-D Gaussian (w.x, w'.x) for the others. This module is the NumPy twin of the
-compiled population kernel in ``_kernels``. Shapes: W (m, d), V (k, d) -> (m, k) matrices.
+quadrature on the 2-D Gaussian (w.x, w'.x) for the others. ``pair_sums`` is the NumPy twin of
+the compiled ``_kernels.population_sums``. Shapes: W (m, d), V (k, d) -> (m, k) matrices.
 """
 from __future__ import annotations
 
@@ -89,60 +89,70 @@ def _quadrature_terms(name, q1, q2, rho, params):
     return kappa.reshape(q1.shape), A.reshape(q1.shape), B.reshape(q1.shape)
 
 
-def kernel_matrices(name, W, V, params=None, compiled=False):
-    """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``compiled`` uses the Numba pair pass
-    (closed forms only; others fall back to NumPy quadrature)."""
+def kernel_matrices(name, W, V, params=None):
+    """(K, A, B), each (m, k), for all pairs (w_i, v_j)."""
     q1, q2 = np.sum(W * W, axis=1), np.sum(V * V, axis=1)
-    G = W @ V.T
+    return pair_terms(name, q1[:, None], q2[None, :], W @ V.T, params)
+
+
+def pair_sums(name, W, V, c, params=None, compiled=False):
+    """(K c, A c, (B * c) V): shapes (m,), (m,), (m, d), for W (m, d), V (k, d), c (k,).
+
+    ``compiled`` sums in ``_kernels.population_sums`` without forming the (m, k) matrices (closed
+    forms; quadrature activations stay here)."""
     if compiled and name in CLOSED_FORMS:
         from . import _kernels
 
-        K, A, B = np.empty_like(G), np.empty_like(G), np.empty_like(G)
-        _kernels.pair_terms(G, q1, q2, ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
-                            K, A, B)
-        return K, A, B
-    return pair_terms(name, q1[:, None], q2[None, :], G, params)
+        m, d = W.shape
+        Kc, Ac, BcV = np.empty(m), np.empty(m), np.empty((m, d))
+        _kernels.population_sums(np.ascontiguousarray(W), np.ascontiguousarray(V.T), np.ascontiguousarray(c),
+                                 ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
+                                 Kc, Ac, BcV)
+        return Kc, Ac, BcV
+    K, A, B = kernel_matrices(name, W, V, params)
+    return K @ c, A @ c, (B * c[None, :]) @ V
+
+
+def _terms(theta, teacher, network, teacher_activation, compiled):
+    """Student and teacher sums (pair_sums) and the output scale."""
+    if network.activation != teacher_activation:
+        raise ValueError(f"population data needs the teacher's activation to be the student's "
+                         f"({network.activation!r}); got {teacher_activation!r}")
+    d = theta.shape[1] - 1
+    W, a = theta[:, :d], theta[:, d]
+    U, c = teacher[:, :d], teacher[:, d]
+    params = network.activation_params
+    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
+    return (pair_sums(network.activation, W, W, a, params, compiled),
+            pair_sums(network.activation, W, U, c, params, compiled), scale)
 
 
 def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False) -> float:
     """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d); theta (m, d + 1), teacher (m0, d + 1) = [u | c]."""
+    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled)
     d = theta.shape[1] - 1
-    W, a = theta[:, :d], theta[:, d]
-    U, c = teacher[:, :d], teacher[:, d]
-    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    K = kernel_matrices(network.activation, W, W, network.activation_params, compiled)[0]
-    K_star = _cross(network.activation, teacher_activation, W, U, network.activation_params, compiled)[0]
+    a, U, c = theta[:, d], teacher[:, :d], teacher[:, d]
     K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0]
-    return float(0.5 * scale ** 2 * a @ K @ a - scale * a @ K_star @ c + 0.5 * c @ K_tt @ c)
-
-
-def _cross(student, teacher, W, U, params, compiled):
-    if student != teacher:
-        raise ValueError(f"population data needs the teacher's activation to be the student's "
-                         f"({student!r}); got {teacher!r}")
-    return kernel_matrices(student, W, U, params, compiled)
+    return float(0.5 * scale ** 2 * a @ Ka - scale * a @ Kc + 0.5 * c @ K_tt @ c)
 
 
 def predictor_norm(theta, network, compiled=False) -> float:
     """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d)."""
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
-    K = kernel_matrices(network.activation, W, W, network.activation_params, compiled)[0]
-    return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ K @ a, 0.0)))
+    Ka = pair_sums(network.activation, W, W, a, network.activation_params, compiled)[0]
+    return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ Ka, 0.0)))
 
 
 def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False) -> np.ndarray:
-    """grad_{theta_i} R for every particle, shape (m, d + 1)."""
+    """grad_{theta_i} R for every particle, shape (m, d + 1): with grad_w kappa(w, v) = A w + B v,
+    grad_a R = s^2 K a - s K* c and grad_{w_i} R = a_i [s^2 (A a)_i w_i + s^2 (B a W)_i
+    - s (A* c)_i w_i - s (B* c U)_i]."""
+    (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled)
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
-    U, c = teacher[:, :d], teacher[:, d]
-    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    K, A, B = kernel_matrices(network.activation, W, W, network.activation_params, compiled)
-    Ks, As, Bs = _cross(network.activation, teacher_activation, W, U, network.activation_params, compiled)
-    grad_a = scale ** 2 * K @ a - scale * Ks @ c
-    grad_W = (scale ** 2 * a[:, None] * ((A @ a)[:, None] * W + (B * a[None, :]) @ W)
-              - scale * a[:, None] * ((As @ c)[:, None] * W + (Bs * c[None, :]) @ U))
-    return np.hstack([grad_W, grad_a[:, None]])
+    grad_W = a[:, None] * ((scale ** 2 * Aa - scale * Ac)[:, None] * W + scale ** 2 * BaW - scale * BcU)
+    return np.hstack([grad_W, (scale ** 2 * Ka - scale * Kc)[:, None]])
 
 
 def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False) -> np.ndarray:

@@ -307,8 +307,8 @@ def _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
 
 
 def _advance_population(problem, theta, noise, scale, k):
-    """k Euler (Euler–Maruyama) or Heun steps of the exact population flow: Gram products by
-    BLAS, the per-pair terms by the compiled pass (closed forms) or quadrature."""
+    """k Euler (Euler–Maruyama) or Heun steps of the exact population flow: the sums over neuron
+    pairs by ``_kernels.population_sums`` (closed forms) or NumPy quadrature."""
     cfg = problem.cfg
     net, flow = cfg.network, cfg.flow
     mask = problem.mask

@@ -139,3 +139,31 @@ def test_mean_field_student_recovers_the_teacher_masses():
     assert obs["train_risk"][-1] < 1e-3 * obs["train_risk"][0]
     np.testing.assert_array_equal(obs["train_risk"], obs["test_risk"])
     assert obs["negative_mass"][-1] < 1e-3 and obs["cone_mass"][-1] > 0.85 * 4.0
+
+
+def test_polynomial_atan2_equals_the_library_one(rng):
+    import math
+
+    from meanfield import _kernels
+    y = np.concatenate([rng.uniform(0, 3, 20000), np.exp(rng.uniform(-40, 5, 2000)), [0.0, 0.0, 1.0, 2.0, 1e-300]])
+    x = np.concatenate([rng.uniform(-3, 3, 20000), rng.standard_normal(2000), [1.0, -1.0, 0.0, 2.0, -1.0]])
+    ours = np.array([_kernels._atan2_upper(a, b) for a, b in zip(y, x)])
+    exact = np.array([math.atan2(a, b) for a, b in zip(y, x)])
+    np.testing.assert_allclose(ours, exact, rtol=4e-16, atol=0)
+
+
+@pytest.mark.parametrize("activation", population.CLOSED_FORMS)
+def test_compiled_pair_sums_equal_the_numpy_twin_at_scale(rng, activation):
+    """m = 400, d = 10, with duplicated, opposite and zero neurons (the kernel's edge cases).
+
+    Compared: K c and sum_j c_j grad_w kappa(w_i, v_j) = (A c)_i w_i + (B c V)_i. A and B alone
+    are ill-conditioned for near-parallel pairs (sqrt(q q' - rho^2) cancels) while this sum is not."""
+    W = rng.standard_normal((400, 10))
+    W[1], W[2], W[3], W[4] = W[0], -W[0], 0.0, 1e-3 * W[0] + 1e-9
+    V, c = rng.standard_normal((7, 10)), rng.standard_normal(7)
+    params = NetworkConfig(activation="leaky_relu").activation_params
+    for other, weights in ((W, rng.standard_normal(400)), (V, c)):
+        ours = population.pair_sums(activation, W, other, weights, params, compiled=True)
+        twin = population.pair_sums(activation, W, other, weights, params)
+        for got, want in ((ours[0], twin[0]), (ours[1][:, None] * W + ours[2], twin[1][:, None] * W + twin[2])):
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
