@@ -194,10 +194,134 @@ def _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, m
         _neuron_velocity(theta[i], feat[i], X, rows, r, vel_scale, act, params, lam, mask, vel[i])
 
 
+SAMPLE_BLOCK = 16      # samples per parallel block of the forward pass
+NEURON_BLOCK = 256     # neurons per block (their coordinates and work rows stay in L1 cache)
+
+
+@_jit()
+def _project(x, theta_t, lo, width, z):
+    """z[i] = sum_k x_k theta_t[k, lo + i] for i < width: four coordinates per pass over z."""
+    d = x.shape[0]
+    z[:width] = 0.0
+    k = 0
+    while k + 4 <= d:
+        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+        w0, w1 = theta_t[k, lo:lo + width], theta_t[k + 1, lo:lo + width]
+        w2, w3 = theta_t[k + 2, lo:lo + width], theta_t[k + 3, lo:lo + width]
+        for i in range(width):
+            z[i] += x0 * w0[i] + x1 * w1[i] + x2 * w2[i] + x3 * w3[i]
+        k += 4
+    while k + 2 <= d:
+        x0, x1 = x[k], x[k + 1]
+        w0, w1 = theta_t[k, lo:lo + width], theta_t[k + 1, lo:lo + width]
+        for i in range(width):
+            z[i] += x0 * w0[i] + x1 * w1[i]
+        k += 2
+    if k < d:
+        x0 = x[k]
+        w0 = theta_t[k, lo:lo + width]
+        for i in range(width):
+            z[i] += x0 * w0[i]
+
+
+@_jit()
+def _outer_add(c, x, grad, width):
+    """grad[k, i] += c[i] x_k for k < len(x), i < width: four coordinates per pass over c."""
+    d = x.shape[0]
+    k = 0
+    while k + 4 <= d:
+        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+        g0, g1, g2, g3 = grad[k], grad[k + 1], grad[k + 2], grad[k + 3]
+        for i in range(width):
+            ci = c[i]
+            g0[i] += ci * x0
+            g1[i] += ci * x1
+            g2[i] += ci * x2
+            g3[i] += ci * x3
+        k += 4
+    while k < d:
+        x0 = x[k]
+        g0 = grad[k]
+        for i in range(width):
+            g0[i] += c[i] * x0
+        k += 1
+
+
+@_jit(parallel=True)
+def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+                   theta_t, r, vel):
+    """The network's drift without forming the (B, m) matrix: the fast twin of the loops above.
+
+    theta_t (d + 1, m) receives theta transposed (coordinate-major, so the loops over neurons
+    vectorise). Forward: blocks of SAMPLE_BLOCK samples in parallel, each summing a_i sigma(w_i . x_j)
+    over blocks of NEURON_BLOCK neurons. Backward: blocks of NEURON_BLOCK neurons in parallel, each
+    recomputing w_i . x_j and summing over the samples in order. No sum depends on the thread
+    count. The activation's branch is taken outside the loops (ReLU has its own).
+    """
+    m, p = theta.shape
+    d = p - 1
+    batch = rows.shape[0]
+    for i in prange(m):
+        for k in range(p):
+            theta_t[k, i] = theta[i, k]
+    a = theta_t[d]
+    for blk in prange((batch + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
+        first = blk * SAMPLE_BLOCK
+        count = min(batch, first + SAMPLE_BLOCK) - first
+        z = np.empty(NEURON_BLOCK)
+        f = np.zeros(count)
+        for lo in range(0, m, NEURON_BLOCK):
+            width = min(m, lo + NEURON_BLOCK) - lo
+            a_blk = a[lo:lo + width]
+            for b in range(count):
+                _project(X[rows[first + b]], theta_t, lo, width, z)
+                s = 0.0
+                if act == RELU:
+                    for i in range(width):
+                        s += a_blk[i] * max(z[i], 0.0)
+                else:
+                    for i in range(width):
+                        s += a_blk[i] * _act(z[i], act, params)
+                f[b] += s
+        for b in range(count):
+            j = rows[first + b]
+            r[first + b] = _dloss(out_scale * f[b] - f0[j], y[j], loss)
+    scale = -vel_scale / batch if batch > 0 else 0.0
+    for blk in prange((m + NEURON_BLOCK - 1) // NEURON_BLOCK):
+        lo = blk * NEURON_BLOCK
+        width = min(m, lo + NEURON_BLOCK) - lo
+        z = np.empty(width)
+        grad = np.zeros((p, width))            # rows k < d: sum_b r_b sigma'(z) x_bk; row d: sum_b r_b sigma(z)
+        ga = grad[d]
+        for b in range(batch):
+            x = X[rows[b]]
+            rb = r[b]
+            _project(x, theta_t, lo, width, z)
+            if act == RELU:
+                for i in range(width):
+                    zi = z[i]
+                    ga[i] += rb * max(zi, 0.0)
+                    z[i] = rb if zi > 0.0 else 0.0
+            else:
+                for i in range(width):
+                    zi = z[i]
+                    ga[i] += rb * _act(zi, act, params)
+                    z[i] = rb * _dact(zi, act, params)
+            _outer_add(z, x, grad, width)
+        for i in range(width):
+            ii = lo + i
+            for k in range(d):
+                vel[ii, k] = mask[k] * (scale * a[ii] * grad[k, i] - lam * theta[ii, k])
+            vel[ii, d] = mask[d] * (scale * ga[i] - lam * theta[ii, d])
+
+
 @_jit()
 def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
-           tangent, parallel, r, vel):
-    if parallel:
+           tangent, parallel, r, vel, theta_t):
+    if parallel and not tangent:
+        _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+                       theta_t, r, vel)
+    elif parallel:
         _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r)
         _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
     else:
@@ -237,18 +361,19 @@ def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam
     vel = np.empty_like(theta)
     feat = theta if theta0 is None else theta0
     _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
-           theta0 is not None, parallel, r, vel)
+           theta0 is not None, parallel, r, vel, np.empty(theta.shape[::-1]))
     return vel
 
 
 @_jit()
 def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, params, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred):
+            act, params, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred, theta_t):
     """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps of the network,
     or of its tangent model linearised at theta0 when ``tangent``.
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
-    r (B,), vel, theta_pred, vel_pred (m, d + 1) are work buffers: nothing is allocated here.
+    r (B,), vel, theta_pred, vel_pred (m, d + 1), theta_t (d + 1, m) are work buffers: nothing of
+    size B x m is allocated here.
     """
     m, p = theta.shape
     noisy = noise.shape[0] > 0
@@ -256,7 +381,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
         rows = idx[s % idx.shape[0]]
         feat = theta0 if tangent else theta
         _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
-               tangent, parallel, r, vel)
+               tangent, parallel, r, vel, theta_t)
         if heun:
             for i in range(m):
                 for k in range(p):
@@ -264,7 +389,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
                     theta_pred[i, k] = theta[i, k] + dt * vel[i, k] + kick
             feat = theta0 if tangent else theta_pred
             _drift(theta_pred, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam,
-                   mask, tangent, parallel, r, vel_pred)
+                   mask, tangent, parallel, r, vel_pred, theta_t)
             for i in range(m):
                 for k in range(p):
                     kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
@@ -394,41 +519,71 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
                 BcV[i, t] = scale * acc
 
 
-# --- the BLAS path: Z = X W^T by matmul, then one fused pass over the (B, m) matrix ------------
+# --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
 
-PASS_ROWS = 32      # rows of Z per block of blas_pass (fixed: the sums do not depend on threads)
+BLAS_NEURONS = 128     # neurons per block of the BLAS path
 
 
 @_jit(parallel=True)
-def blas_pass(Z, a, y, f0, out_scale, act, params, loss, partial, r):
-    """For every sample row j: f_j = sum_i a_i sigma(Z_ji), r_j = loss'(out_scale f_j - f0_j, y_j);
-    then Z_ji <- r_j a_i sigma'(Z_ji) in place, and partial[b] = sum_{j in block b} r_j sigma(Z_j.).
+def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam, mask,
+               W, ZT, fpart, G, r, vel):
+    """The drift of every particle on the samples X (B, d) (XT = X^T, contiguous), by matrix
+    products on blocks of BLAS_NEURONS neurons; the same velocity as the loops above.
 
-    Afterwards grad_a = partial.sum(0) and grad_W = X^T Z (times out_scale / B). Z (B, m); a (m,);
-    y, f0, r (B,); partial (ceil(B / PASS_ROWS), m). Blocks of PASS_ROWS rows run in parallel and
-    own their slots. The activation's branch is taken once per row, so the loops vectorise.
+    Work arrays: W, G (m, d); ZT (m, B); fpart (blocks, B); r (B,); writes vel (m, d + 1).
+    Phase 1, per block: ZT = W X^T, and the block's part of f_j = sum_i a_i sigma(z_ij).
+    Residuals r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2,
+    per block: C_ij = r_j a_i sigma'(z_ij) in place of ZT, G = C X, grad_a = sum_j r_j sigma(z_ij).
+    Blocks depend on m only and BLAS runs single-threaded inside, so no result depends on the
+    thread count.
     """
-    B, m = Z.shape
-    for blk in prange(partial.shape[0]):
-        acc = partial[blk]
-        acc[:] = 0.0
-        for j in range(blk * PASS_ROWS, min(B, (blk + 1) * PASS_ROWS)):
-            f = 0.0
+    m, p = theta.shape
+    d = p - 1
+    batch = X.shape[0]
+    blocks = (m + BLAS_NEURONS - 1) // BLAS_NEURONS
+    for i in prange(m):
+        for k in range(d):
+            W[i, k] = theta[i, k]
+    for blk in prange(blocks):
+        lo = blk * BLAS_NEURONS
+        hi = min(m, lo + BLAS_NEURONS)
+        np.dot(W[lo:hi], XT, ZT[lo:hi])
+        part = fpart[blk]
+        part[:] = 0.0
+        for i in range(lo, hi):
+            ai = theta[i, d]
+            z = ZT[i]
             if act == RELU:
-                for i in range(m):
-                    f += a[i] * max(Z[j, i], 0.0)
+                for j in range(batch):
+                    part[j] += ai * max(z[j], 0.0)
             else:
-                for i in range(m):
-                    f += a[i] * _act(Z[j, i], act, params)
-            rj = _dloss(out_scale * f - f0[j], y[j], loss)
-            r[j] = rj
+                for j in range(batch):
+                    part[j] += ai * _act(z[j], act, params)
+    for j in prange(batch):
+        f = 0.0
+        for blk in range(blocks):
+            f += fpart[blk, j]
+        r[j] = _dloss(out_scale * f - f0[j], y[j], loss)
+    scale = -vel_scale / batch if batch > 0 else 0.0
+    for blk in prange(blocks):
+        lo = blk * BLAS_NEURONS
+        hi = min(m, lo + BLAS_NEURONS)
+        for i in range(lo, hi):
+            ai = theta[i, d]
+            z = ZT[i]
+            ga = 0.0
             if act == RELU:
-                for i in range(m):
-                    z = Z[j, i]
-                    acc[i] += rj * max(z, 0.0)
-                    Z[j, i] = rj * a[i] if z > 0.0 else 0.0
+                for j in range(batch):
+                    zj = z[j]
+                    ga += r[j] * max(zj, 0.0)
+                    z[j] = r[j] * ai if zj > 0.0 else 0.0
             else:
-                for i in range(m):
-                    z = Z[j, i]
-                    acc[i] += rj * _act(z, act, params)
-                    Z[j, i] = rj * a[i] * _dact(z, act, params)
+                for j in range(batch):
+                    zj = z[j]
+                    ga += r[j] * _act(zj, act, params)
+                    z[j] = r[j] * ai * _dact(zj, act, params)
+            vel[i, d] = mask[d] * (scale * ga - lam * theta[i, d])
+        np.dot(ZT[lo:hi], X, G[lo:hi])
+        for i in range(lo, hi):
+            for k in range(d):
+                vel[i, k] = mask[k] * (scale * G[i, k] - lam * theta[i, k])

@@ -1,9 +1,10 @@
 """``meanfield bench``: one full-batch training step (ReLU, squared loss, both layers, float64) of
 the engine against the same step in NumPy and, when installed, PyTorch autograd, torch.compile and
-JAX, timed in one process and alternating (median of rounds after warm-up). Also the machine's
-single-thread dgemm rate, the population step per particle pair, W2 solvers, Numba compile times
-(cold and from cache) and the import time. Speeds are reported as ratios: absolute times on a
-shared machine are noise.
+JAX, timed in one process and alternating (median of rounds after warm-up). Each thread setting
+runs in its own process pinned to that many CPUs (``os.sched_setaffinity``), since JAX's thread
+pool cannot be resized once made. Also the machine's single-thread dgemm rate, the population step
+per particle pair, W2 solvers, Numba compile times (cold and from cache) and the import time.
+Speeds are reported as ratios: absolute times on a shared machine are noise.
 """
 from __future__ import annotations
 
@@ -227,30 +228,56 @@ def compile_and_import_seconds() -> dict:
     return out
 
 
-def run(quick: bool = False, out=None, echo=print) -> dict:
-    """Measure everything; write the JSON report to ``out`` if given; return it."""
-    sizes = QUICK_SIZES if quick else SIZES
-    all_threads = os.cpu_count() or 1
-    report = {"machine": {"cpus": all_threads, "python": platform.python_version(), "processor": platform.processor()},
-              "quick": quick, "dgemm_gflops_1_thread": dgemm_rate(800 if quick else 2000), "steps": []}
+def step_rows(sizes, threads: int, quick: bool) -> list:
+    """Time the step at each (n, m, d) with ``threads`` threads, in this process."""
+    rows = []
     for n, m, d in sizes:
         X, y, theta = _problem(n, m, d)
         steppers = {"engine": engine_stepper(X, y, theta), "numpy": numpy_stepper(X, y, theta)}
         if not quick:
             steppers.update(torch_steppers(X, y, theta))
             steppers.update(jax_stepper(X, y, theta))
-        for threads in sorted({1, all_threads}):
-            _threads(threads)
-            ms = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
-            row = {"n": n, "m": m, "d": d, "threads": threads, "ms": ms,
-                   "ratio": {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"},
-                   "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6}
+        _threads(threads)
+        ms = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms,
+                     "ratio": {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"},
+                     "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6})
+    return rows
+
+
+def pinned_step_rows(sizes, threads: int, quick: bool) -> list:
+    """``step_rows`` in a fresh process restricted to ``threads`` CPUs (and JAX told so), so that
+    every library in it, JAX included, runs on that many cores."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads] if hasattr(os, "sched_getaffinity") else None
+    code = ("import json, os, sys; args = json.loads(sys.argv[1]); "
+            "cpus = args.pop('cpus'); cpus and os.sched_setaffinity(0, cpus); "
+            "from meanfield.bench import step_rows; "
+            "open(args.pop('out'), 'w').write(json.dumps(step_rows(**args)))")
+    env = dict(os.environ)
+    if threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            " intra_op_parallelism_threads=1").strip()
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "rows.json"
+        args = {"sizes": sizes, "threads": threads, "quick": quick, "cpus": cpus, "out": str(out)}
+        subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def run(quick: bool = False, out=None, echo=print) -> dict:
+    """Measure everything; write the JSON report to ``out`` if given; return it."""
+    sizes = QUICK_SIZES if quick else SIZES
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    report = {"machine": {"cpus": cpus, "python": platform.python_version(), "processor": platform.processor()},
+              "quick": quick, "dgemm_gflops_1_thread": dgemm_rate(800 if quick else 2000), "steps": []}
+    for threads in sorted({1, cpus}):
+        for row in pinned_step_rows(sizes, threads, quick):
             row["fraction_of_dgemm"] = row["engine_gflops"] / report["dgemm_gflops_1_thread"]
             report["steps"].append(row)
-            echo(f"(n, m, d) = ({n}, {m}, {d}), {threads} thread(s): "
-                 + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items())
+            echo(f"(n, m, d) = ({row['n']}, {row['m']}, {row['d']}), {threads} thread(s): "
+                 + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
                  + f"; engine {row['engine_gflops']:.1f} GFLOP/s")
-    _threads(all_threads)
+    report["steps"].sort(key=lambda row: (sizes.index((row["n"], row["m"], row["d"])), row["threads"]))
     report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
     report.update(compile_and_import_seconds())

@@ -40,7 +40,8 @@ from . import _kernels, langevin, measures, model, ntk, population
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
 
-BLAS_MIN_ENTRIES = 20_000      # "auto" engine: below this batch x m size the fused loop is faster
+BLAS_MIN_ENTRIES = 20_000      # "auto" engine: the BLAS path from this batch x m size...
+FUSED_MAX_D = 3                # ...and above this d (measured crossovers: the fused loop wins below)
 
 NAMES = ("train_risk", "test_risk", "objective", "displacement_mean", "displacement_max",
          "balance_drift", "predictor_norm")
@@ -67,7 +68,9 @@ class Problem:
         if flow.engine != "auto":
             return flow.engine
         batch = flow.batch_size or len(self.y)
-        return "blas" if (not self.cfg.network.linearized and batch * self.cfg.network.m >= BLAS_MIN_ENTRIES) else "fused"
+        net = self.cfg.network
+        big = batch * net.m >= BLAS_MIN_ENTRIES and net.d > FUSED_MAX_D
+        return "blas" if big and not net.linearized else "fused"
 
     @property
     def exact(self) -> bool:

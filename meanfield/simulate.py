@@ -2,8 +2,8 @@
 
 The time loop runs in Python at record granularity; inside each record interval the engine moves
 the particles by many steps (in chunks bounded in memory): one compiled ``advance`` call (the
-fused path), or per step BLAS products into preallocated buffers plus one compiled pass (the
-BLAS path, ``flow.engine``), or the exact population step. All randomness
+fused path), or one compiled call per step whose blocks of neurons do their matrix products
+by BLAS (the BLAS path, ``flow.engine``), or the exact population step. All randomness
 comes from one seed expanded with ``numpy.random.SeedSequence`` into independent streams (data,
 initialisation, noise, minibatches), drawn here and passed to the kernels, so a run is identical
 whatever the thread count.
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _kernels, blas, checkpoint, population
+from . import _kernels, checkpoint, population
 from .config import Config
 from .data import draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
@@ -144,10 +144,6 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     tic = time.perf_counter()
     _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
-    if problem.path == "blas" and not problem.exact and batch:
-        _kernels.blas_pass(buffers["Z"][:1], problem.theta0[:, -1].copy(), problem.y[:1], problem.f0[:1],
-                           problem.out_scale, problem.act, net.activation_params, problem.loss,
-                           buffers["partial"][:1], buffers["r"][:1])
     compile_seconds = time.perf_counter() - tic
 
     # the loop's state; restored from a checkpoint when one is found
@@ -238,11 +234,11 @@ def _buffers(problem, batch) -> dict:
     """Work arrays allocated once per run: nothing of size batch x m is allocated per step."""
     m, p = problem.theta0.shape
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
-           "vel_pred": np.empty((m, p))}
+           "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
-        blocks = -(-batch // _kernels.PASS_ROWS)
-        out.update(Z=np.empty((batch, m)), partial=np.empty((blocks, m)), grad_WT=np.empty((p - 1, m)),
-                   grad_a=np.empty(m))
+        blocks = -(-m // _kernels.BLAS_NEURONS)
+        out.update(W=np.empty((m, p - 1)), ZT=np.empty((m, batch)), fpart=np.empty((blocks, batch)),
+                   G=np.empty((m, p - 1)))
     return out
 
 
@@ -257,33 +253,17 @@ def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=No
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
                      problem.loss, cfg.flow.lam, problem.mask, tangent, cfg.flow.integrator == "heun", True,
-                     buffers["r"], buffers["vel"], buffers["theta_pred"], buffers["vel_pred"])
+                     buffers["r"], buffers["vel"], buffers["theta_pred"], buffers["vel_pred"], buffers["theta_t"])
 
 
 def blas_drift(problem, theta, X, y, f0, buffers, out):
-    """The drift of every particle by matrix products and one compiled pass; writes ``out`` (m, d + 1).
+    """The drift of every particle by ``_kernels.blas_drift``; writes ``out`` (m, d + 1).
 
-    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``. The products
-    run on the Numba thread count, bit for bit the same for every count (``blas.matmul``).
-    """
+    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``."""
     cfg = problem.cfg
-    d = theta.shape[1] - 1
-    W, a = theta[:, :d], np.ascontiguousarray(theta[:, d])
-    B = len(y)
-    Z, r = buffers["Z"][:B], buffers["r"][:B]
-    partial = buffers["partial"][:-(-B // _kernels.PASS_ROWS)]
-    threads = _kernels.threads()
-    blas.matmul(X, W.T, Z, threads)
-    _kernels.blas_pass(Z, a, y, f0, problem.out_scale, problem.act, cfg.network.activation_params,
-                       problem.loss, partial, r)
-    blas.matmul(X.T, Z, buffers["grad_WT"], threads)
-    np.sum(partial, axis=0, out=buffers["grad_a"])
-    factor = -problem.vel_scale / B if B else 0.0
-    mask, lam = problem.mask, cfg.flow.lam
-    np.multiply(buffers["grad_WT"].T, factor, out=out[:, :d])
-    out[:, :d] -= lam * W
-    out[:, d] = factor * buffers["grad_a"] - lam * a
-    out *= mask
+    _kernels.blas_drift(theta, X, np.ascontiguousarray(X.T), y, f0, problem.out_scale, problem.vel_scale,
+                        problem.act, cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask,
+                        buffers["W"], buffers["ZT"], buffers["fpart"], buffers["G"], buffers["r"], out)
     return out
 
 

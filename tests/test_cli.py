@@ -58,6 +58,7 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
         assert {"engine", "numpy"} <= set(row["ms"]) and row["ms"]["engine"] > 0
         assert row["ratio"]["numpy"] == row["ms"]["engine"] / row["ms"]["numpy"]
         assert 0 < row["fraction_of_dgemm"] and row["threads"] >= 1
+    assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
     assert report["compile_cold"] > 0 and report["import_cached"] > 0
