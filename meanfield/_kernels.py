@@ -521,16 +521,19 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
 
 # --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
 
-BLAS_NEURONS = 128     # neurons per block of the BLAS path
+def blas_block(d: int) -> int:
+    """Neurons per block of the BLAS path (measured: small blocks keep the pass in cache at small
+    d; larger ones make better products at large d). Depends on d only, never on threads."""
+    return 64 if d <= 32 else 128
 
 
 @_jit(parallel=True)
-def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam, mask,
+def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam, mask, block,
                W, ZT, fpart, G, r, vel):
     """The drift of every particle on the samples X (B, d) (XT = X^T, contiguous), by matrix
-    products on blocks of BLAS_NEURONS neurons; the same velocity as the loops above.
+    products on blocks of ``block`` neurons; the same velocity as the loops above.
 
-    Work arrays: W, G (m, d); ZT (m, B); fpart (blocks, B); r (B,); writes vel (m, d + 1).
+    Work arrays: W, G (m, d); ZT (m, B); fpart (ceil(m / block), B); r (B,); writes vel (m, d + 1).
     Phase 1, per block: ZT = W X^T, and the block's part of f_j = sum_i a_i sigma(z_ij).
     Residuals r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2,
     per block: C_ij = r_j a_i sigma'(z_ij) in place of ZT, G = C X, grad_a = sum_j r_j sigma(z_ij).
@@ -540,13 +543,13 @@ def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam
     m, p = theta.shape
     d = p - 1
     batch = X.shape[0]
-    blocks = (m + BLAS_NEURONS - 1) // BLAS_NEURONS
+    blocks = (m + block - 1) // block
     for i in prange(m):
         for k in range(d):
             W[i, k] = theta[i, k]
     for blk in prange(blocks):
-        lo = blk * BLAS_NEURONS
-        hi = min(m, lo + BLAS_NEURONS)
+        lo = blk * block
+        hi = min(m, lo + block)
         np.dot(W[lo:hi], XT, ZT[lo:hi])
         part = fpart[blk]
         part[:] = 0.0
@@ -566,8 +569,8 @@ def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam
         r[j] = _dloss(out_scale * f - f0[j], y[j], loss)
     scale = -vel_scale / batch if batch > 0 else 0.0
     for blk in prange(blocks):
-        lo = blk * BLAS_NEURONS
-        hi = min(m, lo + BLAS_NEURONS)
+        lo = blk * block
+        hi = min(m, lo + block)
         for i in range(lo, hi):
             ai = theta[i, d]
             z = ZT[i]

@@ -142,8 +142,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     full_rows = np.arange(len(problem.y), dtype=np.int64)[None, :]
 
     tic = time.perf_counter()
-    _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, full_rows[:, :batch],
-             np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)          # compile or load from cache
+    _compile(problem, full_rows[:, :batch], buffers)
     compile_seconds = time.perf_counter() - tic
 
     # the loop's state; restored from a checkpoint when one is found
@@ -236,10 +235,21 @@ def _buffers(problem, batch) -> dict:
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
            "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
-        blocks = -(-m // _kernels.BLAS_NEURONS)
+        blocks = -(-m // _kernels.blas_block(p - 1))
         out.update(W=np.empty((m, p - 1)), ZT=np.empty((m, batch)), fpart=np.empty((blocks, batch)),
                    G=np.empty((m, p - 1)))
     return out
+
+
+def _compile(problem, rows, buffers):
+    """Compile the kernels this run uses (or load them from the cache): zero steps of the fused
+    path; the BLAS path's drift on one zero sample, with work arrays of the run's types."""
+    m, p = problem.theta0.shape
+    _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, rows,
+             np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
+    if problem.path == "blas" and not problem.exact:
+        one = {**buffers, "ZT": np.empty((m, 1)), "fpart": np.empty((len(buffers["fpart"]), 1)), "r": np.empty(1)}
+        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, np.empty((m, p)))
 
 
 def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
@@ -263,7 +273,8 @@ def blas_drift(problem, theta, X, y, f0, buffers, out):
     cfg = problem.cfg
     _kernels.blas_drift(theta, X, np.ascontiguousarray(X.T), y, f0, problem.out_scale, problem.vel_scale,
                         problem.act, cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask,
-                        buffers["W"], buffers["ZT"], buffers["fpart"], buffers["G"], buffers["r"], out)
+                        _kernels.blas_block(cfg.network.d), buffers["W"], buffers["ZT"], buffers["fpart"],
+                        buffers["G"], buffers["r"], out)
     return out
 
 

@@ -144,3 +144,15 @@ def test_soak_a_million_steps_keeps_memory_flat_and_invariants():
     assert np.all(np.diff(res.observables["train_risk"]) <= 1e-12)     # noiseless: risk never increases
     assert res.observables["balance_drift"][-1] < 0.05 * np.max(np.abs(res.theta0[:, -1] ** 2
                                                                         - np.sum(res.theta0[:, :-1] ** 2, 1)))
+
+
+@pytest.mark.slow
+def test_soak_the_blas_path_for_a_hundred_thousand_steps_keeps_memory_flat():
+    cfg = mf.Config(seed=0, network={"m": 200, "d": 5}, data={"n": 100},
+                    flow={"dt": 1e-3, "t_end": 100.0, "engine": "blas"}, record={"n_records": 20, "snapshots": False})
+    assert cfg.flow.n_steps == 10**5
+    mf.simulate(cfg.updated({"flow.t_end": 1.0}))                      # warm up: compile, allocate
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    res = mf.simulate(cfg)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+    assert res.status == "completed" and np.all(np.diff(res.observables["train_risk"]) <= 1e-12)
