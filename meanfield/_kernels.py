@@ -521,72 +521,101 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
 
 # --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
 
-def blas_block(d: int) -> int:
-    """Neurons per block of the BLAS path (measured: small blocks keep the pass in cache at small
-    d; larger ones make better products at large d). Depends on d only, never on threads."""
-    return 64 if d <= 32 else 128
+RECOMPUTE_MAX_D = 16              # the BLAS path recomputes Z_b up to this d...
+RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache)
+
+
+def blas_plan(m: int, batch: int, d: int) -> tuple:
+    """(block, recompute) for the BLAS path, from measurements: small blocks keep the pass in
+    cache at small d, larger ones make better products at large d; recomputing Z_b costs
+    2 m B d flops and saves the traffic of an m x B matrix. Never depends on the thread count."""
+    block = 64 if d <= 32 else 128
+    return block, bool(d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES)
+
+
+@_jit()
+def _blas_forward(theta, W, XT, lo, hi, act, params, Zb, part):
+    """Zb = W[lo:hi] X^T (BLAS); part_j = sum_{lo <= i < hi} a_i sigma(z_ij)."""
+    d = W.shape[1]
+    np.dot(W[lo:hi], XT, Zb)
+    part[:] = 0.0
+    for i in range(hi - lo):
+        ai = theta[lo + i, d]
+        z = Zb[i]
+        if act == RELU:
+            for j in range(z.shape[0]):
+                part[j] += ai * max(z[j], 0.0)
+        else:
+            for j in range(z.shape[0]):
+                part[j] += ai * _act(z[j], act, params)
+
+
+@_jit()
+def _blas_backward(theta, X, r, lo, hi, act, params, lam, mask, scale, Zb, G, vel):
+    """C_ij = r_j a_i sigma'(z_ij) in place of Zb, G[lo:hi] = C X (BLAS), the velocities of
+    neurons lo..hi-1 (grad_a_i = sum_j r_j sigma(z_ij))."""
+    d = X.shape[1]
+    for i in range(hi - lo):
+        ai = theta[lo + i, d]
+        z = Zb[i]
+        ga = 0.0
+        if act == RELU:
+            for j in range(z.shape[0]):
+                zj = z[j]
+                ga += r[j] * max(zj, 0.0)
+                z[j] = r[j] * ai if zj > 0.0 else 0.0
+        else:
+            for j in range(z.shape[0]):
+                zj = z[j]
+                ga += r[j] * _act(zj, act, params)
+                z[j] = r[j] * ai * _dact(zj, act, params)
+        vel[lo + i, d] = mask[d] * (scale * ga - lam * theta[lo + i, d])
+    np.dot(Zb, X, G[lo:hi])
+    for i in range(lo, hi):
+        for k in range(d):
+            vel[i, k] = mask[k] * (scale * G[i, k] - lam * theta[i, k])
 
 
 @_jit(parallel=True)
 def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam, mask, block,
-               W, ZT, fpart, G, r, vel):
+               W, Z, fpart, G, r, vel):
     """The drift of every particle on the samples X (B, d) (XT = X^T, contiguous), by matrix
     products on blocks of ``block`` neurons; the same velocity as the loops above.
 
-    Work arrays: W, G (m, d); ZT (m, B); fpart (ceil(m / block), B); r (B,); writes vel (m, d + 1).
-    Phase 1, per block: ZT = W X^T, and the block's part of f_j = sum_i a_i sigma(z_ij).
+    Phase 1, per block: Z_b = W_b X^T and the block's part of f_j = sum_i a_i sigma(z_ij).
     Residuals r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2,
-    per block: C_ij = r_j a_i sigma'(z_ij) in place of ZT, G = C X, grad_a = sum_j r_j sigma(z_ij).
-    Blocks depend on m only and BLAS runs single-threaded inside, so no result depends on the
-    thread count.
+    per block: C = r a sigma'(Z_b) in place, G_b = C X, grad_a = sum_j r_j sigma(z_ij).
+    Z (lanes, block, B): one buffer per block (lanes = blocks: Z_b kept between the phases), or
+    fewer, one per thread (Z_b recomputed in phase 2: nothing of size m x B, and the blocks stay
+    in cache). Each block is computed the same way whichever lane takes
+    it and BLAS runs single-threaded inside, so no result depends on the thread count.
+    Work arrays: W, G (m, d); fpart (blocks, B); r (B,); writes vel (m, d + 1).
     """
     m, p = theta.shape
     d = p - 1
     batch = X.shape[0]
     blocks = (m + block - 1) // block
+    lanes = Z.shape[0]
+    recompute = lanes < blocks
     for i in prange(m):
         for k in range(d):
             W[i, k] = theta[i, k]
-    for blk in prange(blocks):
-        lo = blk * block
-        hi = min(m, lo + block)
-        np.dot(W[lo:hi], XT, ZT[lo:hi])
-        part = fpart[blk]
-        part[:] = 0.0
-        for i in range(lo, hi):
-            ai = theta[i, d]
-            z = ZT[i]
-            if act == RELU:
-                for j in range(batch):
-                    part[j] += ai * max(z[j], 0.0)
-            else:
-                for j in range(batch):
-                    part[j] += ai * _act(z[j], act, params)
+    for lane in prange(lanes):
+        for blk in range(lane, blocks, lanes):
+            lo = blk * block
+            hi = min(m, lo + block)
+            _blas_forward(theta, W, XT, lo, hi, act, params, Z[lane][:hi - lo], fpart[blk])
     for j in prange(batch):
         f = 0.0
         for blk in range(blocks):
             f += fpart[blk, j]
         r[j] = _dloss(out_scale * f - f0[j], y[j], loss)
     scale = -vel_scale / batch if batch > 0 else 0.0
-    for blk in prange(blocks):
-        lo = blk * block
-        hi = min(m, lo + block)
-        for i in range(lo, hi):
-            ai = theta[i, d]
-            z = ZT[i]
-            ga = 0.0
-            if act == RELU:
-                for j in range(batch):
-                    zj = z[j]
-                    ga += r[j] * max(zj, 0.0)
-                    z[j] = r[j] * ai if zj > 0.0 else 0.0
-            else:
-                for j in range(batch):
-                    zj = z[j]
-                    ga += r[j] * _act(zj, act, params)
-                    z[j] = r[j] * ai * _dact(zj, act, params)
-            vel[i, d] = mask[d] * (scale * ga - lam * theta[i, d])
-        np.dot(ZT[lo:hi], X, G[lo:hi])
-        for i in range(lo, hi):
-            for k in range(d):
-                vel[i, k] = mask[k] * (scale * G[i, k] - lam * theta[i, k])
+    for lane in prange(lanes):
+        for blk in range(lane, blocks, lanes):
+            lo = blk * block
+            hi = min(m, lo + block)
+            Zb = Z[lane][:hi - lo]
+            if recompute:
+                np.dot(W[lo:hi], XT, Zb)
+            _blas_backward(theta, X, r, lo, hi, act, params, lam, mask, scale, Zb, G, vel)

@@ -235,8 +235,10 @@ def _buffers(problem, batch) -> dict:
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
            "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
-        blocks = -(-m // _kernels.blas_block(p - 1))
-        out.update(W=np.empty((m, p - 1)), ZT=np.empty((m, batch)), fpart=np.empty((blocks, batch)),
+        block, recompute = _kernels.blas_plan(m, batch, p - 1)
+        blocks = -(-m // block)
+        lanes = min(blocks, _kernels.threads()) if recompute else blocks
+        out.update(W=np.empty((m, p - 1)), Z=np.empty((lanes, block, batch)), fpart=np.empty((blocks, batch)),
                    G=np.empty((m, p - 1)))
     return out
 
@@ -248,7 +250,8 @@ def _compile(problem, rows, buffers):
     _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, rows,
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
     if problem.path == "blas" and not problem.exact:
-        one = {**buffers, "ZT": np.empty((m, 1)), "fpart": np.empty((len(buffers["fpart"]), 1)), "r": np.empty(1)}
+        one = {**buffers, "Z": np.empty(buffers["Z"].shape[:2] + (1,)), "fpart": np.empty((len(buffers["fpart"]), 1)),
+               "r": np.empty(1)}
         blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, np.empty((m, p)))
 
 
@@ -273,8 +276,8 @@ def blas_drift(problem, theta, X, y, f0, buffers, out):
     cfg = problem.cfg
     _kernels.blas_drift(theta, X, np.ascontiguousarray(X.T), y, f0, problem.out_scale, problem.vel_scale,
                         problem.act, cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask,
-                        _kernels.blas_block(cfg.network.d), buffers["W"], buffers["ZT"], buffers["fpart"],
-                        buffers["G"], buffers["r"], out)
+                        buffers["Z"].shape[1], buffers["W"], buffers["Z"], buffers["fpart"], buffers["G"],
+                        buffers["r"], out)
     return out
 
 
@@ -362,7 +365,8 @@ def estimated_bytes(cfg: Config, data=None) -> int:
     particles = net.m * p * 8
     snapshots = n_records * particles if rec.snapshots else 0
     batch = cfg.flow.batch_size or n
-    blas = batch * net.m * 8 if cfg.flow.engine != "fused" else 0     # the BLAS path's (B, m) buffer
+    block, recompute = _kernels.blas_plan(net.m, batch, net.d)
+    blas = 0 if cfg.flow.engine == "fused" else (block * _kernels.max_threads() if recompute else net.m) * batch * 8
     return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
 
 

@@ -45,7 +45,7 @@ def run(quick, out):
         for peer, ms in times[along].items():
             if peer != "engine":
                 lead.setdefault(peer, {})[along] = ms / engine
-                ax.semilogx(sizes, ms / engine, marker, label=f"{peer}, against {along}")
+                ax.loglog(sizes, ms / engine, marker, label=f"{peer}, against {along}")
     ax.axhline(1.0, color="0.4", lw=0.8)
     ax.set_xlabel("m or n (the other = 1000)")
     ax.set_ylabel("peer time / engine time (×)")

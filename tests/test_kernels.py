@@ -204,3 +204,22 @@ def test_engine_choice_is_validated():
     import meanfield as mf
     with pytest.raises(mf.ConfigError, match="flow.engine"):
         mf.Config(network={"linearized": True}, flow={"engine": "blas"})
+
+
+def test_blas_path_recomputing_its_blocks_gives_the_same_bits_on_any_thread_count(monkeypatch):
+    """Z_b kept per block or recomputed in per-thread buffers: identical runs, for 1 and 2 threads."""
+    import importlib
+
+    import meanfield as mf
+    simulate = importlib.import_module("meanfield.simulate")
+    cfg = mf.Config(seed=3, network={"m": 300, "d": 6}, data={"n": 150}, flow={"dt": 0.05, "t_end": 0.5, "engine": "blas"},
+                    record={"n_records": 3})
+    kept = mf.simulate(cfg)
+    monkeypatch.setattr(_kernels, "RECOMPUTE_MIN_ENTRIES", 0)
+    assert _kernels.blas_plan(300, 150, 6) == (64, True)
+    for threads in (1, 2):
+        run = cfg.updated({"flow.threads": threads})
+        _kernels.set_threads(threads)
+        buffers = simulate._buffers(simulate._problem(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
+        assert buffers["Z"].shape[0] == threads < 5                # per-thread buffers, 5 blocks
+        np.testing.assert_array_equal(mf.simulate(run).snapshots, kept.snapshots)
