@@ -521,82 +521,100 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
 
 # --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
 
-RECOMPUTE_MAX_D = 16              # the BLAS path recomputes Z_b up to this d...
+RECOMPUTE_MAX_D = 16              # the BLAS path recomputes its tiles up to this d...
 RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache)
+CHUNK = 1024                      # samples per tile
 
 
 def blas_plan(m: int, batch: int, d: int) -> tuple:
-    """(block, recompute) for the BLAS path, from measurements: small blocks keep the pass in
-    cache at small d, larger ones make better products at large d; recomputing Z_b costs
-    2 m B d flops and saves the traffic of an m x B matrix. Never depends on the thread count."""
+    """(block, chunk, recompute) for the BLAS path, from measurements: tiles of block neurons x
+    chunk samples keep the pass in cache; small blocks suit small d, larger ones make better
+    products at large d; recomputing a tile costs 2 block chunk d flops and saves the traffic of
+    an m x B matrix. Never depends on the thread count."""
     block = 64 if d <= 32 else 128
-    return block, bool(d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES)
+    return block, min(CHUNK, max(batch, 1)), bool(d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES)
+
+
+def chunked(X, chunk):
+    """X (B, d) as zero-padded tiles: (Xc (chunks, chunk, d), XTc (chunks, d, chunk)), contiguous."""
+    B, d = X.shape
+    chunks = max(1, -(-B // chunk))
+    Xc = np.zeros((chunks * chunk, d))
+    Xc[:B] = X
+    Xc = Xc.reshape(chunks, chunk, d)
+    return Xc, np.ascontiguousarray(Xc.transpose(0, 2, 1))
 
 
 @_jit()
-def _blas_forward(theta, W, XT, lo, hi, act, params, Zb, part):
-    """Zb = W[lo:hi] X^T (BLAS); part_j = sum_{lo <= i < hi} a_i sigma(z_ij)."""
+def _tile(Z, lane, c, rows, chunk):
+    """The (rows, chunk) tile stored in Z[lane, c] (flat, so that it is contiguous)."""
+    return Z[lane, c, :rows * chunk].reshape((rows, chunk))
+
+
+@_jit()
+def _tile_forward(theta, W, XT, lo, hi, count, act, params, tile, part):
+    """tile = W[lo:hi] X_c^T (BLAS); part_j += sum_{lo <= i < hi} a_i sigma(z_ij) for j < count."""
     d = W.shape[1]
-    np.dot(W[lo:hi], XT, Zb)
-    part[:] = 0.0
+    np.dot(W[lo:hi], XT, tile)
     for i in range(hi - lo):
         ai = theta[lo + i, d]
-        z = Zb[i]
+        z = tile[i]
         if act == RELU:
-            for j in range(z.shape[0]):
+            for j in range(count):
                 part[j] += ai * max(z[j], 0.0)
         else:
-            for j in range(z.shape[0]):
+            for j in range(count):
                 part[j] += ai * _act(z[j], act, params)
 
 
 @_jit()
-def _blas_backward(theta, X, r, lo, hi, act, params, lam, mask, scale, Zb, G, vel):
-    """C_ij = r_j a_i sigma'(z_ij) in place of Zb, G[lo:hi] = C X (BLAS), the velocities of
-    neurons lo..hi-1 (grad_a_i = sum_j r_j sigma(z_ij))."""
-    d = X.shape[1]
-    for i in range(hi - lo):
+def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp):
+    """C_ij = r_j a_i sigma'(z_ij) in place of the tile (0 past ``count``); ga_i += sum_j r_j
+    sigma(z_ij); gw += C X_c (BLAS, through tmp)."""
+    d = Xc.shape[1]
+    rows, chunk = tile.shape
+    for i in range(rows):
         ai = theta[lo + i, d]
-        z = Zb[i]
-        ga = 0.0
+        z = tile[i]
+        g = 0.0
         if act == RELU:
-            for j in range(z.shape[0]):
+            for j in range(count):
                 zj = z[j]
-                ga += r[j] * max(zj, 0.0)
+                g += r[j] * max(zj, 0.0)
                 z[j] = r[j] * ai if zj > 0.0 else 0.0
         else:
-            for j in range(z.shape[0]):
+            for j in range(count):
                 zj = z[j]
-                ga += r[j] * _act(zj, act, params)
+                g += r[j] * _act(zj, act, params)
                 z[j] = r[j] * ai * _dact(zj, act, params)
-        vel[lo + i, d] = mask[d] * (scale * ga - lam * theta[lo + i, d])
-    np.dot(Zb, X, G[lo:hi])
-    for i in range(lo, hi):
-        for k in range(d):
-            vel[i, k] = mask[k] * (scale * G[i, k] - lam * theta[i, k])
+        z[count:] = 0.0
+        ga[i] += g
+    np.dot(tile, Xc, tmp)
+    gw += tmp
 
 
 @_jit(parallel=True)
-def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam, mask, block,
-               W, Z, fpart, G, r, vel):
-    """The drift of every particle on the samples X (B, d) (XT = X^T, contiguous), by matrix
-    products on blocks of ``block`` neurons; the same velocity as the loops above.
+def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, lam, mask, block,
+               W, Z, fpart, r, vel):
+    """The drift of every particle on the samples y (B,) with inputs in tiles (``chunked``), by
+    matrix products on tiles of ``block`` neurons x chunk samples; the same velocity as the loops above.
 
-    Phase 1, per block: Z_b = W_b X^T and the block's part of f_j = sum_i a_i sigma(z_ij).
-    Residuals r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2,
-    per block: C = r a sigma'(Z_b) in place, G_b = C X, grad_a = sum_j r_j sigma(z_ij).
-    Z (lanes, block, B): one buffer per block (lanes = blocks: Z_b kept between the phases), or
-    fewer, one per thread (Z_b recomputed in phase 2: nothing of size m x B, and the blocks stay
-    in cache). Each block is computed the same way whichever lane takes
-    it and BLAS runs single-threaded inside, so no result depends on the thread count.
-    Work arrays: W, G (m, d); fpart (blocks, B); r (B,); writes vel (m, d + 1).
+    Phase 1, per tile: Z_bc = W_b X_c^T and its part of f_j = sum_i a_i sigma(z_ij). Residuals
+    r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2, per block,
+    over its tiles in order: C = r a sigma'(Z_bc) in place, grad_W_b += C X_c, grad_a_b.
+    Z (lanes, tiles, block chunk): every tile kept between the phases (lanes = blocks, tiles =
+    chunks), or one tile per thread (recomputed in phase 2: nothing of size m x B). Each block is
+    computed the same way whichever lane takes it and BLAS runs single-threaded inside, so no
+    result depends on the thread count. Work arrays: W (m, d); fpart (blocks, chunks chunk);
+    r (B,); writes vel (m, d + 1).
     """
     m, p = theta.shape
     d = p - 1
-    batch = X.shape[0]
+    batch = y.shape[0]
+    chunks, chunk = Xc.shape[0], Xc.shape[1]
     blocks = (m + block - 1) // block
     lanes = Z.shape[0]
-    recompute = lanes < blocks
+    recompute = lanes < blocks or Z.shape[1] < chunks
     for i in prange(m):
         for k in range(d):
             W[i, k] = theta[i, k]
@@ -604,7 +622,11 @@ def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam
         for blk in range(lane, blocks, lanes):
             lo = blk * block
             hi = min(m, lo + block)
-            _blas_forward(theta, W, XT, lo, hi, act, params, Z[lane][:hi - lo], fpart[blk])
+            fpart[blk, :] = 0.0
+            for c in range(chunks):
+                count = min(chunk, batch - c * chunk)
+                tile = _tile(Z, lane, 0 if recompute else c, hi - lo, chunk)
+                _tile_forward(theta, W, XTc[c], lo, hi, count, act, params, tile, fpart[blk, c * chunk:])
     for j in prange(batch):
         f = 0.0
         for blk in range(blocks):
@@ -612,10 +634,23 @@ def blas_drift(theta, X, XT, y, f0, out_scale, vel_scale, act, params, loss, lam
         r[j] = _dloss(out_scale * f - f0[j], y[j], loss)
     scale = -vel_scale / batch if batch > 0 else 0.0
     for lane in prange(lanes):
+        tmp = np.empty((block, d))
+        gw = np.empty((block, d))
+        ga = np.empty(block)
         for blk in range(lane, blocks, lanes):
             lo = blk * block
             hi = min(m, lo + block)
-            Zb = Z[lane][:hi - lo]
-            if recompute:
-                np.dot(W[lo:hi], XT, Zb)
-            _blas_backward(theta, X, r, lo, hi, act, params, lam, mask, scale, Zb, G, vel)
+            rows = hi - lo
+            gw[:] = 0.0
+            ga[:] = 0.0
+            for c in range(chunks):
+                count = min(chunk, batch - c * chunk)
+                tile = _tile(Z, lane, 0 if recompute else c, rows, chunk)
+                if recompute:
+                    np.dot(W[lo:hi], XTc[c], tile)
+                _tile_backward(theta, Xc[c], r[c * chunk:], lo, count, act, params, tile, ga[:rows],
+                               gw[:rows], tmp[:rows])
+            for i in range(rows):
+                for k in range(d):
+                    vel[lo + i, k] = mask[k] * (scale * gw[i, k] - lam * theta[lo + i, k])
+                vel[lo + i, d] = mask[d] * (scale * ga[i] - lam * theta[lo + i, d])

@@ -235,11 +235,11 @@ def _buffers(problem, batch) -> dict:
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
            "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
-        block, recompute = _kernels.blas_plan(m, batch, p - 1)
-        blocks = -(-m // block)
-        lanes = min(blocks, _kernels.threads()) if recompute else blocks
-        out.update(W=np.empty((m, p - 1)), Z=np.empty((lanes, block, batch)), fpart=np.empty((blocks, batch)),
-                   G=np.empty((m, p - 1)))
+        block, chunk, recompute = _kernels.blas_plan(m, batch, p - 1)
+        blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
+        lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
+        out.update(W=np.empty((m, p - 1)), Z=np.empty((lanes, tiles, block * chunk)),
+                   fpart=np.empty((blocks, chunks * chunk)))
     return out
 
 
@@ -250,8 +250,8 @@ def _compile(problem, rows, buffers):
     _advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, rows,
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
     if problem.path == "blas" and not problem.exact:
-        one = {**buffers, "Z": np.empty(buffers["Z"].shape[:2] + (1,)), "fpart": np.empty((len(buffers["fpart"]), 1)),
-               "r": np.empty(1)}
+        block = _kernels.blas_plan(m, 1, p - 1)[0]
+        one = {**buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)), "r": np.empty(1)}
         blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, np.empty((m, p)))
 
 
@@ -274,10 +274,12 @@ def blas_drift(problem, theta, X, y, f0, buffers, out):
 
     X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``."""
     cfg = problem.cfg
-    _kernels.blas_drift(theta, X, np.ascontiguousarray(X.T), y, f0, problem.out_scale, problem.vel_scale,
-                        problem.act, cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask,
-                        buffers["Z"].shape[1], buffers["W"], buffers["Z"], buffers["fpart"], buffers["G"],
-                        buffers["r"], out)
+    m, p = theta.shape
+    block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
+    Xc, XTc = _kernels.chunked(X, chunk)
+    _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.out_scale, problem.vel_scale, problem.act,
+                        cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask, block,
+                        buffers["W"], buffers["Z"], buffers["fpart"], buffers["r"], out)
     return out
 
 
@@ -365,8 +367,8 @@ def estimated_bytes(cfg: Config, data=None) -> int:
     particles = net.m * p * 8
     snapshots = n_records * particles if rec.snapshots else 0
     batch = cfg.flow.batch_size or n
-    block, recompute = _kernels.blas_plan(net.m, batch, net.d)
-    blas = 0 if cfg.flow.engine == "fused" else (block * _kernels.max_threads() if recompute else net.m) * batch * 8
+    block, chunk, recompute = _kernels.blas_plan(net.m, batch, net.d)
+    blas = 0 if cfg.flow.engine == "fused" else (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
     return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
 
 

@@ -149,7 +149,9 @@ def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
 
 
 @pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
-def test_blas_drift_equals_numpy_twin(problem, activation, loss):
+@pytest.mark.parametrize("chunk", [1024, 4])         # 4: three sample tiles, the last one partial
+def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypatch):
+    monkeypatch.setattr(_kernels, "CHUNK", chunk)
     import importlib
     import meanfield as mf
     from meanfield.data import Dataset
@@ -206,17 +208,19 @@ def test_engine_choice_is_validated():
         mf.Config(network={"linearized": True}, flow={"engine": "blas"})
 
 
-def test_blas_path_recomputing_its_blocks_gives_the_same_bits_on_any_thread_count(monkeypatch):
-    """Z_b kept per block or recomputed in per-thread buffers: identical runs, for 1 and 2 threads."""
+@pytest.mark.parametrize("chunk", [1024, 64])
+def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count(monkeypatch, chunk):
+    """Tiles kept or recomputed in per-thread buffers: identical runs, for 1 and 2 threads."""
+    monkeypatch.setattr(_kernels, "CHUNK", chunk)
     import importlib
 
     import meanfield as mf
     simulate = importlib.import_module("meanfield.simulate")
-    cfg = mf.Config(seed=3, network={"m": 300, "d": 6}, data={"n": 150}, flow={"dt": 0.05, "t_end": 0.5, "engine": "blas"},
-                    record={"n_records": 3})
+    cfg = mf.Config(seed=3, network={"m": 300, "d": 6, "activation": "tanh"}, data={"n": 150},
+                    flow={"dt": 0.05, "t_end": 0.5, "engine": "blas"}, record={"n_records": 3})
     kept = mf.simulate(cfg)
     monkeypatch.setattr(_kernels, "RECOMPUTE_MIN_ENTRIES", 0)
-    assert _kernels.blas_plan(300, 150, 6) == (64, True)
+    assert _kernels.blas_plan(300, 150, 6) == (64, min(chunk, 150), True)
     for threads in (1, 2):
         run = cfg.updated({"flow.threads": threads})
         _kernels.set_threads(threads)

@@ -28,7 +28,7 @@ def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
     assert {"regimes_2d", "scalings_table", "du_lazy_convergence", "ntk_constancy", "alpha_rescaling",
             "random_labels", "teacher_student_vs_m", "init_scale", "overparam_landscape",
             "propagation_of_chaos", "mmn_isotropic_gaussians", "langevin_oracle", "mean_field_langevin",
-            "implicit_bias_margin", "quadratic_activation"} <= set(names)
+            "implicit_bias_margin", "quadratic_activation", "performance"} <= set(names)
     for name in names:
         line = next(row for row in report.splitlines() if row.startswith(name + " "))
         assert line.split()[1] == "ok", line
@@ -184,3 +184,14 @@ def test_quadratic_activation_reaches_zero_risk_once_the_width_allows_it(quick_f
     widths, success = np.array(numbers["widths"]), np.array(numbers["success_fraction"])
     assert np.all(success[widths < numbers["capacity_width"]] == 0.0)
     assert success[-1] == 1.0 and widths[-1] <= numbers["du_lee_width"]
+
+
+def test_performance_records_every_implementation_at_every_size(quick_figures):
+    """Structure only: timings are the bench's business, not a unit test's."""
+    numbers = numbers_of(quick_figures, "performance")
+    for along in ("m", "n"):
+        times = numbers["ms"][along]
+        assert {"engine", "numpy"} <= set(times)
+        assert all(len(v) == len(numbers["sizes"]) and min(v) > 0 for v in times.values())
+        assert set(numbers["fits"][along]) == set(times)
+    assert set(numbers["median_lead"]) == set(numbers["ms"]["m"]) - {"engine"}
