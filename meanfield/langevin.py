@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import digamma, gammaln, logsumexp
 
 from .config import FlowConfig
 
@@ -44,6 +43,7 @@ def entropy(points: np.ndarray, k: int = 5) -> float:
     |bias| < 0.05 nats per dimension at N = 2000, k = 5, p <= 5; standard deviation ~ 0.03 p.
     """
     from scipy.spatial import cKDTree
+    from scipy.special import digamma, gammaln
 
     points = np.asarray(points, dtype=float)
     n, p = points.shape
@@ -89,6 +89,8 @@ def gibbs_gap(problem, theta: np.ndarray, residuals: np.ndarray, temperature_now
     (near the fixed point mu ~ p_mu, the particles are the right proposal; the prior keeps the
     tails: sampling from the prior alone biases log Z down at low T).
     """
+    from scipy.special import logsumexp
+
     lam, T = problem.cfg.flow.lam, temperature_now
     m, p = theta.shape
     rng = np.random.default_rng(seed)

@@ -8,13 +8,17 @@ i.e. f(x; theta0) + grad f(x; theta0) . (theta - theta0).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf, expit
 
 from .config import FlowConfig, NetworkConfig
 from .scaling import output_scale, time_factor
 
 
 DEFAULT_PARAMS = NetworkConfig().activation_params
+
+
+def expit(z):
+    """The logistic function 1 / (1 + exp(-z)), overflow-free (scipy is imported only for erf)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))
 
 
 def activation(name: str, z: np.ndarray, params=None) -> np.ndarray:
@@ -32,6 +36,8 @@ def activation(name: str, z: np.ndarray, params=None) -> np.ndarray:
     if name == "sigmoid":
         return expit(z)
     if name == "erf":
+        from scipy.special import erf
+
         return erf(z)
     if name == "softplus":
         return np.logaddexp(0.0, z)
