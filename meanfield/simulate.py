@@ -269,14 +269,15 @@ def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=No
                      buffers["r"], buffers["vel"], buffers["theta_pred"], buffers["vel_pred"], buffers["theta_t"])
 
 
-def blas_drift(problem, theta, X, y, f0, buffers, out):
+def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
     """The drift of every particle by ``_kernels.blas_drift``; writes ``out`` (m, d + 1).
 
-    X (B, d), y, f0 (B,): this step's samples. Same velocity as ``model.velocity``."""
+    X (B, d), y, f0 (B,): this step's samples; tiles: X in sample tiles (``_kernels.chunked``) if
+    already made. Same velocity as ``model.velocity``."""
     cfg = problem.cfg
     m, p = theta.shape
     block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
-    Xc, XTc = _kernels.chunked(X, chunk)
+    Xc, XTc = _kernels.chunked(X, chunk) if tiles is None else tiles
     _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.out_scale, problem.vel_scale, problem.act,
                         cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask, block,
                         buffers["W"], buffers["Z"], buffers["fpart"], buffers["r"], out)
@@ -287,15 +288,19 @@ def _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
     """k Euler (Euler–Maruyama) or Heun steps through ``blas_drift``."""
     flow = problem.cfg.flow
     vel, pred, vel_pred = buffers["vel"], buffers["theta_pred"], buffers["vel_pred"]
+    m, p = theta.shape
+    chunk = _kernels.blas_plan(m, idx.shape[1], p - 1)[1]
     full = idx.shape[1] == len(y) and idx.shape[0] == 1
+    tiles = _kernels.chunked(X, chunk) if full else None              # the same samples at every step
     for s in range(k):
         rows = idx[s % idx.shape[0]]
         Xs, ys, f0s = (X, y, f0) if full else (X[rows], y[rows], f0[rows])
-        blas_drift(problem, theta, Xs, ys, f0s, buffers, vel)
+        step_tiles = tiles if full else _kernels.chunked(Xs, chunk)
+        blas_drift(problem, theta, Xs, ys, f0s, buffers, vel, step_tiles)
         kick = scale[s] * noise[s] * problem.mask if noise.shape[0] else 0.0
         if flow.integrator == "heun":
             np.add(theta, flow.dt * vel + kick, out=pred)
-            blas_drift(problem, pred, Xs, ys, f0s, buffers, vel_pred)
+            blas_drift(problem, pred, Xs, ys, f0s, buffers, vel_pred, step_tiles)
             vel += vel_pred
             vel *= 0.5
         theta += flow.dt * vel
