@@ -26,8 +26,11 @@ RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR, PIECEWISE_LIN
     ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear", "piecewise_linear"))
 SQUARED, LOGISTIC = LOSSES.index("squared"), LOSSES.index("logistic")
 
-# Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics.
-FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+# Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics. No
+# "reassoc" either: with it a reduction's order depends on how LLVM vectorises it in context, and
+# a kernel compiled in this process gave other bits than the same kernel loaded from the cache.
+# Long sums go through _sum8 / _dot8 instead: fixed partial sums that vectorise without it.
+FASTMATH = {"nsz", "arcp", "contract"}
 
 
 def _jit(**options):
@@ -51,6 +54,16 @@ def set_threads(threads: int) -> int:
     return numba.get_num_threads()
 
 
+def blas_threads(count: int):
+    """A context holding every loaded BLAS at ``count`` threads. The BLAS path's np.dot calls
+    SciPy's BLAS, loaded lazily; threadpoolctl only limits libraries already loaded, so it is
+    loaded first."""
+    import scipy.linalg.cython_blas  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=count, user_api="blas")
+
+
 def threads() -> int:
     """The Numba thread count in use."""
     return numba.get_num_threads()
@@ -61,6 +74,49 @@ def max_threads() -> int:
 
 
 # --- scalar building blocks ------------------------------------------------------------------
+
+@_jit()
+def _sum8(x, n):
+    """sum(x[:n]) as eight interleaved partial sums added in a fixed order: vectorisable, and the
+    same bits however the caller is compiled."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        s0 += x[i]
+        s1 += x[i + 1]
+        s2 += x[i + 2]
+        s3 += x[i + 3]
+        s4 += x[i + 4]
+        s5 += x[i + 5]
+        s6 += x[i + 6]
+        s7 += x[i + 7]
+        i += 8
+    while i < n:
+        s0 += x[i]
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@_jit()
+def _dot8(x, y, n):
+    """sum(x[:n] * y[:n]) in the fixed order of _sum8."""
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    i = 0
+    while i + 8 <= n:
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+        s4 += x[i + 4] * y[i + 4]
+        s5 += x[i + 5] * y[i + 5]
+        s6 += x[i + 6] * y[i + 6]
+        s7 += x[i + 7] * y[i + 7]
+        i += 8
+    while i < n:
+        s0 += x[i] * y[i]
+        i += 1
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
 
 @_jit()
 def _sigmoid(z):
@@ -275,14 +331,13 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
             a_blk = a[lo:lo + width]
             for b in range(count):
                 _project(X[rows[first + b]], theta_t, lo, width, z)
-                s = 0.0
                 if act == RELU:
                     for i in range(width):
-                        s += a_blk[i] * max(z[i], 0.0)
+                        z[i] = max(z[i], 0.0)
                 else:
                     for i in range(width):
-                        s += a_blk[i] * _act(z[i], act, params)
-                f[b] += s
+                        z[i] = _act(z[i], act, params)
+                f[b] += _dot8(a_blk, z, width)
         for b in range(count):
             j = rows[first + b]
             r[first + b] = _dloss(out_scale * f[b] - f0[j], y[j], loss)
@@ -481,6 +536,8 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
             q2[j] += Vt[t, j] * Vt[t, j]
     for blk in prange((m + PAIR_ROWS - 1) // PAIR_ROWS):
         rho = np.empty(k)
+        kap = np.empty(k)             # kappa_ij c_j, then A_ij c_j, then B_ij c_j: summed by _sum8 / _dot8
+        crs = np.empty(k)
         bc = np.empty(k)
         for i in range(blk * PAIR_ROWS, min(m, (blk + 1) * PAIR_ROWS)):
             q1 = 0.0
@@ -490,33 +547,30 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
                 q1 += w * w
                 for j in range(k):
                     rho[j] += w * Vt[t, j]
-            kc = 0.0
-            ac = 0.0
             if code == RELU:            # _relu_pair inlined, its constant factors taken out of the sums
                 for j in range(k):
                     r = rho[j]
                     cross = math.sqrt(max(q1 * q2[j] - r * r, 0.0))
                     angle = math.pi - _atan2_upper(cross, r)
-                    kc += (cross + angle * r) * c[j]
-                    ac += cross * c[j]
+                    kap[j] = (cross + angle * r) * c[j]
+                    crs[j] = cross * c[j]
                     bc[j] = angle * c[j]
-                kc /= 2.0 * math.pi
-                ac = ac / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
+                kc = _sum8(kap, k) / (2.0 * math.pi)
+                ac = _sum8(crs, k) / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
                 scale = 1.0 / (2.0 * math.pi)
             else:
                 for j in range(k):
                     kappa, A, B = _pair(q1, q2[j], rho[j], code, params)
-                    kc += kappa * c[j]
-                    ac += A * c[j]
+                    kap[j] = kappa * c[j]
+                    crs[j] = A * c[j]
                     bc[j] = B * c[j]
+                kc = _sum8(kap, k)
+                ac = _sum8(crs, k)
                 scale = 1.0
             Kc[i] = kc
             Ac[i] = ac
             for t in range(d):
-                acc = 0.0
-                for j in range(k):
-                    acc += bc[j] * Vt[t, j]
-                BcV[i, t] = scale * acc
+                BcV[i, t] = scale * _dot8(bc, Vt[t], k)
 
 
 # --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
@@ -568,27 +622,26 @@ def _tile_forward(theta, W, XT, lo, hi, count, act, params, tile, part):
 
 
 @_jit()
-def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp):
+def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
     """C_ij = r_j a_i sigma'(z_ij) in place of the tile (0 past ``count``); ga_i += sum_j r_j
-    sigma(z_ij); gw += C X_c (BLAS, through tmp)."""
+    sigma(z_ij) (s: a work row of length chunk); gw += C X_c (BLAS, through tmp)."""
     d = Xc.shape[1]
     rows, chunk = tile.shape
     for i in range(rows):
         ai = theta[lo + i, d]
         z = tile[i]
-        g = 0.0
         if act == RELU:
             for j in range(count):
                 zj = z[j]
-                g += r[j] * max(zj, 0.0)
+                s[j] = max(zj, 0.0)
                 z[j] = r[j] * ai if zj > 0.0 else 0.0
         else:
             for j in range(count):
                 zj = z[j]
-                g += r[j] * _act(zj, act, params)
+                s[j] = _act(zj, act, params)
                 z[j] = r[j] * ai * _dact(zj, act, params)
         z[count:] = 0.0
-        ga[i] += g
+        ga[i] += _dot8(r, s, count)
     np.dot(tile, Xc, tmp)
     gw += tmp
 
@@ -637,6 +690,7 @@ def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, l
         tmp = np.empty((block, d))
         gw = np.empty((block, d))
         ga = np.empty(block)
+        srow = np.empty(chunk)
         for blk in range(lane, blocks, lanes):
             lo = blk * block
             hi = min(m, lo + block)
@@ -649,7 +703,7 @@ def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, l
                 if recompute:
                     np.dot(W[lo:hi], XTc[c], tile)
                 _tile_backward(theta, Xc[c], r[c * chunk:], lo, count, act, params, tile, ga[:rows],
-                               gw[:rows], tmp[:rows])
+                               gw[:rows], tmp[:rows], srow)
             for i in range(rows):
                 for k in range(d):
                     vel[lo + i, k] = mask[k] * (scale * gw[i, k] - lam * theta[lo + i, k])

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+
+from . import _kernels
 
 SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
 QUICK_SIZES = [(200, 400, 10), (100, 3000, 2)]
@@ -135,8 +136,6 @@ def jax_stepper(X, y, theta):
 def _threads(count):
     """Set every pool we drive to ``count`` threads: Numba, and PyTorch if loaded. BLAS is held
     at one thread inside the engine (determinism); NumPy's BLAS follows ``count``."""
-    from meanfield import _kernels
-
     _kernels.set_threads(count)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(count)
@@ -147,7 +146,7 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     runs as ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at
     ``threads``."""
     def blas_threads(name):
-        return threadpool_limits(1 if name == "engine" else threads, "blas")
+        return _kernels.blas_threads(1 if name == "engine" else threads)
 
     for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
         with blas_threads(name):
@@ -171,7 +170,7 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
 def dgemm_rate(size=1500) -> float:
     """Single-thread dgemm GFLOP/s, best of three."""
     A = np.random.default_rng(0).standard_normal((size, size))
-    with threadpool_limits(1, "blas"):
+    with _kernels.blas_threads(1):
         A @ A
         best = min(_timed(lambda: A @ A) for _ in range(3))
     return 2 * size ** 3 / best / 1e9
@@ -186,13 +185,13 @@ def _timed(fn) -> float:
 def population_ns_per_pair(m, d=10) -> float:
     """One exact population step (m students, 5 teachers), ns per particle pair (1 thread)."""
     import meanfield as mf
-    from meanfield import _kernels, population
+    from meanfield import population
 
     rng = np.random.default_rng(0)
     theta, teacher = rng.standard_normal((m, d + 1)), rng.standard_normal((5, d + 1))
     net, flow = mf.NetworkConfig(m=m, d=d), mf.FlowConfig()
     _kernels.set_threads(1)
-    with threadpool_limits(1, "blas"):
+    with _kernels.blas_threads(1):
         population.population_velocity(theta, teacher, net, flow, compiled=True)
         best = min(_timed(lambda: population.population_velocity(theta, teacher, net, flow, compiled=True))
                    for _ in range(3))

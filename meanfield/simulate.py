@@ -103,10 +103,9 @@ def _problem(cfg, dataset, theta0) -> Problem:
 
 def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
     # One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads
-    # spinning against Numba's made the population step 16x slower at m = 160).
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"), _sigterm_as_interrupt(folder is not None):
+    # spinning against Numba's made the population step 16x slower at m = 160; and BLAS's own
+    # threads would make results depend on the thread count).
+    with _kernels.blas_threads(1), _sigterm_as_interrupt(folder is not None):
         return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
 
 

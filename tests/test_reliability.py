@@ -156,3 +156,19 @@ def test_soak_the_blas_path_for_a_hundred_thousand_steps_keeps_memory_flat():
     res = mf.simulate(cfg)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
     assert res.status == "completed" and np.all(np.diff(res.observables["train_risk"]) <= 1e-12)
+
+
+def test_kernels_compiled_here_and_loaded_from_the_cache_give_the_same_bits(tmp_path):
+    """A run whose kernels were just compiled equals the same run with kernels loaded from the
+    cache (with fastmath 'reassoc' they did not: LLVM vectorised sums differently in context)."""
+    code = ("import hashlib, meanfield as mf; out = []\n"
+            "for d, kind in ((2, 'teacher'), (6, 'teacher'), (4, 'population')):\n"
+            "    cfg = mf.Config(seed=2, network={'m': 300, 'd': d}, data={'kind': kind, 'n': 200},\n"
+            "                    flow={'dt': 0.05, 't_end': 0.5}, record={'n_records': 2})\n"
+            "    out.append(hashlib.sha1(mf.simulate(cfg).theta.tobytes()).hexdigest())\n"
+            "print(' '.join(out))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    cold, cached = (subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                   check=True).stdout for _ in range(2))
+    assert any(tmp_path.rglob("*.nbc"))                     # the second run really loaded a cache
+    assert cold == cached
