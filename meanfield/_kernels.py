@@ -1,10 +1,13 @@
-"""All Numba code: predictor, particle velocities and "advance k steps". Nothing else imports numba.
+"""All Numba code: predictor, particle velocities and "advance k steps" (the fused path), the BLAS
+path's drift, and the population sums. Nothing else imports numba.
 
 Kernels are pure functions on C-contiguous float64 arrays and scalars. Activations and losses are
 integer codes (their index in ``config.ACTIVATIONS`` / ``config.LOSSES``) so that every kernel can
-be cached. Each parallel loop iteration owns its output slot (a sample's residual, a neuron's
-velocity) and sums in a fixed order, so results do not depend on the thread count. Noise is drawn
-by the caller and passed in. ``model.py`` is the readable NumPy twin of every kernel here.
+be cached. Each parallel loop iteration owns its output slot (a sample's residual, a block of
+neurons' velocities) and sums in an order fixed by the shapes, so results do not depend on the
+thread count, nor on whether a kernel was compiled or loaded from the cache. Noise is drawn by the
+caller and passed in. ``model.py`` is the readable NumPy twin of the network kernels here,
+``population.pair_sums`` of the population one.
 
 Shapes: theta (m, d + 1) = [w | a]; X (n, d); y, f0 (n,); idx (k or 1, B) sample rows used at each
 step (a single row is reused at every step: full batch); noise (k, m, d + 1) standard normals or
@@ -573,7 +576,7 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
                 BcV[i, t] = scale * _dot8(bc, Vt[t], k)
 
 
-# --- the BLAS path: Z^T = W X^T and G = C X by BLAS (np.dot) inside parallel blocks of neurons --
+# --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks
 
 RECOMPUTE_MAX_D = 16              # the BLAS path recomputes its tiles up to this d...
 RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache)

@@ -2,8 +2,8 @@
 
 The time loop runs in Python at record granularity; inside each record interval the engine moves
 the particles by many steps (in chunks bounded in memory): one compiled ``advance`` call (the
-fused path), or one compiled call per step whose blocks of neurons do their matrix products
-by BLAS (the BLAS path, ``flow.engine``), or the exact population step. All randomness
+fused path), or one compiled call per step whose tiles of neurons x samples do their matrix
+products by BLAS (the BLAS path, ``flow.engine``), or the exact population step. All randomness
 comes from one seed expanded with ``numpy.random.SeedSequence`` into independent streams (data,
 initialisation, noise, minibatches), drawn here and passed to the kernels, so a run is identical
 whatever the thread count.
@@ -250,8 +250,10 @@ def _compile(problem, rows, buffers):
              np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
     if problem.path == "blas" and not problem.exact:
         block = _kernels.blas_plan(m, 1, p - 1)[0]
-        one = {**buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)), "r": np.empty(1)}
-        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, np.empty((m, p)))
+        one = {**buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)),
+               "r": np.empty(1)}
+        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one,
+                   np.empty((m, p)))
 
 
 def _advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
