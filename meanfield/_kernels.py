@@ -285,25 +285,12 @@ def _project(x, theta_t, lo, width, z):
 
 @_jit()
 def _outer_add(c, x, grad, width):
-    """grad[k, i] += c[i] x_k for k < len(x), i < width: four coordinates per pass over c."""
-    d = x.shape[0]
-    k = 0
-    while k + 4 <= d:
-        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-        g0, g1, g2, g3 = grad[k], grad[k + 1], grad[k + 2], grad[k + 3]
+    """grad[k, i] += c[i] x_k for k < len(x), i < width."""
+    for k in range(x.shape[0]):
+        xk = x[k]
+        gk = grad[k]
         for i in range(width):
-            ci = c[i]
-            g0[i] += ci * x0
-            g1[i] += ci * x1
-            g2[i] += ci * x2
-            g3[i] += ci * x3
-        k += 4
-    while k < d:
-        x0 = x[k]
-        g0 = grad[k]
-        for i in range(width):
-            g0[i] += c[i] * x0
-        k += 1
+            gk[i] += c[i] * xk
 
 
 @_jit(parallel=True)
