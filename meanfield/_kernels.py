@@ -507,36 +507,42 @@ def _pair(q1, q2, rho, code, params):
     return rho, 0.0, 1.0          # linear
 
 
-PAIR_ROWS = 16      # students per parallel block (each block owns two work rows of length k)
+PAIR_BYTES = 2 ** 20    # a block's two (rows, k) work arrays fit in this (L2 cache); rows <= 16
 
 
 @_jit(parallel=True)
-def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
+def population_sums(W, V, Vt, c, code, params, Kc, Ac, BcV):
     """Kc_i = sum_j kappa_ij c_j, Ac_i = sum_j A_ij c_j, BcV_i = sum_j B_ij c_j v_j for the pair
     terms of (w_i, v_j) (closed forms only), without forming any (m, k) matrix.
 
-    W (m, d) students; Vt (d, k) the v_j as columns; c (k,); Kc, Ac (m,), BcV (m, d) outputs.
-    Blocks of PAIR_ROWS students run in parallel; each student's sums run over j in order.
+    W (m, d) students; V (k, d) and Vt = V^T (d, k), contiguous; c (k,); Kc, Ac (m,), BcV (m, d)
+    outputs. Blocks of students (as many as fit PAIR_BYTES; a function of k only) run in parallel:
+    their inner products w_i . v_j and their sums of B_ij c_j v_j are BLAS products, the pair
+    terms one vectorised loop per student.
     """
     m, d = W.shape
-    k = Vt.shape[1]
+    k = V.shape[0]
     q2 = np.zeros(k)
     for t in range(d):
         for j in range(k):
             q2[j] += Vt[t, j] * Vt[t, j]
-    for blk in prange((m + PAIR_ROWS - 1) // PAIR_ROWS):
-        rho = np.empty(k)
-        kap = np.empty(k)             # kappa_ij c_j, then A_ij c_j, then B_ij c_j: summed by _sum8 / _dot8
+    per_block = max(1, min(16, PAIR_BYTES // (16 * max(k, 1))))
+    for blk in prange((m + per_block - 1) // per_block):
+        lo = blk * per_block
+        rows = min(m, lo + per_block) - lo
+        R = np.empty((rows, k))       # w_i . v_j
+        Bc = np.empty((rows, k))      # B_ij c_j
+        out = np.empty((rows, d))
+        kap = np.empty(k)             # kappa_ij c_j and A_ij c_j, summed by _sum8
         crs = np.empty(k)
-        bc = np.empty(k)
-        for i in range(blk * PAIR_ROWS, min(m, (blk + 1) * PAIR_ROWS)):
+        np.dot(W[lo:lo + rows], Vt, R)
+        for ii in range(rows):
+            i = lo + ii
             q1 = 0.0
-            rho[:] = 0.0
             for t in range(d):
-                w = W[i, t]
-                q1 += w * w
-                for j in range(k):
-                    rho[j] += w * Vt[t, j]
+                q1 += W[i, t] * W[i, t]
+            rho = R[ii]
+            bc = Bc[ii]
             if code == RELU:            # _relu_pair inlined, its constant factors taken out of the sums
                 for j in range(k):
                     r = rho[j]
@@ -544,23 +550,19 @@ def population_sums(W, Vt, c, code, params, Kc, Ac, BcV):
                     angle = math.pi - _atan2_upper(cross, r)
                     kap[j] = (cross + angle * r) * c[j]
                     crs[j] = cross * c[j]
-                    bc[j] = angle * c[j]
-                kc = _sum8(kap, k) / (2.0 * math.pi)
-                ac = _sum8(crs, k) / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
-                scale = 1.0 / (2.0 * math.pi)
+                    bc[j] = angle * c[j] / (2.0 * math.pi)
+                Kc[i] = _sum8(kap, k) / (2.0 * math.pi)
+                Ac[i] = _sum8(crs, k) / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
             else:
                 for j in range(k):
                     kappa, A, B = _pair(q1, q2[j], rho[j], code, params)
                     kap[j] = kappa * c[j]
                     crs[j] = A * c[j]
                     bc[j] = B * c[j]
-                kc = _sum8(kap, k)
-                ac = _sum8(crs, k)
-                scale = 1.0
-            Kc[i] = kc
-            Ac[i] = ac
-            for t in range(d):
-                BcV[i, t] = scale * _dot8(bc, Vt[t], k)
+                Kc[i] = _sum8(kap, k)
+                Ac[i] = _sum8(crs, k)
+        np.dot(Bc, V, out)
+        BcV[lo:lo + rows] = out
 
 
 # --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks

@@ -105,7 +105,8 @@ def pair_sums(name, W, V, c, params=None, compiled=False):
 
         m, d = W.shape
         Kc, Ac, BcV = np.empty(m), np.empty(m), np.empty((m, d))
-        _kernels.population_sums(np.ascontiguousarray(W), np.ascontiguousarray(V.T), np.ascontiguousarray(c),
+        _kernels.population_sums(np.ascontiguousarray(W), np.ascontiguousarray(V), np.ascontiguousarray(V.T),
+                                 np.ascontiguousarray(c),
                                  ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
                                  Kc, Ac, BcV)
         return Kc, Ac, BcV
