@@ -511,14 +511,15 @@ PAIR_BYTES = 2 ** 20    # a block's two (rows, k) work arrays fit in this (L2 ca
 
 
 @_jit(parallel=True)
-def population_sums(W, V, Vt, c, code, params, Kc, Ac, BcV):
+def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
     """Kc_i = sum_j kappa_ij c_j, Ac_i = sum_j A_ij c_j, BcV_i = sum_j B_ij c_j v_j for the pair
     terms of (w_i, v_j) (closed forms only), without forming any (m, k) matrix.
 
     W (m, d) students; V (k, d) and Vt = V^T (d, k), contiguous; c (k,); Kc, Ac (m,), BcV (m, d)
-    outputs. Blocks of students (as many as fit PAIR_BYTES; a function of k only) run in parallel:
-    their inner products w_i . v_j and their sums of B_ij c_j v_j are BLAS products, the pair
-    terms one vectorised loop per student.
+    outputs. Blocks of students (as many as fit PAIR_BYTES; a function of k only): their inner
+    products w_i . v_j and their sums of B_ij c_j v_j are BLAS products, the pair terms one
+    vectorised loop per student. ``lanes`` (the thread count) take the blocks in turn, each with
+    work arrays allocated once per call; a block is computed the same whichever lane takes it.
     """
     m, d = W.shape
     k = V.shape[0]
@@ -527,42 +528,45 @@ def population_sums(W, V, Vt, c, code, params, Kc, Ac, BcV):
         for j in range(k):
             q2[j] += Vt[t, j] * Vt[t, j]
     per_block = max(1, min(16, PAIR_BYTES // (16 * max(k, 1))))
-    for blk in prange((m + per_block - 1) // per_block):
-        lo = blk * per_block
-        rows = min(m, lo + per_block) - lo
-        R = np.empty((rows, k))       # w_i . v_j
-        Bc = np.empty((rows, k))      # B_ij c_j
-        out = np.empty((rows, d))
-        kap = np.empty(k)             # kappa_ij c_j and A_ij c_j, summed by _sum8
+    blocks = (m + per_block - 1) // per_block
+    for lane in prange(lanes):
+        R_work = np.empty((per_block, k))        # w_i . v_j
+        Bc_work = np.empty((per_block, k))       # B_ij c_j
+        out_work = np.empty((per_block, d))
+        kap = np.empty(k)                        # kappa_ij c_j and A_ij c_j, summed by _sum8
         crs = np.empty(k)
-        np.dot(W[lo:lo + rows], Vt, R)
-        for ii in range(rows):
-            i = lo + ii
-            q1 = 0.0
-            for t in range(d):
-                q1 += W[i, t] * W[i, t]
-            rho = R[ii]
-            bc = Bc[ii]
-            if code == RELU:            # _relu_pair inlined, its constant factors taken out of the sums
-                for j in range(k):
-                    r = rho[j]
-                    cross = math.sqrt(max(q1 * q2[j] - r * r, 0.0))
-                    angle = math.pi - _atan2_upper(cross, r)
-                    kap[j] = (cross + angle * r) * c[j]
-                    crs[j] = cross * c[j]
-                    bc[j] = angle * c[j] / (2.0 * math.pi)
-                Kc[i] = _sum8(kap, k) / (2.0 * math.pi)
-                Ac[i] = _sum8(crs, k) / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
-            else:
-                for j in range(k):
-                    kappa, A, B = _pair(q1, q2[j], rho[j], code, params)
-                    kap[j] = kappa * c[j]
-                    crs[j] = A * c[j]
-                    bc[j] = B * c[j]
-                Kc[i] = _sum8(kap, k)
-                Ac[i] = _sum8(crs, k)
-        np.dot(Bc, V, out)
-        BcV[lo:lo + rows] = out
+        for blk in range(lane, blocks, lanes):
+            lo = blk * per_block
+            rows = min(m, lo + per_block) - lo
+            R, Bc, out = R_work[:rows], Bc_work[:rows], out_work[:rows]
+            np.dot(W[lo:lo + rows], Vt, R)
+            for ii in range(rows):
+                i = lo + ii
+                q1 = 0.0
+                for t in range(d):
+                    q1 += W[i, t] * W[i, t]
+                rho = R[ii]
+                bc = Bc[ii]
+                if code == RELU:            # _relu_pair inlined, its constant factors taken out of the sums
+                    for j in range(k):
+                        r = rho[j]
+                        cross = math.sqrt(max(q1 * q2[j] - r * r, 0.0))
+                        angle = math.pi - _atan2_upper(cross, r)
+                        kap[j] = (cross + angle * r) * c[j]
+                        crs[j] = cross * c[j]
+                        bc[j] = angle * c[j] / (2.0 * math.pi)
+                    Kc[i] = _sum8(kap, k) / (2.0 * math.pi)
+                    Ac[i] = _sum8(crs, k) / (2.0 * math.pi * q1) if q1 > 0.0 else 0.0
+                else:
+                    for j in range(k):
+                        kappa, A, B = _pair(q1, q2[j], rho[j], code, params)
+                        kap[j] = kappa * c[j]
+                        crs[j] = A * c[j]
+                        bc[j] = B * c[j]
+                    Kc[i] = _sum8(kap, k)
+                    Ac[i] = _sum8(crs, k)
+            np.dot(Bc, V, out)
+            BcV[lo:lo + rows] = out
 
 
 # --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks

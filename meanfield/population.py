@@ -108,7 +108,7 @@ def pair_sums(name, W, V, c, params=None, compiled=False):
         _kernels.population_sums(np.ascontiguousarray(W), np.ascontiguousarray(V), np.ascontiguousarray(V.T),
                                  np.ascontiguousarray(c),
                                  ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
-                                 Kc, Ac, BcV)
+                                 _kernels.threads(), Kc, Ac, BcV)
         return Kc, Ac, BcV
     K, A, B = kernel_matrices(name, W, V, params)
     return K @ c, A @ c, (B * c[None, :]) @ V

@@ -234,6 +234,7 @@ def _buffers(problem, batch) -> dict:
     out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
            "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
+        out["kick"] = np.empty((m, p))
         block, chunk, recompute = _kernels.blas_plan(m, batch, p - 1)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
         lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
@@ -286,26 +287,33 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
 
 
 def _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
-    """k Euler (Euler–Maruyama) or Heun steps through ``blas_drift``."""
+    """k Euler (Euler–Maruyama) or Heun steps through ``blas_drift``, updating in place."""
     flow = problem.cfg.flow
-    vel, pred, vel_pred = buffers["vel"], buffers["theta_pred"], buffers["vel_pred"]
+    vel, pred, vel_pred, kick = buffers["vel"], buffers["theta_pred"], buffers["vel_pred"], buffers["kick"]
     m, p = theta.shape
     chunk = _kernels.blas_plan(m, idx.shape[1], p - 1)[1]
     full = idx.shape[1] == len(y) and idx.shape[0] == 1
     tiles = _kernels.chunked(X, chunk) if full else None              # the same samples at every step
+    noisy = noise.shape[0] > 0
     for s in range(k):
         rows = idx[s % idx.shape[0]]
         Xs, ys, f0s = (X, y, f0) if full else (X[rows], y[rows], f0[rows])
         step_tiles = tiles if full else _kernels.chunked(Xs, chunk)
         blas_drift(problem, theta, Xs, ys, f0s, buffers, vel, step_tiles)
-        kick = scale[s] * noise[s] * problem.mask if noise.shape[0] else 0.0
+        if noisy:
+            np.multiply(noise[s], scale[s] * problem.mask, out=kick)
         if flow.integrator == "heun":
-            np.add(theta, flow.dt * vel + kick, out=pred)
+            np.multiply(vel, flow.dt, out=pred)
+            pred += theta
+            if noisy:
+                pred += kick
             blas_drift(problem, pred, Xs, ys, f0s, buffers, vel_pred, step_tiles)
             vel += vel_pred
             vel *= 0.5
-        theta += flow.dt * vel
-        theta += kick
+        vel *= flow.dt
+        theta += vel
+        if noisy:
+            theta += kick
 
 
 def _advance_population(problem, theta, noise, scale, k):

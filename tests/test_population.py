@@ -154,12 +154,15 @@ def test_polynomial_atan2_equals_the_library_one(rng):
 
 @pytest.mark.parametrize("activation", population.CLOSED_FORMS)
 def test_compiled_pair_sums_equal_the_numpy_twin_at_scale(rng, activation):
-    """m = 400, d = 10, with duplicated, opposite and zero neurons (the kernel's edge cases).
+    """m = 400, d = 10, with duplicated, opposite and zero neurons (the kernel's edge cases); any
+    thread count.
 
     Compared: K c and sum_j c_j grad_w kappa(w_i, v_j) = (A c)_i w_i + (B c V)_i. A and B alone
     are ill-conditioned for near-parallel pairs (sqrt(q q' - rho^2) cancels) while this sum is not."""
     W = rng.standard_normal((400, 10))
     W[1], W[2], W[3], W[4] = W[0], -W[0], 0.0, 1e-3 * W[0] + 1e-9
+    from meanfield import _kernels
+
     V, c = rng.standard_normal((7, 10)), rng.standard_normal(7)
     params = NetworkConfig(activation="leaky_relu").activation_params
     for other, weights in ((W, rng.standard_normal(400)), (V, c)):
@@ -167,3 +170,9 @@ def test_compiled_pair_sums_equal_the_numpy_twin_at_scale(rng, activation):
         twin = population.pair_sums(activation, W, other, weights, params)
         for got, want in ((ours[0], twin[0]), (ours[1][:, None] * W + ours[2], twin[1][:, None] * W + twin[2])):
             np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+        _kernels.set_threads(1)                   # one lane takes every block: the same bits
+        try:
+            for got, again in zip(ours, population.pair_sums(activation, W, other, weights, params, compiled=True)):
+                np.testing.assert_array_equal(again, got)
+        finally:
+            _kernels.set_threads(0)
