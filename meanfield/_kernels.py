@@ -57,11 +57,13 @@ def set_threads(threads: int) -> int:
     return numba.get_num_threads()
 
 
-def blas_threads(count: int):
-    """A context holding every loaded BLAS at ``count`` threads. The BLAS path's np.dot calls
-    SciPy's BLAS, loaded lazily; threadpoolctl only limits libraries already loaded, so it is
-    loaded first."""
-    import scipy.linalg.cython_blas  # noqa: F401
+def blas_threads(count: int, scipy_blas: bool = True):
+    """A context holding every loaded BLAS at ``count`` threads. The BLAS path's and the
+    population step's np.dot calls SciPy's BLAS, loaded lazily; threadpoolctl only limits
+    libraries already loaded, so it is loaded first when ``scipy_blas`` (the fused path never
+    calls it: it then costs no ``scipy.linalg`` import)."""
+    if scipy_blas:
+        import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=count, user_api="blas")

@@ -229,6 +229,54 @@ def compile_and_import_seconds() -> dict:
     return out
 
 
+THREAD_CASES = {"small, busy": {"n": 30, "m": 50, "d": 5, "t_end": 100.0},          # 10^4 steps
+                "medium, busy": {"n": 1000, "m": 1000, "d": 10, "t_end": 1.0},    # 100 steps
+                "large, quiet": {"n": 1000, "m": 2000, "d": 100, "t_end": 0.3}}   # 30 steps
+
+
+def _run_seconds(case: dict, threads: int) -> tuple:
+    """(wall, cpu) seconds of the stepping of one run in a fresh process (start-up excluded)."""
+    code = ("import json, sys, time, meanfield as mf; c = json.loads(sys.argv[1]); "
+            "cfg = mf.Config(network={'m': c['m'], 'd': c['d']}, data={'kind': 'teacher', 'n': c['n'], 'n_test': 0}, "
+            "flow={'dt': 0.01, 't_end': c['t_end'], 'threads': c['threads']}, record={'n_records': 2}); "
+            "mf.simulate(cfg.updated({'flow.t_end': 0.01})); w, p = time.perf_counter(), time.process_time(); "
+            "mf.simulate(cfg); print(time.perf_counter() - w, time.process_time() - p)")
+    text = subprocess.run([sys.executable, "-c", code, json.dumps({**case, "threads": threads})],
+                          capture_output=True, text=True, check=True).stdout
+    wall, cpu = map(float, text.split())
+    return wall, cpu
+
+
+def thread_policy(quick: bool) -> dict:
+    """The default thread policy (``flow.threads = 0``) against one thread: a small and a medium
+    run with one busy-loop process per CPU beside them (a shared machine), and a large one
+    (d = 100) on the machine as it is. Alternating rounds; min / median / max of wall and CPU seconds and the
+    ratio default / one thread of the medians."""
+    rounds = 3 if quick else 5
+    out = {}
+    for name, case in THREAD_CASES.items():
+        busy = []
+        if name.endswith("busy"):
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+        try:
+            times = {0: [], 1: []}
+            for _ in range(rounds):
+                for threads in (0, 1):
+                    times[threads].append(_run_seconds(case, threads))
+        finally:
+            for proc in busy:
+                proc.kill()
+                proc.wait()
+        row = {"case": case, "busy_processes": len(busy)}
+        for threads, label in ((0, "default"), (1, "one_thread")):
+            wall, cpu = (sorted(v) for v in zip(*times[threads]))
+            row[label] = {"wall": [wall[0], statistics.median(wall), wall[-1]],
+                          "cpu": [cpu[0], statistics.median(cpu), cpu[-1]]}
+        row["ratio_wall"] = row["default"]["wall"][1] / row["one_thread"]["wall"][1]
+        out[name] = row
+    return out
+
+
 def step_rows(sizes, threads: int, quick: bool) -> list:
     """Time the step at each (n, m, d) with ``threads`` threads, in this process."""
     rows = []
@@ -282,6 +330,10 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
     report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
     report.update(compile_and_import_seconds())
+    report["thread_policy"] = thread_policy(quick)
+    for name, row in report["thread_policy"].items():
+        echo(f"thread policy, {name} ({row['busy_processes']} busy processes beside it): default / one "
+             f"thread = {row['ratio_wall']:.2f} in wall time (medians)")
     if out:
         from .results import atomic_write, json_default
 

@@ -257,7 +257,8 @@ class FlowConfig(_Section):
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
-    uses every core Numba may use. ``engine``: "fused" (one compiled loop over steps, never forms
+    ("auto", ``meanfield.threads``) uses one thread for small steps or on a busy machine and
+    every core otherwise; ``threads = k`` uses k. Results are the same bits for every count. ``engine``: "fused" (one compiled loop over steps, never forms
     the batch x m matrix), "blas" (one compiled call per step, BLAS products on blocks of neurons
     into preallocated buffers), or "auto" (blas when d > 3 and the batch x m matrix has at least
     20 000 entries: measured crossovers, ``observables.FUSED_MAX_D`` and ``BLAS_MIN_ENTRIES``).

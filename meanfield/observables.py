@@ -36,9 +36,11 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _kernels, langevin, measures, model, ntk, population
+from . import _lazy, langevin, measures, model, ntk, population
 from .config import ACTIVATIONS, LOSSES, Config
 from .scaling import output_scale, time_factor
+
+_kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
 
 BLAS_MIN_ENTRIES = 20_000      # "auto" engine: the BLAS path from this batch x m size...
 FUSED_MAX_D = 3                # ...and above this d (measured crossovers: the fused loop wins below)

@@ -20,7 +20,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _kernels, checkpoint, population
+from . import _lazy, checkpoint, population
+from . import threads as thread_policy
 from .config import Config
 from .data import draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError
@@ -28,6 +29,8 @@ from .init import initial_particles
 from .langevin import temperature
 from .observables import Problem, compute
 from .results import Result
+
+_kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
 
 CHUNK_BYTES = 32 * 2**20   # memory for the noise and samples drawn at once
 
@@ -105,7 +108,8 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folde
     # One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads
     # spinning against Numba's made the population step 16x slower at m = 160; and BLAS's own
     # threads would make results depend on the thread count).
-    with _kernels.blas_threads(1), _sigterm_as_interrupt(folder is not None):
+    scipy_blas = problem.exact or problem.path == "blas"
+    with _kernels.blas_threads(1, scipy_blas), _sigterm_as_interrupt(folder is not None):
         return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
 
 
@@ -130,9 +134,10 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     cfg = problem.cfg
     net, flow = cfg.network, cfg.flow
     m, p = problem.theta0.shape
-    threads = _kernels.set_threads(flow.threads)
-    steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     batch = flow.batch_size or len(problem.y)
+    work = thread_policy.work_per_step(batch, m, p, population=problem.exact)
+    threads = _kernels.set_threads(thread_policy.choose(flow.threads, work, _kernels.max_threads()))
+    steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     buffers = _buffers(problem, batch)
     noisy = flow.max_temperature > 0
     per_step = (m * p * 8 * noisy + (batch * (net.d + 2) * 8 if flow.online else 0)
@@ -140,9 +145,9 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     chunk = max(1, CHUNK_BYTES // max(per_step, 1))
     full_rows = np.arange(len(problem.y), dtype=np.int64)[None, :]
 
-    tic = time.perf_counter()
-    _compile(problem, full_rows[:, :batch], buffers)
-    compile_seconds = time.perf_counter() - tic
+    with _announced_compile() as compile_clock:
+        _compile(problem, full_rows[:, :batch], buffers)
+    compile_seconds = compile_clock()
 
     # the loop's state; restored from a checkpoint when one is found
     lockstep = "tangent_gap" in cfg.record.diagnostics
@@ -241,6 +246,33 @@ def _buffers(problem, batch) -> dict:
         out.update(W=np.empty((m, p - 1)), Z=np.empty((lanes, tiles, block * chunk)),
                    fpart=np.empty((blocks, chunks * chunk)))
     return out
+
+
+COMPILE_NOTICE_SECONDS = 2.0     # loading cached kernels takes well under this; compiling, 10-60 s
+
+
+@contextmanager
+def _announced_compile():
+    """Time the kernels' compilation (or cache load); when it outlasts COMPILE_NOTICE_SECONDS (a
+    first run, nothing cached yet), say so on stderr at that moment and say how long it took."""
+    tic = time.perf_counter()
+    announced = threading.Event()
+
+    def announce():
+        announced.set()
+        print("meanfield: compiling kernels (first run only) ...", file=sys.stderr, flush=True)
+
+    timer = threading.Timer(COMPILE_NOTICE_SECONDS, announce)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield lambda: seconds
+    finally:
+        timer.cancel()
+        seconds = time.perf_counter() - tic
+        if announced.is_set():
+            print(f"meanfield: kernels compiled in {seconds:.1f} s; later runs load them from the cache",
+                  file=sys.stderr, flush=True)
 
 
 def _compile(problem, rows, buffers):
