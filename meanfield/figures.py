@@ -3,8 +3,11 @@
 A scenario script's docstring starts with its one-line claim and has a ``Source:`` line naming
 the paper. It defines ``run(quick, out) -> (figure, record)`` and ends with
 ``if __name__ == "__main__": scenario_main(__file__, run)``. ``record`` holds the key numbers
-shown in the figure: it must have the keys of RECORD_KEYS (``seed``, ``config`` and ``numbers``, fitted
-slopes among them); the sidecar adds name, claim, quick, versions and run time.
+shown in the figure: it must have the keys of RECORD_KEYS (``seed``, ``config``, ``numbers``, fitted
+slopes among them, and ``claims``, a list made by ``meanfield.claims``: every sentence the figure
+states with the comparison that proves it from these numbers). The sidecar adds name, claim,
+quick, versions and run time. A scenario whose claims do not all hold still writes its figure and
+sidecar (to be looked at), then exits with FAILED_CLAIM, naming each failed claim.
 """
 from __future__ import annotations
 
@@ -18,11 +21,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .claims import failed
 from .errors import ConfigError
 from .results import atomic_write, json_default, versions
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-RECORD_KEYS = ("seed", "config", "numbers")
+RECORD_KEYS = ("seed", "config", "numbers", "claims")
+FAILED_CLAIM = 4          # exit code of a scenario script whose figure states a claim that does not hold
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,12 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=print) -> list
         tic = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         seconds = time.perf_counter() - tic
-        status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-        detail = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or [""])[-1]
+        status = {0: "ok", FAILED_CLAIM: "claim failed"}.get(proc.returncode, f"failed (exit {proc.returncode})")
+        lines = proc.stderr.strip().splitlines()
+        if proc.returncode == FAILED_CLAIM:
+            detail = "; ".join(line.split("claim does not hold: ", 1)[1] for line in lines if "claim does not hold: " in line)
+        else:
+            detail = "" if proc.returncode == 0 else (lines or [""])[-1]
         outcomes.append(Outcome(name, status, seconds, detail))
         echo(f"{name:24s} {status:18s} {seconds:7.1f} s  {detail}")
     if not quick and not out:
@@ -95,16 +104,21 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=print) -> list
 
 
 def write_table(scenarios, figures_dir: Path, path: Path):
-    """scenarios/README.md: figure, claim, source paper, full-mode run time (from the sidecars)."""
+    """scenarios/README.md: each figure with its claims (from the sidecars), source paper and
+    full-mode run time."""
     rows = ["# Scenarios", "",
             "One script per figure; `meanfield figures` regenerates them all (`--quick` for small "
-            "sizes). Run times are full mode on the 2-core reference machine.", "",
-            "| figure | claim | source | full-mode run time |", "|---|---|---|---|"]
+            "sizes). Each figure's claims are checked against its own numbers (in its JSON sidecar, "
+            "`claims`); a claim that does not hold fails the run. Run times are full mode on the "
+            "2-core reference machine.", "",
+            "| figure | claims (each checked) | source | full-mode run time |", "|---|---|---|---|"]
     for s in scenarios:
         sidecar = figures_dir / f"{s.name}.json"
-        seconds = json.loads(sidecar.read_text()).get("run_seconds") if sidecar.exists() else None
+        record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        seconds = record.get("run_seconds")
         when = f"{seconds:.0f} s" if seconds is not None else "not run"
-        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {s.claim} | {s.source} | {when} |")
+        claims = "<br>".join(f"{'✓' if c['holds'] else '✗'} {c['text']}" for c in record.get("claims", [])) or s.claim
+        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {s.source} | {when} |")
     with atomic_write(path) as handle:
         handle.write(("\n".join(rows) + "\n").encode())
 
@@ -132,6 +146,12 @@ def scenario_main(script, run):
     with atomic_write(out / f"{name}.json") as handle:
         handle.write(json.dumps(sidecar, indent=2, default=json_default).encode())
     print(f"{name}: wrote {out / (name + '.png')} in {seconds:.1f} s")
+    broken = failed(record["claims"])
+    for item in broken:
+        print(f"{name}: claim does not hold: {item['text']} ({item['quantity']} = {item['value']}, "
+              f"required {item['relation']} {item['reference']})", file=sys.stderr)
+    if broken:
+        sys.exit(FAILED_CLAIM)
 
 
 def save_figure(figure, path: Path):

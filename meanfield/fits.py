@@ -13,6 +13,7 @@ class PowerLaw:
     slope: float
     prefactor: float
     stderr: float
+    points: int = 0
 
     def __call__(self, x):
         return self.prefactor * np.asarray(x, dtype=float) ** self.slope
@@ -36,4 +37,30 @@ def power_law(x, y) -> PowerLaw:
         stderr = float(np.sqrt(resid @ resid / dof / np.sum((lx - lx.mean()) ** 2)))
     else:
         stderr = float("nan")
-    return PowerLaw(float(slope), float(np.exp(c)), stderr)
+    return PowerLaw(float(slope), float(np.exp(c)), stderr, len(lx))
+
+
+def seed_slopes(x, values, confidence: float = 0.95) -> dict:
+    """Fit y ~ x^slope once per seed; the mean slope with a Student-t interval over seeds.
+
+    x (k,) positive; values (k, seeds) positive. Returns slope, ci_low, ci_high, slopes, confidence.
+    """
+    x = np.asarray(x, dtype=float)
+    values = np.asarray(values, dtype=float).reshape(len(x), -1)
+    fits = [power_law(x, values[:, s]) for s in range(values.shape[1])]
+    return slope_interval(fits, confidence)
+
+
+def slope_interval(fits: list[PowerLaw], confidence: float = 0.95) -> dict:
+    """Mean slope of several fits with a Student-t interval over them; for a single fit, its own
+    interval (standard error, points - 2 degrees of freedom, at least 1)."""
+    from scipy import stats
+
+    slopes = [f.slope for f in fits]
+    if len(fits) >= 2:
+        mean, spread, dof = float(np.mean(slopes)), float(np.std(slopes, ddof=1) / np.sqrt(len(fits))), len(fits) - 1
+    else:
+        mean, spread, dof = fits[0].slope, fits[0].stderr, max(fits[0].points - 2, 1)
+    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * spread)
+    return {"slope": mean, "ci_low": mean - half, "ci_high": mean + half, "slopes": slopes,
+            "confidence": confidence}

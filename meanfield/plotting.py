@@ -13,7 +13,7 @@ from matplotlib import pyplot as plt
 from matplotlib.animation import FuncAnimation, PillowWriter
 from matplotlib.ticker import NullFormatter
 
-from .fits import power_law
+from .fits import power_law, seed_slopes
 from .results import Result
 
 POSITIVE, NEGATIVE, TEACHER = "#c0392b", "#2e6db4", "#111111"
@@ -94,6 +94,36 @@ def scaling(ax, x, series: dict, xlabel: str, ylabel: str, expected: dict | None
     ax.set_ylabel(ylabel)
     quiet_minor_ticks(ax)
     ax.legend(fontsize=7)
+    return fits
+
+
+# one colour per method or regime, the same in every panel and every figure
+COLORS = {"mean-field": "tab:blue", "lazy": "tab:orange", "kernel": "tab:green", "theory": "k",
+          "relu": "tab:red", "tanh": "tab:purple", "engine": "tab:blue", "numpy": "tab:orange",
+          "torch autograd": "tab:green", "torch.compile": "tab:red", "jax": "tab:purple"}
+
+
+def seed_scaling(ax, x, series: dict, xlabel: str, ylabel: str, colors: dict | None = None) -> dict:
+    """Log-log median over seeds with its interquartile band, and the power law fitted per seed;
+    returns {label: fits.seed_slopes dict}. ``series``: label -> values (len(x), seeds)."""
+    fits = {}
+    for label, values in series.items():
+        values = np.asarray(values, dtype=float).reshape(len(x), -1)
+        fit = seed_slopes(x, values)
+        fits[label] = fit
+        color = (colors or {}).get(label, COLORS.get(label))
+        median = np.median(values, axis=1)
+        line, = ax.loglog(x, median, "o", ms=5, color=color)
+        if values.shape[1] > 1:
+            ax.fill_between(x, *np.percentile(values, [25, 75], axis=1), color=line.get_color(), alpha=0.2, lw=0)
+        prefactor = np.exp(np.mean(np.log(median) - fit["slope"] * np.log(x)))
+        ax.loglog(x, prefactor * np.asarray(x, float) ** fit["slope"], "-", color=line.get_color(), lw=1.2,
+                  label=f"{label}: slope {fit['slope']:+.2f} [{fit['ci_low']:+.2f}, {fit['ci_high']:+.2f}]")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{v:g}" for v in x])
+    quiet_minor_ticks(ax)
     return fits
 
 

@@ -221,19 +221,12 @@ def _number(text):
 def fit_exponent(rows: list[dict], x: str, y: str, group: str = "replicate", confidence: float = 0.95) -> dict:
     """Fit y ~ x^slope per replicate (log-log least squares) and report the mean slope with a
     Student-t confidence interval over replicates (over points when there is one replicate)."""
-    from scipy import stats
-
-    from .fits import power_law
+    from .fits import power_law, slope_interval
 
     groups = {}
     for row in rows:
         groups.setdefault(row.get(group, 0), []).append((row[x], row[y]))
-    slopes = [power_law(*zip(*sorted(pairs))).slope for pairs in groups.values() if len(pairs) >= 2]
-    if len(slopes) >= 2:
-        mean, spread, dof = float(np.mean(slopes)), float(np.std(slopes, ddof=1) / math.sqrt(len(slopes))), len(slopes) - 1
-    else:
-        pairs = [pair for pairs in groups.values() for pair in pairs]
-        fit = power_law(*zip(*sorted(pairs)))
-        mean, spread, dof = fit.slope, fit.stderr, max(len(pairs) - 2, 1)
-    half = float(stats.t.ppf(0.5 + confidence / 2, dof) * spread)
-    return {"slope": mean, "ci_low": mean - half, "ci_high": mean + half, "slopes": slopes, "confidence": confidence}
+    fits = [power_law(*zip(*sorted(pairs))) for pairs in groups.values() if len(pairs) >= 2]
+    if len(fits) < 2:
+        fits = [power_law(*zip(*sorted(pair for pairs in groups.values() for pair in pairs)))]
+    return slope_interval(fits, confidence)
