@@ -144,7 +144,9 @@ def _threads(count):
 def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
     """Median ms per step of each stepper, alternating between them round by round. The engine
     runs as ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at
-    ``threads``."""
+    ``threads``. With one thread the clock is the process's CPU time, which other jobs on a shared
+    machine do not inflate; with more, wall time (CPU time would count spinning workers)."""
+    clock = time.process_time if threads == 1 else time.perf_counter
     def blas_threads(name):
         return _kernels.blas_threads(1 if name == "engine" else threads)
 
@@ -156,11 +158,11 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     for _ in range(rounds):
         for name, step in steppers.items():
             with blas_threads(name):
-                repeats, tic = 0, time.perf_counter()
+                repeats, tic = 0, clock()
                 while True:
                     step()
                     repeats += 1
-                    elapsed = time.perf_counter() - tic
+                    elapsed = clock() - tic
                     if elapsed >= seconds / rounds / len(steppers) or repeats >= 50:
                         break
             per_step[name].append(elapsed / repeats * 1e3)

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
+from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 D = 10
@@ -60,8 +61,16 @@ def run(quick, out):
                  f"teacher of 3 ReLU neurons)")
     fig.tight_layout()
     numbers = {"taus": taus, "test_risk": test, "train_risk": train, "relative_displacement": moved}
+    claims = []
+    for name in methods:
+        claims.append(claim(f"{name}: the largest init's test risk is over 5 times the smallest init's",
+                            f"test risk at tau = {taus[-1]:g} / at tau = {taus[0]:g} ({name})", test[name][-1] / test[name][0],
+                            ">", 5.0))
+        claims.append(claim(f"{name}: from the largest init the neurons move under 1 % as far (relative to their size)",
+                            f"relative displacement at tau = {taus[-1]:g} / at tau = {taus[0]:g} ({name})",
+                            moved[name][-1] / moved[name][0], "<", 0.01))
     return fig, {"seed": list(range(size["seeds"])), "config": config(size, float(taus[0]), False, 0),
-                 "numbers": numbers}
+                 "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Noise makes the regularised mean-field flow converge: the free energy decreases and the
-measure reaches the fixed point of its proximal Gibbs map, faster and more spread out at higher
-temperature; annealed noise rescues a run that plain gradient flow leaves stuck.
+"""Noise makes the regularised mean-field flow converge: the free energy decreases (up to the
+entropy estimator's noise) and the Gibbs gap falls below 2 % of its start at every temperature,
+the measure more spread out when hotter; annealed noise rescues a run that plain gradient flow
+leaves stuck at a Dirac initialisation.
 
 Source: Mei, Montanari & Nguyen (2018); Chizat (2022), Mean-field Langevin dynamics; Nitanda, Wu &
 Suzuki (2022), Convex analysis of the mean field Langevin dynamics.
@@ -15,6 +16,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
+from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 QUICK = {"m": 300, "temperatures": [0.01, 0.05], "t_end": 40.0}
@@ -70,7 +72,20 @@ def run(quick, out):
                                           if np.any(r.observables["gibbs_gap"] < 0.01) else None for r in runs.values()],
                "dirac_init_final_risk": {"gradient_flow": plain.observables["train_risk"][-1],
                                          "annealed": annealed.observables["train_risk"][-1]}}
-    return fig, {"seed": 0, "config": {f"T = {T:g}": r.config for T, r in runs.items()}, "numbers": numbers}
+    gaps = np.array(numbers["final_gibbs_gap"]) / np.array(numbers["initial_gibbs_gap"])
+    risks = numbers["dirac_init_final_risk"]
+    claims = [
+        claim("the Gibbs gap falls below 2 % of its initial value at every temperature",
+              "final / initial Gibbs gap", gaps, "<", 0.02),
+        claim("the free energy never rises by more than 0.01 between records (k-NN entropy noise)",
+              "largest rise of F between records", numbers["free_energy_increase_max"], "<", 0.01),
+        claim("hotter runs end more spread out (entropy grows with T)", "entropy at the highest T minus at the lowest",
+              numbers["final_entropy"][-1] - numbers["final_entropy"][0], ">", 0.0),
+        claim("from a Dirac initialisation, annealed noise ends below 5 % of plain gradient flow's risk",
+              "final risk annealed / gradient flow", risks["annealed"] / risks["gradient_flow"], "<", 0.05),
+    ]
+    return fig, {"seed": 0, "config": {f"T = {T:g}": r.config for T, r in runs.items()}, "numbers": numbers,
+                 "claims": claims}
 
 
 if __name__ == "__main__":

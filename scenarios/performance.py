@@ -5,7 +5,7 @@ cache, grow faster than linearly.
 Source: the cost model of a two-layer network's full-batch gradient step, 4 n m d + 7 n m flops
 (issue #9); peers as ``meanfield bench`` runs them.
 
-Step time (ReLU, squared loss, both layers, float64) at d = 10, one thread, in one process pinned
+Step CPU time (ReLU, squared loss, both layers, float64) at d = 10, one thread, in one process pinned
 to one CPU, the implementations alternating (``meanfield.bench``): against m at n = 1000 and
 against n at m = 1000. PyTorch and JAX appear when installed (extra ``bench``). The fitted
 log-log slopes are near 1; above 1 where the n x m temporaries of the peers (and of the engine,

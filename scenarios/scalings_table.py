@@ -12,6 +12,7 @@ from matplotlib import pyplot as plt
 
 import meanfield as mf
 from meanfield import model, plotting
+from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 T = 2.0
@@ -70,8 +71,13 @@ def run(quick, out):
     numbers = {"widths": widths, "seeds": size["seeds"], "time": T, "expected": EXPECTED,
                "fits": fits, "table": table,
                "means": {s: {key: means[s][:, k] for k, (_, key) in enumerate(labels)} for s in means}}
+    construction = {"initial predictor": " (holds by construction: a sum of m independent terms at t = 0)"}
+    claims = [claim(f"{key}, {scaling.replace('_', '-')}: exponent of m within 0.15 of {EXPECTED[key][scaling]:+g}"
+                    + construction.get(key, ""), f"fitted exponent ({key}, {scaling})",
+                    fits[key][scaling]["slope"], "in", [EXPECTED[key][scaling] - 0.15, EXPECTED[key][scaling] + 0.15])
+              for key in EXPECTED for scaling in ("mean_field", "lazy")]
     return fig, {"seed": list(range(size["seeds"])), "config": config("mean_field", int(widths[0]), 0),
-                 "numbers": numbers}
+                 "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -177,8 +177,9 @@ def test_blas_and_fused_engines_give_the_same_run_and_thread_counts_do_not_matte
     fused = mf.simulate(cfg.updated({"flow.engine": "fused"}))
     blas = mf.simulate(cfg.updated({"flow.engine": "blas"}))
     np.testing.assert_allclose(blas.snapshots, fused.snapshots, rtol=1e-9, atol=1e-12)
-    one = mf.simulate(cfg.updated({"flow.engine": "blas", "flow.threads": 1}))
+    one, two = (mf.simulate(cfg.updated({"flow.engine": "blas", "flow.threads": k})) for k in (1, 2))
     np.testing.assert_array_equal(one.snapshots, blas.snapshots)
+    np.testing.assert_array_equal(two.snapshots, blas.snapshots)
     assert mf.Config(network={"m": 300}, data={"n": 200}).updated(changes).flow.engine == "auto"
 
 
