@@ -121,10 +121,17 @@ def seed_scaling(ax, x, series: dict, xlabel: str, ylabel: str, colors: dict | N
                   label=f"{label}: slope {fit['slope']:+.2f} [{fit['ci_low']:+.2f}, {fit['ci_high']:+.2f}]")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_xticks(x)
-    ax.set_xticklabels([f"{v:g}" for v in x])
+    label_ticks(ax, x)
     quiet_minor_ticks(ax)
     return fits
+
+
+def label_ticks(ax, values, axis: str = "x"):
+    """Every swept value a labelled tick, and no minor tick labels (call after the last plot call
+    that may reset the scale)."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_ticks(values, [f"{v:g}" for v in values])
+    target.set_minor_formatter(NullFormatter())
 
 
 def quiet_minor_ticks(ax):

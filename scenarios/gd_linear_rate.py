@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import ntk
+from meanfield import ntk, plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
@@ -82,8 +82,7 @@ def run(quick, out):
     for f in below:
         ax.semilogx([f] * len(ratios[f]), ratios[f], "o", color="tab:blue", ms=5)
     ax.axhline(1.0, color="k", lw=1, label="the bound")
-    ax.set_xticks(below)
-    ax.set_xticklabels([f"{f:g}" for f in below])
+    plotting.label_ticks(ax, below)
     ax.set_xlabel(r"step size $\eta$ as a fraction of the stability limit $2/\lambda_{max}(H^\infty)$")
     ax.set_ylabel(r"$\max_{k \geq 1} R(k) / [R(0)(1 - \eta\lambda_0/2)^k]$")
     ax.set_title("every run stays under the bound (ratio <= 1)")

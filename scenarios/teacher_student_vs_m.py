@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
+from meanfield import plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 from meanfield.measures import cone_masses
@@ -37,7 +38,7 @@ def config(size, m, seed):
         init={"w_law": "gaussian", "w_scale": 1 / np.sqrt(D), "a_law": "gaussian", "tau": 0.1},
         data={"kind": "population", "teacher_m0": M0},
         flow={"dt": 0.2, "t_end": size["t_end"]},
-        record={"n_records": 41, "spacing": "linear", "snapshots": False, "diagnostics": ["masses"]})
+        record={"n_records": 60, "spacing": "geometric", "snapshots": False, "diagnostics": ["masses"]})
 
 
 def run(quick, out):
@@ -71,8 +72,7 @@ def run(quick, out):
     ax.loglog(ratio, np.median(final, axis=1), "-", color="tab:blue", lw=2, label="median over seeds")
     ax.fill_between(ratio, *np.percentile(final, [25, 75], axis=1), color="tab:blue", alpha=0.2, lw=0)
     ax.axhline(GLOBAL, color="k", ls=":", lw=1, label=f"global: below {GLOBAL:g} R(0)")
-    ax.set_xticks(ratio)
-    ax.set_xticklabels([f"{r:g}" for r in ratio])
+    plotting.label_ticks(ax, ratio)
     ax.set_xlabel(r"over-parameterisation $m / m_0$")
     ax.set_ylabel(r"population risk at $T$, $R(\theta_T) / R(\theta_0)$")
     ax.set_title(f"m = m0: all {size['seeds']} runs stall; from 2 m0: all global")
@@ -89,8 +89,7 @@ def run(quick, out):
     ax.plot(ratio, np.median(cone, axis=1), "o-", color="tab:blue", lw=2, label="median over seeds")
     ax.fill_between(ratio, *np.percentile(cone, [25, 75], axis=1), color="tab:blue", alpha=0.2, lw=0)
     ax.set_xscale("log")
-    ax.set_xticks(ratio)
-    ax.set_xticklabels([f"{r:g}" for r in ratio])
+    plotting.label_ticks(ax, ratio)
     ax.set_ylim(0, 1.1)
     ax.set_xlabel(r"$m / m_0$")
     ax.set_ylabel("mass within 10° of a teacher neuron / $m_0$")
