@@ -4,7 +4,7 @@ A scenario script's docstring starts with its one-line claim and has a ``Source:
 the paper. It defines ``run(quick, out) -> (figure, record)`` and ends with
 ``if __name__ == "__main__": scenario_main(__file__, run)``. ``record`` holds the key numbers
 shown in the figure: it must have the keys of RECORD_KEYS (``seed``, ``config``, ``numbers``, fitted
-slopes among them, and ``claims``, a list made by ``meanfield.claims``: every sentence the figure
+slopes among them, ``setting``, one line with d, m, n and seeds in full mode, and ``claims``, a list made by ``meanfield.claims``: every sentence the figure
 states with the comparison that proves it from these numbers). The sidecar adds name, claim,
 quick, versions and run time. A scenario whose claims do not all hold still writes its figure and
 sidecar (to be looked at), then exits with FAILED_CLAIM, naming each failed claim.
@@ -26,7 +26,7 @@ from .errors import ConfigError
 from .results import atomic_write, json_default, versions
 
 CHECKOUT = Path(__file__).resolve().parent.parent
-RECORD_KEYS = ("seed", "config", "numbers", "claims")
+RECORD_KEYS = ("seed", "config", "numbers", "claims", "setting")
 FAILED_CLAIM = 4          # exit code of a scenario script whose figure states a claim that does not hold
 
 
@@ -73,7 +73,11 @@ class Outcome:
     detail: str = ""
 
 
-def run_scenarios(names, quick=False, folder=None, out=None, echo=print) -> list[Outcome]:
+def _say(line: str):
+    print(line, flush=True)          # flushed: progress shows when stdout is a file or a pipe
+
+
+def run_scenarios(names, quick=False, folder=None, out=None, echo=_say) -> list[Outcome]:
     """Run scenarios (all if ``names`` is empty), each in its own headless subprocess."""
     available = {s.name: s for s in list_scenarios(folder)}
     unknown = [n for n in names if n not in available]
@@ -111,14 +115,14 @@ def write_table(scenarios, figures_dir: Path, path: Path):
             "sizes). Each figure's claims are checked against its own numbers (in its JSON sidecar, "
             "`claims`); a claim that does not hold fails the run. Run times are full mode on the "
             "2-core reference machine.", "",
-            "| figure | claims (each checked) | source | full-mode run time |", "|---|---|---|---|"]
+            "| figure | claims (each checked) | setting | source | full-mode run time |", "|---|---|---|---|---|"]
     for s in scenarios:
         sidecar = figures_dir / f"{s.name}.json"
         record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         seconds = record.get("run_seconds")
         when = f"{seconds:.0f} s" if seconds is not None else "not run"
         claims = "<br>".join(f"{'✓' if c['holds'] else '✗'} {c['text']}" for c in record.get("claims", [])) or s.claim
-        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {s.source} | {when} |")
+        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {record.get('setting', '')} | {s.source} | {when} |")
     with atomic_write(path) as handle:
         handle.write(("\n".join(rows) + "\n").encode())
 

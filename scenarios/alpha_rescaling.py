@@ -28,6 +28,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 from meanfield.fits import power_law
 
+SETTING = "gap: d = 5, n = 30, m = 512, alpha = 1-1024, 1 seed; test risk: d = 100, n = 200, m = 256, 3 seeds (full mode)"
 QUICK = {"alphas": [1, 4, 8, 16, 64, 256], "m": 256, "t_end": 50.0,
          "test_alphas": [1, 16, 256], "test_m": 128, "seeds": 2}
 FULL = {"alphas": [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024], "m": 512, "t_end": 100.0,
@@ -135,7 +136,7 @@ def run(quick, out):
         claim("d = 100: the median test risk rises with alpha, from the smallest alpha to the largest",
               "consecutive differences of the median test risk", np.diff(median_test), ">", 0.0),
     ]
-    return fig, {"seed": 0, "config": config(alphas[0], m, size["t_end"]), "numbers": numbers, "claims": claims}
+    return fig, {"setting": SETTING, "seed": 0, "config": config(alphas[0], m, size["t_end"]), "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 from meanfield.model import predict
 
+SETTING = "d = 10, n = 20, m = 64-16384, 4 seeds (full mode)"
 N, D, DT = 20, 10, 0.5
 QUICK = {"widths": [256, 1024, 4096], "seeds": 3, "t_end": 200.0}
 FULL = {"widths": [64, 256, 1024, 4096, 16384], "seeds": 4, "t_end": 400.0}
@@ -129,7 +130,7 @@ def run(quick, out):
                "lambda_min_over_time": lam_low, "max_displacement": displacement,
                "pattern_flip_fraction": flips, "fits": dict(zip(["prediction_gap", "kernel_deviation",
                                                                  "max_displacement", "pattern_flips"], fits.values()))}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0, size["t_end"]),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0, size["t_end"]),
                  "numbers": numbers, "claims": claims}
 
 

@@ -24,6 +24,7 @@ from meanfield import ntk, plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 10, n = 20, m = 4096, 5 step sizes, 3 seeds (full mode)"
 N, D, STEPS = 20, 10, 400
 FRACTIONS = (0.05, 0.2, 0.5, 0.9, 1.1)          # of the stability limit 2 / lambda_max(H_inf)
 QUICK = {"m": 2048, "seeds": 2}
@@ -102,7 +103,7 @@ def run(quick, out):
     numbers = {"lambda0": lam0, "lambda_max": lam_max, "stability_limit_eta": limit, "fractions": FRACTIONS,
                "max_ratio_to_bound": {str(f): ratios[f] for f in FRACTIONS},
                "max_risk_over_initial": {str(f): peak[f] for f in FRACTIONS}, "steps": STEPS}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(size["m"], 0, FRACTIONS[0] * limit * N),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size["m"], 0, FRACTIONS[0] * limit * N),
                  "numbers": numbers, "claims": claims}
 
 

@@ -21,6 +21,7 @@ from meanfield import plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 10, n = 60 (noisy), m = 2-4096, 4 seeds (full mode)"
 D, N, NOISE = 10, 60, 0.1
 FIT = NOISE ** 2 / 4             # fitted: training risk below half the label noise's own risk sigma^2 / 2
 QUICK = {"widths": [2, 8, 32, 256, 1024], "seeds": 3}
@@ -73,7 +74,7 @@ def run(quick, out):
                             "median test risk, widest / second widest", median_test[-1] / median_test[-2],
                             "in", [0.85, 1.15]))
     numbers = {"widths": widths, "interpolation_threshold": threshold, "train_risk": train, "test_risk": test}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

@@ -22,6 +22,7 @@ from meanfield import model
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 10 (+ bias), n = 100, m = 400, 3 seeds (full mode)"
 SPURIOUS = 8
 QUICK = {"m": 100, "n": 100, "t_end": 500.0, "seeds": 2}
 FULL = {"m": 400, "n": 100, "t_end": 5000.0, "seeds": 3}
@@ -123,7 +124,7 @@ def run(quick, out):
         claim("both layers: the weight share on spurious coordinates at least halves in every seed",
               "spurious share at T / at 0 (both)", spurious["both"][:, 1] / spurious["both"][:, 0], "<", 0.5),
     ]
-    return fig, {"seed": list(range(size["seeds"])), "config": {k: r.config for k, r in runs.items()},
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": {k: r.config for k, r in runs.items()},
                  "numbers": numbers, "claims": claims}
 
 

@@ -23,6 +23,7 @@ from meanfield import plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 100, m = 100, n = 300 (GD) or online, tau = 0.01-10, 3 seeds (full mode)"
 D, M0 = 100, 3
 QUICK = {"taus": [0.01, 1.0, 10.0], "m": 100, "n": 300, "seeds": 2, "steps": 2000}
 FULL = {"taus": [0.01, 0.1, 1.0, 3.0, 10.0], "m": 100, "n": 300, "seeds": 3, "steps": 3000}
@@ -101,7 +102,7 @@ def run(quick, out):
                   f"alignment at tau = {taus[-1]:g} / random ({arm})", aligned[arm][-1] / (M0 / D), "<", 2.0),
         ]
     numbers = {"taus": taus, "test_risk": test, "alignment": aligned, "displacement_mean": moved}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(size, float(taus[0]), False, 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, float(taus[0]), False, 0),
                  "numbers": numbers, "claims": claims}
 
 

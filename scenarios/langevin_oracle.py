@@ -19,6 +19,7 @@ from meanfield.distances import w2
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "no data, d = 1, m = 2000 (2 x 10^5 for the stationary law), 1 seed (full mode)"
 LAM, T = 1.0, 0.5
 QUICK = {"m": 1000, "dts": [0.4, 0.2, 0.1, 0.05], "stationary_m": 20000}
 FULL = {"m": 2000, "dts": [0.8, 0.4, 0.2, 0.1, 0.05, 0.025], "stationary_m": 200000}
@@ -95,7 +96,7 @@ def run(quick, out):
               "stationary variance / formula", np.asarray(stationary) / (T / (LAM * (1 - LAM * dts / 2))),
               "in", [0.98, 1.02]),
     ]
-    return fig, {"seed": 0, "config": res.config, "numbers": numbers, "claims": claims}
+    return fig, {"setting": SETTING, "seed": 0, "config": res.config, "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from meanfield.claims import rate
 from meanfield.figures import scenario_main
 from meanfield.model import predict
 
+SETTING = "d = 10, n = 20, m = 64-16384, 4 seeds (full mode)"
 N, D, DT, T = 20, 10, 0.5, 200.0
 QUICK = {"widths": [64, 256, 1024], "seeds": 3}
 FULL = {"widths": [64, 256, 1024, 4096, 16384], "seeds": 4}
@@ -93,7 +94,7 @@ def run(quick, out):
     ]
     numbers = {"widths": widths, "gap_network_tangent": net_lin, "gap_tangent_kernel": lin_kernel,
                "fits": dict(zip(["network_tangent", "tangent_kernel"], fits.values()))}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0, False),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0, False),
                  "numbers": numbers, "claims": claims}
 
 

@@ -22,6 +22,7 @@ from meanfield import plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 2 (+ bias), n = 40, m = 2-128, lambda = 1e-3-0.1, 3 seeds (full mode)"
 N = 40
 QUICK = {"widths": [2, 8, 64], "lams": [1e-1, 1e-2, 1e-3], "seeds": 2}
 FULL = {"widths": [2, 4, 8, 16, 32, 128], "lams": [1e-1, 3e-2, 1e-2, 3e-3, 1e-3], "seeds": 3}
@@ -90,7 +91,7 @@ def run(quick, out):
               "margin at the smallest / second-smallest lambda (widest m)", widest[-1] / widest[-2], "in", [0.98, 1.02]),
     ]
     numbers = {"widths": widths, "lams": lams, "normalized_margin": margin, "median": median}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0]), float(lams[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), float(lams[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

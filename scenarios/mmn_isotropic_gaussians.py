@@ -25,6 +25,7 @@ from meanfield.distances import w2
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 40, online SGD, m = 800, batches 50 and 800, 1 seed (full mode)"
 QUICK = {"d": 20, "m": 400, "t_end": 20.0, "batch": 20, "K": 5_000}
 FULL = {"d": 40, "m": 800, "t_end": 40.0, "batch": 50, "K": 20_000}
 DELTA, R0, DT = 0.5, 0.8, 0.02
@@ -142,7 +143,7 @@ def run(quick, out):
         claim("with the largest batch the radial W2 stays under 10 % of the mean radius at all times",
               "max_t W2 / mean radius (largest batch)", large.max() / reduced_radius, "<", 0.1),
     ]
-    return fig, {"seed": 0, "config": res.config, "numbers": numbers, "claims": claims}
+    return fig, {"setting": SETTING, "seed": 0, "config": res.config, "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from meanfield import plotting
 from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 
+SETTING = "d = 5, n = 30, m = 16-16384, 4 seeds (full mode)"
 T = 20.0
 QUICK = {"widths": [16, 64, 256, 1024], "seeds": 3}
 FULL = {"widths": [16, 64, 256, 1024, 4096, 16384], "seeds": 4}
@@ -90,7 +91,7 @@ def run(quick, out):
                "final_kernel_change": {f"{r}, {a}": final[r, a] for r in REGIMES for a in ACTIVATIONS},
                "fits": fits, "predicted": {"lazy, tanh": -1.0, "lazy, relu": "between -1 and -0.5",
                                            "mean-field": 0.0}}
-    return fig, {"seed": list(range(size["seeds"])), "config": config("lazy", "relu", int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config("lazy", "relu", int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

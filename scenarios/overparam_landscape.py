@@ -22,6 +22,7 @@ import meanfield as mf
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = k0 = 4-12, population risk, k = k0 and 2 k0, 12 seeds (full mode)"
 QUICK = {"k0s": [10], "seeds": 8, "t_end": 400.0}
 FULL = {"k0s": [4, 6, 8, 10, 12], "seeds": 12, "t_end": 500.0}
 GLOBAL, TRAPPED, STALLED = 1e-5, 1e-3, 0.01
@@ -101,7 +102,7 @@ def run(quick, out):
                "labels": {f"k = {f} k0": label[f] for f in FACTORS},
                "final_relative_risk": {f"k = {f} k0": final[f] for f in FACTORS},
                "relative_decrease_last_half": {f"k = {f} k0": decrease[f] for f in FACTORS}}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(k0s[0]), int(k0s[0]), 0, size["t_end"]),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(k0s[0]), int(k0s[0]), 0, size["t_end"]),
                  "numbers": numbers, "claims": claims}
 
 

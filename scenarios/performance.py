@@ -19,6 +19,7 @@ from meanfield import bench, plotting
 from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 
+SETTING = "d = 10, m or n = 500-16000 (the other 1000), 1 thread (full mode)"
 D, FIXED = 10, 1000
 QUICK = {"sizes": [200, 400, 800]}
 FULL = {"sizes": [500, 1000, 2000, 4000, 8000, 16000]}
@@ -78,7 +79,7 @@ def run(quick, out):
                                         fit["slope"], ">", 1.1))
     numbers = {"sizes": sizes, "d": D, "fixed": FIXED, "threads": 1,
                "ms": times, "fits": fits, "lead": lead, "median_lead": median_lead, "min_lead": min(ahead)}
-    return fig, {"seed": 0, "config": {"d": D, "fixed": FIXED, "sizes": sizes, "quick": quick},
+    return fig, {"setting": SETTING, "seed": 0, "config": {"d": D, "fixed": FIXED, "sizes": sizes, "quick": quick},
                  "numbers": numbers, "claims": claims}
 
 

@@ -23,6 +23,7 @@ from meanfield.figures import scenario_main
 from meanfield.fits import power_law, seed_slopes
 from meanfield.limits import compare, reference_run
 
+SETTING = "d = 2, n = 200, m = 16-512 against M = 16384, 4 seeds (full mode)"
 QUICK = {"widths": [16, 64, 256], "M": 4096, "seeds": 2, "dts": [0.8, 0.4, 0.2, 0.1], "dt_widths": [64, 512]}
 FULL = {"widths": [16, 32, 64, 128, 256, 512], "M": 16384, "seeds": 4, "dts": [0.8, 0.4, 0.2, 0.1, 0.05],
         "dt_widths": [64, 512, 4096]}
@@ -122,7 +123,7 @@ def run(quick, out):
         claim("lazy: the measure moves from its initial condition only O(m^-1/2) in W2",
               "slope of lazy W2(mu_T, mu_0) vs m", lazy_slope, "in", [-0.65, -0.35]),
     ]
-    return fig, {"seed": list(range(size["seeds"])), "config": config(int(widths[0])), "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0])), "numbers": numbers,
                  "claims": claims}
 
 

@@ -19,10 +19,12 @@ import meanfield as mf
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 20, n = 100, m = 3-16, 6 seeds (full mode)"
 QUICK = {"d": 8, "n": 20, "widths": [1, 2, 3, 4, 6], "seeds": 3, "t_end": 3000.0}
 FULL = {"d": 20, "n": 100, "widths": [3, 4, 5, 6, 7, 8, 10, 12, 16], "seeds": 6, "t_end": 2000.0}
 SUCCESS = 1e-3        # final training risk below this fraction of the initial one
 LAM = 1e-4
+ROUND_OFF = 1e-16     # a relative risk below this is zero to round-off and is drawn on this line
 
 
 def config(size, m, seed):
@@ -65,7 +67,8 @@ def run(quick, out):
                       + (f"; at $m_c$ = {m_capacity}: {at_capacity[0]:.0%} of runs" if at_capacity.size else ""))
     axes[0].legend(fontsize=8, loc="center right")
     for k in range(size["seeds"]):
-        axes[1].semilogy(widths, np.maximum(final[:, k], 1e-16), "o", color="0.4", ms=4)
+        axes[1].semilogy(widths, np.maximum(final[:, k], ROUND_OFF), "o", color="0.4", ms=4)
+    axes[1].axhline(ROUND_OFF, color="0.6", lw=0.8, label=f"zero to round-off (below {ROUND_OFF:g}), drawn here")
     axes[1].axhline(SUCCESS, color="C3", ls=":", label=f"success threshold {SUCCESS:g}")
     axes[1].set_ylabel(r"final training risk $R(\theta_T) / R(\theta_0)$ (each seed)")
     axes[1].set_title("training risk after gradient descent")
@@ -83,7 +86,7 @@ def run(quick, out):
         claim("the first width where every run succeeds is below Du & Lee's sqrt(2 n)",
               "smallest m with success fraction 1", float(widths[success >= 1.0].min(initial=10**9)), "<", m_du_lee),
     ]
-    return fig, {"seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0), "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0), "numbers": numbers,
                  "claims": claims}
 
 

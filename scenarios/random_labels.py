@@ -16,6 +16,7 @@ from meanfield import ntk
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
+SETTING = "d = 10, n = 100, m = 4096, 1 seed (full mode)"
 QUICK = {"n": 50, "m": 512, "t_end": 2000.0, "dt": 2.0}
 FULL = {"n": 100, "m": 4096, "t_end": 6000.0, "dt": 2.0}
 D = 10
@@ -87,7 +88,7 @@ def run(quick, out):
               "max |R(t) - R_kernel(t)| (true, random)",
               [true["max_gap_to_kernel_prediction"], rand["max_gap_to_kernel_prediction"]], "<", 0.05),
     ]
-    return fig, {"seed": 0, "config": cfg, "numbers": numbers, "claims": claims}
+    return fig, {"setting": SETTING, "seed": 0, "config": cfg, "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

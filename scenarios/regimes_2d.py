@@ -17,6 +17,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 from meanfield.measures import homogeneous_projection
 
+SETTING = "d = 2, n = 200, m = 1000, 1 seed (full mode)"
 SEED = 1
 QUICK = {"m": 60, "t_end": 60.0, "n_records": 30}
 FULL = {"m": 1000, "t_end": 300.0, "n_records": 80}
@@ -79,7 +80,7 @@ def run(quick, out):
         claim("both regimes fit the training data (risk below 0.02)", "final training risk (mean-field, lazy)",
               [mf_obs["train_risk"][-1], lazy_obs["train_risk"][-1]], "<", 0.02),
     ]
-    return fig, {"seed": SEED, "config": {s: r.config for s, r in results.items()}, "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": SEED, "config": {s: r.config for s, r in results.items()}, "numbers": numbers,
                  "claims": claims}
 
 

@@ -25,6 +25,7 @@ from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 from meanfield.scaling import output_scale
 
+SETTING = "d = 5, n = 50, m = 16-16384, 4 seeds (full mode)"
 T, CONVERGED = 200.0, 0.03
 QUICK = {"widths": [16, 64, 256, 1024], "seeds": 3}
 FULL = {"widths": [16, 64, 256, 1024, 4096, 16384], "seeds": 4}
@@ -103,7 +104,7 @@ def run(quick, out):
             claims.append(rate(f"{key}, {LABELS[s]}: exponent of m within 0.15 of {expected[s]:+g}{note}",
                                f"fitted exponent ({key}, {LABELS[s]})", fits[key][s],
                                [expected[s] - 0.15, expected[s] + 0.15]))
-    return fig, {"seed": list(range(size["seeds"])), "config": config("mean_field", int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config("mean_field", int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

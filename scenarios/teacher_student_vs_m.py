@@ -24,6 +24,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 from meanfield.measures import cone_masses
 
+SETTING = "d = 100, population risk, m0 = 10, m = 10-320, 4 seeds (full mode)"
 D, M0 = 100, 10
 QUICK = {"widths": [10, 20, 40], "seeds": 2, "t_end": 1000.0}
 FULL = {"widths": [10, 20, 40, 80, 160, 320], "seeds": 4, "t_end": 2000.0}
@@ -112,7 +113,7 @@ def run(quick, out):
     numbers = {"widths": widths, "m0": M0, "d": D, "final_relative_risk": final,
                "relative_decrease_last_half": decrease, "stalled": stalled, "cone_mass_fraction": cone,
                "largest_m_cone_mass_per_teacher_neuron": per_teacher}
-    return fig, {"seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

@@ -55,7 +55,7 @@ from meanfield.figures import scenario_main
 def run(quick, out):
     fig = plt.figure()
     claims = [claim("one is less than two", "1", 1.0, "<", 2.0), claim("two is less than one", "2", 2.0, "<", 1.0)]
-    return fig, {"seed": 0, "config": {}, "numbers": {}, "claims": claims}
+    return fig, {"seed": 0, "config": {}, "numbers": {}, "claims": claims, "setting": "none"}
 
 
 if __name__ == "__main__":

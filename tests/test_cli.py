@@ -62,6 +62,12 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
     assert report["compile_cold"] > 0 and report["import_cached"] > 0
+    policy = report["thread_policy"]                     # structure only: speeds are the bench's business
+    assert set(policy) == {"small, busy", "medium, busy", "large, quiet"}
+    assert policy["small, busy"]["busy_processes"] >= 1 and policy["large, quiet"]["busy_processes"] == 0
+    for row in policy.values():
+        assert row["ratio_wall"] > 0
+        assert row["default"]["wall"][0] <= row["default"]["wall"][1] <= row["default"]["wall"][2]
     assert "| (n, m, d) |" in capsys.readouterr().out
 
 
