@@ -1,6 +1,7 @@
 """``meanfield bench``: one full-batch training step (ReLU, squared loss, both layers, float64) of
-the engine against the same step in NumPy and, when installed, PyTorch autograd, torch.compile and
-JAX, timed in one process and alternating (median of rounds after warm-up). Each thread setting
+the engine against the same step written naively and as an expert would in NumPy and, when
+installed, PyTorch and JAX (``meanfield.peers``), timed in one process and alternating (min /
+median / max of rounds after warm-up, CPU time and wall time). Each thread setting
 runs in its own process pinned to that many CPUs (``os.sched_setaffinity``), since JAX's thread
 pool cannot be resized once made. Also the machine's single-thread dgemm rate, the population step
 per particle pair, W2 solvers, Numba compile times (cold and from cache) and the import time.
@@ -22,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from . import _kernels
+from .peers import DT, peers
 
 SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
 QUICK_SIZES = [(200, 400, 10), (100, 3000, 2)]
-DT = 1e-3
 
 
 def flops(n, m, d) -> float:
@@ -56,83 +57,6 @@ def engine_stepper(X, y, theta):
     return step
 
 
-def numpy_stepper(X, y, theta):
-    """Plain NumPy: the mean-field step theta -= dt m grad R, written as one would."""
-    n, d = X.shape
-    m = theta.shape[0]
-    W, a = theta[:, :d].copy(), theta[:, d].copy()
-
-    def step():
-        Z = X @ W.T
-        S = np.maximum(Z, 0.0)
-        r = (S @ a / m - y) / n
-        grad_a = S.T @ r / m
-        grad_W = ((Z > 0) * r[:, None] * a[None, :]).T @ X / m
-        W[...] -= DT * m * grad_W
-        a[...] -= DT * m * grad_a
-    step.state = lambda: (W, a)
-    return step
-
-
-def torch_steppers(X, y, theta):
-    """{"torch autograd": step, "torch.compile": step} when PyTorch is installed."""
-    try:
-        import torch
-    except ImportError:
-        return {}
-    n, d = X.shape
-    m = theta.shape[0]
-    Xt, yt = torch.tensor(X), torch.tensor(y)
-    W = torch.tensor(theta[:, :d].copy(), requires_grad=True)
-    a = torch.tensor(theta[:, d].copy(), requires_grad=True)
-
-    def loss(W, a):
-        return 0.5 * torch.mean((torch.relu(Xt @ W.T) @ a / m - yt) ** 2)
-
-    def autograd_step():
-        value = loss(W, a)
-        gW, ga = torch.autograd.grad(value, (W, a))
-        with torch.no_grad():
-            W.sub_(DT * m * gW)
-            a.sub_(DT * m * ga)
-
-    grads = torch.compile(torch.func.grad(loss, argnums=(0, 1)))
-    Wc, ac = W.detach().clone(), a.detach().clone()
-
-    def compiled_step():
-        gW, ga = grads(Wc, ac)
-        Wc.sub_(DT * m * gW)
-        ac.sub_(DT * m * ga)
-
-    return {"torch autograd": autograd_step, "torch.compile": compiled_step}
-
-
-def jax_stepper(X, y, theta):
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        return {}
-    jax.config.update("jax_enable_x64", True)
-    n, d = X.shape
-    m = theta.shape[0]
-    Xj, yj = jnp.asarray(X), jnp.asarray(y)
-
-    @jax.jit
-    def update(W, a):
-        def loss(W, a):
-            return 0.5 * jnp.mean((jnp.maximum(Xj @ W.T, 0.0) @ a / m - yj) ** 2)
-        gW, ga = jax.grad(loss, argnums=(0, 1))(W, a)
-        return W - DT * m * gW, a - DT * m * ga
-
-    state = [jnp.asarray(theta[:, :d]), jnp.asarray(theta[:, d])]
-
-    def step():
-        state[0], state[1] = update(*state)
-        state[0].block_until_ready()
-    return {"JAX": step}
-
-
 def _threads(count):
     """Set every pool we drive to ``count`` threads: Numba, and PyTorch if loaded. BLAS is held
     at one thread inside the engine (determinism); NumPy's BLAS follows ``count``."""
@@ -142,11 +66,11 @@ def _threads(count):
 
 
 def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
-    """Median ms per step of each stepper, alternating between them round by round. The engine
-    runs as ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at
-    ``threads``. With one thread the clock is the process's CPU time, which other jobs on a shared
-    machine do not inflate; with more, wall time (CPU time would count spinning workers)."""
-    clock = time.process_time if threads == 1 else time.perf_counter
+    """Per-step milliseconds of each stepper, alternating between them round by round: {"cpu":
+    [min, median, max], "wall": [min, median, max], "ms": the median quoted}. The engine runs as
+    ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at ``threads``.
+    With one thread the quoted clock is CPU time, which other jobs on a shared machine do not
+    inflate; with more, wall time (CPU time would count spinning workers)."""
     def blas_threads(name):
         return _kernels.blas_threads(1 if name == "engine" else threads)
 
@@ -154,19 +78,25 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
         with blas_threads(name):
             step()
             step()
-    per_step = {name: [] for name in steppers}
+    samples = {name: {"cpu": [], "wall": []} for name in steppers}
     for _ in range(rounds):
         for name, step in steppers.items():
             with blas_threads(name):
-                repeats, tic = 0, clock()
+                calls, wall, cpu = 0, time.perf_counter(), time.process_time()
                 while True:
                     step()
-                    repeats += 1
-                    elapsed = clock() - tic
-                    if elapsed >= seconds / rounds / len(steppers) or repeats >= 50:
+                    calls += 1
+                    elapsed = time.perf_counter() - wall
+                    if elapsed >= seconds / rounds / len(steppers) or calls >= 50:
                         break
-            per_step[name].append(elapsed / repeats * 1e3)
-    return {name: statistics.median(values) for name, values in per_step.items()}
+                per_step = 1e3 / (calls * getattr(step, "steps", 1))
+                samples[name]["wall"].append(elapsed * per_step)
+                samples[name]["cpu"].append((time.process_time() - cpu) * per_step)
+    out = {}
+    for name, clocks in samples.items():
+        stats = {clock: [min(v), statistics.median(v), max(v)] for clock, v in clocks.items()}
+        out[name] = {**stats, "ms": stats["cpu" if threads == 1 else "wall"][1]}
+    return out
 
 
 def dgemm_rate(size=1500) -> float:
@@ -284,14 +214,14 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
     rows = []
     for n, m, d in sizes:
         X, y, theta = _problem(n, m, d)
-        steppers = {"engine": engine_stepper(X, y, theta), "numpy": numpy_stepper(X, y, theta)}
-        if not quick:
-            steppers.update(torch_steppers(X, y, theta))
-            steppers.update(jax_stepper(X, y, theta))
+        steppers = {"engine": engine_stepper(X, y, theta), **peers(X, y, theta, quick)}
         _threads(threads)
-        ms = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
-        rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms,
-                     "ratio": {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"},
+        timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        ms = {name: t["ms"] for name, t in timed.items()}
+        ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
+        best = min(ratio, key=lambda peer: ms[peer])
+        rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms, "clocks": timed, "ratio": ratio,
+                     "best_peer": best, "ratio_to_best_peer": ratio[best],
                      "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6})
     return rows
 
@@ -345,12 +275,16 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
 
 
 def markdown_table(report: dict) -> str:
-    """The step timings as a Markdown table (for the README)."""
+    """The step timings as a Markdown table (for the README): the engine's time (CPU time at one
+    thread, wall time above; median with min-max), its ratio to the best peer and to each peer."""
     peers = sorted({p for row in report["steps"] for p in row["ratio"]})
-    lines = ["| (n, m, d) | threads | engine ms | " + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | of dgemm |",
-             "|---|---|---|" + "---|" * len(peers) + "---|---|"]
+    lines = ["| (n, m, d) | threads | engine ms, median [min-max] | best peer | engine / best | "
+             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | of dgemm |",
+             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|"]
     for row in report["steps"]:
+        clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
         ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
-        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | {row['ms']['engine']:.2f} | "
-                     f"{ratios} | {row['engine_gflops']:.1f} | {row['fraction_of_dgemm']:.0%} |")
+        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | {clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
+                     f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
+                     f"{row['fraction_of_dgemm']:.0%} |")
     return "\n".join(lines)

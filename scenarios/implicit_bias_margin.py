@@ -1,6 +1,7 @@
 """Trained on both layers, a wide two-layer network under the logistic loss reaches a larger
 path-normalised margin than when only its output layer trains (a kernel method), moves its
-weight off the spurious coordinates and generalises better.
+weight off the spurious coordinates and generalises better, at every sample size and number of
+spurious coordinates tried.
 
 Source: Chizat & Bach (2020), Implicit bias of gradient descent for wide two-layer neural networks
 trained with the logistic loss; Wei, Lee, Liu & Ma (2019), Regularization matters.
@@ -18,21 +19,23 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import model
+from meanfield import model, plotting
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
-SETTING = "d = 10 (+ bias), n = 100, m = 400, 3 seeds (full mode)"
+SETTING = "d = 10 (+ bias), n = 100, m = 400, 3 seeds; sweep: n = 50-200, 2 or 16 spurious, m = 200 (full mode)"
 SPURIOUS = 8
-QUICK = {"m": 100, "n": 100, "t_end": 500.0, "seeds": 2}
-FULL = {"m": 400, "n": 100, "t_end": 5000.0, "seeds": 3}
+QUICK = {"m": 100, "n": 100, "t_end": 500.0, "seeds": 2,
+         "sweep": {"ns": [50, 200], "spurious": [2, 16], "m": 100, "t_end": 500.0}}
+FULL = {"m": 400, "n": 100, "t_end": 5000.0, "seeds": 3,
+        "sweep": {"ns": [50, 100, 200], "spurious": [2, 16], "m": 200, "t_end": 2000.0}}
 N_TEST = 1000
 
 
-def clusters(n, rng):
-    """(X (n, 2 + SPURIOUS), y (n,)): centres (±1, ±1) with noise 0.25, y = sign(x1 x2)."""
+def clusters(n, rng, spurious=SPURIOUS):
+    """(X (n, 2 + spurious), y (n,)): centres (±1, ±1) with noise 0.25, y = sign(x1 x2)."""
     signs = rng.choice([-1.0, 1.0], (n, 2))
-    X = np.hstack([signs + 0.25 * rng.standard_normal((n, 2)), rng.standard_normal((n, SPURIOUS))])
+    X = np.hstack([signs + 0.25 * rng.standard_normal((n, 2)), rng.standard_normal((n, spurious))])
     return X, signs[:, 0] * signs[:, 1]
 
 
@@ -43,21 +46,35 @@ def path_margin(theta, X, y, network):
     return float(np.min(y * model.predict(theta, X, network)) / path)
 
 
-def spurious_share(theta):
-    """Share of sum_i |a_i| |w_i| on the spurious coordinates (columns 2 .. 2 + SPURIOUS)."""
+def spurious_share(theta, spurious=SPURIOUS):
+    """Share of sum_i |a_i| |w_i| on the spurious coordinates (columns 2 .. 2 + spurious)."""
     a = np.abs(theta[:, -1])
-    return float(a @ np.linalg.norm(theta[:, 2:2 + SPURIOUS], axis=1) / (a @ np.linalg.norm(theta[:, :-1], axis=1)))
+    return float(a @ np.linalg.norm(theta[:, 2:2 + spurious], axis=1) / (a @ np.linalg.norm(theta[:, :-1], axis=1)))
 
 
-def config(size, train, seed=0):
+def config(size, train, seed=0, spurious=SPURIOUS, snapshots=True):
     return mf.Config(
         seed=seed,
-        network={"m": size["m"], "d": 2 + SPURIOUS + 1, "bias": True, "activation": "relu",
+        network={"m": size["m"], "d": 2 + spurious + 1, "bias": True, "activation": "relu",
                  "scaling": "mean_field", "train": train},
         init={"w_law": "gaussian", "w_scale": 0.5, "a_law": "gaussian", "a_scale": 0.5, "symmetric": True},
         data={"kind": "arrays", "test_fraction": N_TEST / (size["n"] + N_TEST)},
         flow={"loss": "logistic", "dt": 0.2, "t_end": size["t_end"]},
-        record={"n_records": 30, "diagnostics": ["margins"], "snapshots": True})
+        record={"n_records": 30, "diagnostics": ["margins"], "snapshots": snapshots})
+
+
+def sweep(size, labels):
+    """Median final test error over seeds for each model, sample count n and spurious count."""
+    grid = size["sweep"]
+    error = {train: np.zeros((len(grid["spurious"]), len(grid["ns"]), size["seeds"])) for train in labels}
+    for i, spurious in enumerate(grid["spurious"]):
+        for j, n in enumerate(grid["ns"]):
+            for seed in range(size["seeds"]):
+                X, y = clusters(n + N_TEST, np.random.default_rng(100 + seed), spurious)
+                for train in labels:
+                    cfg = config({"m": grid["m"], "n": n, "t_end": grid["t_end"]}, train, seed, spurious, False)
+                    error[train][i, j, seed] = mf.simulate(cfg, data=(X, y)).observables["test_error"][-1]
+    return error
 
 
 def run(quick, out):
@@ -77,7 +94,8 @@ def run(quick, out):
             if seed == 0:
                 runs[train] = res
     margin, spurious, test_error = ({k: np.array(v) for k, v in q.items()} for q in (margin, spurious, test_error))
-    fig, axes = plt.subplots(1, 4, figsize=(19, 4.4))
+    swept = sweep(size, labels)
+    fig, axes = plt.subplots(1, 5, figsize=(24, 5.2))
     colors = {"both": "tab:blue", "output": "tab:green"}
     for train, res in runs.items():
         for ax, values in ((axes[0], margin[train]), (axes[1], test_error[train])):
@@ -95,7 +113,19 @@ def run(quick, out):
     grid = np.linspace(-2, 2, 161)
     g1, g2 = np.meshgrid(grid, grid)
     plane = np.hstack([g1.reshape(-1, 1), g2.reshape(-1, 1), np.zeros((g1.size, SPURIOUS)), np.ones((g1.size, 1))])
-    for ax, (train, res) in zip(axes[2:], runs.items()):
+    grid = size["sweep"]
+    for train in labels:
+        for i, (count, style) in enumerate(zip(grid["spurious"], ("o-", "s--"))):
+            values = swept[train][i]
+            axes[4].plot(grid["ns"], np.median(values, axis=1), style, color=colors[train], lw=1.8,
+                         label=f"{labels[train]}, {count} spurious")
+    axes[4].set_xscale("log")
+    plotting.label_ticks(axes[4], grid["ns"])
+    axes[4].set_xlabel("training samples $n$")
+    axes[4].set_ylabel(f"test error at T = {grid['t_end']:g} (median over seeds)")
+    axes[4].set_title(f"over n and spurious dimensions (m = {grid['m']}, {size['seeds']} seeds)")
+    axes[4].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)   # below: hides no data
+    for ax, (train, res) in zip(axes[2:4], runs.items()):
         f = model.predict(res.theta, plane, res.config.network).reshape(g1.shape)
         ax.contourf(g1, g2, np.sign(f), levels=[-2, 0, 2], colors=["#cfe0f5", "#f5d3cf"], alpha=0.8)
         ax.contour(g1, g2, f, levels=[0], colors="k", linewidths=1.2)
@@ -112,8 +142,9 @@ def run(quick, out):
     fig.tight_layout()
     final_margin = {k: np.median(v[:, -1]) for k, v in margin.items()}
     final_error = {k: np.median(v[:, -1]) for k, v in test_error.items()}
-    numbers = {train: {"final_path_margin": margin[train][:, -1], "final_test_error": test_error[train][:, -1],
-                       "spurious_share": spurious[train], "path_margin": margin[train]} for train in labels}
+    numbers = {"sweep": {"ns": grid["ns"], "spurious": grid["spurious"], "test_error": swept}}
+    numbers.update({train: {"final_path_margin": margin[train][:, -1], "final_test_error": test_error[train][:, -1],
+                       "spurious_share": spurious[train], "path_margin": margin[train]} for train in labels})
     claims = [
         claim("both layers: the path-normalised margin at T exceeds the output-only model's (median over seeds)",
               "median margin, both - output", final_margin["both"] - final_margin["output"], ">", 0.0),
@@ -121,6 +152,9 @@ def run(quick, out):
               margin["both"][:, -1], ">", 0.0),
         claim("both layers: test error under half the output-only model's (median over seeds)",
               "median test error, both / output", final_error["both"] / max(final_error["output"], 1e-12), "<", 0.5),
+        claim("over the sweep of n and spurious dimensions, both layers' median test error is at most the "
+              "output-only model's in every cell", "median test error, both - output (each cell)",
+              (np.median(swept["both"], axis=2) - np.median(swept["output"], axis=2)).ravel(), "<=", 0.0),
         claim("both layers: the weight share on spurious coordinates at least halves in every seed",
               "spurious share at T / at 0 (both)", spurious["both"][:, 1] / spurious["both"][:, 0], "<", 0.5),
     ]

@@ -1,7 +1,7 @@
-"""Noise makes the regularised mean-field flow converge: the free energy decreases (up to the
-entropy estimator's noise) and the Gibbs gap falls below 2 % of its start at every temperature,
-the measure more spread out when hotter; annealed noise rescues a run that plain gradient flow
-leaves stuck at a Dirac initialisation.
+"""Noise makes the regularised mean-field flow converge: the free energy decays exponentially to
+its plateau (up to the entropy estimator's noise) and the Gibbs gap falls below 2 % of its start
+at every temperature, the measure more spread out when hotter; annealed noise rescues a run that
+plain gradient flow leaves stuck at a Dirac initialisation.
 
 Source: Mei, Montanari & Nguyen (2018); Chizat (2022), Mean-field Langevin dynamics; Nitanda, Wu &
 Suzuki (2022), Convex analysis of the mean field Langevin dynamics.
@@ -22,16 +22,19 @@ import meanfield as mf
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
-SETTING = "d = 2, n = 100, m = 1000, T = 0.005-0.1, 1 seed (full mode)"
+SETTING = "d = 2, n = 100, m = 1000, T = 0.005-0.1, 2 seeds (full mode)"
 QUICK = {"m": 300, "temperatures": [0.01, 0.05], "t_end": 40.0}
 FULL = {"m": 1000, "temperatures": [0.005, 0.02, 0.05, 0.1], "t_end": 100.0}
 LAM = 0.1
 GAP_FLOOR = 1e-6      # the estimated Gibbs gap can dip below 0 (estimator noise): drawn on this line, labelled
 
 
-def config(size, T, lam=LAM, schedule="constant", diagnostics=("free_energy", "gibbs")):
+SEEDS = (0, 1)
+
+
+def config(size, T, lam=LAM, schedule="constant", diagnostics=("free_energy", "gibbs"), seed=0):
     return mf.Config(
-        seed=0,
+        seed=seed,
         network={"m": size["m"], "d": 2, "activation": "relu", "scaling": "mean_field"},
         init={"w_law": "gaussian", "a_law": "gaussian"},
         data={"kind": "teacher", "n": 100, "n_test": 1000, "inputs": "sphere", "teacher_m0": 3,
@@ -40,74 +43,82 @@ def config(size, T, lam=LAM, schedule="constant", diagnostics=("free_energy", "g
         record={"n_records": 25, "snapshots": False, "diagnostics": list(diagnostics)})
 
 
+def decay(r):
+    """F - F_inf (F_inf: mean over the last third), the records used for the fit, and the fitted
+    exponential (rate, intercept, R^2) of F - F_inf where it is above ten times the plateau's noise."""
+    F = r.observables["free_energy"]
+    plateau = r.t >= 2 * r.t[-1] / 3
+    excess = F - F[plateau].mean()
+    above = (excess > 10 * max(F[plateau].std(), 1e-9)) & (r.t > 0)
+    slope, intercept = np.polyfit(r.t[above], np.log(excess[above]), 1)
+    residual = np.log(excess[above]) - (slope * r.t[above] + intercept)
+    return excess, above, -slope, intercept, 1 - residual.var() / np.log(excess[above]).var()
+
+
 def run(quick, out):
     size = QUICK if quick else FULL
-    runs = {T: mf.simulate(config(size, T)) for T in size["temperatures"]}
+    temps = size["temperatures"]
     dirac = np.tile([0.3, 0.1, 0.2], (size["m"], 1))
-    plain = mf.simulate(config(size, 0.0, lam=0.01, diagnostics=()), theta0=dirac)
-    annealed = mf.simulate(config(size, 0.05, lam=0.01, schedule="log", diagnostics=()), theta0=dirac)
+    runs, stats, dirac_risk = {}, {key: np.zeros((len(SEEDS), len(temps))) for key in
+                                   ("rate", "r2", "gap_ratio", "max_rise", "entropy")}, np.zeros((len(SEEDS), 2))
+    for k, seed in enumerate(SEEDS):
+        for j, T in enumerate(temps):
+            r = mf.simulate(config(size, T, seed=seed))
+            if seed == SEEDS[0]:
+                runs[T] = r
+            obs = r.observables
+            _, _, rate, _, r2 = decay(r)
+            for key, value in (("rate", rate), ("r2", r2), ("gap_ratio", obs["gibbs_gap"][-1] / obs["gibbs_gap"][0]),
+                               ("max_rise", np.max(np.diff(obs["free_energy"]))), ("entropy", obs["entropy"][-1])):
+                stats[key][k, j] = value
+        plain = mf.simulate(config(size, 0.0, lam=0.01, diagnostics=(), seed=seed), theta0=dirac)
+        annealed = mf.simulate(config(size, 0.05, lam=0.01, schedule="log", diagnostics=(), seed=seed), theta0=dirac)
+        dirac_risk[k] = plain.observables["train_risk"][-1], annealed.observables["train_risk"][-1]
+        if seed == SEEDS[0]:
+            dirac_runs = {"gradient flow, T = 0": plain, "annealed, T = 0.05 / log(e + t)": annealed}
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
     shades = plt.cm.viridis(np.linspace(0.1, 0.85, len(runs)))          # a sequential map over T
-    rates, fit_r2 = {}, {}
     for shade, (T, r) in zip(shades, runs.items()):
-        obs = r.observables
-        F = obs["free_energy"]
-        plateau = r.t >= 2 * r.t[-1] / 3
-        excess = F - F[plateau].mean()
-        above = (excess > 10 * max(F[plateau].std(), 1e-9)) & (r.t > 0)
-        slope, intercept = np.polyfit(r.t[above], np.log(excess[above]), 1)
-        residual = np.log(excess[above]) - (slope * r.t[above] + intercept)
-        rates[T] = -slope
-        fit_r2[T] = 1 - residual.var() / np.log(excess[above]).var()
+        excess, above, rate, intercept, _ = decay(r)
         axes[0].semilogy(r.t[excess > 0], excess[excess > 0], "o-", color=shade, ms=3, lw=1.5,
-                         label=f"T = {T:g}: rate {-slope:.2f}")
-        axes[0].semilogy(r.t[above], np.exp(intercept + slope * r.t[above]), "--", color=shade, lw=1)
-        axes[1].semilogy(r.t, np.maximum(obs["gibbs_gap"], GAP_FLOOR), lw=1.8, color=shade, label=f"T = {T:g}")
+                         label=f"T = {T:g}: rate {rate:.2f}")
+        axes[0].semilogy(r.t[above], np.exp(intercept - rate * r.t[above]), "--", color=shade, lw=1)
+        axes[1].semilogy(r.t, np.maximum(r.observables["gibbs_gap"], GAP_FLOOR), lw=1.8, color=shade, label=f"T = {T:g}")
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"$F(\mu_t) - F_\infty$, $F = R + \lambda E|\theta|^2/2 - T H(\mu_t)$")
-    axes[0].set_title(f"the free energy decays exponentially to its plateau (λ = {LAM:g})")
+    axes[0].set_title(f"the free energy decays exponentially to its plateau (λ = {LAM:g}, seed 0)")
     axes[0].legend(fontsize=8)
     axes[1].axhline(GAP_FLOOR, color="0.6", lw=0.8, label=f"estimates ≤ {GAP_FLOOR:g} (noise) drawn here")
     axes[1].set_xlabel("time $t$ (flow units)")
     axes[1].set_ylabel(r"Gibbs gap $T\,KL(\mu_t \| p_{\mu_t})$")
-    axes[1].set_title("the measure reaches its Gibbs fixed point\n(down to the estimator's noise, ~1e-2)")
+    axes[1].set_title("the measure reaches its Gibbs fixed point\n(down to the estimator's noise, ~1e-2; seed 0)")
     axes[1].legend(fontsize=8)
-    for name, r in (("gradient flow, T = 0", plain), ("annealed, T = 0.05 / log(e + t)", annealed)):
-        axes[2].loglog(r.t[1:], r.observables["train_risk"][1:], lw=1.8, label=name)
+    for (name, r), color in zip(dirac_runs.items(), ("0.4", "tab:red")):
+        axes[2].loglog(r.t[1:], r.observables["train_risk"][1:], lw=1.8, color=color, label=name)
     axes[2].set_xlabel("time $t$ (flow units)")
     axes[2].set_ylabel(r"unregularised training risk $R(\theta_t)$")
-    axes[2].set_title("from a Dirac initialisation, noise escapes")
+    axes[2].set_title("from a Dirac initialisation, noise escapes (seed 0)")
     axes[2].legend(fontsize=8)
-    fig.suptitle(f"Mean-field Langevin dynamics (m = {size['m']}, d = 2, teacher of 3 ReLU neurons)")
+    fig.suptitle(f"Mean-field Langevin dynamics (m = {size['m']}, d = 2, teacher of 3 ReLU neurons; "
+                 f"claims over {len(SEEDS)} seeds)")
     fig.tight_layout()
-    numbers = {"temperatures": size["temperatures"],
-               "final_gibbs_gap": [r.observables["gibbs_gap"][-1] for r in runs.values()],
-               "initial_gibbs_gap": [r.observables["gibbs_gap"][0] for r in runs.values()],
-               "free_energy_increase_max": [float(np.max(np.diff(r.observables["free_energy"]))) for r in runs.values()],
-               "final_entropy": [r.observables["entropy"][-1] for r in runs.values()],
-               "time_to_gap_below_0.01": [float(r.t[np.argmax(r.observables["gibbs_gap"] < 0.01)])
-                                          if np.any(r.observables["gibbs_gap"] < 0.01) else None for r in runs.values()],
-               "dirac_init_final_risk": {"gradient_flow": plain.observables["train_risk"][-1],
-                                         "annealed": annealed.observables["train_risk"][-1]}}
-    numbers["free_energy_rate"] = {str(T): rate for T, rate in rates.items()}
-    numbers["free_energy_fit_r2"] = {str(T): r2 for T, r2 in fit_r2.items()}
-    gaps = np.array(numbers["final_gibbs_gap"]) / np.array(numbers["initial_gibbs_gap"])
-    risks = numbers["dirac_init_final_risk"]
+    numbers = {"temperatures": temps, "seeds": SEEDS, **{key: value for key, value in stats.items()},
+               "dirac_init_final_risk": {"gradient_flow": dirac_risk[:, 0], "annealed": dirac_risk[:, 1]}}
     claims = [
         claim("F - F_inf decays exponentially at every temperature (log-linear fit, R^2 > 0.9)",
-              "R^2 of the exponential fit of F - F_inf", list(fit_r2.values()), ">", 0.9),
+              "R^2 of the exponential fit of F - F_inf", stats["r2"].ravel(), ">", 0.9),
         claim("the Gibbs gap falls below 2 % of its initial value at every temperature",
-              "final / initial Gibbs gap", gaps, "<", 0.02),
+              "final / initial Gibbs gap", stats["gap_ratio"].ravel(), "<", 0.02),
         claim("the free energy never rises by more than 0.01 between records (k-NN entropy noise)",
-              "largest rise of F between records", numbers["free_energy_increase_max"], "<", 0.01),
+              "largest rise of F between records", stats["max_rise"].ravel(), "<", 0.01),
         claim("hotter runs end more spread out (entropy grows with T)", "entropy at the highest T minus at the lowest",
-              numbers["final_entropy"][-1] - numbers["final_entropy"][0], ">", 0.0),
+              stats["entropy"][:, -1] - stats["entropy"][:, 0], ">", 0.0),
         claim("from a Dirac initialisation, annealed noise ends below 5 % of plain gradient flow's risk",
-              "final risk annealed / gradient flow", risks["annealed"] / risks["gradient_flow"], "<", 0.05),
+              "final risk annealed / gradient flow", dirac_risk[:, 1] / dirac_risk[:, 0], "<", 0.05),
     ]
-    return fig, {"setting": SETTING, "seed": 0, "config": {f"T = {T:g}": r.config for T, r in runs.items()}, "numbers": numbers,
-                 "claims": claims}
+    return fig, {"setting": SETTING, "seed": list(SEEDS), "config": {f"T = {T:g}": r.config for T, r in runs.items()},
+                 "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

@@ -55,8 +55,12 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["dgemm_gflops_1_thread"] > 0 and report["quick"] is True
     for row in report["steps"]:
-        assert {"engine", "numpy"} <= set(row["ms"]) and row["ms"]["engine"] > 0
+        assert {"engine", "numpy", "numpy (expert)"} <= set(row["ms"]) and row["ms"]["engine"] > 0
         assert row["ratio"]["numpy"] == row["ms"]["engine"] / row["ms"]["numpy"]
+        assert row["ratio_to_best_peer"] == max(row["ratio"].values())
+        for clocks in row["clocks"].values():
+            assert clocks["cpu"][0] <= clocks["cpu"][1] <= clocks["cpu"][2]
+            assert clocks["wall"][0] <= clocks["wall"][1] <= clocks["wall"][2]
         assert 0 < row["fraction_of_dgemm"] and row["threads"] >= 1
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
@@ -71,14 +75,20 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
     assert "| (n, m, d) |" in capsys.readouterr().out
 
 
-def test_bench_steppers_take_the_same_step():
+def test_every_benchmark_peer_takes_the_engine_s_step():
+    """Naive and expert peers (NumPy always; PyTorch and JAX when the bench extra is installed)
+    compute the same steps as the engine, to 1e-12."""
     import numpy as np
-    from meanfield import bench
+    from meanfield import bench, peers
     X, y, theta = bench._problem(30, 40, 5)
-    engine, numpy_step = bench.engine_stepper(X, y, theta), bench.numpy_stepper(X, y, theta)
-    for _ in range(3):
-        engine()
-        numpy_step()
-    for ours, theirs in zip(engine.state(), numpy_step.state()):
-        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
-    assert not np.allclose(engine.state()[0], theta[:, :5])
+    found = peers.peers(X, y, theta)
+    assert {"numpy", "numpy (expert)"} <= set(found)
+    for name, step in found.items():
+        engine = bench.engine_stepper(X, y, theta)
+        for _ in range(3):
+            step()
+            for _ in range(step.steps):
+                engine()
+        for ours, theirs in zip(engine.state(), step.state()):
+            np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14, err_msg=name)
+        assert np.max(np.abs(engine.state()[0] - theta[:, :5])) > 1e-9          # the steps moved something
