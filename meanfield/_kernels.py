@@ -578,13 +578,17 @@ RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits
 CHUNK = 1024                      # samples per tile
 
 
-def blas_plan(m: int, batch: int, d: int) -> tuple:
+def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None) -> tuple:
     """(block, chunk, recompute) for the BLAS path, from measurements: tiles of block neurons x
     chunk samples keep the pass in cache; small blocks suit small d, larger ones make better
     products at large d; recomputing a tile costs 2 block chunk d flops and saves the traffic of
-    an m x B matrix. Never depends on the thread count."""
+    an m x B matrix. Tiles are also recomputed when the m x B matrix would take more than
+    ``stored_limit`` bytes (a run that would not fit otherwise). Never depends on the thread
+    count, and kept or recomputed tiles give the same bits."""
     block = 64 if d <= 32 else 128
-    return block, min(CHUNK, max(batch, 1)), bool(d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES)
+    too_big = stored_limit is not None and 8 * m * batch > stored_limit
+    fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES
+    return block, min(CHUNK, max(batch, 1)), bool(too_big or fast)
 
 
 def chunked(X, chunk):

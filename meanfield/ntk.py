@@ -19,25 +19,31 @@ from .scaling import time_factor
 
 # --- empirical kernels of the current particles -----------------------------------------------
 
+NEURON_BLOCK = 4096      # neurons per block: no n x m array is formed at once
+
+
 def tangent_kernel(theta, X, network: NetworkConfig, Y=None, raw: bool = False) -> np.ndarray:
     """H(theta) on inputs X (and Y), restricted to the coordinates that ``network.train`` moves.
 
-    H = (1/m) [ (X Y^T) * (S'_X diag(a^2) S'_Y^T) + S_X S_Y^T ] with S = sigma(X W^T), S' = sigma'.
+    H = (1/m) [ (X Y^T) * (S'_X diag(a^2) S'_Y^T) + S_X S_Y^T ] with S = sigma(X W^T), S' = sigma',
+    summed over blocks of NEURON_BLOCK neurons (memory n x block, never n x m).
     """
     Y = X if Y is None else Y
     m, p = theta.shape
     d = p - 1
-    W, a = theta[:, :d], theta[:, d]
     mask = train_mask(network.train, d)
     H = np.zeros((len(X), len(Y)))
-    ZX, ZY = X @ W.T, Y @ W.T
-    if mask[0]:
-        dX = activation_derivative(network.activation, ZX, network.activation_params) * a
-        dY = activation_derivative(network.activation, ZY, network.activation_params) * a
-        H += (X @ Y.T) * (dX @ dY.T)
-    if mask[d]:
-        H += activation(network.activation, ZX, network.activation_params) @ activation(
-            network.activation, ZY, network.activation_params).T
+    inner = X @ Y.T
+    for lo in range(0, m, NEURON_BLOCK):
+        W, a = theta[lo:lo + NEURON_BLOCK, :d], theta[lo:lo + NEURON_BLOCK, d]
+        ZX, ZY = X @ W.T, Y @ W.T
+        if mask[0]:
+            dX = activation_derivative(network.activation, ZX, network.activation_params) * a
+            dY = activation_derivative(network.activation, ZY, network.activation_params) * a
+            H += inner * (dX @ dY.T)
+        if mask[d]:
+            H += activation(network.activation, ZX, network.activation_params) @ activation(
+                network.activation, ZY, network.activation_params).T
     H /= m
     return H / time_factor(m, network.scaling, network.alpha) if raw else H
 

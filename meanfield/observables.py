@@ -128,6 +128,17 @@ class Problem:
         return float(np.mean(model.loss(self.cfg.flow.loss, self.predict(theta, X, f0), y)))
 
 
+def pattern_flips(X: np.ndarray, theta: np.ndarray, theta0: np.ndarray) -> float:
+    """Fraction of (input, neuron) pairs whose sign of w_i . x_j differs between theta0 and theta,
+    over blocks of ntk.NEURON_BLOCK neurons (never an n x m array)."""
+    d = X.shape[1]
+    flips = 0
+    for lo in range(0, theta.shape[0], ntk.NEURON_BLOCK):
+        hi = lo + ntk.NEURON_BLOCK
+        flips += np.count_nonzero((X @ theta[lo:hi, :d].T > 0) != (X @ theta0[lo:hi, :d].T > 0))
+    return flips / (X.shape[0] * theta.shape[0])
+
+
 def balance(theta: np.ndarray) -> np.ndarray:
     """a_i^2 - |w_i|^2 for every particle, shape (m,)."""
     return theta[:, -1] ** 2 - np.sum(theta[:, :-1] ** 2, axis=1)
@@ -177,9 +188,7 @@ def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float
         if "kernel_change" in wanted:
             out["kernel_change"] = float(np.linalg.norm(H - problem.kernel0) / np.linalg.norm(problem.kernel0))
     if "pattern_flips" in wanted:
-        d = net.d
-        out["pattern_flips"] = float(np.mean((problem.X @ theta[:, :d].T > 0)
-                                             != (problem.X @ problem.theta0[:, :d].T > 0)))
+        out["pattern_flips"] = pattern_flips(problem.X, theta, problem.theta0)
     if "masses" in wanted:
         out.update(measures.mass_summary(theta, problem.teacher, cfg.record.cone_angle, problem.out_scale))
     T = float(langevin.temperature(cfg.flow, time))

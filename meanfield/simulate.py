@@ -240,7 +240,7 @@ def _buffers(problem, batch) -> dict:
            "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
     if problem.path == "blas" and not problem.exact:
         out["kick"] = np.empty((m, p))
-        block, chunk, recompute = _kernels.blas_plan(m, batch, p - 1)
+        block, chunk, recompute = blas_plan(m, batch, p - 1)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
         lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
         out.update(W=np.empty((m, p - 1)), Z=np.empty((lanes, tiles, block * chunk)),
@@ -413,9 +413,17 @@ def estimated_bytes(cfg: Config, data=None) -> int:
     particles = net.m * p * 8
     snapshots = n_records * particles if rec.snapshots else 0
     batch = cfg.flow.batch_size or n
-    block, chunk, recompute = _kernels.blas_plan(net.m, batch, net.d)
+    block, chunk, recompute = blas_plan(net.m, batch, net.d)
     blas = 0 if cfg.flow.engine == "fused" else (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
     return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
+
+
+STORED_SHARE = 0.5       # the BLAS path keeps its m x B matrix only if it takes under this share of free memory
+
+
+def blas_plan(m: int, batch: int, d: int) -> tuple:
+    """``_kernels.blas_plan`` for this machine: tiles recomputed when the m x B matrix would not fit."""
+    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()))
 
 
 def available_bytes() -> int:

@@ -228,3 +228,47 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
         buffers = simulate._buffers(simulate._problem(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
         assert buffers["Z"].shape[0] == threads < 5                # per-thread buffers, 5 blocks
         np.testing.assert_array_equal(mf.simulate(run).snapshots, kept.snapshots)
+
+
+def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_the_run(monkeypatch):
+    """With little free memory (simulated), d = 40 (where tiles are normally kept) recomputes its
+    tiles: the run is not refused, allocates nothing of size m x B, and gives the same bits."""
+    import importlib
+
+    import meanfield as mf
+    simulate = importlib.import_module("meanfield.simulate")
+    m, n = 300, 600
+    cfg = mf.Config(seed=5, network={"m": m, "d": 40}, data={"n": n},
+                    flow={"dt": 0.05, "t_end": 0.3, "engine": "blas"}, record={"n_records": 3})
+    assert simulate.blas_plan(m, n, 40)[2] is False                        # enough memory: tiles kept
+    monkeypatch.setattr(simulate, "CHUNK_BYTES", 0)
+    kept = mf.simulate(cfg)
+    free = int(1.9 * 8 * m * n)
+    monkeypatch.setattr(simulate, "available_bytes", lambda: free)
+    assert 8 * m * n > simulate.STORED_SHARE * free                         # the m x B matrix would not fit
+    assert simulate.blas_plan(m, n, 40)[2] is True
+    assert simulate.estimated_bytes(cfg) <= free                            # the run is not refused
+    problem = simulate._problem(cfg, mf.make_data(cfg, np.random.default_rng(0)), kept.theta0)
+    assert simulate._buffers(problem, n)["Z"].size < m * n
+    recomputed = mf.simulate(cfg)
+    np.testing.assert_array_equal(recomputed.snapshots, kept.snapshots)
+
+
+def test_blocked_diagnostics_equal_the_whole_matrix_formulas(monkeypatch, rng):
+    """The tangent kernel and the pattern-flip fraction, summed over blocks of neurons, equal the
+    formulas evaluated on the whole n x m matrix at once."""
+    import meanfield as mf
+    from meanfield import model, ntk, observables
+    net = mf.NetworkConfig(m=50, d=4, activation="tanh")
+    theta, theta0 = rng.standard_normal((50, 5)), rng.standard_normal((50, 5))
+    X = rng.standard_normal((12, 4))
+    whole = ntk.tangent_kernel(theta, X, net)
+    flips = observables.pattern_flips(X, theta, theta0)
+    monkeypatch.setattr(ntk, "NEURON_BLOCK", 7)
+    np.testing.assert_allclose(ntk.tangent_kernel(theta, X, net), whole, rtol=1e-12)
+    assert observables.pattern_flips(X, theta, theta0) == flips
+    Z, Z0 = X @ theta[:, :4].T, X @ theta0[:, :4].T
+    assert flips == np.mean((Z > 0) != (Z0 > 0))
+    dZ = model.activation_derivative("tanh", Z) * theta[:, 4]
+    S = model.activation("tanh", Z)
+    np.testing.assert_allclose(whole, ((X @ X.T) * (dZ @ dZ.T) + S @ S.T) / 50, rtol=1e-12)
