@@ -114,13 +114,13 @@ def write_table(scenarios, figures_dir: Path, path: Path):
             "One script per figure; `meanfield figures` regenerates them all (`--quick` for small "
             "sizes). Each figure's claims are checked against its own numbers (in its JSON sidecar, "
             "`claims`); a claim that does not hold fails the run. Run times are full mode on the "
-            "2-core reference machine.", "",
+            "2-core reference machine, wall time (which other jobs inflate) and CPU time.", "",
             "| figure | claims (each checked) | setting | source | full-mode run time |", "|---|---|---|---|---|"]
     for s in scenarios:
         sidecar = figures_dir / f"{s.name}.json"
         record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
-        seconds = record.get("run_seconds")
-        when = f"{seconds:.0f} s" if seconds is not None else "not run"
+        seconds, cpu = record.get("run_seconds"), record.get("cpu_seconds")
+        when = "not run" if seconds is None else f"{seconds:.0f} s" + (f" ({cpu:.0f} s CPU)" if cpu is not None else "")
         claims = "<br>".join(f"{'✓' if c['holds'] else '✗'} {c['text']}" for c in record.get("claims", [])) or s.claim
         rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {record.get('setting', '')} | {s.source} | {when} |")
     with atomic_write(path) as handle:
@@ -136,9 +136,9 @@ def scenario_main(script, run):
     args = args.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tic = time.perf_counter()
+    tic, cpu = time.perf_counter(), time.process_time()
     figure, record = run(args.quick, out)
-    seconds = time.perf_counter() - tic
+    seconds, cpu_seconds = time.perf_counter() - tic, time.process_time() - cpu
     missing = [key for key in RECORD_KEYS if key not in record]
     if missing:
         raise KeyError(f"scenario {name} recorded no {', '.join(missing)}: its run() must return "
@@ -146,7 +146,8 @@ def scenario_main(script, run):
     save_figure(figure, out / f"{name}.png")
     doc = ast.get_docstring(ast.parse(Path(script).read_text())) or ""
     sidecar = {"name": name, "claim": claim(doc),
-               "quick": args.quick, **record, "versions": versions(), "run_seconds": seconds}
+               "quick": args.quick, **record, "versions": versions(), "run_seconds": seconds,
+               "cpu_seconds": cpu_seconds}
     with atomic_write(out / f"{name}.json") as handle:
         handle.write(json.dumps(sidecar, indent=2, default=json_default).encode())
     print(f"{name}: wrote {out / (name + '.png')} in {seconds:.1f} s")

@@ -1,14 +1,15 @@
-"""Noise makes the regularised mean-field flow converge: the free energy decays exponentially to
-its plateau (up to the entropy estimator's noise) and the Gibbs gap falls below 2 % of its start
-at every temperature, the measure more spread out when hotter; annealed noise rescues a run that
+"""Noise makes the regularised mean-field flow converge: the free energy reaches its plateau
+(within 1 % of its initial excess by a third of the horizon) and the Gibbs gap falls below 2 % of
+its start at every temperature, the measure more spread out when hotter; annealed noise rescues a run that
 plain gradient flow leaves stuck at a Dirac initialisation.
 
 Source: Mei, Montanari & Nguyen (2018); Chizat (2022), Mean-field Langevin dynamics; Nitanda, Wu &
 Suzuki (2022), Convex analysis of the mean field Langevin dynamics.
 
 Left: F(mu_t) - F_inf on a log axis, F_inf the mean of F over the last third of the run (its
-plateau), with the exponential rate fitted where the excess is above ten times the plateau's
-noise (the k-NN entropy estimate fluctuates). Middle: a student with weight decay lam at several
+plateau), with an exponential rate fitted where the excess is above ten times the plateau's
+noise (the k-NN entropy estimate fluctuates); the rates are descriptive: some runs decay in two
+phases, a fast transient and then a slower exponential tail, which one rate does not capture. Middle: a student with weight decay lam at several
 temperatures T; the Gibbs gap is
 T KL(mu || p_mu), p_mu ~ exp(-V_mu / T) (see meanfield.langevin), an upper bound on the free
 energy's distance to its minimum. Right: every particle starts at the same point (a Dirac
@@ -60,15 +61,16 @@ def run(quick, out):
     temps = size["temperatures"]
     dirac = np.tile([0.3, 0.1, 0.2], (size["m"], 1))
     runs, stats, dirac_risk = {}, {key: np.zeros((len(SEEDS), len(temps))) for key in
-                                   ("rate", "r2", "gap_ratio", "max_rise", "entropy")}, np.zeros((len(SEEDS), 2))
+                                   ("rate", "r2", "gap_ratio", "max_rise", "entropy", "late_excess")}, np.zeros((len(SEEDS), 2))
     for k, seed in enumerate(SEEDS):
         for j, T in enumerate(temps):
             r = mf.simulate(config(size, T, seed=seed))
             if seed == SEEDS[0]:
                 runs[T] = r
             obs = r.observables
-            _, _, rate, _, r2 = decay(r)
-            for key, value in (("rate", rate), ("r2", r2), ("gap_ratio", obs["gibbs_gap"][-1] / obs["gibbs_gap"][0]),
+            excess, _, rate, _, r2 = decay(r)
+            late = np.max(np.abs(excess[r.t >= r.t[-1] / 3])) / excess[0]
+            for key, value in (("rate", rate), ("r2", r2), ("late_excess", late), ("gap_ratio", obs["gibbs_gap"][-1] / obs["gibbs_gap"][0]),
                                ("max_rise", np.max(np.diff(obs["free_energy"]))), ("entropy", obs["entropy"][-1])):
                 stats[key][k, j] = value
         plain = mf.simulate(config(size, 0.0, lam=0.01, diagnostics=(), seed=seed), theta0=dirac)
@@ -87,7 +89,7 @@ def run(quick, out):
         axes[1].semilogy(r.t, np.maximum(r.observables["gibbs_gap"], GAP_FLOOR), lw=1.8, color=shade, label=f"T = {T:g}")
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"$F(\mu_t) - F_\infty$, $F = R + \lambda E|\theta|^2/2 - T H(\mu_t)$")
-    axes[0].set_title(f"the free energy decays exponentially to its plateau (λ = {LAM:g}, seed 0)")
+    axes[0].set_title(f"the free energy decays to its plateau (λ = {LAM:g}, seed 0)")
     axes[0].legend(fontsize=8)
     axes[1].axhline(GAP_FLOOR, color="0.6", lw=0.8, label=f"estimates ≤ {GAP_FLOOR:g} (noise) drawn here")
     axes[1].set_xlabel("time $t$ (flow units)")
@@ -106,8 +108,8 @@ def run(quick, out):
     numbers = {"temperatures": temps, "seeds": SEEDS, **{key: value for key, value in stats.items()},
                "dirac_init_final_risk": {"gradient_flow": dirac_risk[:, 0], "annealed": dirac_risk[:, 1]}}
     claims = [
-        claim("F - F_inf decays exponentially at every temperature (log-linear fit, R^2 > 0.9)",
-              "R^2 of the exponential fit of F - F_inf", stats["r2"].ravel(), ">", 0.9),
+        claim("F is within 1 % of its plateau from a third of the horizon on, at every temperature",
+              "max_{t >= T/3} |F - F_inf| / (F(0) - F_inf)", stats["late_excess"].ravel(), "<", 0.01),
         claim("the Gibbs gap falls below 2 % of its initial value at every temperature",
               "final / initial Gibbs gap", stats["gap_ratio"].ravel(), "<", 0.02),
         claim("the free energy never rises by more than 0.01 between records (k-NN entropy noise)",

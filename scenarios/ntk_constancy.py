@@ -21,10 +21,10 @@ from meanfield import plotting
 from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 
-SETTING = "d = 5, n = 30, m = 16-16384, 4 seeds (full mode)"
+SETTING = "d = 5, n = 30, m = 16-8192, 4 seeds (full mode)"
 T = 20.0
 QUICK = {"widths": [16, 64, 256, 1024], "seeds": 3}
-FULL = {"widths": [16, 64, 256, 1024, 4096, 16384], "seeds": 4}
+FULL = {"widths": [16, 64, 256, 1024, 4096, 8192], "seeds": 4}
 ACTIVATIONS = ("relu", "tanh")
 REGIMES = {"mean-field": "mean_field", "lazy": "lazy"}
 
