@@ -80,13 +80,15 @@ def risk_curves(ax, curves: dict, reference_slopes=(), ylabel="training risk $R(
     ax.legend(fontsize=8)
 
 
-def scaling(ax, x, series: dict, xlabel: str, ylabel: str, expected: dict | None = None) -> dict:
-    """Log-log points with fitted power laws; returns {label: PowerLaw}. ``series``: label -> y."""
+def scaling(ax, x, series: dict, xlabel: str, ylabel: str, expected: dict | None = None,
+            colors: dict | None = None) -> dict:
+    """Log-log points with fitted power laws; returns {label: PowerLaw}. ``series``: label -> y;
+    ``expected``: label -> the exponent theory predicts for that setting (printed beside the fit)."""
     fits = {}
     for label, y in series.items():
         fit = power_law(x, y)
         fits[label] = fit
-        line, = ax.loglog(x, y, "o", ms=5)
+        line, = ax.loglog(x, y, "o", ms=5, color=(colors or {}).get(label, COLORS.get(label)))
         target = f", expected {expected[label]:+g}" if expected and label in expected else ""
         ax.loglog(x, fit(x), "-", color=line.get_color(), lw=1.2,
                   label=f"{label}: slope {fit.slope:+.2f} ± {fit.stderr:.2f}{target}")
