@@ -184,7 +184,7 @@ def thread_policy(quick: bool) -> dict:
     run with one busy-loop process per CPU beside them (a shared machine), and a large one
     (d = 100) on the machine as it is. Alternating rounds; min / median / max of wall and CPU seconds and the
     ratio default / one thread of the medians."""
-    rounds = 2 if quick else 5
+    rounds = 1 if quick else 5
     out = {}
     for name, case in THREAD_CASES.items():
         busy = []

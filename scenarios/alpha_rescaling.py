@@ -8,7 +8,7 @@ Source: Chizat, Oyallon & Bach (2019), On lazy training in differentiable progra
 
 Left and middle: model alpha (h(theta) - h(theta_0)) with h the mean-field network (centered, as in
 the paper), m = 512 (256 in quick mode), n = 30 inputs on the sphere in d = 5 with the labels of a
-tanh teacher of 3 neurons, trained on the flow time scale m / alpha^2 to T = 100 (50 in quick
+tanh teacher of 3 neurons, trained on the flow time scale m / alpha^2 to T = 100 (30 in quick
 mode), where every run's training risk is below 1 % of its start; the tangent model is trained in
 lockstep on the same samples. The theorem assumes a smooth model (tanh). For ReLU the gap comes
 from activation-pattern flips, about m / alpha of them per input: while they are many
@@ -29,7 +29,7 @@ from meanfield.figures import scenario_main
 from meanfield.fits import power_law
 
 SETTING = "gap: d = 5, n = 30, m = 512, alpha = 1-1024, 1 seed; test risk: d = 100, n = 200, m = 256, 3 seeds (full mode)"
-QUICK = {"alphas": [1, 4, 8, 16, 64, 256], "m": 256, "t_end": 50.0,
+QUICK = {"alphas": [1, 4, 8, 16, 64, 256], "m": 256, "t_end": 30.0,
          "test_alphas": [1, 16, 256], "test_m": 128, "seeds": 2}
 FULL = {"alphas": [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024], "m": 512, "t_end": 100.0,
         "test_alphas": [1, 4, 16, 64, 256], "test_m": 256, "seeds": 3}
