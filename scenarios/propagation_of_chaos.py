@@ -20,7 +20,7 @@ from meanfield import model, plotting
 from meanfield.distances import w2
 from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
-from meanfield.fits import power_law, seed_slopes
+from meanfield.fits import seed_slopes
 from meanfield.limits import compare, reference_run
 
 SETTING = "d = 2, n = 200, m = 16-512 against M = 16384, 4 seeds (full mode)"
@@ -40,9 +40,12 @@ def config(m, scaling="mean_field", dt=DT, seed=0):
         record={"n_records": 6, "spacing": "linear"})
 
 
-def final_predictions(m, dt, X):
+DT_SEEDS = (0, 1)          # seeds of the dt panel
+
+
+def final_predictions(m, dt, X, seed=0):
     """f(x) on X at t = T of the m-particle mean-field run with step dt."""
-    cfg = config(m, dt=dt).updated({"record.n_records": 2, "record.snapshots": False})
+    cfg = config(m, dt=dt, seed=seed).updated({"record.n_records": 2, "record.snapshots": False})
     return model.predict(mf.simulate(cfg).theta, X, cfg.network)
 
 
@@ -57,17 +60,19 @@ def run(quick, out):
             found = compare(mf.simulate(config(int(m), seed=seed)), reference, X_test, method="exact", w2_at="last")
             at_T[:, k, seed] = found["coupled_distance"][-1], found["predictor_distance"][-1], found["w2"][-1]
     coupled, predictor, w2_final = np.median(at_T, axis=2)
-    X_test = mf.make_data(config(1), np.random.default_rng(np.random.SeedSequence(0).spawn(4)[0])).X_test
-    # against dt, at t = T: total error to the limit (M particles, dt = FINE) and Euler's part alone
+    # against dt, at t = T: total error to the limit (M particles, dt = FINE) and Euler's part alone;
+    # each (seeds, len(dts) + 1), the last column the finite-m floor (dt = FINE against the limit)
     dts = np.array(size["dts"])
-    limit = final_predictions(size["M"], FINE, X_test)
-    total, euler = {}, {}
-    for m in size["dt_widths"]:
-        fine = final_predictions(int(m), FINE, X_test)
-        runs = [final_predictions(int(m), float(dt), X_test) for dt in dts]
-        total[m] = np.array([np.sqrt(np.mean((f - limit) ** 2)) for f in runs])
-        euler[m] = np.array([np.sqrt(np.mean((f - fine) ** 2)) for f in runs])
-        total[m] = np.append(total[m], np.sqrt(np.mean((fine - limit) ** 2)))       # the finite-m floor
+    total = {m: np.zeros((len(DT_SEEDS), len(dts) + 1)) for m in size["dt_widths"]}
+    euler = {m: np.zeros((len(DT_SEEDS), len(dts))) for m in size["dt_widths"]}
+    for k, seed in enumerate(DT_SEEDS):
+        X_test = mf.make_data(config(1, seed=seed), np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])).X_test
+        limit = final_predictions(size["M"], FINE, X_test, seed)
+        for m in size["dt_widths"]:
+            fine = final_predictions(int(m), FINE, X_test, seed)
+            runs = [final_predictions(int(m), float(dt), X_test, seed) for dt in dts]
+            total[m][k] = [np.sqrt(np.mean((f - limit) ** 2)) for f in runs + [fine]]
+            euler[m][k] = [np.sqrt(np.mean((f - fine) ** 2)) for f in runs]
     # lazy: how far the measure moves from its initial condition
     lazy_runs = [mf.simulate(config(int(m), "lazy")) for m in widths]
     lazy_w2 = np.array([w2(r.theta, r.theta0, method="exact").value for r in lazy_runs])
@@ -82,16 +87,20 @@ def run(quick, out):
                  label=r"$m^{-1/4}$ (sampling rate in dimension 3)")
     axes[0].legend(fontsize=7)
     axes[0].set_title(f"mean-field: convergence to the limit (M = {size['M']}, {size['seeds']} seeds, 95% CI)")
-    for k, m in enumerate(size["dt_widths"]):
-        line, = axes[1].loglog(dts, total[m][:-1], "o-", lw=1.8, label=f"m = {m}: to the limit")
-        axes[1].axhline(total[m][-1], color=line.get_color(), ls=":", lw=1)
+    shades = plt.cm.viridis(np.linspace(0.15, 0.85, len(size["dt_widths"])))
+    for shade, m in zip(shades, size["dt_widths"]):
+        axes[1].loglog(dts, np.median(total[m][:, :-1], axis=0), "o-", lw=1.8, color=shade, label=f"m = {m}: to the limit")
+        axes[1].fill_between(dts, total[m][:, :-1].min(axis=0), total[m][:, :-1].max(axis=0), color=shade, alpha=0.2, lw=0)
+        axes[1].axhline(np.median(total[m][:, -1]), color=shade, ls=":", lw=1)
     big = size["dt_widths"][-1]
-    euler_fit = power_law(dts, euler[big])
-    axes[1].loglog(dts, euler[big], "k--", lw=1.2, label=f"Euler part (m = {big}): slope {euler_fit.slope:+.2f}")
+    euler_fit = seed_slopes(dts, euler[big].T)
+    axes[1].loglog(dts, np.median(euler[big], axis=0), "k--", lw=1.2,
+                   label=f"Euler part (m = {big}): slope {euler_fit['slope']:+.2f} [{euler_fit['ci_low']:+.2f}, "
+                         f"{euler_fit['ci_high']:+.2f}]")
     plotting.quiet_minor_ticks(axes[1])
     axes[1].set_xlabel("time step dt")
     axes[1].set_ylabel(f"predictor distance at t = {T:g}  (dotted: dt → 0)")
-    axes[1].set_title(r"error $\approx \max(C\,dt,\ C' m^{-1/2})$")
+    axes[1].set_title(r"error $\approx \max(C\,dt,\ C' m^{-1/2})$" + f" (median, range over {len(DT_SEEDS)} seeds)")
     axes[1].legend(fontsize=8)
     lazy_fit = plotting.scaling(axes[2], widths, {r"lazy: $W_2(\mu_T, \mu_0)$": lazy_w2},
                                 "width $m$", r"$W_2(\mu_T, \mu_0)$ (exact)", expected={r"lazy: $W_2(\mu_T, \mu_0)$": -0.5})
@@ -104,9 +113,9 @@ def run(quick, out):
                "w2_final": w2_final, "w2_method": "exact",
                "fits": {**fits,
                         "lazy W2(mu_T, mu_0)": next(iter(lazy_fit.values())).to_dict(),
-                        "euler dt": euler_fit.to_dict()},
-               "dts": dts, "dt_total_error": {str(m): e[:-1] for m, e in total.items()},
-               "finite_m_floor": {str(m): e[-1] for m, e in total.items()},
+                        "euler dt": euler_fit},
+               "dts": dts, "dt_seeds": DT_SEEDS, "dt_total_error": {str(m): e[:, :-1] for m, e in total.items()},
+               "finite_m_floor": {str(m): e[:, -1] for m, e in total.items()},
                "dt_euler_error": {str(m): e for m, e in euler.items()}, "lazy_w2": lazy_w2}
     lazy_slope = numbers["fits"]["lazy W2(mu_T, mu_0)"]["slope"]
     claims = [
@@ -116,11 +125,10 @@ def run(quick, out):
              fits[names[1]], [-0.7, -0.3]),
         rate("the measure approaches it in W2 about like m^-1/4, the sampling rate in dimension 3",
              "slope of W2 at T vs m", fits[names[2]], [-0.45, -0.15]),
-        claim("Euler's part of the error is first order in dt", "slope of Euler error vs dt", euler_fit.slope,
-              "in", [0.7, 1.3]),
+        rate("Euler's part of the error is first order in dt", "slope of Euler error vs dt", euler_fit, [0.7, 1.3]),
         claim("the error to the limit never falls below 90 % of the finite-m floor (m <= M/16, where the "
               "M-particle reference resolves that floor)", "min over dt of error / floor, m <= M/16",
-              [min(e[:-1]) / e[-1] for m, e in total.items() if 16 * m <= size["M"]], ">", 0.9),
+              [row[:-1].min() / row[-1] for m, e in total.items() if 16 * m <= size["M"] for row in e], ">", 0.9),
         claim("lazy: the measure moves from its initial condition only O(m^-1/2) in W2",
               "slope of lazy W2(mu_T, mu_0) vs m", lazy_slope, "in", [-0.65, -0.35]),
     ]
