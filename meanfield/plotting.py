@@ -101,8 +101,10 @@ def scaling(ax, x, series: dict, xlabel: str, ylabel: str, expected: dict | None
 
 # one colour per method or regime, the same in every panel and every figure
 COLORS = {"mean-field": "tab:blue", "lazy": "tab:orange", "kernel": "tab:green", "theory": "k",
-          "relu": "tab:red", "tanh": "tab:purple", "engine": "tab:blue", "numpy": "tab:orange",
-          "torch autograd": "tab:green", "torch.compile": "tab:red", "jax": "tab:purple"}
+          "relu": "tab:red", "tanh": "tab:purple",
+          "engine": "tab:blue", "numpy": "tab:orange", "numpy (expert)": "tab:brown",
+          "torch autograd": "tab:green", "torch (expert)": "tab:olive", "torch.compile": "tab:red",
+          "JAX": "tab:purple", "JAX loop (grad)": "tab:pink", "JAX loop (expert)": "tab:gray"}
 
 
 def seed_scaling(ax, x, series: dict, xlabel: str, ylabel: str, colors: dict | None = None) -> dict:

@@ -40,7 +40,7 @@ def sweep(sizes, along, quick):
 def run(quick, out):
     sizes = np.array((QUICK if quick else FULL)["sizes"])
     times = {along: sweep(sizes.tolist(), along, quick) for along in ("m", "n")}
-    colors = {p: plotting.COLORS.get(p, f"C{k}") for k, p in enumerate(times["m"])}
+    colors = {p: plotting.COLORS[p] for p in times["m"]}
     fig, axes = plt.subplots(1, 3, figsize=(17, 5.0))
     fits = {}
     for ax, along in zip(axes[:2], ("m", "n")):
@@ -53,10 +53,10 @@ def run(quick, out):
     naive = [p for p in times["m"] if p in NAIVE]
     expert = [p for p in times["m"] if p != "engine" and p not in NAIVE]
     lead = {along: {"naive": np.min([t[p] for p in naive], axis=0) / t["engine"],
-                    "best expert": np.min([t[p] for p in expert], axis=0) / t["engine"]} for along, t in times.items()}
+                    "expert": np.min([t[p] for p in expert], axis=0) / t["engine"]} for along, t in times.items()}
     ax = axes[2]
     for along, marker in (("m", "o-"), ("n", "s--")):
-        for kind, color in (("naive", "tab:orange"), ("best expert", "tab:green")):
+        for kind, color in (("naive", "tab:orange"), ("expert", "tab:green")):
             ax.semilogx(sizes, lead[along][kind], marker, color=color, label=f"best {kind} peer, against {along}")
     ax.axhline(1.0, color="0.4", lw=0.8)
     plotting.label_ticks(ax, sizes)
@@ -65,7 +65,7 @@ def run(quick, out):
     ax.set_title("the engine's lead: > 1 means the engine is faster")
     ax.legend(fontsize=7)
     naive_lead = np.concatenate([lead[a]["naive"] for a in lead])
-    expert_lead = np.concatenate([lead[a]["best expert"] for a in lead])
+    expert_lead = np.concatenate([lead[a]["expert"] for a in lead])
     fig.suptitle(f"Engine step time grows about linearly ($m^{{{fits['m']['engine']['slope']:.2f}}}$, "
                  f"$n^{{{fits['n']['engine']['slope']:.2f}}}$); its lead over the best naive peer is "
                  f"{naive_lead.min():.2f}-{naive_lead.max():.2f}× (median {np.median(naive_lead):.2f}×), over the best "
