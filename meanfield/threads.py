@@ -52,5 +52,5 @@ def choose(requested: int, work: float, limit: int) -> int:
         return min(requested, limit)
     if work < PARALLEL_WORK:
         return 1
-    idle = usable_cpus() - other_runnable()
-    return max(1, min(limit, usable_cpus(), idle))
+    cpus = usable_cpus()
+    return max(1, min(limit, cpus - other_runnable()))

@@ -43,9 +43,17 @@ def test_work_per_step_counts_samples_or_particle_pairs():
     assert threads.work_per_step(30, 50, 6, population=True) == 50 * 50 * 6
 
 
-def test_other_runnable_reads_the_machine():
-    assert threads.other_runnable() >= 0
-    assert threads.usable_cpus() >= 1
+def test_other_runnable_reads_the_run_queue_and_excludes_this_process(monkeypatch, tmp_path):
+    import builtins
+    import os
+    assert threads.usable_cpus() == len(os.sched_getaffinity(0))
+    fake = tmp_path / "loadavg"
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
+    fake.write_text("0.50 0.40 0.30 3/212 4242\n")
+    assert threads.other_runnable() == 2                     # 3 runnable, one of them this process
+    fake.write_text("garbled\n")
+    assert threads.other_runnable() == 0                     # unreadable: assume an idle machine
 
 
 def test_the_policy_changes_no_bits():
