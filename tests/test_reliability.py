@@ -112,7 +112,7 @@ def test_a_read_only_install_runs_without_a_numba_cache(tmp_path):
 
 def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     base = mf.Config(seed=2, network={"m": 300, "d": 3}, data={"n": 300},
-                     flow={"dt": 0.02, "t_end": 40.0, "temperature": 0.01},
+                     flow={"dt": 0.02, "t_end": 200.0, "temperature": 0.01},        # about 2.5 s a point
                      record={"n_records": 50, "spacing": "linear", "checkpoint_seconds": 0.0})
     config = tmp_path / "s.toml"
     config.write_text(base.to_toml() + '\n[sweep]\n"network.m" = [300, 310]\n')
@@ -122,6 +122,7 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     deadline = time.time() + 60
     while not list(out.glob("points/*/checkpoint.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the sweep ended before a checkpoint was seen"
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
