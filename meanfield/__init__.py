@@ -13,7 +13,7 @@ from .config import (Config, DataConfig, FlowConfig, InitConfig, NetworkConfig,
                      RecordConfig)
 from .data import Dataset, make_data
 from .errors import (ConfigError, CorruptedResultError, DataError, DistanceError,
-                     DivergenceError, MeanfieldError)
+                     DivergenceError, MeanfieldError, OutputError)
 from .init import initial_particles
 from .results import Result
 from .scaling import (dt_from_learning_rate, learning_rate_from_dt, output_scale,
@@ -26,7 +26,7 @@ __all__ = [
     "Config", "NetworkConfig", "InitConfig", "DataConfig", "FlowConfig", "RecordConfig",
     "Dataset", "make_data", "initial_particles", "simulate", "Result",
     "MeanfieldError", "ConfigError", "DataError", "DivergenceError", "DistanceError",
-    "CorruptedResultError",
+    "CorruptedResultError", "OutputError",
     "output_scale", "time_factor", "learning_rate_from_dt", "dt_from_learning_rate",
     "weight_decay_from_lam",
 ]

@@ -267,7 +267,7 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
         echo(f"thread policy, {name} ({row['busy_processes']} busy processes beside it): default / one "
              f"thread = {row['ratio_wall']:.2f} in wall time (medians)")
     if out:
-        from .results import atomic_write, json_default
+        from .files import atomic_write, json_default
 
         with atomic_write(Path(out)) as handle:
             handle.write(json.dumps(report, indent=2, default=json_default).encode())

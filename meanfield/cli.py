@@ -1,29 +1,52 @@
-"""The ``meanfield`` command. Exit codes: 0 success, 2 bad input or configuration, 3 divergence."""
+"""The ``meanfield`` command. Exit codes: 0 success, 1 a figure's claim failed, 2 bad input,
+configuration or file-system fault, 3 divergence, 130 interrupted (progress kept)."""
 from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from pathlib import Path
 
 from .errors import ConfigError, MeanfieldError
 
 
-def _run(args) -> int:
+def _config(args):
+    """The config file with ``--set key=value`` and ``--seed`` applied (validated like the TOML)."""
     from .config import Config
-    from .results import atomic_write
+    from .sweep import load as load_sweep
 
-    cfg = Config.from_toml(args.config)
+    if getattr(args, "grid", False):
+        cfg, grid = load_sweep(args.config)
+    else:
+        cfg, grid = Config.from_toml(args.config), None
+    changes = {}
+    for item in args.set or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError.invalid("--set", item, "key=value, e.g. --set network.m=200")
+        try:
+            value = tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text                                         # a bare word: a string
+        changes[key.strip()] = value
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return (cfg.updated(changes) if changes else cfg), grid
+
+
+def _run(args) -> int:
+    from . import checkpoint, files
+
+    cfg, _ = _config(args)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    if out.exists() and any(out.iterdir()) and not args.force:
-        raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to "
-                          "overwrite it, `meanfield resume {out}` to continue it, or choose another --out",
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to overwrite it, "
+                          f"`meanfield resume {out}` to continue it, or choose another --out",
                           parameter="--out", value=str(out), allowed="a new or empty folder (or --force)")
-    out.mkdir(parents=True, exist_ok=True)
+    files.make_folder(out)
     if args.force:
-        from . import checkpoint
-
         checkpoint.remove(out)
-    with atomic_write(out / "config.toml") as handle:
+    with files.atomic_write(out / "config.toml") as handle:
         handle.write(cfg.to_toml().encode())
     return _execute(cfg, out, args.progress)
 
@@ -37,18 +60,24 @@ def _resume(args) -> int:
         raise ConfigError(f"{str(folder)!r} is not a run folder (no config.toml)", parameter="RUN_DIR",
                           value=str(folder), allowed="a folder written by `meanfield run`")
     if not checkpoint.exists(folder):
-        raise ConfigError(f"{str(folder)!r} holds no checkpoint: the run finished or never started",
-                          parameter="RUN_DIR", value=str(folder), allowed="an interrupted run folder")
+        if (folder / "manifest.json").exists():
+            raise ConfigError(f"the run in {str(folder)!r} has finished: nothing to resume (see `meanfield show "
+                              f"{folder}`)", parameter="RUN_DIR", value=str(folder), allowed="an interrupted run folder")
+        raise ConfigError(f"the run in {str(folder)!r} was stopped before its first checkpoint was written, so "
+                          f"nothing of it was kept; start it again with `meanfield run {folder / 'config.toml'} "
+                          f"--out {folder} --force`", parameter="RUN_DIR", value=str(folder),
+                          allowed="an interrupted run folder")
     return _execute(Config.from_toml(folder / "config.toml"), folder, args.progress)
 
 
 def _execute(cfg, out: Path, progress) -> int:
     """Run (or continue) ``cfg`` with checkpoints in ``out``, save the result, drop the checkpoint."""
     from . import checkpoint
+    from .progress import cli_mode
     from .simulate import simulate
 
     try:
-        result = simulate(cfg, progress=progress, throw=False, checkpoint=out)
+        result = simulate(cfg, progress=cli_mode(progress), throw=False, checkpoint=out)
     except KeyboardInterrupt:
         print(f"meanfield: interrupted; progress saved in {out}: continue with `meanfield resume {out}`",
               file=sys.stderr)
@@ -68,13 +97,31 @@ def _execute(cfg, out: Path, progress) -> int:
 
 def _sweep(args) -> int:
     from . import sweep
+    from .progress import cli_mode
 
-    base, grid = sweep.load(args.config)
+    base, grid = _config(args)
     points = sweep.expand(base, grid)
-    rows = sweep.run(points, args.out, scheduler=args.scheduler, workers=args.workers)
+    command = f"meanfield sweep {args.config} --out {args.out}"
+    try:
+        rows = sweep.run(points, args.out, scheduler=args.scheduler, workers=args.workers,
+                         progress=cli_mode(args.progress), redo=args.redo or (), command=command)
+    except KeyboardInterrupt:
+        print(f"meanfield: interrupted; running points kept their checkpoints: `{command}` continues the sweep",
+              file=sys.stderr)
+        return 130
     failed = [r for r in rows if r["status"] != "completed"]
     print(f"{len(rows)} points ({len(failed)} diverged); summary in {Path(args.out) / 'summary.csv'}")
     return 3 if failed else 0
+
+
+def _show(args) -> int:
+    from .results import Result
+    from .show import describe, plot
+
+    print(describe(args.run_dir))
+    if args.plot:
+        print(f"risk curves drawn in {plot(Result.load(args.run_dir), args.plot)}")
+    return 0
 
 
 def _bench(args) -> int:
@@ -104,8 +151,26 @@ def _figures(args) -> int:
     return 1 if failed else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _overrides(command):
+    command.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="change one setting, validated like the TOML (repeatable), e.g. --set network.m=200")
+    command.add_argument("--seed", type=int, help="the root seed (replaces the config's)")
+
+
+def _progress(command):
+    command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress on stderr (default: a bar on a terminal, plain lines in logs)")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="meanfield", description=__doc__)
+    top = _Parser(prog="meanfield", description=__doc__)
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = top.add_subparsers(dest="command", required=True)
 
@@ -113,15 +178,19 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="a TOML configuration file")
     run.add_argument("--out", help="result folder (default runs/CONFIG_NAME)")
     run.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
-    run.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                     help="show a progress bar (default: on long runs in a terminal)")
+    _overrides(run)
+    _progress(run)
     run.set_defaults(func=_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
     resume.add_argument("run_dir", help="the run folder (written by `meanfield run`)")
-    resume.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="show a progress bar (default: on long runs in a terminal)")
+    _progress(resume)
     resume.set_defaults(func=_resume)
+
+    show = sub.add_parser("show", help="a saved run at a glance: status, config, statistics, observables")
+    show.add_argument("run_dir", help="the run folder")
+    show.add_argument("--plot", metavar="FILE.png", help="also draw the risk curves into this file")
+    show.set_defaults(func=_show)
 
     sweep = sub.add_parser("sweep", help="run the grid of a [sweep] table (rerun to resume)")
     sweep.add_argument("config", help="a TOML configuration with a [sweep] table")
@@ -129,7 +198,10 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", default="auto",
                        help="serial, processes, local (Dask LocalCluster) or a Dask scheduler address")
     sweep.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
-    sweep.set_defaults(func=_sweep)
+    sweep.add_argument("--redo", action="append", metavar="ID", help="run this point again from scratch (repeatable)")
+    _overrides(sweep)
+    _progress(sweep)
+    sweep.set_defaults(func=_sweep, grid=True)
 
     bench = sub.add_parser("bench", help="time the engine against NumPy, PyTorch and JAX in one run")
     bench.add_argument("--quick", action="store_true", help="small sizes, NumPy peer only (seconds)")
@@ -143,14 +215,21 @@ def parser() -> argparse.ArgumentParser:
     figs = sub.add_parser("figures", help="run the scenarios and regenerate their figures")
     figs.add_argument("names", nargs="*", help="scenarios to run (default: all)")
     figs.add_argument("--quick", action="store_true", help="small sizes: seconds per scenario")
-    figs.add_argument("--out", help="figure folder (default: the checkout's figures/)")
+    figs.add_argument("--out", help="figure folder (default: the checkout's figures/, else ./figures)")
     figs.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")
     figs.set_defaults(func=_figures)
     return top
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"meanfield: warning: {message}\n"
+
+
 def main(argv=None) -> int:
+    import warnings
+
     args = parser().parse_args(argv)
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return args.func(args)
     except MeanfieldError as exc:
@@ -161,6 +240,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

@@ -331,8 +331,9 @@ class RecordConfig(_Section):
     the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron), and
     the Langevin ones: free_energy (with the entropy) and gibbs (T KL(mu || p_mu)), and for ±1
     labels the margins (minimum and normalised margin, training and test error rates).
-    A run given a checkpoint folder saves its progress at a record time at most every
-    ``checkpoint_seconds`` (0: at every record) and on Ctrl-C or SIGTERM.
+    A run given a checkpoint folder saves its progress at the first record, then at a record
+    time once ``checkpoint_seconds`` have passed since the last save (0: at every record), and
+    on Ctrl-C, SIGTERM or divergence.
     """
 
     _name = "record"
@@ -342,7 +343,7 @@ class RecordConfig(_Section):
     divergence_factor: float = 1e6
     diagnostics: tuple = ()
     cone_angle: float = 10.0
-    checkpoint_seconds: float = 60.0
+    checkpoint_seconds: float = 10.0
 
     def __post_init__(self):
         self._check("n_records", _int, 2)

@@ -52,3 +52,14 @@ class DistanceError(MeanfieldError, RuntimeError):
 
 class CorruptedResultError(MeanfieldError, OSError):
     """A saved result is missing, truncated, of another format version or inconsistent."""
+
+
+class OutputError(MeanfieldError, OSError):
+    """A file or folder cannot be written: read-only, full, a file in the way, no permission."""
+
+    @classmethod
+    def cannot_write(cls, path, exc: OSError):
+        reason = exc.strerror or str(exc)
+        return cls(f"cannot write {str(path)!r}: {reason} (errno {exc.errno})" if exc.errno
+                   else f"cannot write {str(path)!r}: {reason}", parameter="path", value=str(path),
+                   allowed="a writable folder with free space")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .claims import failed
 from .errors import ConfigError
-from .results import atomic_write, json_default, versions
+from .files import atomic_write, json_default, make_folder, versions
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 RECORD_KEYS = ("seed", "config", "numbers", "claims", "setting")
@@ -84,16 +84,17 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=_say) -> list[
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ConfigError.invalid("NAME", unknown[0], "one of " + ", ".join(sorted(available)))
-    out_dir = Path(out) if out else CHECKOUT / "figures"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(Path(out) if out else default_out())
     env = {**os.environ, "MPLBACKEND": "Agg"}
     outcomes = []
-    for name in names or list(available):
+    todo = names or list(available)
+    for k, name in enumerate(todo, 1):
         command = [sys.executable, str(available[name].path), "--out", str(out_dir)]
         if quick:
             command.append("--quick")
+        echo(f"{name:24s} running ({k}/{len(todo)}) ...")
         tic = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        proc = _child(command, env)
         seconds = time.perf_counter() - tic
         status = {0: "ok", FAILED_CLAIM: "claim failed"}.get(proc.returncode, f"failed (exit {proc.returncode})")
         lines = proc.stderr.strip().splitlines()
@@ -103,9 +104,43 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=_say) -> list[
             detail = "" if proc.returncode == 0 else (lines or [""])[-1]
         outcomes.append(Outcome(name, status, seconds, detail))
         echo(f"{name:24s} {status:18s} {seconds:7.1f} s  {detail}")
-    if not quick and not out:
+    if not quick and not out and out_dir == CHECKOUT / "figures":
         write_table(list(available.values()), out_dir, CHECKOUT / "scenarios" / "README.md")
+    echo(f"figures written to {out_dir}")
     return outcomes
+
+
+def default_out() -> Path:
+    """The checkout's figures/ when meanfield runs from a checkout, else ./figures."""
+    return CHECKOUT / "figures" if (CHECKOUT / "scenarios").is_dir() and (CHECKOUT / "pyproject.toml").exists() \
+        else Path.cwd() / "figures"
+
+
+def _child(command, env) -> subprocess.CompletedProcess:
+    """Run a scenario script; Ctrl-C or SIGTERM stop it (SIGINT, then a kill after 5 s) and stop us."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        stdout, stderr = proc.communicate()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def write_table(scenarios, figures_dir: Path, path: Path):

@@ -1,27 +1,28 @@
-"""The result of a run, and its files: ``arrays.npz`` + ``manifest.json`` in one folder.
+"""The result of a run, and its folder: ``arrays.npz``, a sealed ``manifest.json`` and, for
+people and spreadsheets, ``observables.csv``.
 
-Writes are atomic (temporary file in the target folder, flush, fsync, rename; the manifest is
-written last and names the arrays it expects). Loading never unpickles and checks the format
-version, array names, shapes and dtypes.
+The manifest (written last) records the status, config, statistics and the SHA-256 of every
+array and of the config, and is sealed (``files.write_sealed``): loading refuses, with
+CorruptedResultError naming the file, any edit, truncation, missing field or pickle.
 """
 from __future__ import annotations
 
-import json
-import os
-import platform
-import tempfile
-import zipfile
+import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .config import Config
 from .errors import ConfigError, CorruptedResultError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
+TABLE = "observables.csv"
+STATUSES = ("completed", "diverged")
 
 
 @dataclass
@@ -48,114 +49,80 @@ class Result:
         return arrays
 
     def save(self, path) -> Path:
-        """Write the result into the folder ``path`` (created if needed); returns the folder."""
-        folder = Path(path)
-        folder.mkdir(parents=True, exist_ok=True)
-        arrays = self._arrays()
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "status": self.status,
-            "message": self.message,
-            "config": self.config.to_dict(),
-            "stats": self.stats,
-            "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
-            "versions": versions(),
-        }
-        with atomic_write(folder / ARRAYS) as handle:
-            np.savez(handle, **arrays)
-        with atomic_write(folder / MANIFEST) as handle:
-            handle.write(json.dumps(manifest, indent=2, default=json_default).encode())
+        """Write the result into the folder ``path`` (created if needed, replacing a result saved
+        there before); returns the folder. OutputError if it cannot be written."""
+        folder = files.make_folder(path)
+        specs = files.write_arrays(folder / ARRAYS, self._arrays())
+        with files.atomic_write(folder / TABLE) as handle:
+            handle.write(self.table().encode())
+        config = self.config.to_dict()
+        files.write_sealed(folder / MANIFEST, {
+            "format_version": FORMAT_VERSION, "status": self.status, "message": self.message,
+            "config": config, "config_sha256": files.json_sha256(config), "stats": self.stats,
+            "arrays": specs, "versions": files.versions()})
         return folder
+
+    def table(self) -> str:
+        """The observables as CSV: a column t, then one column per observable."""
+        names = list(self.observables)
+        columns = np.column_stack([self.t, *(self.observables[k] for k in names)])
+        buffer = io.StringIO()
+        np.savetxt(buffer, columns, delimiter=",", header=",".join(["t", *names]), comments="", fmt="%.17g")
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path) -> "Result":
-        """Read a folder written by :meth:`save`; raises CorruptedResultError on any damage."""
+        """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
         folder = Path(path)
-        try:
-            manifest = json.loads((folder / MANIFEST).read_text())
-        except FileNotFoundError:
+        if not (folder / MANIFEST).exists():
             raise CorruptedResultError(f"{folder} holds no {MANIFEST}: not a saved result, or the "
-                                       "save was interrupted", parameter="path", value=str(folder)) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptedResultError(f"{folder / MANIFEST} is unreadable: {exc}",
-                                       parameter="path", value=str(folder)) from None
-        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+                                       "save was interrupted", parameter="path", value=str(folder))
+        manifest = files.read_sealed(folder / MANIFEST, "a saved result")
+        where = folder / MANIFEST
+        version = manifest.get("format_version")
         if version != FORMAT_VERSION:
             raise CorruptedResultError(
-                f"{folder / MANIFEST} has format_version {version!r}; this meanfield reads "
-                f"{FORMAT_VERSION}", parameter="format_version", value=version,
-                allowed=str(FORMAT_VERSION))
+                f"{where} has format_version {version!r}; this meanfield reads {FORMAT_VERSION}",
+                parameter="format_version", value=version, allowed=str(FORMAT_VERSION))
+        values = {key: files.field(manifest, key, where)
+                  for key in ("status", "message", "config", "config_sha256", "stats", "arrays")}
+        if files.json_sha256(values["config"]) != values["config_sha256"]:
+            raise CorruptedResultError(f"the config in {where} does not match its SHA-256",
+                                       parameter="config", value=str(where))
         try:
-            config = Config.from_dict(manifest["config"])
-            expected = manifest["arrays"]
-            with np.load(folder / ARRAYS, allow_pickle=False) as archive:
-                arrays = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError, ConfigError) as exc:
-            raise CorruptedResultError(f"{folder} is corrupted or truncated: {exc}",
-                                       parameter="path", value=str(folder)) from None
-        if set(arrays) != set(expected):
-            raise CorruptedResultError(f"{folder / ARRAYS} holds {sorted(arrays)}, the manifest "
-                                       f"lists {sorted(expected)}", parameter="path", value=str(folder))
-        for name, spec in expected.items():
-            if list(arrays[name].shape) != spec["shape"] or str(arrays[name].dtype) != spec["dtype"]:
-                raise CorruptedResultError(
-                    f"array {name!r} in {folder} has shape {arrays[name].shape} and dtype "
-                    f"{arrays[name].dtype}; the manifest says {tuple(spec['shape'])} {spec['dtype']}",
-                    parameter=name, value=str(folder))
-        return cls(config=config, t=arrays["t"],
-                   observables={k[4:]: v for k, v in arrays.items() if k.startswith("obs/")},
-                   snapshots=arrays.get("snapshots"), theta=arrays["theta"],
-                   theta0=arrays["theta0"], status=manifest["status"],
-                   message=manifest.get("message", ""), stats=manifest.get("stats", {}))
+            config = Config.from_dict(values["config"])
+        except ConfigError as exc:
+            raise CorruptedResultError(f"the config in {where} is invalid: {exc}", parameter="config",
+                                       value=str(where)) from None
+        arrays = files.read_arrays(folder / ARRAYS, values["arrays"])
+        for name in ("t", "theta", "theta0"):
+            files.field(arrays, name, folder / ARRAYS)
+        result = cls(config=config, t=arrays["t"],
+                     observables={k[4:]: v for k, v in arrays.items() if k.startswith("obs/")},
+                     snapshots=arrays.get("snapshots"), theta=arrays["theta"], theta0=arrays["theta0"],
+                     status=values["status"], message=values["message"], stats=values["stats"])
+        result._check(where)
+        return result
 
+    def _check(self, where):
+        """What a sealed but inconsistent result would break: status, horizon, finiteness."""
+        if self.status not in STATUSES:
+            raise CorruptedResultError(f"{where} has status {self.status!r}; allowed: {', '.join(STATUSES)}",
+                                       parameter="status", value=self.status)
+        if self.status == "completed":
+            t_end = self.config.flow.n_steps * self.config.flow.dt
+            if not (len(self.t) and math.isclose(self.t[-1], t_end, rel_tol=1e-12)):
+                raise CorruptedResultError(f"{where} is 'completed' but its records end at t = "
+                                           f"{self.t[-1] if len(self.t) else None}, not flow.t_end = {t_end:g}",
+                                           parameter="t", value=str(where))
+            if not np.all(np.isfinite(self.theta)):
+                raise CorruptedResultError(f"{where} is 'completed' but its particles are not finite",
+                                           parameter="theta", value=str(where))
+        if self.theta.shape != self.theta0.shape:
+            raise CorruptedResultError(f"{where}: theta {self.theta.shape} and theta0 {self.theta0.shape} differ in "
+                                       "shape", parameter="theta", value=str(where))
+        if self.theta.shape != (self.config.network.m, self.config.network.d + 1):
+            raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
+                                       f"(m, d + 1) = ({self.config.network.m}, {self.config.network.d + 1})",
+                                       parameter="network.m", value=str(where))
 
-class atomic_write:
-    """Context manager yielding a binary handle; the file appears at ``path`` only on success."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    def __enter__(self):
-        fd, self.tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)          # mkstemp makes 0600; give an ordinary file's mode
-        self.handle = os.fdopen(fd, "wb")
-        return self.handle
-
-    def __exit__(self, exc_type, exc, tb):
-        try:
-            if exc_type is None:
-                self.handle.flush()
-                os.fsync(self.handle.fileno())
-            self.handle.close()
-            if exc_type is None:
-                os.replace(self.tmp, self.path)
-        finally:
-            if os.path.exists(self.tmp):
-                os.unlink(self.tmp)
-        return False
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the numerical stack, for manifests and figure sidecars."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for package in ("meanfield", "numpy", "numba", "scipy", "pot", "matplotlib"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
-
-
-def json_default(value):
-    """``default=`` for json.dumps: NumPy scalars and arrays, and objects with ``to_dict``."""
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -24,10 +24,12 @@ from . import _lazy, checkpoint, population
 from . import threads as thread_policy
 from .config import Config
 from .data import draw, make_data, split_arrays, validate_arrays
-from .errors import ConfigError, DataError, DivergenceError
+from .errors import ConfigError, DataError, DivergenceError, OutputError
 from .init import initial_particles
 from .langevin import temperature
 from .observables import Problem, compute
+from .progress import Reporter
+from .progress import check as check_progress
 from .results import Result
 
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
@@ -54,7 +56,8 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     checkpoint: a folder: progress is saved there (see ``record.checkpoint_seconds``, and on
     Ctrl-C or SIGTERM), and a run whose checkpoint is found there resumes from it, bit for bit;
     a changed config or other data is refused. The checkpoint is left in place.
-    progress: True / False to show a tqdm bar or not; None shows it on long runs in a terminal.
+    progress: None (a bar on a terminal once the run has lasted a few seconds), True, False, or
+    "lines" (plain lines for logs); see ``meanfield.progress``.
     throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
     with throw=False return the partial result with status "diverged".
     """
@@ -64,6 +67,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
         data = validate_arrays(data, cfg)
         if cfg.data.kind != "arrays":
             cfg = cfg.updated({"data.kind": "arrays"})
+    check_progress(progress)
     _check_threads(cfg)
     _check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
@@ -166,8 +170,8 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
         earlier_seconds = state.run_seconds
     status, message = "completed", ""
     risk_limit = cfg.record.divergence_factor * max(1.0, records[0]["train_risk"])
-    bar = _progress_bar(progress, cfg, done)
-    tic = last_save = time.perf_counter()
+    bar = Reporter(progress, flow.n_steps, done, desc="meanfield run")
+    tic = time.perf_counter()
 
     def state_now():
         return checkpoint.Progress(done, theta.copy(), None if theta_lin is None else theta_lin.copy(),
@@ -176,6 +180,8 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
                                    earlier_seconds + time.perf_counter() - tic)
 
     consistent = state_now()                 # what an interruption saves: the last record time
+    saved = _Checkpoints(folder, cfg, data_hash, None if done == 0 else done)
+    saved.write(consistent)                  # at the first record: a kill from now on loses nothing
     try:
         for target in steps[steps > done]:
             while done < target:
@@ -187,8 +193,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
                 if lockstep:
                     _advance(problem, theta_lin, X, y, f0, idx, noise, scale, k, buffers, tangent=True)
                 done += k
-                if bar is not None:
-                    bar.update(k)
+                bar.update(k)
             records.append(compute(problem, theta, theta_lin, done * flow.dt))
             if snapshots is not None:
                 snapshots.append(theta.copy())
@@ -197,18 +202,15 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
                 status = "diverged"
                 break
             consistent = state_now()
-            if folder is not None and time.perf_counter() - last_save >= cfg.record.checkpoint_seconds:
-                checkpoint.save(folder, consistent, cfg, data_hash)
-                last_save = time.perf_counter()
+            if time.perf_counter() - saved.clock >= cfg.record.checkpoint_seconds:
+                saved.write(consistent)
     except KeyboardInterrupt:
-        if folder is not None:
-            checkpoint.save(folder, consistent, cfg, data_hash)
+        saved.write(consistent)
         raise
     finally:
-        if bar is not None:
-            bar.close()
-    if folder is not None and status == "diverged":
-        checkpoint.save(folder, consistent, cfg, data_hash)          # the last finite state
+        bar.close()
+    if status == "diverged":
+        saved.write(consistent)              # the last finite state
     n_rec = len(records)
     result = Result(
         config=cfg, t=steps[:n_rec] * flow.dt,
@@ -222,6 +224,28 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
         raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt",
                               value=flow.dt, allowed="a smaller time step")
     return result
+
+
+class _Checkpoints:
+    """Writes the checkpoints of a run into ``folder`` (nothing when it is None); a write that
+    fails (a full disk) raises OutputError naming the last checkpoint kept."""
+
+    def __init__(self, folder, cfg, data_hash, done=None):
+        self.folder, self.cfg, self.data_hash, self.done = folder, cfg, data_hash, done
+        self.clock = time.perf_counter()
+
+    def write(self, progress):
+        if self.folder is None:
+            return
+        try:
+            checkpoint.save(self.folder, progress, self.cfg, self.data_hash)
+        except OutputError as exc:
+            kept = ("no checkpoint could be written" if self.done is None else
+                    f"the last checkpoint, at t = {self.done * self.cfg.flow.dt:.6g} (step {self.done}), is kept in "
+                    f"{self.folder}: free space, then `meanfield resume {self.folder}`")
+            raise OutputError(f"{exc}; {kept}", parameter=exc.parameter, value=exc.value,
+                              allowed=exc.allowed) from None
+        self.done, self.clock = progress.done, time.perf_counter()
 
 
 def _divergence(theta, risk, limit, done, dt) -> str:
@@ -380,17 +404,6 @@ def _samples(problem, dataset, k, full_rows, rng_batch):
         idx = rng_batch.permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (k, n)), axis=1)[:, :B]
         return problem.X, problem.y, problem.f0, np.ascontiguousarray(idx)
     return problem.X, problem.y, problem.f0, full_rows
-
-
-def _progress_bar(progress, cfg, done=0):
-    net, flow = cfg.network, cfg.flow
-    if progress is None:
-        work = flow.n_steps * net.m * max(cfg.data.n, 1) * net.d
-        progress = work > 3e10 and sys.stderr.isatty()
-    if not progress:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=flow.n_steps, initial=done, unit="step", desc="meanfield", leave=False)
 
 
 def _check_threads(cfg):

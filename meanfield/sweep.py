@@ -8,9 +8,10 @@
 Every point has a stable id (a hash of its resolved config) and its own seed, drawn from the root
 seed with ``SeedSequence(root, spawn_key=hash of its parameters)``: adding values to the grid
 never changes the other points' streams. Each point runs in ``OUT/points/ID`` with checkpoints;
-a rerun skips finished points and resumes interrupted ones. Executors: serial, a local process
-pool, or Dask (optional extra ``distributed``); every worker runs Numba with one thread, set
-before it starts.
+a rerun skips finished points, resumes interrupted ones and names damaged ones (``--redo ID``).
+Executors: serial, a local process pool, or Dask (optional extra ``distributed``); every worker
+runs Numba with one thread, set before it starts, and local workers die with the sweep. A lock
+file keeps a second sweep out of a folder while one runs.
 """
 from __future__ import annotations
 
@@ -18,19 +19,21 @@ import csv
 import hashlib
 import itertools
 import json
-import math
 import os
+import re
+import shutil
 import tomllib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
+from . import files
 from .config import Config
-from .errors import ConfigError
-from .results import Result, atomic_write
+from .errors import ConfigError, CorruptedResultError, MeanfieldError, OutputError
+from .progress import Reporter
+from .results import Result
 
 SPACINGS = ("linear", "geometric", "integer")
 
@@ -121,44 +124,216 @@ def expand(base: Config, table: dict) -> list[Point]:
     return points
 
 
-def run_point(point: Point, out) -> dict:
-    """Run one point in OUT/points/ID (skipped if finished); returns its summary row."""
-    from . import checkpoint
-    from .simulate import simulate
-
-    folder = Path(out) / "points" / point.id
-    if (folder / "manifest.json").exists():
-        result = Result.load(folder)
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        with atomic_write(folder / "config.toml") as handle:
-            handle.write(point.config.to_toml().encode())
-        result = simulate(point.config, throw=False, checkpoint=folder)
-        result.save(folder)
-        if result.status == "completed":
-            checkpoint.remove(folder)
+def _row(point: Point, result: Result) -> dict:
     return {"id": point.id, **point.params, "status": result.status,
             **{name: float(values[-1]) for name, values in result.observables.items()}}
 
 
-def run(points: list[Point], out, scheduler: str = "auto", workers: int | None = None) -> list[dict]:
-    """Run every point; scheduler: "serial", "processes", "local" (a Dask LocalCluster on
-    127.0.0.1) or a Dask scheduler address; "auto" is serial for up to 2 points, else processes.
-    Writes OUT/summary.csv and returns its rows (in the order of ``points``)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    workers = workers or os.cpu_count() or 1
-    if scheduler == "auto":
-        scheduler = "serial" if len(points) <= 2 else "processes"
-    if scheduler == "serial":
-        rows = [run_point(p, out) for p in points]
-    elif scheduler == "processes":
-        with _one_numba_thread(), ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            rows = list(pool.map(run_point, points, [out] * len(points)))
-    else:
-        rows = _run_dask(points, out, scheduler, workers)
-    write_summary(rows, out / "summary.csv")
+def finished(point: Point, out, command: str = "meanfield sweep CONFIG --out OUT") -> dict | None:
+    """The summary row of a point already finished in OUT, or None; a damaged point is a
+    CorruptedResultError that says how to redo it."""
+    folder = Path(out) / "points" / point.id
+    if not (folder / "manifest.json").exists():
+        return None
+    try:
+        return _row(point, Result.load(folder))
+    except CorruptedResultError as exc:
+        raise CorruptedResultError(f"point {point.id} of the sweep is damaged ({exc}); redo it with "
+                                   f"`{command} --redo {point.id}`", parameter="--redo", value=point.id) from None
+
+
+def run_point(point: Point, out) -> dict:
+    """Run one point in OUT/points/ID (resuming its checkpoint); returns its summary row."""
+    from . import checkpoint
+    from .simulate import simulate
+
+    folder = files.make_folder(Path(out) / "points" / point.id)
+    with files.atomic_write(folder / "config.toml") as handle:
+        handle.write(point.config.to_toml().encode())
+    result = simulate(point.config, throw=False, checkpoint=folder, progress=False)
+    result.save(folder)
+    if result.status == "completed":
+        checkpoint.remove(folder)
+    return _row(point, result)
+
+
+SCHEDULERS = ("auto", "serial", "processes", "local")
+ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[\w.\-\[\]:]+:\d{1,5}$")
+LOCK = ".sweep.lock"
+STOP_SECONDS = 2.0               # SIGINT: how long running points get to write their checkpoints
+
+
+def check_scheduler(scheduler, workers):
+    """Refuse a scheduler that is neither a known name nor host:port, or a worker count below 1."""
+    if not isinstance(scheduler, str) or not (scheduler in SCHEDULERS or ADDRESS.match(scheduler)):
+        raise ConfigError.invalid("--scheduler", scheduler, ", ".join(SCHEDULERS) + " or a Dask scheduler "
+                                  "address such as tcp://10.0.0.5:8786")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ConfigError.invalid("--workers", workers, "an integer >= 1 (default: every core)")
+
+
+def run(points: list[Point], out, scheduler: str = "auto", workers: int | None = None, progress=False,
+        redo=(), command: str = "meanfield sweep CONFIG --out OUT") -> list[dict]:
+    """Run every point; scheduler: "serial", "processes" (a local pool of processes that die
+    with this one), "local" (a Dask LocalCluster on 127.0.0.1) or a Dask scheduler address;
+    "auto" is serial for up to 2 points to run, else processes. Finished points are read, not
+    rerun; ``redo`` lists ids of points to run again from scratch. One sweep at a time per folder
+    (a lock). progress: a ``meanfield.progress`` mode, counting points. Writes OUT/summary.csv
+    and returns its rows (in the order of ``points``)."""
+    check_scheduler(scheduler, workers)
+    ids = {p.id for p in points}
+    unknown = [i for i in redo if i not in ids]
+    if unknown:
+        raise ConfigError.invalid("--redo", unknown[0], "the id of a point of this sweep (a folder name under "
+                                  "points/)")
+    out = files.make_folder(out)
+    with _lock(out):
+        for point_id in redo:
+            shutil.rmtree(out / "points" / point_id, ignore_errors=True)
+        rows = [finished(p, out, command) for p in points]
+        todo = [k for k, row in enumerate(rows) if row is None]
+        jobs = [points[k] for k in todo]
+        workers = workers or os.cpu_count() or 1
+        if scheduler == "auto":
+            scheduler = "serial" if len(jobs) <= 2 else "processes"
+        reporter = Reporter(progress, len(points), len(points) - len(jobs), unit="point", desc="meanfield sweep")
+        try:
+            if scheduler == "serial":
+                done = ((k, run_point(point, out)) for k, point in enumerate(jobs))
+            elif scheduler == "processes":
+                done = _run_processes(jobs, out, workers)
+            else:
+                done = _run_dask(jobs, out, scheduler, workers)
+            for k, row in done:
+                rows[todo[k]] = row
+                reporter.update()
+        finally:
+            reporter.close()
+        write_summary(rows, out / "summary.csv")
     return rows
+
+
+class _lock:
+    """Hold an exclusive lock on OUT/.sweep.lock (the OS releases it if this process dies)."""
+
+    def __init__(self, out: Path):
+        self.path = out / LOCK
+
+    def __enter__(self):
+        import fcntl
+
+        try:
+            self.handle = open(self.path, "a+")
+        except OSError as exc:
+            raise OutputError.cannot_write(self.path, exc) from None
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            owner = self.handle.read().strip() or "unknown"
+            self.handle.close()
+            raise ConfigError(f"the sweep folder {str(self.path.parent)!r} is in use by another sweep (process "
+                              f"{owner}); wait for it to end or choose another --out", parameter="--out",
+                              value=str(self.path.parent), allowed="a folder no other sweep is running in") from None
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(str(os.getpid()))
+        self.handle.flush()
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        return False
+
+
+def _die_with_parent(parent: int):
+    """End this worker process when ``parent`` (the sweep) ends, even by SIGKILL: no orphan may
+    write into the sweep folder afterwards."""
+    import ctypes
+    import signal
+
+    try:
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:     # PR_SET_PDEATHSIG (Linux)
+            raise OSError("prctl failed")
+    except (OSError, AttributeError):
+        import threading
+        import time
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:                        # the parent died before the guard was set
+        os._exit(1)
+
+
+def _worker(tasks, results, out, parent):
+    """A process of the pool: runs points until told to stop; SIGINT saves the point's checkpoint."""
+    _die_with_parent(parent)
+    try:
+        while (task := tasks.get()) is not None:
+            k, point = task
+            try:
+                results.put((k, run_point(point, out), None))
+            except MeanfieldError as exc:
+                results.put((k, None, exc))
+            except Exception:                                            # a bug: report it whole
+                import traceback
+                results.put((k, None, RuntimeError(f"point {point.id} failed:\n{traceback.format_exc()}")))
+    except KeyboardInterrupt:
+        pass
+
+
+def _run_processes(points, out, workers):
+    """Yield (index, row) as a pool of ``workers`` spawned processes finishes the points.
+
+    Each worker runs Numba with one thread and dies with this process. On Ctrl-C (or any error)
+    the workers get SIGINT, so that they write their checkpoints, and STOP_SECONDS to end."""
+    import queue
+    import signal
+    import time
+
+    context = get_context("spawn")
+    tasks, results = context.Queue(), context.Queue()
+    for task in enumerate(points):
+        tasks.put(task)
+    count = max(1, min(workers, len(points)))
+    for _ in range(count):
+        tasks.put(None)
+    with _one_numba_thread():
+        pool = [context.Process(target=_worker, args=(tasks, results, str(out), os.getpid()), daemon=True)
+                for _ in range(count)]
+        for process in pool:
+            process.start()
+    try:
+        for _ in points:
+            while True:
+                try:
+                    k, row, error = results.get(timeout=0.5)
+                    break
+                except queue.Empty:
+                    dead = [p for p in pool if p.exitcode not in (None, 0)]
+                    if dead:
+                        raise RuntimeError(f"a sweep worker died (exit code {dead[0].exitcode}); its point "
+                                           "keeps its checkpoint: rerun the sweep to resume it") from None
+            if error is not None:
+                raise error
+            yield k, row
+    except BaseException:
+        for process in pool:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGINT)
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in pool:
+            process.join(max(0.0, deadline - time.monotonic()))
+        raise
+    finally:
+        for process in pool:
+            if process.is_alive():
+                process.kill()
+            process.join()
 
 
 class _one_numba_thread:
@@ -177,18 +352,41 @@ class _one_numba_thread:
 
 
 def _run_dask(points, out, scheduler, workers):
+    """Yield (index, row) as a Dask cluster finishes the points. A LocalCluster's workers are
+    this process's children and die with it; on a remote cluster a running point finishes."""
     try:
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise ConfigError("the Dask scheduler needs the optional extra: pip install 'meanfield[distributed]'",
                           parameter="--scheduler", value=scheduler, allowed="serial, processes") from None
-    if scheduler == "local":
-        with _one_numba_thread(), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                               host="127.0.0.1", dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            return client.gather(client.map(run_point, points, out=str(out), pure=False))
-    with Client(scheduler) as client:
-        return client.gather(client.map(run_point, points, out=str(out), pure=False))
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        if scheduler == "local":
+            stack.enter_context(_one_numba_thread())
+            target = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                      host="127.0.0.1", dashboard_address=None))
+        else:
+            target = scheduler
+        try:
+            client = stack.enter_context(Client(target, timeout="10s"))
+        except (OSError, TimeoutError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}", parameter="--scheduler",
+                              value=scheduler, allowed="the address of a running Dask scheduler") from None
+        futures = client.map(_dask_point, points, out=str(out), local=scheduler == "local", pure=False)
+        index = {future.key: k for k, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                yield index[future.key], future.result()
+        except BaseException:
+            client.cancel(futures)
+            raise
+
+
+def _dask_point(point, out, local):
+    if local:
+        _die_with_parent(os.getppid())
+    return run_point(point, out)
 
 
 def write_summary(rows: list[dict], path: Path):
@@ -199,7 +397,7 @@ def write_summary(rows: list[dict], path: Path):
     writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(k for row in rows for k in row)))
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_write(path) as handle:
+    with files.atomic_write(path) as handle:
         handle.write(buffer.getvalue().encode())
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield import files
 
 
 @pytest.fixture(scope="module")
@@ -26,35 +27,90 @@ def test_save_then_load_returns_an_equal_result(result, tmp_path):
     assert not list((tmp_path / "run").glob("*.tmp"))
 
 
-def test_saving_again_replaces_atomically(result, tmp_path):
+def test_saving_again_replaces_atomically_and_writes_the_observables_table(result, tmp_path):
     folder = result.save(tmp_path / "run")
     result.save(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "manifest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "manifest.json", "observables.csv"]
+    table = np.loadtxt(folder / "observables.csv", delimiter=",", skiprows=1)
+    header = (folder / "observables.csv").read_text().splitlines()[0].split(",")
+    assert header == ["t", *result.observables]
+    np.testing.assert_array_equal(table[:, 0], result.t)
+    np.testing.assert_array_equal(table[:, header.index("train_risk")], result.observables["train_risk"])
 
 
-def test_damaged_results_raise_corrupted_result_error(result, tmp_path):
+def edit_json(path, change):
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def forge(path, change):
+    """Edit a sealed document and seal it again, as a forger would: the semantic checks must catch it."""
+    document = json.loads(path.read_text())
+    change(document)
+    files.write_sealed(path, document)
+
+
+def rewrite_theta(folder, theta_change):
+    arrays = dict(np.load(folder / "arrays.npz"))
+    theta_change(arrays["theta"])
+    with open(folder / "arrays.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def set_nan(theta):
+    theta[0, 0] = np.nan
+
+
+def scale(theta):
+    theta *= 1.0 + 1e-15
+
+
+TAMPERING = {
+    "status edited": (lambda f: edit_json(f / "manifest.json", lambda d: d.update(status="diverged")), "changed after"),
+    "m edited": (lambda f: edit_json(f / "manifest.json", lambda d: d["config"]["network"].update(m=7)), "changed after"),
+    "done edited": (lambda f: edit_json(f / "manifest.json", lambda d: d["stats"].update(steps=3)), "changed after"),
+    "theta rewritten": (lambda f: rewrite_theta(f, scale), "'theta'.*changed after"),
+    "NaN in theta": (lambda f: rewrite_theta(f, set_nan), "'theta'.*changed after"),
+    "field missing": (lambda f: forge(f / "manifest.json", lambda d: d.pop("stats")), "lacks the field 'stats'"),
+    "horizon cut": (lambda f: forge(f / "manifest.json", lambda d: d["config"]["flow"].update(t_end=2.0)),
+                    "does not match its SHA-256"),
+    "status forged": (lambda f: forge(f / "manifest.json", lambda d: d.update(status="finished")), "status 'finished'"),
+    "seal removed": (lambda f: edit_json(f / "manifest.json", lambda d: d.pop("sha256")), "no sha256 seal"),
+    "format": (lambda f: forge(f / "manifest.json", lambda d: d.update(format_version=99)), "format_version 99"),
+    "shape": (lambda f: forge(f / "manifest.json", lambda d: d["arrays"]["theta"].update(shape=[3, 3])), "'theta'"),
+    "truncated": (lambda f: (f / "arrays.npz").write_bytes((f / "arrays.npz").read_bytes()[:200]), "corrupted or truncated"),
+    "garbage": (lambda f: (f / "manifest.json").write_text("{not json"), "unreadable"),
+    "no manifest": (lambda f: (f / "manifest.json").unlink(), "no manifest.json"),
+}
+
+
+@pytest.mark.parametrize("case", TAMPERING)
+def test_an_edited_or_damaged_result_is_refused_naming_the_file(result, tmp_path, case):
     folder = result.save(tmp_path / "run")
-    (folder / "arrays.npz").write_bytes((folder / "arrays.npz").read_bytes()[:200])
-    with pytest.raises(mf.CorruptedResultError, match="corrupted or truncated"):
+    damage, match = TAMPERING[case]
+    damage(folder)
+    with pytest.raises(mf.CorruptedResultError, match=match) as info:
         mf.Result.load(folder)
-    folder = result.save(tmp_path / "run2")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["format_version"] = 99
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(mf.CorruptedResultError, match="format_version 99"):
+    assert str(folder) in str(info.value)
+
+
+def test_a_forged_completed_result_that_stops_early_is_refused(result, tmp_path):
+    folder = result.save(tmp_path / "run")
+
+    def cut(document):
+        document["config"]["flow"]["t_end"] = 2.0
+        document["config_sha256"] = files.json_sha256(document["config"])
+
+    forge(folder / "manifest.json", cut)
+    with pytest.raises(mf.CorruptedResultError, match="records end at t = 1"):
         mf.Result.load(folder)
-    folder = result.save(tmp_path / "run3")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["arrays"]["theta"]["shape"] = [3, 3]
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(mf.CorruptedResultError, match="'theta'"):
-        mf.Result.load(folder)
-    with pytest.raises(mf.CorruptedResultError, match="no manifest.json"):
-        mf.Result.load(tmp_path / "nothing")
-    (tmp_path / "garbage").mkdir()
-    (tmp_path / "garbage" / "manifest.json").write_text("{not json")
-    with pytest.raises(mf.CorruptedResultError, match="unreadable"):
-        mf.Result.load(tmp_path / "garbage")
+
+
+def test_saving_onto_a_file_is_an_output_error(result, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(mf.OutputError, match="it is a file"):
+        result.save(tmp_path / "file")
 
 
 def test_pickled_arrays_are_refused(result, tmp_path):

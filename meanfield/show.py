@@ -1,0 +1,62 @@
+"""``meanfield show RUN_DIR``: a saved run at a glance, without writing code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import checkpoint, files
+from .config import Config
+from .results import Result
+
+
+def config_changes(cfg: Config) -> dict:
+    """{dotted key: value} where ``cfg`` differs from the defaults."""
+    ours, default = cfg.to_dict(), Config().to_dict()
+    out = {"seed": cfg.seed} if cfg.seed != default["seed"] else {}
+    for section, values in ours.items():
+        if isinstance(values, dict):
+            out.update({f"{section}.{k}": v for k, v in values.items() if default[section][k] != v})
+    return out
+
+
+def describe(folder) -> str:
+    """Status, the config's differences from the defaults, run statistics, final observables."""
+    folder = Path(folder)
+    if not (folder / "manifest.json").exists() and checkpoint.exists(folder):
+        state = files.read_sealed(folder / checkpoint.STATE, "a checkpoint")
+        cfg = Config.from_dict(files.field(state, "config", folder / checkpoint.STATE))
+        return (f"{folder}: interrupted at t = {state.get('t', '?')} of {cfg.flow.t_end:g} "
+                f"(step {state.get('done')} of {cfg.flow.n_steps}); continue with `meanfield resume {folder}`")
+    result = Result.load(folder)
+    cfg, stats = result.config, result.stats
+    lines = [f"{folder}: {result.status}, t = {result.t[-1]:.6g} of {cfg.flow.t_end:g}"
+             + (f" ({result.message})" if result.message else "")]
+    changes = config_changes(cfg)
+    lines.append("config (differences from the defaults):" if changes else "config: every default")
+    lines += [f"  {key} = {value}" for key, value in changes.items()]
+    lines.append(f"stats: {stats.get('steps')} steps, {stats.get('run_seconds', float('nan')):.3g} s run "
+                 f"+ {stats.get('compile_seconds', float('nan')):.2g} s compile, {stats.get('threads')} thread(s), "
+                 f"n_train = {stats.get('n_train')}, n_test = {stats.get('n_test')}")
+    lines.append(f"observables (t = {result.t[0]:g} -> {result.t[-1]:.6g}):")
+    width = max(map(len, result.observables), default=0)
+    lines += [f"  {name:{width}s}  {values[0]:.6g} -> {values[-1]:.6g}" for name, values in result.observables.items()]
+    return "\n".join(lines)
+
+
+def plot(result: Result, path):
+    """The risks (every observable whose name ends in ``risk``) against t, on log-log axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import save_figure
+    from .plotting import risk_curves
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    risk_curves(ax, {name.replace("_", " "): (result.t, values) for name, values in result.observables.items()
+                     if name.endswith("risk")}, ylabel="risk")
+    net = result.config.network
+    ax.set_title(f"{result.status}: m = {net.m}, d = {net.d}, {net.scaling.replace('_', '-')} scaling", fontsize=10)
+    save_figure(fig, Path(path))
+    plt.close(fig)
+    return path
