@@ -96,6 +96,37 @@ def _choice(name, value, choices):
     return value
 
 
+def _unknown_key(key, prefix: str, names) -> ConfigError:
+    """An unknown key, with the closest valid one: a key of another section is named with its
+    section (``dt`` -> ``flow.dt``), else the closest name in this table."""
+    elsewhere = [f"{section}.{key}" for section, cls in _SECTIONS.items() if key in cls.__dataclass_fields__
+                 and section != prefix]
+    close = elsewhere or [f"{prefix}.{c}" if prefix else c for c in difflib.get_close_matches(str(key), names, n=1)]
+    if not close and not prefix:
+        every = [f"{s}.{f}" for s, cls in _SECTIONS.items() for f in cls.__dataclass_fields__]
+        close = difflib.get_close_matches(str(key), every, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    name = f"{prefix}.{key}" if prefix else str(key)
+    return ConfigError(f"unknown key {name!r}{hint} Valid keys{' of ' + prefix if prefix else ''}: {', '.join(names)}",
+                       parameter=name, value=key, allowed=", ".join(names))
+
+
+def _strict(cls):
+    """Make ``cls(unknown=...)`` a ConfigError with a did-you-mean, not a TypeError."""
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        names = list(cls.__dataclass_fields__)
+        for key in kwargs:
+            if key not in names:
+                raise _unknown_key(key, getattr(cls, "_name", ""), names)
+        init(self, *args, **kwargs)
+
+    __init__.__doc__, __init__.__wrapped__ = init.__doc__, init
+    cls.__init__ = __init__
+    return cls
+
+
 class _Section:
     """Shared behaviour of the config sections: strict construction from dicts."""
 
@@ -112,17 +143,14 @@ class _Section:
         names = [f.name for f in fields(cls)]
         for key in values:
             if key not in names:
-                close = difflib.get_close_matches(str(key), names, n=1)
-                hint = f"; did you mean '{prefix}.{close[0]}'?" if close else ""
-                raise ConfigError(f"unknown key '{prefix}.{key}'{hint} Valid keys: {', '.join(names)}",
-                                  parameter=f"{prefix}.{key}", value=values[key],
-                                  allowed=", ".join(names))
+                raise _unknown_key(key, prefix, names)
         return cls(**values)
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
+@_strict
 @dataclass(frozen=True)
 class NetworkConfig(_Section):
     """The two-layer network f(x) = alpha s(m) sum_i a_i sigma(w_i . x) (minus f_0 if centered).
@@ -175,6 +203,7 @@ class NetworkConfig(_Section):
         return np.array([self.leaky_slope, *self.pwl_knots, *self.pwl_values], dtype=np.float64)
 
 
+@_strict
 @dataclass(frozen=True)
 class InitConfig(_Section):
     """Initial law of the particles, before the overall scale ``tau``.
@@ -201,6 +230,7 @@ class InitConfig(_Section):
         self._check("symmetric", _bool)
 
 
+@_strict
 @dataclass(frozen=True)
 class DataConfig(_Section):
     """Where (x, y) come from.
@@ -247,6 +277,7 @@ class DataConfig(_Section):
             raise ConfigError.invalid("data.test_fraction", self.test_fraction, "a number in [0, 1)")
 
 
+@_strict
 @dataclass(frozen=True)
 class FlowConfig(_Section):
     """The dynamics: loss, time step and horizon, weight decay ``lam``, Langevin ``temperature``.
@@ -306,6 +337,12 @@ class FlowConfig(_Section):
         self._check("engine", _choice, ENGINES)
         if self.n_steps < 1:
             raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
+        steps = self.t_end / self.dt
+        if abs(steps - self.n_steps) > 1e-9 * steps:          # never shorten or stretch the horizon silently
+            raise ConfigError(
+                f"flow.t_end = {self.t_end!r} is not a multiple of flow.dt = {self.dt!r} ({steps:.6g} steps); "
+                f"the nearest valid flow.t_end is {self.n_steps * self.dt!r}", parameter="flow.t_end",
+                value=self.t_end, allowed=f"a multiple of flow.dt, e.g. {self.n_steps * self.dt!r}")
         if self.online and self.batch_size < 1:
             raise ConfigError.invalid("flow.batch_size", self.batch_size,
                                       "an integer >= 1 when flow.online is true")
@@ -321,6 +358,7 @@ class FlowConfig(_Section):
         return int(round(self.t_end / self.dt))
 
 
+@_strict
 @dataclass(frozen=True)
 class RecordConfig(_Section):
     """What is recorded: ``n_records`` times spaced geometrically or linearly in [0, t_end].
@@ -361,6 +399,7 @@ _SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
              "flow": FlowConfig, "record": RecordConfig}
 
 
+@_strict
 @dataclass(frozen=True)
 class Config:
     """A whole run: ``seed`` and the five sections. ``Config.from_toml(path)`` reads a file."""
@@ -438,10 +477,7 @@ class Config:
         valid = ["seed", *_SECTIONS]
         for key in values:
             if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"unknown key {key!r}{hint} Valid keys: {', '.join(valid)}",
-                                  parameter=str(key), value=values[key], allowed=", ".join(valid))
+                raise _unknown_key(key, "", valid)
         kwargs = {k: v for k, v in values.items() if k == "seed"}
         for name, cls_ in _SECTIONS.items():
             if name in values:
@@ -453,7 +489,7 @@ class Config:
         """Read a TOML file; syntax errors report the line, unknown keys the closest valid one."""
         path = Path(path)
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = path.read_bytes().decode("utf-8-sig")          # a byte-order mark is allowed
         except FileNotFoundError:
             raise ConfigError(f"config file {str(path)!r} does not exist", parameter="path",
                               value=str(path), allowed="an existing readable TOML file") from None
@@ -465,6 +501,10 @@ class Config:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}", parameter="path",
                               value=str(path), allowed="a TOML file") from None
+        if not values:
+            import warnings
+            warnings.warn(f"config file {str(path)!r} sets nothing: running every default (see the README's "
+                          "Configuration section)", stacklevel=2)
         return cls.from_dict(values)
 
     def to_dict(self) -> dict:

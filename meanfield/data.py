@@ -112,20 +112,25 @@ def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     """Check the user's (X, y) and return C-contiguous float64 copies (bias column appended).
 
     X must be (n, d) with d = network.d, or (n, d - 1) when ``network.bias`` (the constant
-    column is then appended); y (n,); both finite, numeric, non-empty.
+    column is then appended); y (n,) or (n, 1); both finite, numeric, non-empty, not masked.
     """
-    try:
-        X, y = arrays
-    except (TypeError, ValueError):
-        raise DataError.invalid("data", type(arrays).__name__, "a pair (X, y) of arrays") from None
+    if not isinstance(arrays, (tuple, list)) or len(arrays) != 2:
+        hint = "pass data=(X, y)" + (f", not a {type(arrays).__name__}" if not isinstance(arrays, (tuple, list)) else "")
+        raise DataError.invalid("data", type(arrays).__name__, "a pair (X, y) of arrays", hint)
+    X, y = arrays
     arrays_out = []
     for name, value, ndim in (("X", X, 2), ("y", y, 1)):
+        if isinstance(value, np.ma.MaskedArray):
+            raise DataError.invalid(name, "a masked array", "a plain array (drop or fill the masked entries "
+                                    "first: masks would be ignored)")
         try:
             value = np.asarray(value)
         except Exception as exc:  # ragged nested lists and the like
             raise DataError.invalid(name, "unconvertible input", "a numeric array", str(exc)) from None
         if value.dtype.kind not in "biuf":
             raise DataError.invalid(f"{name}.dtype", str(value.dtype), "a real numeric dtype")
+        if name == "y" and value.ndim == 2 and value.shape[1:] == (1,):
+            value = value[:, 0]                                  # a column of labels
         if value.ndim != ndim:
             raise DataError.invalid(f"{name}.shape", value.shape, f"an array with {ndim} dimensions")
         if value.size == 0:

@@ -113,7 +113,9 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folde
     # spinning against Numba's made the population step 16x slower at m = 160; and BLAS's own
     # threads would make results depend on the thread count).
     scipy_blas = problem.exact or problem.path == "blas"
-    with _kernels.blas_threads(1, scipy_blas), _sigterm_as_interrupt(folder is not None):
+    # overflow is detected and reported (_check_overflow, _divergence), not warned about
+    with _kernels.blas_threads(1, scipy_blas), _sigterm_as_interrupt(folder is not None), \
+            np.errstate(over="ignore", invalid="ignore"):
         return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
 
 
@@ -158,6 +160,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     theta = problem.theta0.copy()
     theta_lin = problem.theta0.copy() if lockstep else None
     records = [compute(problem, theta, theta_lin, 0.0)]
+    _check_overflow(problem, records[0]["train_risk"])
     snapshots = [theta.copy()] if cfg.record.snapshots else None
     done, earlier_seconds = 0, 0.0
     data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0)
@@ -224,6 +227,19 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
         raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt",
                               value=flow.dt, allowed="a smaller time step")
     return result
+
+
+def _check_overflow(problem, risk):
+    """A risk that is not finite before any step is an overflow of the inputs, labels or initial
+    particles (all finite, validated), not a too-large dt: say which is largest."""
+    if math.isfinite(risk):
+        return
+    sizes = {name: float(np.max(np.abs(a))) if a.size else 0.0
+             for name, a in (("X", problem.X), ("y", problem.y), ("theta0", problem.theta0))}
+    name = max(sizes, key=sizes.get)
+    raise DataError(f"the training risk at t = 0 is {risk}: the network's output overflows float64 (largest |X| = "
+                    f"{sizes['X']:.3g}, |y| = {sizes['y']:.3g}, |theta0| = {sizes['theta0']:.3g}); rescale {name}",
+                    parameter=name, value=sizes[name], allowed="values whose products and squares stay finite")
 
 
 class _Checkpoints:
@@ -413,8 +429,8 @@ def _check_threads(cfg):
                                   f"0 (all) or at most {limit}, the Numba thread limit")
 
 
-def estimated_bytes(cfg: Config, data=None) -> int:
-    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes.
+def memory_terms(cfg: Config, data=None) -> dict:
+    """The memory a run needs, in bytes, by the parameter that drives each term.
 
     data: None or the validated user arrays (X, y)."""
     net, rec = cfg.network, cfg.record
@@ -424,11 +440,16 @@ def estimated_bytes(cfg: Config, data=None) -> int:
         n = 0
     n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
     particles = net.m * p * 8
-    snapshots = n_records * particles if rec.snapshots else 0
     batch = cfg.flow.batch_size or n
     block, chunk, recompute = blas_plan(net.m, batch, net.d)
     blas = 0 if cfg.flow.engine == "fused" else (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
-    return int(n * (p + 2) * 8 + 6 * particles + snapshots + blas + CHUNK_BYTES)
+    return {"data.n": n * (p + 2) * 8, "network.m": 6 * particles + blas,
+            "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
+
+
+def estimated_bytes(cfg: Config, data=None) -> int:
+    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes."""
+    return int(sum(memory_terms(cfg, data).values()))
 
 
 STORED_SHARE = 0.5       # the BLAS path keeps its m x B matrix only if it takes under this share of free memory
@@ -455,11 +476,18 @@ def available_bytes() -> int:
 
 
 def _check_memory(cfg: Config, data):
-    need, have = estimated_bytes(cfg, data), available_bytes()
+    terms, have = memory_terms(cfg, data), available_bytes()
+    need = sum(terms.values())
     if need > have:
+        parameter = max(terms, key=terms.get)
+        value = {"data.n": len(data[1]) if data is not None else cfg.data.n, "network.m": cfg.network.m,
+                 "record.snapshots": True, "buffers": CHUNK_BYTES}[parameter]
+        advice = {"data.n": "use fewer samples (data.n, or smaller arrays)",
+                  "network.m": "reduce network.m",
+                  "record.snapshots": f"the particles at {cfg.record.n_records} record times; set record.snapshots = "
+                                      "false, or reduce record.n_records or network.m",
+                  "buffers": "this machine has too little free memory for any run"}[parameter]
         raise ConfigError(
-            f"this run needs about {need / 2**30:.3g} GiB (particles {cfg.network.m} x "
-            f"{cfg.network.d + 1}, snapshots={cfg.record.snapshots}, {cfg.record.n_records} records) "
-            f"but only {have / 2**30:.3g} GiB are available: reduce network.m or record.n_records, "
-            "or set record.snapshots = false", parameter="network.m", value=cfg.network.m,
-            allowed=f"a run that fits in {have / 2**30:.3g} GiB")
+            f"this run needs about {need / 2**30:.3g} GiB but only {have / 2**30:.3g} GiB are available; "
+            f"most of it ({terms[parameter] / 2**30:.3g} GiB) comes from {parameter} = {value}: {advice}",
+            parameter=parameter, value=value, allowed=f"a run that fits in {have / 2**30:.3g} GiB")
