@@ -18,6 +18,7 @@ def quick_figures(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "figures", "--quick", "--out", str(out)],
                           capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"figures written to {out}"
     return out, proc.stdout
 
 
@@ -29,8 +30,9 @@ def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
             "propagation_of_chaos", "mmn_isotropic_gaussians", "langevin_oracle", "mean_field_langevin",
             "implicit_bias_margin", "quadratic_activation", "performance"} <= set(names)
     for name in names:
-        line = next(row for row in report.splitlines() if row.startswith(name + " "))
-        assert line.split()[1] == "ok", line
+        started, ended = (row for row in report.splitlines() if row.startswith(name + " "))
+        assert "running" in started
+        assert ended.split()[1] == "ok", ended
         sidecar = json.loads((out / f"{name}.json").read_text())
         assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
         assert sidecar["quick"] is True and sidecar["run_seconds"] > 0 and sidecar["claim"]
