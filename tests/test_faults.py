@@ -272,9 +272,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigkill_of_a_sweep_leaves_no_worker_writing(tmp_path):
+@pytest.mark.parametrize("scheduler", ["processes", "local"])
+def test_sigkill_of_a_sweep_leaves_no_worker_writing(tmp_path, scheduler):
+    if scheduler == "local":
+        pytest.importorskip("distributed")
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "sweep", str(sweep_file(tmp_path)), "--out", str(out), "--scheduler", "processes",
+    proc = subprocess.Popen([*CLI, "sweep", str(sweep_file(tmp_path)), "--out", str(out), "--scheduler", scheduler,
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_for(lambda: len(list(out.glob("points/*/checkpoint.json"))) >= 2, 120)
     workers = worker_pids(proc.pid)
