@@ -80,7 +80,8 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "meanfield resume" in err and checkpoint.exists(out)
+    assert "meanfield resume" in err
+    assert checkpoint.exists(out)
     assert not (out / "manifest.json").exists()
     done = subprocess.run([sys.executable, "-m", "meanfield.cli", "resume", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -29,7 +29,8 @@ def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
     config = write(tmp_path, "[network]\nactivaton = 'relu'\n")
     assert main(["run", config, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "did you mean 'network.activation'" in err
+    assert err.count("\n") == 0
+    assert "did you mean 'network.activation'" in err
 
 
 def test_divergence_exits_3_and_keeps_the_partial_result(tmp_path, capsys):
@@ -53,22 +54,27 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
     import json
     assert main(["bench", "--quick", "--out", str(tmp_path / "bench.json")]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
-    assert report["dgemm_gflops_1_thread"] > 0 and report["quick"] is True
+    assert report["dgemm_gflops_1_thread"] > 0
+    assert report["quick"] is True
     for row in report["steps"]:
-        assert {"engine", "numpy", "numpy (expert)"} <= set(row["ms"]) and row["ms"]["engine"] > 0
+        assert {"engine", "numpy", "numpy (expert)"} <= set(row["ms"])
+        assert row["ms"]["engine"] > 0
         assert row["ratio"]["numpy"] == row["ms"]["engine"] / row["ms"]["numpy"]
         assert row["ratio_to_best_peer"] == max(row["ratio"].values())
         for clocks in row["clocks"].values():
             assert clocks["cpu"][0] <= clocks["cpu"][1] <= clocks["cpu"][2]
             assert clocks["wall"][0] <= clocks["wall"][1] <= clocks["wall"][2]
-        assert 0 < row["fraction_of_dgemm"] and row["threads"] >= 1
+        assert 0 < row["fraction_of_dgemm"]
+        assert row["threads"] >= 1
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
-    assert report["compile_cold"] > 0 and report["import_cached"] > 0
+    assert report["compile_cold"] > 0
+    assert report["import_cached"] > 0
     policy = report["thread_policy"]                     # structure only: speeds are the bench's business
     assert set(policy) == {"small, busy", "medium, busy", "large, quiet"}
-    assert policy["small, busy"]["busy_processes"] >= 1 and policy["large, quiet"]["busy_processes"] == 0
+    assert policy["small, busy"]["busy_processes"] >= 1
+    assert policy["large, quiet"]["busy_processes"] == 0
     for row in policy.values():
         assert row["ratio_wall"] > 0
         assert row["default"]["wall"][0] <= row["default"]["wall"][1] <= row["default"]["wall"][2]

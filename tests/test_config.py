@@ -54,7 +54,8 @@ def test_every_invalid_value_names_field_value_and_allowed(values, parameter, al
     with pytest.raises(mf.ConfigError) as info:
         Config.from_dict(values)
     assert info.value.parameter == parameter
-    assert parameter in str(info.value) and allowed in str(info.value)
+    assert parameter in str(info.value)
+    assert allowed in str(info.value)
 
 
 @pytest.mark.parametrize("values,key,suggestion", [

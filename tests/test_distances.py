@@ -64,7 +64,8 @@ def test_auto_chooses_exact_then_sliced_and_says_so(rng, monkeypatch):
     assert w2(x, x + 1).method == "exact"
     monkeypatch.setattr(distances, "EXACT_LIMIT", 20)
     found = w2(x, x + 1)
-    assert found.method == "sliced" and found.details["n_projections"] == 200
+    assert found.method == "sliced"
+    assert found.details["n_projections"] == 200
 
 
 def test_gaussian_closed_form_against_samples_and_pot(rng):
@@ -107,7 +108,8 @@ def test_measures_and_projections(rng):
     np.testing.assert_allclose(mu.points, [[0.6, 0.8], [0.0, 1.0]])
     np.testing.assert_allclose(mu.weights, [10 / 11, 1 / 11])
     nu = teacher_measure(np.array([[0.0, 2.0, 1.0]]))
-    np.testing.assert_allclose(nu.points, [[0.0, 1.0]]) and np.testing.assert_allclose(nu.weights, [1.0])
+    np.testing.assert_allclose(nu.points, [[0.0, 1.0]])
+    np.testing.assert_allclose(nu.weights, [1.0])
     angle = np.arccos(0.8)
     assert w2(mu.points, nu.points, mu.weights, nu.weights).value == pytest.approx(
         np.sqrt(10 / 11 * (2 * np.sin(angle / 2)) ** 2), rel=1e-9)
@@ -119,6 +121,7 @@ def test_gaussian_reference_measure_matches_its_closed_form(rng):
     from meanfield.measures import gaussian_measure
     mean, cov = np.array([1.0, -1.0]), np.array([[2.0, 0.5], [0.5, 1.0]])
     mu = gaussian_measure(mean, cov, 50_000, rng)
-    assert mu.points.shape == (50_000, 2) and mu.weights.sum() == pytest.approx(1.0)
+    assert mu.points.shape == (50_000, 2)
+    assert mu.weights.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(np.cov(mu.points.T), cov, atol=0.05)
     assert gaussian_w2(mu.points.mean(0), np.cov(mu.points.T), mean, cov) < 0.05

@@ -77,7 +77,8 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(whole, tmp_path, moment
                                                        json.loads((out / checkpoint.STATE).read_text())["done"] > 200))
     proc.kill()
     proc.communicate()
-    assert seen and proc.returncode == -signal.SIGKILL
+    assert seen
+    assert proc.returncode == -signal.SIGKILL
     done = cli("resume", out)
     assert done.returncode == 0, done.stderr
     assert_same(mf.Result.load(out), mf.simulate(cfg_file) if moment == "later" else result)
@@ -300,7 +301,8 @@ def test_sigint_stops_a_sweep_within_two_seconds_keeping_checkpoints_and_it_resu
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert time.monotonic() - tic < 2.5
-    assert proc.returncode == 130 and "continues the sweep" in err
+    assert proc.returncode == 130
+    assert "continues the sweep" in err
     assert len(list(out.glob("points/*/checkpoint.json"))) == 2
     assert cli("sweep", config, "--out", out, "--scheduler", "serial").returncode == 0
     for point in sweep.expand(*sweep.load(config)):
@@ -411,7 +413,8 @@ def test_a_byte_order_mark_is_accepted_and_an_empty_config_warned(tmp_path):
         assert mf.Config.from_toml(path) == mf.Config()
     proc = cli("run", path, "--out", tmp_path / "run", "--set", "flow.t_end=0.02", "--set", "network.m=4")
     assert proc.returncode == 0
-    assert "meanfield: warning:" in proc.stderr and "running every default" in proc.stderr
+    assert "meanfield: warning:" in proc.stderr
+    assert "running every default" in proc.stderr
 
 
 # --- 7. progress ---------------------------------------------------------------------------
@@ -461,7 +464,8 @@ def test_figures_prints_each_start_and_a_signal_stops_the_running_child(tmp_path
         proc.send_signal(sig)
         proc.wait(15)
     assert proc.returncode == 130
-    assert "slow" in log.read_text() and "running (1/1)" in log.read_text()
+    assert "slow" in log.read_text()
+    assert "running (1/1)" in log.read_text()
     assert wait_for(lambda: not any(alive(p) for p in children), 10)
 
 

@@ -16,7 +16,8 @@ def test_margins_on_a_hand_made_network():
     f = model.predict(theta, X, NetworkConfig(m=2, d=2))
     np.testing.assert_allclose(f, [1.0, -1.0, 1.0])
     out = margins(f, y, theta, 0.5)
-    assert out["min_margin"] == -1.0 and out["train_error"] == pytest.approx(1 / 3)
+    assert out["min_margin"] == -1.0
+    assert out["train_error"] == pytest.approx(1 / 3)
     assert out["normalized_margin"] == pytest.approx(-1.0 / (0.5 * 10.0))
 
 
@@ -53,7 +54,8 @@ def test_margins_are_recorded_along_a_logistic_run():
                     record={"n_records": 6, "diagnostics": ["margins"]})
     res = mf.simulate(cfg)
     obs = res.observables
-    assert obs["train_error"][0] > 0.2 and obs["train_error"][-1] < obs["train_error"][0]
+    assert obs["train_error"][0] > 0.2
+    assert obs["train_error"][-1] < obs["train_error"][0]
     data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(0).spawn(4)[0]))
     final = margins(model.predict(res.theta, data.X, cfg.network), data.y, res.theta, mf.output_scale(50, "mean_field"))
     assert obs["normalized_margin"][-1] == pytest.approx(final["normalized_margin"], rel=1e-10)

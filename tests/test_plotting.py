@@ -41,7 +41,8 @@ def test_scaling_plot_reports_the_fitted_exponent(result):
 def test_power_law_fit_recovers_exponent_and_prefactor():
     x = np.array([10.0, 100.0, 1000.0, 1e4])
     fit = power_law(x, 2.5 * x ** -0.5 * np.array([1.01, 0.99, 1.0, 1.0]))
-    assert fit.slope == pytest.approx(-0.5, abs=0.01) and fit.prefactor == pytest.approx(2.5, rel=0.05)
+    assert fit.slope == pytest.approx(-0.5, abs=0.01)
+    assert fit.prefactor == pytest.approx(2.5, rel=0.05)
     assert 0 < fit.stderr < 0.01
     with pytest.raises(ValueError):
         power_law([1.0, 2.0], [1.0, -1.0])

@@ -12,6 +12,8 @@ def readme_commands():
 
 def test_readme_opens_with_the_figures_and_test_commands_and_ci_runs_the_latter():
     figures, tests = readme_commands()
-    assert "meanfield figures" in figures and "pip install" in figures
-    assert "pytest" in tests and ".[test]" in tests
+    assert "meanfield figures" in figures
+    assert "pip install" in figures
+    assert "pytest" in tests
+    assert ".[test]" in tests
     assert tests in (ROOT / ".ci" / "run").read_text().splitlines()

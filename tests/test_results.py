@@ -17,7 +17,8 @@ def result():
 
 def test_save_then_load_returns_an_equal_result(result, tmp_path):
     loaded = mf.Result.load(result.save(tmp_path / "run"))
-    assert loaded.config == result.config and loaded.status == result.status
+    assert loaded.config == result.config
+    assert loaded.status == result.status
     assert loaded.stats == result.stats
     for name in ("t", "snapshots", "theta", "theta0"):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(result, name))
@@ -129,7 +130,9 @@ def test_divergence_stops_names_the_time_and_keeps_the_partial_result():
     with pytest.raises(mf.DivergenceError, match=r"diverged at t = .*smaller flow.dt") as info:
         mf.simulate(cfg)
     partial = info.value.result
-    assert partial.status == "diverged" and partial.t[-1] < 500.0
+    assert partial.status == "diverged"
+    assert partial.t[-1] < 500.0
     assert len(partial.t) == len(partial.observables["train_risk"]) == len(partial.snapshots)
     quiet = mf.simulate(cfg, throw=False)
-    assert quiet.status == "diverged" and quiet.message == str(info.value)
+    assert quiet.status == "diverged"
+    assert quiet.message == str(info.value)

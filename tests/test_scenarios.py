@@ -35,7 +35,9 @@ def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
         assert ended.split()[1] == "ok", ended
         sidecar = json.loads((out / f"{name}.json").read_text())
         assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
-        assert sidecar["quick"] is True and sidecar["run_seconds"] > 0 and sidecar["claim"]
+        assert sidecar["quick"] is True
+        assert sidecar["run_seconds"] > 0
+        assert sidecar["claim"]
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -61,7 +63,8 @@ def test_scenario_listing_and_unknown_names(capsys):
     from meanfield.cli import main
     assert main(["scenarios"]) == 0
     listing = capsys.readouterr().out
-    assert "regimes_2d" in listing and "scalings_table" in listing
+    assert "regimes_2d" in listing
+    assert "scalings_table" in listing
     assert main(["figures", "no_such_scenario", "--out", "/tmp/unused-meanfield"]) == 2
     assert "no_such_scenario" in capsys.readouterr().err
 

@@ -14,7 +14,8 @@ def test_expansion_ids_and_seeds():
     table = sweep.grid(GRID)
     assert table == {"network.m": [8, 16], "flow.dt": [0.05, 0.1], "replicate": [0, 1]}
     points = sweep.expand(BASE, table)
-    assert len(points) == 8 and len({p.id for p in points}) == 8
+    assert len(points) == 8
+    assert len({p.id for p in points}) == 8
     assert len({p.config.seed for p in points}) == 8
     assert {p.config.network.m for p in points} == {8, 16}
     again = sweep.expand(BASE, sweep.grid({"seeds": 2, "flow.dt": [0.05, 0.1], "network.m": [8, 16, 32]}))
@@ -77,7 +78,8 @@ def test_fit_exponent_recovers_a_slope_with_a_confidence_interval():
     rows = [{"network.m": m, "replicate": r, "err": 3 * m ** -0.5 * np.exp(0.05 * rng.standard_normal())}
             for m in (16, 64, 256, 1024) for r in range(6)]
     fit = sweep.fit_exponent(rows, "network.m", "err")
-    assert fit["ci_low"] < -0.5 < fit["ci_high"] and fit["ci_high"] - fit["ci_low"] < 0.1
+    assert fit["ci_low"] < -0.5 < fit["ci_high"]
+    assert fit["ci_high"] - fit["ci_low"] < 0.1
 
 
 def test_sweep_command(tmp_path, capsys):
@@ -92,6 +94,7 @@ def test_sweep_command(tmp_path, capsys):
 def test_the_example_sweep_config_expands():
     from pathlib import Path
     base, table = sweep.load(Path(__file__).resolve().parent.parent / "scenarios/configs/width_sweep.toml")
-    assert len(sweep.expand(base, table)) == 16 and base.network.scaling == "lazy"
+    assert len(sweep.expand(base, table)) == 16
+    assert base.network.scaling == "lazy"
     with pytest.raises(mf.ConfigError, match="no \\[sweep\\] table"):
         sweep.load(Path(__file__).resolve().parent.parent / "scenarios/configs/teacher_student.toml")
