@@ -2,7 +2,7 @@
 
 Training is a Wasserstein gradient flow of the neurons' empirical measure; one switch
 (``network.scaling`` = "mean_field" | "lazy", and the output scale ``alpha``) moves between
-feature learning and kernel (NTK) training. See the README's Conventions section.
+feature learning and kernel (NTK) training. See docs/conventions.md.
 
     import meanfield as mf
     cfg = mf.Config(network={"m": 200, "d": 2}, flow={"dt": 0.05, "t_end": 10.0})

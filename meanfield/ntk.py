@@ -1,6 +1,6 @@
 """Tangent kernels: empirical, their closed-form infinite-width limits, and the kernel flow.
 
-Normalisation (the README's Conventions section): H_jk = (1/m) sum_i grad phi(theta_i, x_j) . grad phi(theta_i, x_k)
+Normalisation (docs/conventions.md): H_jk = (1/m) sum_i grad phi(theta_i, x_j) . grad phi(theta_i, x_k)
 over the trained coordinates, phi(theta, x) = a sigma(w . x). In flow time the training
 predictions obey du/dt = -(1/n) H r in every regime: the raw tangent kernel of f,
 sum_i grad_i f(x) . grad_i f(x') = alpha^2 m s(m)^2 H, is multiplied by the time factor

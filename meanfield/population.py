@@ -157,7 +157,7 @@ def population_gradient(theta, teacher, network, teacher_activation="relu", comp
 
 
 def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False) -> np.ndarray:
-    """The drift of the README's Conventions section with the exact population risk, shape (m, d + 1)."""
+    """The drift of docs/conventions.md with the exact population risk, shape (m, d + 1)."""
     m, p = theta.shape
     factor = time_factor(m, network.scaling, network.alpha)
     grad = population_gradient(theta, teacher, network, teacher_activation, compiled)
