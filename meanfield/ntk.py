@@ -69,34 +69,73 @@ def lambda_min(H: np.ndarray) -> float:
 
 # --- closed forms -----------------------------------------------------------------------------
 
-def _angle(dot, sq_x, sq_y):
-    """Angle in [0, pi] between vectors with inner products ``dot`` and squared norms sq_x, sq_y.
-
-    atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y): exact (0) for identical vectors, where
-    arccos(x.y / (|x||y|)) loses half the digits.
-    """
-    return np.arctan2(np.sqrt(np.clip(sq_x * sq_y - dot * dot, 0.0, None)), dot)
+NEAR = 0.1    # angles within this of 0 or pi are recomputed from the unit vectors' difference and sum
 
 
 def _geometry(X, Y):
-    """Norms |x| (n, 1), |y| (1, n') and angles theta_jk in [0, pi] (n, n')."""
-    if Y is None:                      # norms from the Gram diagonal: angle exactly 0 there
-        G = X @ X.T
-        sq_x = np.diag(G)[:, None].copy()
-        sq_y = sq_x.T
-    else:
-        G = X @ Y.T
-        sq_x = np.sum(X * X, axis=1)[:, None]
-        sq_y = np.sum(Y * Y, axis=1)[None, :]
-    return np.sqrt(sq_x), np.sqrt(sq_y), _angle(G, sq_x, sq_y)
+    """Norms |x| (n, 1), |y| (1, n') and the angle between every pair, as (theta, pi - theta),
+    each (n, n'), both to full relative precision.
+
+    The Gram formula atan2(sqrt(|x|^2 |y|^2 - (x.y)^2), x.y) cancels near 0 and pi (relative
+    error eps / theta^2); pairs within NEAR of either end are recomputed without cancellation as
+    theta = 2 atan2(|u - v|, |u + v|) and pi - theta = 2 atan2(|u + v|, |u - v|) on the unit
+    vectors u, v.
+    """
+    Y_ = X if Y is None else Y
+    G = X @ Y_.T
+    sq_x = np.sum(X * X, axis=1)[:, None]
+    sq_y = np.sum(Y_ * Y_, axis=1)[None, :]
+    angle = np.arctan2(np.sqrt(np.clip(sq_x * sq_y - G * G, 0.0, None)), G)
+    supplement = np.pi - angle
+    rows, cols = np.nonzero(np.minimum(angle, supplement) < NEAR)
+    if len(rows):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            U = np.nan_to_num(X / np.sqrt(sq_x))
+            V = np.nan_to_num(Y_ / np.sqrt(sq_y.T))
+        for start in range(0, len(rows), 65536):          # pairs in blocks: memory O(block d)
+            r, c = rows[start:start + 65536], cols[start:start + 65536]
+            minus = np.linalg.norm(U[r] - V[c], axis=1)
+            plus = np.linalg.norm(U[r] + V[c], axis=1)
+            angle[r, c] = 2 * np.arctan2(minus, plus)
+            supplement[r, c] = 2 * np.arctan2(plus, minus)
+    return np.sqrt(sq_x), np.sqrt(sq_y), angle, supplement
 
 
-def _j0(angle):
-    return np.pi - angle
+def _sin_minus_x_cos(x):
+    """sin x - x cos x for x in [0, pi], without cancellation at small x (series below 0.5)."""
+    x = np.asarray(x, dtype=float)
+    out = np.sin(x) - x * np.cos(x)
+    small = x < 0.5
+    if np.any(small):
+        z = x[small]
+        term, total = z ** 3 / 3, np.zeros_like(z)
+        for k in range(1, 12):              # sum_k (-1)^(k+1) 2k x^(2k+1) / (2k+1)!
+            total += term
+            term = -term * z * z * (2 * k + 2) / ((2 * k) * (2 * k + 2) * (2 * k + 3))
+        out[small] = total
+    return out
 
 
-def _j1(angle):
-    return np.sin(angle) + (np.pi - angle) * np.cos(angle)
+def _j0(angle, supplement):
+    """Cho & Saul's J_0 = pi - theta."""
+    return supplement
+
+
+def _j1(angle, supplement):
+    """J_1 = sin theta + (pi - theta) cos theta = sin phi - phi cos phi with phi = pi - theta."""
+    return _sin_minus_x_cos(supplement)
+
+
+def _relu_angle_map(angle, supplement):
+    """The angle theta' after a ReLU layer, cos theta' = J_1(theta) / pi, as (theta', pi - theta').
+
+    1 - cos theta' = (pi - J_1) / pi, with pi - J_1 = 2 pi sin^2(theta / 2) - (sin theta -
+    theta cos theta) where theta < pi / 2 (no cancellation), and theta' <= pi / 2 always."""
+    gap = np.where(angle < np.pi / 2,
+                   2 * np.pi * np.sin(angle / 2) ** 2 - _sin_minus_x_cos(angle),
+                   np.pi - _j1(angle, supplement))
+    new = 2 * np.arcsin(np.sqrt(np.clip(gap / (2 * np.pi), 0.0, 0.5)))
+    return new, np.pi - new
 
 
 def arccos_kernel(X, Y=None, degree: int = 1) -> np.ndarray:
@@ -104,11 +143,11 @@ def arccos_kernel(X, Y=None, degree: int = 1) -> np.ndarray:
 
     k_n(x, y) = 2 E_w[step(w.x) step(w.y) (w.x)^n (w.y)^n] for w ~ N(0, I).
     """
-    nx, ny, angle = _geometry(X, Y)
+    nx, ny, angle, supplement = _geometry(X, Y)
     if degree == 0:
-        return _j0(angle) / np.pi
+        return _j0(angle, supplement) / np.pi
     if degree == 1:
-        return nx * ny * _j1(angle) / np.pi
+        return nx * ny * _j1(angle, supplement) / np.pi
     raise ValueError(f"degree = {degree!r} is invalid: allowed is 0 or 1")
 
 
@@ -147,15 +186,16 @@ def deep_relu_kernels(X, depth: int, c_sigma: float = 2.0):
     """
     if depth < 1:
         raise ValueError(f"depth = {depth!r} is invalid: allowed is an integer >= 1")
+    norm, _, angle, supplement = _geometry(X, None)      # the angles carry the recursion: no cancellation
+    scale = norm * norm.T                                  # sqrt(Sigma_jj Sigma_kk), times (c_sigma / 2) per layer
     sigma = X @ X.T
     theta = sigma.copy()
     for _ in range(depth):
-        diag = np.clip(np.diag(sigma), 0.0, None)
-        outer = np.sqrt(np.outer(diag, diag))
-        angle = _angle(sigma, diag[:, None], diag[None, :])
-        dot_sigma = c_sigma * _j0(angle) / (2 * np.pi)
-        sigma = c_sigma * outer * _j1(angle) / (2 * np.pi)
+        dot_sigma = c_sigma * _j0(angle, supplement) / (2 * np.pi)
+        sigma = c_sigma * scale * _j1(angle, supplement) / (2 * np.pi)
         theta = theta * dot_sigma + sigma
+        scale = scale * (c_sigma / 2)
+        angle, supplement = _relu_angle_map(angle, supplement)
     return sigma, theta
 
 

@@ -163,3 +163,46 @@ def test_empirical_nngp_is_the_output_layer_kernel_and_converges_to_its_closed_f
     np.testing.assert_allclose(K, ntk.tangent_kernel(theta, X, NetworkConfig(m=m, d=X.shape[1], train="output")),
                                rtol=1e-12)
     np.testing.assert_allclose(K, ntk.relu_nngp(X), atol=6 * np.max(ntk.relu_nngp(X)) / np.sqrt(m))
+
+
+def _precise_kernels(x, y, depth, c_sigma=2.0):
+    """arc-cosine J0, J1 terms and the deep ReLU NNGP / NTK of one pair, in 50-digit arithmetic."""
+    import mpmath
+
+    mpmath.mp.dps = 50
+    x, y = [mpmath.matrix([mpmath.mpf(float(v)) for v in z]) for z in (x, y)]
+    qx, qy, r = (x.T * x)[0], (y.T * y)[0], (x.T * y)[0]
+    angle = mpmath.acos(r / mpmath.sqrt(qx * qy))
+    h_inf = r * (mpmath.pi - angle) / (2 * mpmath.pi)
+    k1 = mpmath.sqrt(qx * qy) * (mpmath.sin(angle) + (mpmath.pi - angle) * mpmath.cos(angle)) / mpmath.pi
+    sig, sxx, syy = r, qx, qy
+    theta = r
+    for _ in range(depth):
+        t = mpmath.acos(sig / mpmath.sqrt(sxx * syy))
+        dot = c_sigma * (mpmath.pi - t) / (2 * mpmath.pi)
+        sig = c_sigma * mpmath.sqrt(sxx * syy) * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (2 * mpmath.pi)
+        sxx, syy = c_sigma * sxx / 2, c_sigma * syy / 2
+        theta = theta * dot + sig
+    return float(h_inf), float(k1), float(sig), float(theta)
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9, 1e-12])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_step_kernels_keep_every_digit_at_nearly_collinear_inputs(rng, eps, sign):
+    """Near-duplicate and near-opposite inputs: H_inf, the arc-cosine kernel and the deep NNGP
+    and NTK (3 hidden layers) agree with 50-digit values to 1e-14 of the kernel's scale |x||y|
+    (the Gram-formula angle is off by sqrt(eps_machine) there: 1e-8 of the scale)."""
+    x = rng.standard_normal(5)
+    y = sign * x + eps * rng.standard_normal(5)
+    X = np.array([x, y])
+    scale = np.linalg.norm(x) * np.linalg.norm(y)
+    h_inf, k1, sig, theta = _precise_kernels(x, y, depth=3)
+    deep_sigma, deep_theta = ntk.deep_relu_kernels(X, depth=3)
+    for found, exact in ((ntk.h_infinity(X)[0, 1], h_inf), (ntk.arccos_kernel(X, degree=1)[0, 1], k1),
+                         (deep_sigma[0, 1], sig), (deep_theta[0, 1], theta)):
+        np.testing.assert_allclose(found, exact, rtol=1e-13, atol=1e-14 * scale)
+
+
+def test_a_copy_of_the_inputs_gives_the_same_kernel_bits(X):
+    for kernel in (ntk.h_infinity, ntk.relu_nngp, lambda A, B=None: ntk.arccos_kernel(A, B, 0)):
+        np.testing.assert_array_equal(kernel(X, X.copy()), kernel(X))

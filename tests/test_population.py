@@ -1,5 +1,7 @@
 """Exact population risk: closed forms against Monte Carlo, quadrature and finite differences;
 the population engine against the empirical engine with a very large sample; invariances."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -177,3 +179,22 @@ def test_compiled_pair_sums_equal_the_numpy_twin_at_scale(rng, activation):
                 np.testing.assert_array_equal(again, got)
         finally:
             _kernels.set_threads(0)
+
+
+def test_the_tanh_quadrature_estimates_its_error_and_warns_past_the_tolerance():
+    """At |w|^2 = 10 the 96-node rule is off by about 4e-3; the estimate (against twice the nodes)
+    agrees with the error against a 300-node rule, and a kernel evaluation there warns once."""
+    def terms(q, rho, nodes):
+        return [t[0, 0] for t in population._quadrature_terms("tanh", *(np.array([[v]]) for v in (q, q, rho)),
+                                                             None, check=False, nodes=nodes)]
+
+    for q in (1.0, 10.0):
+        coarse, reference = terms(q, 0.3 * q, 96), terms(q, 0.3 * q, 300)
+        error = max(abs(c - r) / abs(r) for c, r in zip(coarse, reference))
+        np.testing.assert_allclose(population.quadrature_error("tanh", q, q, 0.3 * q), error, rtol=0.05)
+    population._checked.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        population.pair_terms("tanh", np.ones((3, 1)), np.ones((1, 3)), np.full((3, 3), 0.3))    # |w|^2 = 1: quiet
+    with pytest.warns(population.QuadratureWarning, match=r"accurate to about 0.03 .* at \|w\|\^2 = 10"):
+        population.pair_terms("tanh", np.full((2, 1), 10.0), np.full((1, 2), 10.0), np.full((2, 2), 3.0))
