@@ -2,8 +2,8 @@
 path's drift, and the population sums. Nothing else imports numba.
 
 Kernels are pure functions on C-contiguous float64 arrays and scalars. Activations and losses are
-integer codes (their index in ``config.ACTIVATIONS`` / ``config.LOSSES``) so that every kernel can
-be cached. Each parallel loop iteration owns its output slot (a sample's residual, a block of
+integer codes fixed forever (``activations.py``), so that every kernel can be cached; an unknown
+code raises, nothing falls through. Each parallel loop iteration owns its output slot (a sample's residual, a block of
 neurons' velocities) and sums in an order fixed by the shapes, so results do not depend on the
 thread count, nor on whether a kernel was compiled or loaded from the cache. Noise is drawn by the
 caller and passed in. ``model.py`` is the readable NumPy twin of the network kernels here,
@@ -22,12 +22,13 @@ import numba
 import numpy as np
 from numba import prange
 
-from .config import ACTIVATIONS, LOSSES
-
-RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR, PIECEWISE_LINEAR = (
-    ACTIVATIONS.index(name) for name in
-    ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear", "piecewise_linear"))
-SQUARED, LOGISTIC = LOSSES.index("squared"), LOSSES.index("logistic")
+# The codes of ``activations.py``'s registries, as literals: the cache tracks only this file, so the
+# codes a compiled kernel switches on must be written here (a test checks they equal the registry's).
+RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR, PIECEWISE_LINEAR = 0, 1, 2, 3, 4, 5, 6, 7, 8
+SQUARED, LOGISTIC = 0, 1
+ACTIVATION_CODES = {"relu": RELU, "leaky_relu": LEAKY_RELU, "tanh": TANH, "sigmoid": SIGMOID, "erf": ERF,
+                    "softplus": SOFTPLUS, "quadratic": QUADRATIC, "linear": LINEAR, "piecewise_linear": PIECEWISE_LINEAR}
+LOSS_CODES = {"squared": SQUARED, "logistic": LOGISTIC}
 
 # Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics. No
 # "reassoc" either: with it a reduction's order depends on how LLVM vectorises it in context, and
@@ -151,7 +152,9 @@ def _act(z, code, params):
         return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
     if code == QUADRATIC:
         return z * z
-    return z
+    if code == LINEAR:
+        return z
+    return math.nan
 
 
 @_jit()
@@ -174,14 +177,27 @@ def _dact(z, code, params):
         return _sigmoid(z)
     if code == QUADRATIC:
         return 2.0 * z
-    return 1.0
+    if code == LINEAR:
+        return 1.0
+    return math.nan
 
 
 @_jit()
 def _dloss(f, y, code):
     if code == SQUARED:
         return f - y
-    return -y * _sigmoid(-y * f)
+    if code == LOGISTIC:
+        return -y * _sigmoid(-y * f)
+    return math.nan
+
+
+@_jit()
+def check_codes(act, loss):
+    """Raise on a code no registry entry has: the kernels never compute an unknown function."""
+    if act < RELU or act > PIECEWISE_LINEAR:
+        raise ValueError("unknown activation code")
+    if loss < SQUARED or loss > LOGISTIC:
+        raise ValueError("unknown loss code")
 
 
 @_jit()
@@ -365,6 +381,7 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
 @_jit()
 def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
            tangent, parallel, r, vel, theta_t):
+    check_codes(act, loss)
     if parallel and not tangent:
         _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
                        theta_t, r, vel)
@@ -393,6 +410,7 @@ def _predict_serial(theta, feat, X, out_scale, act, params, tangent, out):
 def predict(theta, X, out_scale, act, params, theta0=None, parallel=True):
     """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,); with ``theta0``,
     the tangent model linearised at theta0."""
+    check_codes(act, SQUARED)
     out = np.empty(X.shape[0])
     feat = theta if theta0 is None else theta0
     (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, params,
@@ -422,6 +440,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
     r (B,), vel, theta_pred, vel_pred (m, d + 1), theta_t (d + 1, m) are work buffers: nothing of
     size B x m is allocated here.
     """
+    check_codes(act, loss)
     m, p = theta.shape
     noisy = noise.shape[0] > 0
     for s in range(n_steps):
@@ -506,7 +525,9 @@ def _pair(q1, q2, rho, code, params):
         return 2.0 / math.pi * math.asin(u), inv * (-2.0 * u / g1), inv * 2.0 / root
     if code == QUADRATIC:
         return q1 * q2 + 2.0 * rho * rho, 2.0 * q2, 4.0 * rho
-    return rho, 0.0, 1.0          # linear
+    if code == LINEAR:
+        return rho, 0.0, 1.0
+    return math.nan, math.nan, math.nan
 
 
 PAIR_BYTES = 2 ** 20    # a block's two (rows, k) work arrays fit in this (L2 cache); rows <= 16
@@ -523,6 +544,7 @@ def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
     vectorised loop per student. ``lanes`` (the thread count) take the blocks in turn, each with
     work arrays allocated once per call; a block is computed the same whichever lane takes it.
     """
+    check_codes(code, SQUARED)
     m, d = W.shape
     k = V.shape[0]
     q2 = np.zeros(k)
@@ -663,6 +685,7 @@ def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, l
     result depends on the thread count. Work arrays: W (m, d); fpart (blocks, chunks chunk);
     r (B,); writes vel (m, d + 1).
     """
+    check_codes(act, loss)
     m, p = theta.shape
     d = p - 1
     batch = y.shape[0]

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import activations
 from .errors import ConfigError
 from .scaling import SCALINGS
 
-ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "erf", "softplus", "quadratic", "linear",
-               "piecewise_linear")
-LOSSES = ("squared", "logistic")
+ACTIVATIONS = tuple(activations.ACTIVATIONS)          # the registries' names, for validation
+LOSSES = tuple(activations.LOSSES)
 TRAIN_MODES = ("both", "hidden", "output")
 W_LAWS = ("gaussian", "sphere")
 A_LAWS = ("gaussian", "rademacher", "zero", "balanced", "constant")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import activations
 from .config import FlowConfig, NetworkConfig
 from .scaling import output_scale, time_factor
 
@@ -16,80 +17,24 @@ from .scaling import output_scale, time_factor
 DEFAULT_PARAMS = NetworkConfig().activation_params
 
 
-def expit(z):
-    """The logistic function 1 / (1 + exp(-z)), overflow-free (scipy is imported only for erf)."""
-    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))
-
-
 def activation(name: str, z: np.ndarray, params=None) -> np.ndarray:
-    """sigma(z), elementwise; params = network.activation_params ([leaky_slope, t1, t2, s1, s2])."""
-    params = DEFAULT_PARAMS if params is None else params
-    if name == "relu":
-        return np.maximum(z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, params[0] * z)
-    if name == "piecewise_linear":
-        t1, t2, s1, s2 = params[1:5]
-        return s1 + (s2 - s1) * np.clip((z - t1) / (t2 - t1), 0.0, 1.0)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "sigmoid":
-        return expit(z)
-    if name == "erf":
-        from scipy.special import erf
-
-        return erf(z)
-    if name == "softplus":
-        return np.logaddexp(0.0, z)
-    if name == "quadratic":
-        return z * z
-    if name == "linear":
-        return np.asarray(z, dtype=float).copy()
-    raise ValueError(f"unknown activation {name!r}")
+    """sigma(z), elementwise, by the registry (``activations.py``); params = network.activation_params."""
+    return activations.activation(name).value(z, DEFAULT_PARAMS if params is None else params)
 
 
 def activation_derivative(name: str, z: np.ndarray, params=None) -> np.ndarray:
     """sigma'(z), elementwise (at a kink: the left derivative, e.g. 0 for ReLU at 0)."""
-    params = DEFAULT_PARAMS if params is None else params
-    if name == "relu":
-        return (z > 0).astype(float)
-    if name == "leaky_relu":
-        return np.where(z > 0, 1.0, params[0])
-    if name == "piecewise_linear":
-        t1, t2, s1, s2 = params[1:5]
-        return np.where((z > t1) & (z <= t2), (s2 - s1) / (t2 - t1), 0.0)
-    if name == "tanh":
-        return 1.0 - np.tanh(z) ** 2
-    if name == "sigmoid":
-        s = expit(z)
-        return s * (1.0 - s)
-    if name == "erf":
-        return 2.0 / np.sqrt(np.pi) * np.exp(-z * z)
-    if name == "softplus":
-        return expit(z)
-    if name == "quadratic":
-        return 2.0 * z
-    if name == "linear":
-        return np.ones_like(z, dtype=float)
-    raise ValueError(f"unknown activation {name!r}")
+    return activations.activation(name).derivative(z, DEFAULT_PARAMS if params is None else params)
 
 
 def loss(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pointwise loss: squared (f - y)^2 / 2, logistic log(1 + exp(-y f))."""
-    if name == "squared":
-        return 0.5 * (f - y) ** 2
-    if name == "logistic":
-        return np.logaddexp(0.0, -y * f)
-    raise ValueError(f"unknown loss {name!r}")
+    return activations.loss(name).value(f, y)
 
 
 def loss_derivative(name: str, f: np.ndarray, y: np.ndarray) -> np.ndarray:
     """d loss / d f."""
-    if name == "squared":
-        return f - y
-    if name == "logistic":
-        return -y * expit(-y * f)
-    raise ValueError(f"unknown loss {name!r}")
+    return activations.loss(name).derivative(f, y)
 
 
 def _features_at(theta, theta0, network):

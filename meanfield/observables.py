@@ -36,8 +36,8 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _lazy, langevin, measures, model, ntk, population
-from .config import ACTIVATIONS, LOSSES, Config
+from . import _lazy, activations, langevin, measures, model, ntk, population
+from .config import Config
 from .scaling import output_scale, time_factor
 
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
@@ -92,11 +92,11 @@ class Problem:
 
     @property
     def act(self) -> int:
-        return ACTIVATIONS.index(self.cfg.network.activation)
+        return activations.activation(self.cfg.network.activation).code
 
     @property
     def loss(self) -> int:
-        return LOSSES.index(self.cfg.flow.loss)
+        return activations.loss(self.cfg.flow.loss).code
 
     @property
     def mask(self) -> np.ndarray:

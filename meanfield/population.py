@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import ACTIVATIONS
+from .activations import ACTIVATIONS
 from .model import DEFAULT_PARAMS, activation, activation_derivative, train_mask
 from .scaling import output_scale, time_factor
 
-CLOSED_FORMS = ("relu", "leaky_relu", "erf", "linear", "quadratic")
-QUADRATURE = ("tanh", "sigmoid", "softplus")      # smooth: Gauss–Hermite converges
+CLOSED_FORMS = tuple(a.name for a in ACTIVATIONS.values() if a.population == "closed form")
+QUADRATURE = tuple(a.name for a in ACTIVATIONS.values() if a.population == "quadrature")   # smooth
 SUPPORTED = CLOSED_FORMS + QUADRATURE
 QUADRATURE_NODES = 96      # per axis; tanh: relative error 1e-11 (kappa), 1e-10 (A, B) at |w|^2 = 1, 1e-3 at 10
 QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
@@ -71,12 +71,15 @@ class QuadratureWarning(UserWarning):
 
 
 def quadrature_error(name, q1, q2, rho, params=None) -> float:
-    """Estimated relative error of the QUADRATURE_NODES rule for one pair (scalars): its largest
-    difference, over kappa, A and B, from a rule with twice the nodes (relative to the pair's scale)."""
+    """Estimated relative error of the QUADRATURE_NODES rule for one pair (scalars), against a rule
+    with twice the nodes: of kappa, and of the gradient grad_w kappa = A w + B w' (in size
+    |A| |w| + |B| |w'|), whichever is larger."""
     args = [np.array([[v]], dtype=float) for v in (q1, q2, rho)]
-    coarse = _quadrature_terms(name, *args, params, check=False)
-    fine = _quadrature_terms(name, *args, params, check=False, nodes=2 * QUADRATURE_NODES)
-    return max(abs(float(c[0, 0] - f[0, 0])) / max(abs(float(f[0, 0])), 1e-300) for c, f in zip(coarse, fine))
+    (k, A, B), (kf, Af, Bf) = ([float(t[0, 0]) for t in _quadrature_terms(name, *args, params, check=False, nodes=n)]
+                               for n in (QUADRATURE_NODES, 2 * QUADRATURE_NODES))
+    w, v = np.sqrt(q1), np.sqrt(q2)
+    return max(abs(k - kf) / max(abs(kf), 1e-300),
+               (abs(A - Af) * w + abs(B - Bf) * v) / max(abs(Af) * w + abs(Bf) * v, 1e-300))
 
 
 def _check_quadrature(name, q1, q2, rho, params):
@@ -143,7 +146,7 @@ def pair_sums(name, W, V, c, params=None, compiled=False):
         Kc, Ac, BcV = np.empty(m), np.empty(m), np.empty((m, d))
         _kernels.population_sums(np.ascontiguousarray(W), np.ascontiguousarray(V), np.ascontiguousarray(V.T),
                                  np.ascontiguousarray(c),
-                                 ACTIVATIONS.index(name), DEFAULT_PARAMS if params is None else params,
+                                 ACTIVATIONS[name].code, DEFAULT_PARAMS if params is None else params,
                                  _kernels.threads(), Kc, Ac, BcV)
         return Kc, Ac, BcV
     K, A, B = kernel_matrices(name, W, V, params)

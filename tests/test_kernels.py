@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from meanfield import _kernels, model
+from meanfield import _kernels, activations, model
 from meanfield.config import ACTIVATIONS, LOSSES, FlowConfig, NetworkConfig
 from meanfield import scaling as mf_scaling
 from meanfield.scaling import output_scale, time_factor
@@ -23,8 +23,8 @@ def problem(rng):
 
 def kernel_args(net, flow):
     os_ = output_scale(net.m, net.scaling, net.alpha)
-    return (os_, os_ * time_factor(net.m, net.scaling, net.alpha), ACTIVATIONS.index(net.activation),
-            net.activation_params, LOSSES.index(flow.loss), flow.lam, model.train_mask(net.train, net.d))
+    return (os_, os_ * time_factor(net.m, net.scaling, net.alpha), activations.ACTIVATIONS[net.activation].code,
+            net.activation_params, activations.LOSSES[flow.loss].code, flow.lam, model.train_mask(net.train, net.d))
 
 
 @pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
@@ -58,6 +58,28 @@ def test_risk_gradient_equals_central_differences(problem, activation, loss):
         numeric[idx] = (model.risk(theta + step, X, y, net, loss, f0)
                         - model.risk(theta - step, X, y, net, loss, f0)) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_the_kernels_codes_are_the_registries_and_unknown_codes_raise(problem):
+    """Codes are fixed in the registry and written as literals in _kernels (what the Numba cache
+    sees); a code no entry has raises instead of computing some other function."""
+    assert {a.name: a.code for a in activations.ACTIVATIONS.values()} == _kernels.ACTIVATION_CODES
+    assert {loss.name: loss.code for loss in activations.LOSSES.values()} == _kernels.LOSS_CODES
+    assert ACTIVATIONS == tuple(activations.ACTIVATIONS)
+    assert len({a.code for a in activations.ACTIVATIONS.values()}) == len(ACTIVATIONS)
+    theta, X, y, f0 = problem
+    net, flow = NetworkConfig(m=M, d=D), FlowConfig()
+    args = list(kernel_args(net, flow))
+    rows = np.arange(N, dtype=np.int64)
+    for position, code in ((2, 9), (2, -1), (4, 2)):
+        bad = list(args)
+        bad[position] = code
+        with pytest.raises(ValueError, match="unknown"):
+            _kernels.velocity(theta, X, y, f0, rows, *bad)
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        model.activation("swish", X)
+    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+        model.loss("hinge", y, y)
 
 
 def test_activation_derivatives_equal_central_differences():
