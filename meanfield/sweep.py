@@ -271,7 +271,10 @@ def _die_with_parent(parent: int):
 
 def _worker(tasks, results, out, parent):
     """A process of the pool: runs points until told to stop; SIGINT saves the point's checkpoint."""
+    import signal
+
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.default_int_handler)     # the sweep asks its workers to stop by SIGINT
     try:
         while (task := tasks.get()) is not None:
             k, point = task

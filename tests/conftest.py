@@ -14,3 +14,12 @@ def fitted_slope(x, y) -> float:
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def interruptible(args, **kwargs):
+    """subprocess.Popen for a process a test will interrupt: SIGINT at its default in the child,
+    even when the test run was started in the background (SIGINT ignored, and inherited)."""
+    import signal
+    import subprocess
+
+    return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)

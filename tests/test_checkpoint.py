@@ -12,6 +12,8 @@ import meanfield as mf
 import importlib
 from meanfield import checkpoint
 
+from .conftest import interruptible
+
 simulate_module = importlib.import_module("meanfield.simulate")
 
 CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
@@ -71,7 +73,7 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     config = tmp_path / "c.toml"
     config.write_text(cfg.to_toml())
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "meanfield.cli", "run", str(config), "--out", str(out)],
+    proc = interruptible([sys.executable, "-m", "meanfield.cli", "run", str(config), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / checkpoint.STATE).exists() and time.time() < deadline and proc.poll() is None:

@@ -19,6 +19,8 @@ import meanfield as mf
 from meanfield import checkpoint, files, sweep
 from meanfield.cli import main
 
+from .conftest import interruptible
+
 CFG = mf.Config(seed=3, network={"m": 40, "d": 3}, data={"n": 30},
                 flow={"dt": 0.05, "t_end": 60.0, "temperature": 0.01},
                 record={"n_records": 30, "spacing": "linear"})
@@ -71,7 +73,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(whole, tmp_path, moment
     config = tmp_path / "c.toml"
     config.write_text(cfg_file.to_toml())
     out = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "run", str(config), "--out", str(out)], stdout=subprocess.PIPE,
+    proc = interruptible([*CLI, "run", str(config), "--out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     seen = wait_for(lambda: checkpoint.exists(out) and (moment == "first record" or
                                                        json.loads((out / checkpoint.STATE).read_text())["done"] > 200))
@@ -278,7 +280,7 @@ def test_sigkill_of_a_sweep_leaves_no_worker_writing(tmp_path, scheduler):
     if scheduler == "local":
         pytest.importorskip("distributed")
     out = tmp_path / "out"
-    proc = subprocess.Popen([*CLI, "sweep", str(sweep_file(tmp_path)), "--out", str(out), "--scheduler", scheduler,
+    proc = interruptible([*CLI, "sweep", str(sweep_file(tmp_path)), "--out", str(out), "--scheduler", scheduler,
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_for(lambda: len(list(out.glob("points/*/checkpoint.json"))) >= 2, 120)
     workers = worker_pids(proc.pid)
@@ -294,7 +296,7 @@ def test_sigkill_of_a_sweep_leaves_no_worker_writing(tmp_path, scheduler):
 def test_sigint_stops_a_sweep_within_two_seconds_keeping_checkpoints_and_it_resumes(tmp_path):
     out = tmp_path / "out"
     config = sweep_file(tmp_path, values=(300, 310))
-    proc = subprocess.Popen([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "processes",
+    proc = interruptible([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "processes",
                              "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert wait_for(lambda: len(list(out.glob("points/*/checkpoint.json"))) == 2, 120)
     tic = time.monotonic()
@@ -312,7 +314,7 @@ def test_sigint_stops_a_sweep_within_two_seconds_keeping_checkpoints_and_it_resu
 def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
     out = tmp_path / "out"
     config = sweep_file(tmp_path, values=(300,))
-    first = subprocess.Popen([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "serial"],
+    first = interruptible([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "serial"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert wait_for(lambda: (out / sweep.LOCK).exists() and (out / sweep.LOCK).read_text().strip() == str(first.pid))
     second = cli("sweep", config, "--out", out)
@@ -457,7 +459,7 @@ def test_figures_prints_each_start_and_a_signal_stops_the_running_child(tmp_path
     (tmp_path / "scen" / "slow.py").write_text(SLOW)
     log = tmp_path / "log.txt"
     with open(log, "w") as handle:
-        proc = subprocess.Popen([*CLI, "figures", "--scenarios", str(tmp_path / "scen"), "--out", str(tmp_path / "f")],
+        proc = interruptible([*CLI, "figures", "--scenarios", str(tmp_path / "scen"), "--out", str(tmp_path / "f")],
                                 stdout=handle, stderr=subprocess.STDOUT)
         assert wait_for(lambda: "slow" in log.read_text() and worker_pids(proc.pid), 30)
         children = worker_pids(proc.pid)

@@ -19,6 +19,8 @@ import meanfield as mf
 from meanfield import sweep
 from meanfield.config import _SECTIONS
 
+from .conftest import interruptible
+
 ROOT = Path(__file__).resolve().parent.parent
 
 values = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True, allow_infinity=True),
@@ -124,7 +126,7 @@ def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     config.write_text(base.to_toml() + '\n[sweep]\n"network.m" = [300, 310]\n')
     out = tmp_path / "out"
     command = [sys.executable, "-m", "meanfield.cli", "sweep", str(config), "--out", str(out), "--scheduler", "serial"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = interruptible(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not list(out.glob("points/*/checkpoint.json")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
