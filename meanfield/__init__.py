@@ -18,7 +18,7 @@ from .init import initial_particles
 from .results import Result
 from .scaling import (dt_from_learning_rate, learning_rate_from_dt, output_scale,
                       time_factor, weight_decay_from_lam)
-from .simulate import simulate
+from .controller import simulate
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,6 @@ Speeds are reported as ratios: absolute times on a shared machine are noise.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
@@ -44,15 +43,17 @@ def engine_stepper(X, y, theta):
     import meanfield as mf
     from meanfield.data import Dataset
 
-    sim = importlib.import_module("meanfield.simulate")
+    from meanfield.problem import build
+    from meanfield.stepping import Stepper
+
     n, d = X.shape
     cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
-    problem = sim._problem(cfg, Dataset(X, y, X[:0], y[:0]), theta)
-    buffers, state = sim._buffers(problem, n), theta.copy()
+    problem = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
+    stepper, state = Stepper(problem, n), theta.copy()
     idx, none3, none1, f0 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0), np.zeros(n)
 
     def step():
-        sim._advance(problem, state, X, y, f0, idx, none3, none1, 1, buffers)
+        stepper(state, X, y, f0, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
     return step
 

@@ -74,7 +74,7 @@ def _execute(cfg, out: Path, progress) -> int:
     """Run (or continue) ``cfg`` with checkpoints in ``out``, save the result, drop the checkpoint."""
     from . import checkpoint
     from .progress import cli_mode
-    from .simulate import simulate
+    from .controller import simulate
 
     try:
         result = simulate(cfg, progress=cli_mode(progress), throw=False, checkpoint=out)

@@ -292,7 +292,7 @@ class FlowConfig(_Section):
     every core otherwise; ``threads = k`` uses k. Results are the same bits for every count. ``engine``: "fused" (one compiled loop over steps, never forms
     the batch x m matrix), "blas" (one compiled call per step, BLAS products on blocks of neurons
     into preallocated buffers), or "auto" (blas when d > 3 and the batch x m matrix has at least
-    20 000 entries: measured crossovers, ``observables.FUSED_MAX_D`` and ``BLAS_MIN_ENTRIES``).
+    20 000 entries: measured crossovers, ``problem.FUSED_MAX_D`` and ``BLAS_MIN_ENTRIES``).
     """
 
     _name = "flow"

@@ -13,7 +13,7 @@ from . import distances, model
 from .config import Config
 from .measures import lifted
 from .results import Result
-from .simulate import simulate
+from .controller import simulate
 
 
 def reference_run(cfg: Config, M: int, data=None) -> Result:

@@ -145,7 +145,7 @@ def finished(point: Point, out, command: str = "meanfield sweep CONFIG --out OUT
 def run_point(point: Point, out) -> dict:
     """Run one point in OUT/points/ID (resuming its checkpoint); returns its summary row."""
     from . import checkpoint
-    from .simulate import simulate
+    from .controller import simulate
 
     folder = files.make_folder(Path(out) / "points" / point.id)
     with files.atomic_write(folder / "config.toml") as handle:

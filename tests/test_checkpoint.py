@@ -14,7 +14,7 @@ from meanfield import checkpoint
 
 from .conftest import interruptible
 
-simulate_module = importlib.import_module("meanfield.simulate")
+simulate_module = importlib.import_module("meanfield.controller")
 
 CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
                 flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.01, "batch_size": 8},

@@ -174,18 +174,18 @@ def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
 @pytest.mark.parametrize("chunk", [1024, 4])         # 4: three sample tiles, the last one partial
 def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypatch):
     monkeypatch.setattr(_kernels, "CHUNK", chunk)
-    import importlib
     import meanfield as mf
+    from meanfield import stepping
     from meanfield.data import Dataset
-    simulate = importlib.import_module("meanfield.simulate")
+    from meanfield.problem import build
     theta, X, y, f0 = problem
     for scaling, train, alpha in itertools.product(("mean_field", "lazy"), ("both", "hidden", "output"), (1.0, 2.5)):
         cfg = mf.Config(network={"m": M, "d": D, "activation": activation, "scaling": scaling, "alpha": alpha,
                                  "train": train}, flow={"loss": loss, "lam": 0.3, "engine": "blas"})
-        prob = simulate._problem(cfg, Dataset(X, y, X[:0], y[:0]), theta)
+        prob = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
         prob = type(prob)(**{**prob.__dict__, "f0": f0})
         assert prob.path == "blas"
-        out = simulate.blas_drift(prob, theta, X, y, f0, simulate._buffers(prob, N), np.empty_like(theta))
+        out = stepping.blas_drift(prob, theta, X, y, f0, stepping.buffers(prob, N), np.empty_like(theta))
         np.testing.assert_allclose(out, model.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
 
 
@@ -209,16 +209,14 @@ def test_blas_and_fused_engines_give_the_same_run_and_thread_counts_do_not_matte
                                         (200, 1000, 4, "blas"), (100, 300, 16, "blas"), (60, 400, 64, "blas")])
 def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
     """The path "auto" picks for (n, m, d), run by simulate, equals Euler steps of model.velocity."""
-    import importlib
-
     import meanfield as mf
-    simulate = importlib.import_module("meanfield.simulate")
+    from meanfield.problem import build
     cfg = mf.Config(seed=1, network={"m": m, "d": d, "activation": "relu"}, data={"n": n, "n_test": 0},
                     flow={"dt": 0.05, "t_end": 0.25}, record={"n_records": 2})
     result = mf.simulate(cfg)
     rng_data = np.random.default_rng(np.random.SeedSequence(1).spawn(4)[0])
     data = mf.make_data(cfg, rng_data)
-    assert simulate._problem(cfg, data, result.theta0).path == path
+    assert build(cfg, data, result.theta0).path == path
     theta = result.theta0.copy()
     for _ in range(cfg.flow.n_steps):
         theta = theta + cfg.flow.dt * model.velocity(theta, data.X, data.y, cfg.network, cfg.flow)
@@ -235,10 +233,9 @@ def test_engine_choice_is_validated():
 def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count(monkeypatch, chunk):
     """Tiles kept or recomputed in per-thread buffers: identical runs, for 1 and 2 threads."""
     monkeypatch.setattr(_kernels, "CHUNK", chunk)
-    import importlib
-
     import meanfield as mf
-    simulate = importlib.import_module("meanfield.simulate")
+    from meanfield import stepping
+    from meanfield.problem import build
     cfg = mf.Config(seed=3, network={"m": 300, "d": 6, "activation": "tanh"}, data={"n": 150},
                     flow={"dt": 0.05, "t_end": 0.5, "engine": "blas"}, record={"n_records": 3})
     kept = mf.simulate(cfg)
@@ -247,7 +244,7 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
     for threads in (1, 2):
         run = cfg.updated({"flow.threads": threads})
         _kernels.set_threads(threads)
-        buffers = simulate._buffers(simulate._problem(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
+        buffers = stepping.buffers(build(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
         assert buffers["Z"].shape[0] == threads < 5                # per-thread buffers, 5 blocks
         np.testing.assert_array_equal(mf.simulate(run).snapshots, kept.snapshots)
 
@@ -255,23 +252,22 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
 def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_the_run(monkeypatch):
     """With little free memory (simulated), d = 40 (where tiles are normally kept) recomputes its
     tiles: the run is not refused, allocates nothing of size m x B, and gives the same bits."""
-    import importlib
-
     import meanfield as mf
-    simulate = importlib.import_module("meanfield.simulate")
+    from meanfield import memory, stepping
+    from meanfield.problem import build
     m, n = 300, 600
     cfg = mf.Config(seed=5, network={"m": m, "d": 40}, data={"n": n},
                     flow={"dt": 0.05, "t_end": 0.3, "engine": "blas"}, record={"n_records": 3})
-    assert simulate.blas_plan(m, n, 40)[2] is False                        # enough memory: tiles kept
-    monkeypatch.setattr(simulate, "CHUNK_BYTES", 0)
+    assert memory.blas_plan(m, n, 40)[2] is False                          # enough memory: tiles kept
+    monkeypatch.setattr(memory, "CHUNK_BYTES", 0)
     kept = mf.simulate(cfg)
     free = int(1.9 * 8 * m * n)
-    monkeypatch.setattr(simulate, "available_bytes", lambda: free)
-    assert 8 * m * n > simulate.STORED_SHARE * free                         # the m x B matrix would not fit
-    assert simulate.blas_plan(m, n, 40)[2] is True
-    assert simulate.estimated_bytes(cfg) <= free                            # the run is not refused
-    problem = simulate._problem(cfg, mf.make_data(cfg, np.random.default_rng(0)), kept.theta0)
-    assert simulate._buffers(problem, n)["Z"].size < m * n
+    monkeypatch.setattr(memory, "available_bytes", lambda: free)
+    assert 8 * m * n > memory.STORED_SHARE * free                           # the m x B matrix would not fit
+    assert memory.blas_plan(m, n, 40)[2] is True
+    assert memory.estimated_bytes(cfg) <= free                              # the run is not refused
+    problem = build(cfg, mf.make_data(cfg, np.random.default_rng(0)), kept.theta0)
+    assert stepping.buffers(problem, n)["Z"].size < m * n
     recomputed = mf.simulate(cfg)
     np.testing.assert_array_equal(recomputed.snapshots, kept.snapshots)
 

@@ -88,13 +88,12 @@ def test_gibbs_diagnostic_needs_decay_temperature_and_both_layers():
 
 def test_gibbs_samples_follow_the_exact_gibbs_law_without_data():
     # no data: p_mu = N(0, T / lam) in every coordinate; sampled by importance resampling
-    import importlib
-    simulate = importlib.import_module("meanfield.simulate")
     from meanfield.data import Dataset
+    from meanfield.problem import build
     cfg = mf.Config(network={"m": 50, "d": 2}, data={"kind": "none"}, flow={"lam": 2.0, "temperature": 0.5})
     theta = np.random.default_rng(0).standard_normal((50, 3))
     empty = np.zeros((0, 2))
-    problem = simulate._problem(cfg, Dataset(empty, np.zeros(0), empty, np.zeros(0)), theta)
+    problem = build(cfg, Dataset(empty, np.zeros(0), empty, np.zeros(0)), theta)
     samples = langevin.gibbs_samples(problem, theta, np.zeros(0), 0.5, size=20_000, seed=1)
     assert samples.shape == (20_000, 3)
     np.testing.assert_allclose(samples.var(axis=0), 0.25, rtol=0.05)

@@ -1,0 +1,318 @@
+"""The controller: validate, schedule, draw noise and minibatches, step, record, checkpoint.
+
+The time loop runs in Python at record granularity; inside each record interval the particles
+move by many steps (``stepping.advance``, in chunks bounded in memory). All randomness comes from
+one seed expanded with ``numpy.random.SeedSequence`` into independent streams (data,
+initialisation, noise, minibatches), drawn here and passed to the kernels, so a run is identical
+whatever the thread count. The live state of a run is one ``checkpoint.Progress``; the loop is
+restore, draw, advance, record, checkpoint, result, each a short function below.
+"""
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _lazy, checkpoint, memory, stepping
+from . import threads as thread_policy
+from .config import Config
+from .data import draw, make_data, split_arrays, validate_arrays
+from .errors import ConfigError, DataError, DivergenceError, OutputError
+from .init import initial_particles
+from .langevin import temperature
+from .observables import compute
+from .problem import Problem, build
+from .progress import Reporter
+from .progress import check as check_progress
+from .results import Result
+
+_kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
+
+
+def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
+    """Steps at which the state is recorded: 0, ..., n_steps (geometric or linear, unique)."""
+    if spacing == "linear":
+        steps = np.linspace(0, n_steps, n_records)
+    else:
+        # geomspace(1, K, 1) is [1], not [K]: with two records, take [0, K]
+        tail = np.geomspace(1, n_steps, n_records - 1) if n_records > 2 else [n_steps]
+        steps = np.concatenate([[0], tail])
+    return np.unique(np.round(steps).astype(np.int64))
+
+
+def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None) -> Result:
+    """Run the particle flow described by ``cfg``.
+
+    data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
+    theta0: initial particles (m, d + 1) to use instead of drawing them from ``cfg.init``.
+    checkpoint: a folder: progress is saved there (see ``record.checkpoint_seconds``, and on
+    Ctrl-C or SIGTERM), and a run whose checkpoint is found there resumes from it, bit for bit;
+    a changed config or other data is refused. The checkpoint is left in place.
+    progress: None (a bar on a terminal once the run has lasted a few seconds), True, False, or
+    "lines" (plain lines for logs); see ``meanfield.progress``.
+    throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
+    with throw=False return the partial result with status "diverged".
+    """
+    if not isinstance(cfg, Config):
+        raise ConfigError.invalid("cfg", type(cfg).__name__, "a meanfield.Config")
+    if data is not None:
+        data = validate_arrays(data, cfg)
+        if cfg.data.kind != "arrays":
+            cfg = cfg.updated({"data.kind": "arrays"})
+    check_progress(progress)
+    _check_threads(cfg)
+    memory.check_memory(cfg, data)
+    seeds = np.random.SeedSequence(cfg.seed).spawn(4)
+    rng_data, rng_init, rng_noise, rng_batch = (np.random.default_rng(s) for s in seeds)
+    dataset = make_data(cfg, rng_data) if data is None else split_arrays(data, cfg, rng_data)
+    if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
+        raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
+                                  f"0 (full batch) or at most the {len(dataset.y)} training samples")
+    if theta0 is None:
+        theta0 = initial_particles(cfg.network, cfg.init, rng_init)
+    else:
+        theta0 = _checked_particles(theta0, cfg)
+    problem = build(cfg, dataset, theta0)
+    return _run(problem, dataset, rng_noise, rng_batch, progress, throw, checkpoint)
+
+
+def _checked_particles(theta0, cfg) -> np.ndarray:
+    shape = (cfg.network.m, cfg.network.d + 1)
+    theta0 = np.asarray(theta0)
+    if theta0.dtype.kind not in "biuf" or theta0.shape != shape:
+        raise DataError.invalid("theta0", f"array of shape {theta0.shape} and dtype {theta0.dtype}",
+                                f"a real array of shape (network.m, network.d + 1) = {shape}")
+    if not np.all(np.isfinite(theta0)):
+        raise DataError.invalid("theta0", "non-finite values", "finite values only")
+    return np.array(theta0, dtype=np.float64, order="C")
+
+
+def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
+    # One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads
+    # spinning against Numba's made the population step 16x slower at m = 160; and BLAS's own
+    # threads would make results depend on the thread count).
+    scipy_blas = problem.exact or problem.path == "blas"
+    # overflow is detected and reported (_check_overflow, _divergence), not warned about
+    with _kernels.blas_threads(1, scipy_blas), _sigterm_as_interrupt(folder is not None), \
+            np.errstate(over="ignore", invalid="ignore"):
+        return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
+
+
+@contextmanager
+def _sigterm_as_interrupt(active: bool):
+    """Within a checkpointed run, SIGTERM raises KeyboardInterrupt (so a checkpoint is written)."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class _Run:
+    """What stays fixed during a run's loop: the problem, the schedule and the step machinery."""
+
+    problem: Problem
+    dataset: object
+    steps: np.ndarray            # the record steps
+    stepper: stepping.Stepper
+    chunk: int                   # steps drawn and advanced at once
+    full_rows: np.ndarray        # (1, n): every training sample, the full-batch index
+    threads: int
+    compile_seconds: float
+
+
+def _prepare(problem: Problem, dataset) -> _Run:
+    """Threads, record steps, buffers, chunk size; compile (or load) the kernels."""
+    cfg = problem.cfg
+    flow = cfg.flow
+    m, p = problem.theta0.shape
+    batch = flow.batch_size or len(problem.y)
+    work = thread_policy.work_per_step(batch, m, p, population=problem.exact)
+    threads = _kernels.set_threads(thread_policy.choose(flow.threads, work, _kernels.max_threads()))
+    per_step = (m * p * 8 * (flow.max_temperature > 0) + (batch * (cfg.network.d + 2) * 8 if flow.online else 0)
+                + (len(problem.y) * 8 if flow.batch_size and not flow.online else 0))
+    full_rows = np.arange(len(problem.y), dtype=np.int64)[None, :]
+    stepper = stepping.Stepper(problem, batch)
+    with stepping.announced_compile() as compile_clock:
+        stepping.compile_kernels(problem, full_rows[:, :batch], stepper.buffers)
+    return _Run(problem, dataset, record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing), stepper,
+                max(1, memory.CHUNK_BYTES // max(per_step, 1)), full_rows, threads, compile_clock())
+
+
+def _restore(problem: Problem, folder, data_hash, rng_noise, rng_batch) -> checkpoint.Progress:
+    """The state at the first record, or the one a checkpoint in ``folder`` saved."""
+    if checkpoint.exists(folder):
+        state = checkpoint.load(folder, problem.cfg, data_hash)
+        rng_noise.bit_generator.state = state.rng_states["noise"]
+        rng_batch.bit_generator.state = state.rng_states["batch"]
+        return state
+    theta = problem.theta0.copy()
+    theta_lin = problem.theta0.copy() if "tangent_gap" in problem.cfg.record.diagnostics else None
+    first = compute(problem, theta, theta_lin, 0.0)
+    _check_overflow(problem, first["train_risk"])
+    return checkpoint.Progress(0, theta, theta_lin, [first], [theta.copy()] if problem.cfg.record.snapshots else None,
+                               {}, 0.0)
+
+
+def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, rng_batch, bar):
+    """Draw the samples and noise of the steps up to ``target`` and take them, chunk by chunk."""
+    problem = run.problem
+    flow = problem.cfg.flow
+    m, p = state.theta.shape
+    while state.done < target:
+        k = int(min(run.chunk, target - state.done))
+        X, y, f0, idx = _samples(problem, run.dataset, k, run.full_rows, rng_batch)
+        noise = rng_noise.standard_normal((k, m, p)) if flow.max_temperature > 0 else np.zeros((0, 0, 0))
+        scale = np.sqrt(2.0 * temperature(flow, (state.done + np.arange(k)) * flow.dt) * flow.dt)
+        run.stepper(state.theta, X, y, f0, idx, noise, scale, k)
+        if state.theta_lin is not None:
+            run.stepper(state.theta_lin, X, y, f0, idx, noise, scale, k, tangent=True)
+        state.done += k
+        bar.update(k)
+
+
+def _record(problem: Problem, state: checkpoint.Progress):
+    state.records.append(compute(problem, state.theta, state.theta_lin, state.done * problem.cfg.flow.dt))
+    if state.snapshots is not None:
+        state.snapshots.append(state.theta.copy())
+
+
+def _snapshot(state: checkpoint.Progress, rng_noise, rng_batch, seconds: float) -> checkpoint.Progress:
+    """A copy of the state (what a checkpoint saves), with the generators' states and run time."""
+    return checkpoint.Progress(state.done, state.theta.copy(), None if state.theta_lin is None else state.theta_lin.copy(),
+                               list(state.records), None if state.snapshots is None else list(state.snapshots),
+                               {"noise": rng_noise.bit_generator.state, "batch": rng_batch.bit_generator.state},
+                               seconds)
+
+
+def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> Result:
+    problem = run.problem
+    records = state.records
+    return Result(
+        config=problem.cfg, t=run.steps[:len(records)] * problem.cfg.flow.dt,
+        observables={name: np.array([r[name] for r in records]) for name in records[0]},
+        snapshots=np.array(state.snapshots) if state.snapshots is not None else None,
+        theta=state.theta, theta0=problem.theta0, status=status, message=message,
+        stats={"steps": int(state.done), "compile_seconds": run.compile_seconds, "run_seconds": seconds,
+               "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test)})
+
+
+def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
+    cfg = problem.cfg
+    run = _prepare(problem, dataset)
+    data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0)
+    state = _restore(problem, folder, data_hash, rng_noise, rng_batch)
+    earlier, tic = state.run_seconds, time.perf_counter()
+
+    def clock():
+        return earlier + time.perf_counter() - tic
+
+    status, message = "completed", ""
+    risk_limit = cfg.record.divergence_factor * max(1.0, state.records[0]["train_risk"])
+    bar = Reporter(progress, cfg.flow.n_steps, state.done, desc="meanfield run")
+    consistent = _snapshot(state, rng_noise, rng_batch, clock())     # what an interruption saves
+    saved = _Checkpoints(folder, cfg, data_hash, state.done or None)
+    saved.write(consistent)                  # at the first record: a kill from now on loses nothing
+    try:
+        for target in run.steps[run.steps > state.done]:
+            _advance_to(run, state, target, rng_noise, rng_batch, bar)
+            _record(problem, state)
+            message = _divergence(state.theta, state.records[-1]["train_risk"], risk_limit, state.done, cfg.flow.dt)
+            if message:
+                status = "diverged"
+                break
+            consistent = _snapshot(state, rng_noise, rng_batch, clock())
+            if time.perf_counter() - saved.clock >= cfg.record.checkpoint_seconds:
+                saved.write(consistent)
+    except KeyboardInterrupt:
+        saved.write(consistent)
+        raise
+    finally:
+        bar.close()
+    if status == "diverged":
+        saved.write(consistent)              # the last finite state
+    result = _result(run, state, status, message, clock())
+    if status == "diverged" and throw:
+        raise DivergenceError(message, time=state.done * cfg.flow.dt, result=result, parameter="flow.dt",
+                              value=cfg.flow.dt, allowed="a smaller time step")
+    return result
+
+
+def _check_overflow(problem, risk):
+    """A risk that is not finite before any step is an overflow of the inputs, labels or initial
+    particles (all finite, validated), not a too-large dt: say which is largest."""
+    if math.isfinite(risk):
+        return
+    sizes = {name: float(np.max(np.abs(a))) if a.size else 0.0
+             for name, a in (("X", problem.X), ("y", problem.y), ("theta0", problem.theta0))}
+    name = max(sizes, key=sizes.get)
+    raise DataError(f"the training risk at t = 0 is {risk}: the network's output overflows float64 (largest |X| = "
+                    f"{sizes['X']:.3g}, |y| = {sizes['y']:.3g}, |theta0| = {sizes['theta0']:.3g}); rescale {name}",
+                    parameter=name, value=sizes[name], allowed="values whose products and squares stay finite")
+
+
+class _Checkpoints:
+    """Writes the checkpoints of a run into ``folder`` (nothing when it is None); a write that
+    fails (a full disk) raises OutputError naming the last checkpoint kept."""
+
+    def __init__(self, folder, cfg, data_hash, done=None):
+        self.folder, self.cfg, self.data_hash, self.done = folder, cfg, data_hash, done
+        self.clock = time.perf_counter()
+
+    def write(self, progress):
+        if self.folder is None:
+            return
+        try:
+            checkpoint.save(self.folder, progress, self.cfg, self.data_hash)
+        except OutputError as exc:
+            kept = ("no checkpoint could be written" if self.done is None else
+                    f"the last checkpoint, at t = {self.done * self.cfg.flow.dt:.6g} (step {self.done}), is kept in "
+                    f"{self.folder}: free space, then `meanfield resume {self.folder}`")
+            raise OutputError(f"{exc}; {kept}", parameter=exc.parameter, value=exc.value,
+                              allowed=exc.allowed) from None
+        self.done, self.clock = progress.done, time.perf_counter()
+
+
+def _divergence(theta, risk, limit, done, dt) -> str:
+    """A message if the particles or the risk are not finite or the risk exceeds the limit, else ""."""
+    if np.all(np.isfinite(theta)) and math.isfinite(risk) and risk <= limit:
+        return ""
+    reason = ("particles or risk not finite" if not (math.isfinite(risk) and np.all(np.isfinite(theta)))
+              else f"training risk {risk:.3g} > {limit:.3g}")
+    return f"run diverged at t = {done * dt:.6g} (step {done}): {reason}; try a smaller flow.dt, e.g. {dt / 4:.3g}"
+
+
+def _samples(problem, dataset, k, full_rows, rng_batch):
+    """(X, y, f0, idx) for the next k steps: full batch, minibatches, or fresh online samples."""
+    flow = problem.cfg.flow
+    B = flow.batch_size
+    if flow.online:
+        X, y = draw(problem.cfg, dataset.teacher, k * B, rng_batch)
+        f0 = (problem.predict(problem.theta0, X, np.zeros(len(y))) if problem.cfg.network.centered
+              else np.zeros(len(y)))
+        return X, y, f0, np.arange(k * B, dtype=np.int64).reshape(k, B)
+    if B:
+        n = len(problem.y)
+        idx = rng_batch.permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (k, n)), axis=1)[:, :B]
+        return problem.X, problem.y, problem.f0, np.ascontiguousarray(idx)
+    return problem.X, problem.y, problem.f0, full_rows
+
+
+def _check_threads(cfg):
+    limit = _kernels.max_threads()
+    if cfg.flow.threads > limit:
+        raise ConfigError.invalid("flow.threads", cfg.flow.threads,
+                                  f"0 (all) or at most {limit}, the Numba thread limit")

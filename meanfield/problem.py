@@ -1,0 +1,109 @@
+"""A run's fixed inputs in kernel form, and the path its steps take."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import _lazy, activations, model, ntk
+from .config import Config
+from .scaling import output_scale, time_factor
+
+_kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
+
+BLAS_MIN_ENTRIES = 20_000      # "auto" engine: the BLAS path from this batch x m size...
+FUSED_MAX_D = 3                # ...and above this d (measured crossovers: the fused loop wins below)
+
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A run's fixed inputs in kernel form: arrays C-contiguous float64, codes and scale factors."""
+
+    cfg: Config
+    X: np.ndarray
+    y: np.ndarray
+    f0: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    f0_test: np.ndarray
+    theta0: np.ndarray
+    teacher: np.ndarray | None = None
+
+    @property
+    def path(self) -> str:
+        """The engine the network's steps take: "fused" or "blas" (flow.engine; auto by size)."""
+        flow = self.cfg.flow
+        if flow.engine != "auto":
+            return flow.engine
+        batch = flow.batch_size or len(self.y)
+        net = self.cfg.network
+        big = batch * net.m >= BLAS_MIN_ENTRIES and net.d > FUSED_MAX_D
+        return "blas" if big and not net.linearized else "fused"
+
+    @property
+    def exact(self) -> bool:
+        """True when the risk is the exact population risk (no samples)."""
+        return self.cfg.data.kind == "population"
+
+    @property
+    def out_scale(self) -> float:
+        net = self.cfg.network
+        return output_scale(net.m, net.scaling, net.alpha)
+
+    @property
+    def vel_scale(self) -> float:
+        """time_factor * out_scale = 1 / (alpha m s(m)): the kernels' velocity prefactor."""
+        net = self.cfg.network
+        return time_factor(net.m, net.scaling, net.alpha) * self.out_scale
+
+    @property
+    def act(self) -> int:
+        return activations.activation(self.cfg.network.activation).code
+
+    @property
+    def loss(self) -> int:
+        return activations.loss(self.cfg.flow.loss).code
+
+    @property
+    def mask(self) -> np.ndarray:
+        return model.train_mask(self.cfg.network.train, self.cfg.network.d)
+
+    def predict(self, theta, X, f0) -> np.ndarray:
+        """The (centered) predictor on the rows of X, shape (n,); the tangent model's if linearized."""
+        net = self.cfg.network
+        theta0 = self.theta0 if net.linearized else None
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, theta0) - f0
+
+    def predict_tangent(self, theta, X, f0) -> np.ndarray:
+        """The tangent model at theta0 on the rows of X, shape (n,)."""
+        net = self.cfg.network
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, self.theta0) - f0
+
+    def kernel(self, theta) -> np.ndarray:
+        """Tangent kernel H on the training inputs (constant for the tangent model), (n, n)."""
+        at = self.theta0 if self.cfg.network.linearized else theta
+        return ntk.tangent_kernel(at, self.X, self.cfg.network)
+
+    @cached_property
+    def kernel0(self) -> np.ndarray:
+        return self.kernel(self.theta0)
+
+    def risk(self, theta, X, y, f0) -> float:
+        if len(y) == 0:
+            return 0.0
+        return float(np.mean(model.loss(self.cfg.flow.loss, self.predict(theta, X, f0), y)))
+
+
+def build(cfg: Config, dataset, theta0: np.ndarray) -> Problem:
+    """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0)."""
+    arrays = [np.ascontiguousarray(a, dtype=np.float64)
+              for a in (dataset.X, dataset.y, dataset.X_test, dataset.y_test)]
+    X, y, X_test, y_test = arrays
+    zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0,
+                    dataset.teacher)
+    if not cfg.network.centered:
+        return zeros
+    return Problem(cfg, X, y, zeros.predict(theta0, X, zeros.f0), X_test, y_test,
+                   zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher)
