@@ -18,13 +18,13 @@ from .init import initial_particles
 from .results import Result
 from .scaling import (dt_from_learning_rate, learning_rate_from_dt, output_scale,
                       time_factor, weight_decay_from_lam)
-from .controller import simulate
+from .controller import run_data, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Config", "NetworkConfig", "InitConfig", "DataConfig", "FlowConfig", "RecordConfig",
-    "Dataset", "make_data", "initial_particles", "simulate", "Result",
+    "Dataset", "make_data", "run_data", "initial_particles", "simulate", "Result",
     "MeanfieldError", "ConfigError", "DataError", "DivergenceError", "DistanceError",
     "CorruptedResultError", "OutputError",
     "output_scale", "time_factor", "learning_rate_from_dt", "dt_from_learning_rate",

@@ -21,7 +21,7 @@ import numpy as np
 from . import _lazy, checkpoint, memory, stepping
 from . import threads as thread_policy
 from .config import Config
-from .data import draw, make_data, split_arrays, validate_arrays
+from .data import Dataset, draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError, OutputError
 from .init import initial_particles
 from .langevin import temperature
@@ -79,6 +79,11 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
         theta0 = _checked_particles(theta0, cfg)
     problem = build(cfg, dataset, theta0)
     return _run(problem, dataset, rng_noise, rng_batch, progress, throw, checkpoint)
+
+
+def run_data(cfg: Config) -> Dataset:
+    """The samples ``simulate(cfg)`` draws (its data stream of ``cfg.seed``), without running."""
+    return make_data(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[0]))
 
 
 def _checked_particles(theta0, cfg) -> np.ndarray:
@@ -207,7 +212,8 @@ def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> 
         snapshots=np.array(state.snapshots) if state.snapshots is not None else None,
         theta=state.theta, theta0=problem.theta0, status=status, message=message,
         stats={"steps": int(state.done), "compile_seconds": run.compile_seconds, "run_seconds": seconds,
-               "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test)})
+               "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test)},
+        data=Dataset(problem.X, problem.y, problem.X_test, problem.y_test, problem.teacher))
 
 
 def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import files
 from .config import Config
+from .data import Dataset
 from .errors import ConfigError, CorruptedResultError
 
 FORMAT_VERSION = 2
@@ -29,7 +30,8 @@ STATUSES = ("completed", "diverged")
 class Result:
     """Record times ``t`` (R,), ``observables`` name -> (R,), ``snapshots`` (R, m, d + 1) or None,
     the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status``
-    ("completed" | "diverged"), ``message`` and ``stats`` (steps, compile and run seconds, ...)."""
+    ("completed" | "diverged"), ``message``, ``stats`` (steps, compile and run seconds, ...) and
+    ``data``, the samples the run used (``Dataset``: X (n, d), y (n,), X_test, y_test, teacher)."""
 
     config: Config
     t: np.ndarray
@@ -40,12 +42,20 @@ class Result:
     status: str = "completed"
     message: str = ""
     stats: dict = field(default_factory=dict)
+    data: Dataset | None = None
+
+    @property
+    def teacher(self) -> np.ndarray | None:
+        """The teacher network (m0, d + 1) = [u | c] that labelled the data, or None."""
+        return None if self.data is None else self.data.teacher
 
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"t": self.t, "theta": self.theta, "theta0": self.theta0}
         arrays.update({f"obs/{k}": v for k, v in self.observables.items()})
         if self.snapshots is not None:
             arrays["snapshots"] = self.snapshots
+        if self.data is not None:
+            arrays.update({f"data/{k}": v for k, v in vars(self.data).items() if v is not None})
         return arrays
 
     def save(self, path) -> Path:
@@ -97,10 +107,12 @@ class Result:
         arrays = files.read_arrays(folder / ARRAYS, values["arrays"])
         for name in ("t", "theta", "theta0"):
             files.field(arrays, name, folder / ARRAYS)
+        data = {k[5:]: v for k, v in arrays.items() if k.startswith("data/")}
         result = cls(config=config, t=arrays["t"],
                      observables={k[4:]: v for k, v in arrays.items() if k.startswith("obs/")},
                      snapshots=arrays.get("snapshots"), theta=arrays["theta"], theta0=arrays["theta0"],
-                     status=values["status"], message=values["message"], stats=values["stats"])
+                     status=values["status"], message=values["message"], stats=values["stats"],
+                     data=Dataset(**data) if data else None)
         result._check(where)
         return result
 

@@ -54,7 +54,7 @@ def run(quick, out):
     widths = np.array(size["widths"])
     at_T = np.zeros((3, len(widths), size["seeds"]))          # coupled, predictor, W2 at t = T
     for seed in range(size["seeds"]):
-        X_test = mf.make_data(config(1, seed=seed), np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])).X_test
+        X_test = mf.run_data(config(1, seed=seed)).X_test
         reference = reference_run(config(int(widths[0]), seed=seed), size["M"])
         for k, m in enumerate(widths):
             found = compare(mf.simulate(config(int(m), seed=seed)), reference, X_test, method="exact", w2_at="last")
@@ -66,7 +66,7 @@ def run(quick, out):
     total = {m: np.zeros((len(DT_SEEDS), len(dts) + 1)) for m in size["dt_widths"]}
     euler = {m: np.zeros((len(DT_SEEDS), len(dts))) for m in size["dt_widths"]}
     for k, seed in enumerate(DT_SEEDS):
-        X_test = mf.make_data(config(1, seed=seed), np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])).X_test
+        X_test = mf.run_data(config(1, seed=seed)).X_test
         limit = final_predictions(size["M"], FINE, X_test, seed)
         for m in size["dt_widths"]:
             fine = final_predictions(int(m), FINE, X_test, seed)

@@ -47,8 +47,7 @@ def measure(size, seed):
     """Both regimes from one seed: their results, the teacher, and per regime (mean displacement,
     cone share at 0, cone share at T, final training risk)."""
     results = {s: mf.simulate(config(s, size, seed)) for s in ("mean_field", "lazy")}
-    cfg = config("mean_field", size, seed)
-    teacher = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])).teacher
+    teacher = results["mean_field"].teacher
     values = {s: (r.observables["displacement_mean"][-1], cone_share(r.theta0, teacher), cone_share(r.theta, teacher),
                   r.observables["train_risk"][-1]) for s, r in results.items()}
     return results, teacher, values

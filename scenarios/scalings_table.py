@@ -62,7 +62,7 @@ def measure(scaling, m, seed):
     """(||f_0||, mean displacement, ||f_T - f_0|| / ||f_0||, kappa, R(T) / R(0)) on the training inputs."""
     cfg = config(scaling, m, seed)
     res = mf.simulate(cfg)
-    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0]))
+    data = res.data
     f0, fT = model.predict(res.theta0, data.X, cfg.network), model.predict(res.theta, data.X, cfg.network)
     norm0 = np.sqrt(np.mean(f0 ** 2))
     risk = res.observables["train_risk"]

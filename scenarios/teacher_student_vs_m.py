@@ -59,8 +59,7 @@ def run(quick, out):
             if seed == 0:
                 curves[int(m)] = (res.t, risk / risk[0])
         if m == widths[-1]:
-            rng_data = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0])   # the run's data stream
-            teacher = mf.make_data(res.config, rng_data).teacher
+            teacher = res.teacher
             per_teacher = cone_masses(res.theta, teacher[:, :-1], res.config.record.cone_angle, scale=1 / m)
     stalled = decrease < STALLED
     over = widths >= 2 * M0

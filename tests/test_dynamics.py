@@ -22,7 +22,7 @@ def base(**changes):
 def output_only_exact(cfg, res, t):
     """Predictions at time t of da/dt = A a + b (output layer, squared loss), by expm."""
     net, flow = cfg.network, cfg.flow
-    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[0]))
+    data = mf.run_data(cfg)
     X, y = data.X, data.y
     n, theta0 = len(y), res.theta0
     Phi = model.activation(net.activation, X @ theta0[:, :net.d].T)        # (n, m)
@@ -80,7 +80,7 @@ def test_lazy_relu_follows_the_h_infinity_kernel_flow_with_error_m_to_minus_half
                             data={"kind": "teacher", "n": n, "inputs": "sphere", "teacher_m0": 2},
                             flow={"dt": dt, "t_end": t_end}, record={"n_records": 8, "spacing": "linear"})
             res = mf.simulate(cfg)
-            data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[0]))
+            data = mf.run_data(cfg)
             H = h_inf(data.X)
             evals, evecs = np.linalg.eigh(H / n)
             preds = np.array([model.predict(th, data.X, cfg.network) for th in res.snapshots])
@@ -226,7 +226,7 @@ def test_recorded_observables_equal_their_numpy_definitions():
     cfg = base(**{"flow.lam": 0.2, "network.train": "hidden", "network.scaling": "lazy", "network.alpha": 2.0,
                   "network.centered": True})
     res = mf.simulate(cfg)
-    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[0]))
+    data = mf.run_data(cfg)
     f0 = model.predict(res.theta0, data.X, cfg.network)
     f0_test = model.predict(res.theta0, data.X_test, cfg.network)
     obs = res.observables

@@ -214,8 +214,7 @@ def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
     cfg = mf.Config(seed=1, network={"m": m, "d": d, "activation": "relu"}, data={"n": n, "n_test": 0},
                     flow={"dt": 0.05, "t_end": 0.25}, record={"n_records": 2})
     result = mf.simulate(cfg)
-    rng_data = np.random.default_rng(np.random.SeedSequence(1).spawn(4)[0])
-    data = mf.make_data(cfg, rng_data)
+    data = mf.run_data(cfg)
     assert build(cfg, data, result.theta0).path == path
     theta = result.theta0.copy()
     for _ in range(cfg.flow.n_steps):

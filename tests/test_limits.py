@@ -29,7 +29,7 @@ def test_reference_run_shares_the_first_particles_and_the_data():
 def test_compare_equals_direct_computations():
     cfg = config(12)
     res, ref = mf.simulate(cfg), reference_run(cfg, 48)
-    X = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(3).spawn(4)[0])).X_test
+    X = mf.run_data(cfg).X_test
     found = compare(res, ref, X, method="exact")
     assert found["method"] == "exact"
     for k, (th, th_ref) in enumerate(zip(res.snapshots, ref.snapshots)):

@@ -56,7 +56,7 @@ def test_margins_are_recorded_along_a_logistic_run():
     obs = res.observables
     assert obs["train_error"][0] > 0.2
     assert obs["train_error"][-1] < obs["train_error"][0]
-    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(0).spawn(4)[0]))
+    data = mf.run_data(cfg)
     final = margins(model.predict(res.theta, data.X, cfg.network), data.y, res.theta, mf.output_scale(50, "mean_field"))
     assert obs["normalized_margin"][-1] == pytest.approx(final["normalized_margin"], rel=1e-10)
     assert np.isfinite(obs["test_error"]).all()

@@ -126,7 +126,7 @@ def test_tangent_model_run_equals_the_kernel_gradient_descent_formula(scaling, a
                                      "linearized": True},
                     data={"n": 12}, flow={"dt": dt, "t_end": 5.0}, record={"n_records": 6, "spacing": "linear"})
     res = mf.simulate(cfg)
-    data = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(2).spawn(4)[0]))
+    data = mf.run_data(cfg)
     H0 = ntk.tangent_kernel(res.theta0, data.X, cfg.network)
     u0 = model.predict(res.theta0, data.X, cfg.network, theta0=res.theta0)
     expected = ntk.kernel_gradient_descent(H0, data.y, u0, np.round(res.t / dt), dt)
@@ -141,7 +141,7 @@ def test_diagnostics_equal_independent_computations():
                     record={"n_records": 5, "diagnostics": diagnostics})
     res = mf.simulate(cfg)
     lin = mf.simulate(cfg.updated({"network.linearized": True, "record.diagnostics": []}))
-    X = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(4).spawn(4)[0])).X
+    X = mf.run_data(cfg).X
     H0 = ntk.tangent_kernel(res.theta0, X, cfg.network)
     obs = res.observables
     for k, (th, th_lin) in enumerate(zip(res.snapshots, lin.snapshots)):

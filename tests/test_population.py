@@ -84,7 +84,7 @@ def test_population_engine_follows_the_empirical_engine_with_a_large_sample():
                     flow={"dt": 0.05, "t_end": 3.0}, record={"n_records": 4})
     exact = mf.simulate(cfg)
     rng = np.random.default_rng(0)
-    teacher = mf.make_data(cfg, np.random.default_rng(np.random.SeedSequence(5).spawn(4)[0])).teacher
+    teacher = mf.run_data(cfg).teacher
     X = rng.standard_normal((200_000, D))
     y = model.activation("erf", X @ teacher[:, :D].T) @ teacher[:, D]
     sampled = mf.simulate(cfg.updated({"data.kind": "arrays"}), data=(X, y))

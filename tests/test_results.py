@@ -136,3 +136,20 @@ def test_divergence_stops_names_the_time_and_keeps_the_partial_result():
     quiet = mf.simulate(cfg, throw=False)
     assert quiet.status == "diverged"
     assert quiet.message == str(info.value)
+
+
+def test_a_result_carries_the_data_and_teacher_it_used(result, tmp_path):
+    data = mf.run_data(result.config)
+    for name in ("X", "y", "X_test", "y_test", "teacher"):
+        np.testing.assert_array_equal(getattr(result.data, name), getattr(data, name))
+    np.testing.assert_array_equal(result.teacher, data.teacher)
+    loaded = mf.Result.load(result.save(tmp_path / "run"))
+    for name in ("X", "y", "X_test", "y_test", "teacher"):
+        np.testing.assert_array_equal(getattr(loaded.data, name), getattr(data, name))
+    cfg = result.config.updated({"network.bias": True, "network.d": 3, "data.kind": "arrays", "data.test_fraction": 0.2})
+    X, y = np.random.default_rng(0).standard_normal((10, 2)), np.arange(10.0)
+    own = mf.simulate(cfg, data=(X, y))
+    assert own.teacher is None
+    assert own.data.X.shape == (8, 3)                        # the constant bias column appended
+    np.testing.assert_array_equal(own.data.X[:, 2], 1.0)
+    np.testing.assert_array_equal(np.sort(np.concatenate([own.data.y, own.data.y_test])), y)
