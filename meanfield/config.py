@@ -77,6 +77,16 @@ def _pair_of_floats(name, value):
     return tuple(_float(f"{name}[{k}]", v) for k, v in enumerate(value))
 
 
+def _matrix(name, value):
+    """A list of equally long lists of finite reals (a matrix, row by row), as a tuple of tuples."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError.invalid(name, value, "a list of rows, each a list of real numbers")
+    rows = tuple(_floats(f"{name}[{k}]", row) for k, row in enumerate(value))
+    if len({len(row) for row in rows}) > 1:
+        raise ConfigError.invalid(name, [list(r) for r in rows], "rows of equal length")
+    return rows
+
+
 def _choices(name, value, choices):
     """A list of distinct names from ``choices``, stored as a tuple."""
     if isinstance(value, str) or not isinstance(value, (list, tuple)):
@@ -236,7 +246,9 @@ class DataConfig(_Section):
     """Where (x, y) come from.
 
     ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
-    c_j = teacher_scale (or ±teacher_scale), the u_j orthonormal if ``teacher_orthonormal``; ``population``: the same teacher with x ~ N(0, I) and
+    c_j = teacher_scale (or ±teacher_scale), the u_j orthonormal if ``teacher_orthonormal``, or
+    the user's ``teacher_weights``, rows [u_j | c_j] of length network.d + 1 (teacher_m0 rows);
+    ``population``: the same teacher with x ~ N(0, I) and
     the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``);
     ``isotropic_gaussians``: y = ±1 with x ~ N(0, (1 + y delta)^2 I) (Mei, Montanari & Nguyen);
     ``random_labels``: y = ±1 at random; ``none``: no data
@@ -254,6 +266,7 @@ class DataConfig(_Section):
     teacher_scale: float = 1.0
     teacher_signs: str = "positive"
     teacher_orthonormal: bool = False
+    teacher_weights: tuple = ()
     label_noise: float = 0.0
     delta: float = 0.5
     test_fraction: float = 0.0
@@ -268,6 +281,7 @@ class DataConfig(_Section):
         self._check("teacher_scale", _float)
         self._check("teacher_signs", _choice, TEACHER_SIGNS)
         self._check("teacher_orthonormal", _bool)
+        self._check("teacher_weights", _matrix)
         self._check("label_noise", _float, 0.0)
         self._check("delta", _float, 0.0)
         if self.delta >= 1.0:
@@ -461,6 +475,18 @@ class Config:
         if "masses" in self.record.diagnostics and data.kind not in ("teacher", "population"):
             raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
                                       "'masses' only with a teacher (data.kind = 'teacher' or 'population')")
+        if data.teacher_weights:
+            rows = data.teacher_weights
+            for name, bad, allowed in (
+                    ("data.kind", data.kind not in ("teacher", "population"), "'teacher' or 'population' with data.teacher_weights"),
+                    ("data.teacher_weights", len(rows[0]) != net.d + 1,
+                     f"rows of network.d + 1 = {net.d + 1} numbers [u_j | c_j]"),
+                    ("data.teacher_m0", data.teacher_m0 != len(rows),
+                     f"{len(rows)}, the number of rows of data.teacher_weights"),
+                    ("data.teacher_orthonormal", data.teacher_orthonormal, "false with data.teacher_weights")):
+                if bad:
+                    raise ConfigError.invalid(name, getattr(data, name.split(".")[1]) if name != "data.teacher_weights"
+                                              else [list(r) for r in rows], allowed)
         if data.teacher_orthonormal and data.teacher_m0 > net.d:
             raise ConfigError.invalid("data.teacher_m0", data.teacher_m0,
                                       f"at most network.d = {net.d} with data.teacher_orthonormal")

@@ -37,8 +37,10 @@ def sample_inputs(count: int, cfg: Config, rng: np.random.Generator) -> np.ndarr
 
 
 def make_teacher(cfg: Config, rng: np.random.Generator) -> np.ndarray:
-    """Teacher particles [u | c], (m0, d + 1): u uniform on the unit sphere (or a random
-    orthonormal family if ``teacher_orthonormal``), c = ±teacher_scale."""
+    """Teacher particles [u | c], (m0, d + 1): ``data.teacher_weights`` if given, else u uniform on
+    the unit sphere (or a random orthonormal family if ``teacher_orthonormal``), c = ±teacher_scale."""
+    if cfg.data.teacher_weights:
+        return np.array(cfg.data.teacher_weights, dtype=np.float64)
     m0, d = cfg.data.teacher_m0, cfg.network.d
     u = rng.standard_normal((m0, d))
     if cfg.data.teacher_orthonormal:

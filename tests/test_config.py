@@ -158,3 +158,21 @@ def test_front_door_refusals(rng):
         mf.simulate({"network": {"m": 3}})
     with pytest.raises(mf.DataError, match="simulate"):
         mf.simulate(cfg.updated({"data.kind": "arrays"}))
+
+
+def test_a_user_given_teacher_labels_the_data_and_is_checked():
+    rows = [[1.0, 0.0, 0.0, 2.0], [0.0, 0.6, 0.8, -1.0]]
+    cfg = mf.Config(network={"m": 6, "d": 3, "activation": "tanh"},
+                    data={"teacher_m0": 2, "teacher_weights": rows, "teacher_activation": "tanh", "n": 9})
+    data = mf.run_data(cfg)
+    np.testing.assert_array_equal(data.teacher, rows)
+    np.testing.assert_allclose(data.y, 2.0 * np.tanh(data.X[:, 0]) - np.tanh(0.6 * data.X[:, 1] + 0.8 * data.X[:, 2]),
+                               rtol=1e-14)
+    population = cfg.updated({"data.kind": "population"})
+    np.testing.assert_array_equal(mf.run_data(population).teacher, rows)
+    for changes, parameter in (({"data.teacher_m0": 3}, "data.teacher_m0"), ({"network.d": 4}, "data.teacher_weights"),
+                               ({"data.kind": "random_labels"}, "data.kind"),
+                               ({"data.teacher_weights": [[1.0, 2.0, 3.0, 4.0], [1.0]]}, "data.teacher_weights")):
+        with pytest.raises(mf.ConfigError) as info:
+            cfg.updated(changes)
+        assert info.value.parameter == parameter
