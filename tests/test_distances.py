@@ -125,3 +125,30 @@ def test_gaussian_reference_measure_matches_its_closed_form(rng):
     assert mu.weights.sum() == pytest.approx(1.0)
     np.testing.assert_allclose(np.cov(mu.points.T), cov, atol=0.05)
     assert gaussian_w2(mu.points.mean(0), np.cov(mu.points.T), mean, cov) < 0.05
+
+
+def test_w1_on_the_line_is_the_closed_form_and_pot_agrees(rng):
+    from scipy.stats import wasserstein_distance
+
+    from meanfield.distances import w1
+
+    x, y = rng.standard_normal(40), 0.5 + 2.0 * rng.standard_normal(25)
+    a, b = rng.random(40), rng.random(25)
+    a, b = a / a.sum(), b / b.sum()
+    closed = w1(x, y, a, b)
+    assert closed.method == "1d"
+    np.testing.assert_allclose(closed.value, wasserstein_distance(x, y, a, b), rtol=1e-12)
+    np.testing.assert_allclose(w1(x, y, a, b, method="exact").value, closed.value, rtol=1e-9)
+    np.testing.assert_allclose(w1(x, x + 0.75).value, 0.75, rtol=1e-12)          # a shift moves by its length
+
+
+def test_w1_in_the_plane_is_at_most_w2_and_exact_for_a_translation(rng):
+    from meanfield.distances import w1
+
+    x = rng.standard_normal((30, 2))
+    y = rng.standard_normal((20, 2)) + [1.0, -0.5]
+    assert w1(x, y).method == "exact"
+    assert w1(x, y).value <= w2(x, y, method="exact").value + 1e-12
+    np.testing.assert_allclose(w1(x, x + [0.3, 0.4]).value, 0.5, rtol=1e-9)
+    with pytest.raises(mf.DistanceError, match="one-dimensional"):
+        w1(x, y, method="1d")
