@@ -6,6 +6,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def floating_point_errors_raise():
+    """Every test runs with overflow, division by zero and invalid operations raising: the library
+    expects none (where they can happen it handles them, under np.errstate); underflow to zero
+    is correct rounding and stays silent. Every figure a test opens is closed after it."""
+    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+        yield
+    import sys
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+
+
 def fitted_slope(x, y) -> float:
     """Least-squares slope of log(y) against log(x)."""
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
@@ -23,3 +35,11 @@ def interruptible(args, **kwargs):
     import subprocess
 
     return subprocess.Popen(args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
+
+
+def assert_same_run(a, b):
+    np.testing.assert_array_equal(a.t, b.t)
+    np.testing.assert_array_equal(a.snapshots, b.snapshots)
+    np.testing.assert_array_equal(a.theta, b.theta)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name], b.observables[name])

@@ -12,21 +12,13 @@ import meanfield as mf
 import importlib
 from meanfield import checkpoint
 
-from .conftest import interruptible
+from .conftest import assert_same_run, interruptible
 
 simulate_module = importlib.import_module("meanfield.controller")
 
 CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
                 flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.01, "batch_size": 8},
                 record={"n_records": 12, "diagnostics": ["tangent_gap"], "checkpoint_seconds": 0.0})
-
-
-def assert_same(a, b):
-    np.testing.assert_array_equal(a.t, b.t)
-    np.testing.assert_array_equal(a.snapshots, b.snapshots)
-    np.testing.assert_array_equal(a.theta, b.theta)
-    for name in a.observables:
-        np.testing.assert_array_equal(a.observables[name], b.observables[name])
 
 
 def interrupt_at(monkeypatch, call):
@@ -50,7 +42,7 @@ def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path, mon
     undo()
     assert checkpoint.exists(tmp_path)
     resumed = mf.simulate(CFG, checkpoint=tmp_path)
-    assert_same(resumed, whole)
+    assert_same_run(resumed, whole)
     assert resumed.stats["steps"] == whole.stats["steps"]
 
 
@@ -88,4 +80,4 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     done = subprocess.run([sys.executable, "-m", "meanfield.cli", "resume", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not checkpoint.exists(out)
-    assert_same(mf.Result.load(out), mf.simulate(cfg))
+    assert_same_run(mf.Result.load(out), mf.simulate(cfg))

@@ -2,12 +2,11 @@
 invariants and symmetries of the flow."""
 import numpy as np
 import pytest
-from scipy.linalg import expm
 
 import meanfield as mf
 from meanfield import model
-from meanfield.scaling import output_scale, time_factor
 
+from . import naive
 from .conftest import fitted_slope
 
 
@@ -19,22 +18,6 @@ def base(**changes):
 
 # --- output layer only: a linear ODE -----------------------------------------------------------
 
-def output_only_exact(cfg, res, t):
-    """Predictions at time t of da/dt = A a + b (output layer, squared loss), by expm."""
-    net, flow = cfg.network, cfg.flow
-    data = mf.run_data(cfg)
-    X, y = data.X, data.y
-    n, theta0 = len(y), res.theta0
-    Phi = model.activation(net.activation, X @ theta0[:, :net.d].T)        # (n, m)
-    os_, tf = output_scale(net.m, net.scaling, net.alpha), time_factor(net.m, net.scaling, net.alpha)
-    A = -tf * os_**2 / n * Phi.T @ Phi - flow.lam * np.eye(net.m)
-    b = tf * os_ / n * Phi.T @ y
-    M = np.zeros((net.m + 1, net.m + 1))
-    M[:-1, :-1], M[:-1, -1] = A, b
-    z = expm(M * t) @ np.append(theta0[:, -1], 1.0)
-    return os_ * Phi @ z[:-1], X
-
-
 @pytest.mark.parametrize("scaling,alpha", [("mean_field", 1.3), ("lazy", 0.7)])
 def test_output_layer_training_is_the_linear_ode_with_euler_order_one(scaling, alpha):
     errors, dts = [], [0.1, 0.05, 0.025, 0.0125]
@@ -42,7 +25,7 @@ def test_output_layer_training_is_the_linear_ode_with_euler_order_one(scaling, a
         cfg = base(**{"network.activation": "tanh", "network.train": "output", "network.scaling": scaling,
                       "network.alpha": alpha, "flow.lam": 0.1, "flow.dt": dt, "flow.t_end": 2.0})
         res = mf.simulate(cfg)
-        exact, X = output_only_exact(cfg, res, res.t[-1])
+        exact, X = naive.output_only_exact(cfg, res, res.t[-1])
         got = model.predict(res.theta, X, cfg.network)
         errors.append(np.max(np.abs(got - exact)))
         np.testing.assert_array_equal(res.theta[:, :-1], res.theta0[:, :-1])   # w frozen
@@ -56,17 +39,12 @@ def test_heun_is_second_order_on_the_linear_ode():
         cfg = base(**{"network.activation": "tanh", "network.train": "output", "flow.lam": 0.1,
                       "flow.dt": dt, "flow.t_end": 2.0, "flow.integrator": "heun"})
         res = mf.simulate(cfg)
-        exact, X = output_only_exact(cfg, res, res.t[-1])
+        exact, X = naive.output_only_exact(cfg, res, res.t[-1])
         errors.append(np.max(np.abs(model.predict(res.theta, X, cfg.network) - exact)))
     assert fitted_slope(dts, errors) == pytest.approx(2.0, abs=0.15)
 
 
 # --- lazy regime: the kernel flow with Du et al.'s H_inf ---------------------------------------
-
-def h_inf(X):
-    G = np.clip(X @ X.T, -1.0, 1.0)
-    return G * (np.pi - np.arccos(G)) / (2 * np.pi)
-
 
 def test_lazy_relu_follows_the_h_infinity_kernel_flow_with_error_m_to_minus_half():
     n, dt, t_end = 8, 0.05, 30.0
@@ -81,7 +59,7 @@ def test_lazy_relu_follows_the_h_infinity_kernel_flow_with_error_m_to_minus_half
                             flow={"dt": dt, "t_end": t_end}, record={"n_records": 8, "spacing": "linear"})
             res = mf.simulate(cfg)
             data = mf.run_data(cfg)
-            H = h_inf(data.X)
+            H = naive.h_inf(data.X)
             evals, evecs = np.linalg.eigh(H / n)
             preds = np.array([model.predict(th, data.X, cfg.network) for th in res.snapshots])
             # the m -> infinity limit of the discretised flow: u_k = y - (I - dt H/n)^k y

@@ -19,20 +19,12 @@ import meanfield as mf
 from meanfield import checkpoint, files, sweep
 from meanfield.cli import main
 
-from .conftest import interruptible
+from .conftest import assert_same_run, interruptible
 
 CFG = mf.Config(seed=3, network={"m": 40, "d": 3}, data={"n": 30},
                 flow={"dt": 0.05, "t_end": 60.0, "temperature": 0.01},
                 record={"n_records": 30, "spacing": "linear"})
 CLI = [sys.executable, "-m", "meanfield.cli"]
-
-
-def assert_same(a, b):
-    np.testing.assert_array_equal(a.t, b.t)
-    np.testing.assert_array_equal(a.snapshots, b.snapshots)
-    np.testing.assert_array_equal(a.theta, b.theta)
-    for name in b.observables:
-        np.testing.assert_array_equal(a.observables[name], b.observables[name])
 
 
 def one_line_error(err: str, *needles):
@@ -83,7 +75,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_run(whole, tmp_path, moment
     assert proc.returncode == -signal.SIGKILL
     done = cli("resume", out)
     assert done.returncode == 0, done.stderr
-    assert_same(mf.Result.load(out), mf.simulate(cfg_file) if moment == "later" else result)
+    assert_same_run(mf.Result.load(out), mf.simulate(cfg_file) if moment == "later" else result)
 
 
 def test_a_run_killed_before_its_first_checkpoint_says_so_and_how_to_start_again(tmp_path):
@@ -308,7 +300,7 @@ def test_sigint_stops_a_sweep_within_two_seconds_keeping_checkpoints_and_it_resu
     assert len(list(out.glob("points/*/checkpoint.json"))) == 2
     assert cli("sweep", config, "--out", out, "--scheduler", "serial").returncode == 0
     for point in sweep.expand(*sweep.load(config)):
-        assert_same(mf.Result.load(out / "points" / point.id), mf.simulate(point.config))
+        assert_same_run(mf.Result.load(out / "points" / point.id), mf.simulate(point.config))
 
 
 def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
@@ -354,7 +346,7 @@ def test_a_damaged_point_says_how_to_redo_it_and_redo_restores_it(tmp_path):
     assert proc.returncode == 2
     one_line_error(proc.stderr, f"point {point.id}", f"meanfield sweep {config} --out {out} --redo {point.id}")
     assert cli("sweep", config, "--out", out, "--redo", point.id).returncode == 0
-    assert_same(mf.Result.load(out / "points" / point.id), mf.simulate(point.config))
+    assert_same_run(mf.Result.load(out / "points" / point.id), mf.simulate(point.config))
 
 
 # --- 5. the horizon ------------------------------------------------------------------------
@@ -400,7 +392,7 @@ def test_array_inputs_are_named_or_accepted():
     with pytest.raises(mf.DataError, match="masked") as info:
         mf.simulate(cfg, data=(np.ma.masked_array(X), y))
     assert info.value.parameter == "X"
-    assert_same(mf.simulate(cfg, data=(X, y[:, None])), mf.simulate(cfg, data=(X, y)))
+    assert_same_run(mf.simulate(cfg, data=(X, y[:, None])), mf.simulate(cfg, data=(X, y)))
     with pytest.raises(mf.DataError, match=r"overflows float64.*rescale X") as info:
         mf.simulate(cfg, data=(X * 1e200, y))
     assert info.value.parameter == "X"

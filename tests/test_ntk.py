@@ -8,17 +8,14 @@ import meanfield as mf
 from meanfield import model, ntk
 from meanfield.config import NetworkConfig
 
+from . import naive
+
 
 @pytest.fixture
 def X(rng):
     Z = rng.standard_normal((6, 4))
     Z[:3] /= np.linalg.norm(Z[:3], axis=1, keepdims=True)      # some unit-norm, some not
     return Z
-
-
-def monte_carlo(samples):
-    """Mean and standard error over the first axis."""
-    return samples.mean(axis=0), samples.std(axis=0, ddof=1) / np.sqrt(len(samples))
 
 
 def test_closed_forms_match_monte_carlo_within_five_standard_errors(X, rng):
@@ -32,7 +29,7 @@ def test_closed_forms_match_monte_carlo_within_five_standard_errors(X, rng):
         "nngp": (relu[:, None, :] * relu[None, :, :], ntk.relu_nngp(X)),
     }
     for name, (samples, exact) in checks.items():
-        mean, se = monte_carlo(np.moveaxis(samples, 2, 0))
+        mean, se = naive.monte_carlo(np.moveaxis(samples, 2, 0))
         assert np.all(np.abs(mean - exact) <= 5 * se + 1e-12), name
 
 
@@ -57,7 +54,7 @@ def test_empirical_kernel_fluctuation_matches_its_exact_value(rng):
     for _ in range(reps):
         theta = np.hstack([rng.standard_normal((m, 3)), rng.choice([-1.0, 1.0], (m, 1))])
         values.append(m * np.sum((ntk.tangent_kernel(theta, X, net) - ntk.h_infinity(X)) ** 2))
-    mean, se = monte_carlo(np.array(values))
+    mean, se = naive.monte_carlo(np.array(values))
     assert abs(mean - exact) < 4 * se, (mean, exact, se)
 
 
@@ -165,27 +162,6 @@ def test_empirical_nngp_is_the_output_layer_kernel_and_converges_to_its_closed_f
     np.testing.assert_allclose(K, ntk.relu_nngp(X), atol=6 * np.max(ntk.relu_nngp(X)) / np.sqrt(m))
 
 
-def _precise_kernels(x, y, depth, c_sigma=2.0):
-    """arc-cosine J0, J1 terms and the deep ReLU NNGP / NTK of one pair, in 50-digit arithmetic."""
-    import mpmath
-
-    mpmath.mp.dps = 50
-    x, y = [mpmath.matrix([mpmath.mpf(float(v)) for v in z]) for z in (x, y)]
-    qx, qy, r = (x.T * x)[0], (y.T * y)[0], (x.T * y)[0]
-    angle = mpmath.acos(r / mpmath.sqrt(qx * qy))
-    h_inf = r * (mpmath.pi - angle) / (2 * mpmath.pi)
-    k1 = mpmath.sqrt(qx * qy) * (mpmath.sin(angle) + (mpmath.pi - angle) * mpmath.cos(angle)) / mpmath.pi
-    sig, sxx, syy = r, qx, qy
-    theta = r
-    for _ in range(depth):
-        t = mpmath.acos(sig / mpmath.sqrt(sxx * syy))
-        dot = c_sigma * (mpmath.pi - t) / (2 * mpmath.pi)
-        sig = c_sigma * mpmath.sqrt(sxx * syy) * (mpmath.sin(t) + (mpmath.pi - t) * mpmath.cos(t)) / (2 * mpmath.pi)
-        sxx, syy = c_sigma * sxx / 2, c_sigma * syy / 2
-        theta = theta * dot + sig
-    return float(h_inf), float(k1), float(sig), float(theta)
-
-
 @pytest.mark.parametrize("eps", [1e-3, 1e-6, 1e-9, 1e-12])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_step_kernels_keep_every_digit_at_nearly_collinear_inputs(rng, eps, sign):
@@ -196,7 +172,7 @@ def test_step_kernels_keep_every_digit_at_nearly_collinear_inputs(rng, eps, sign
     y = sign * x + eps * rng.standard_normal(5)
     X = np.array([x, y])
     scale = np.linalg.norm(x) * np.linalg.norm(y)
-    h_inf, k1, sig, theta = _precise_kernels(x, y, depth=3)
+    h_inf, k1, sig, theta = naive.precise_kernels(x, y, depth=3)
     deep_sigma, deep_theta = ntk.deep_relu_kernels(X, depth=3)
     for found, exact in ((ntk.h_infinity(X)[0, 1], h_inf), (ntk.arccos_kernel(X, degree=1)[0, 1], k1),
                          (deep_sigma[0, 1], sig), (deep_theta[0, 1], theta)):
