@@ -32,9 +32,14 @@ INTEGRATORS = ("euler", "heun")
 ENGINES = ("auto", "fused", "blas")
 SPACINGS = ("geometric", "linear")
 SCHEDULES = ("constant", "log", "power", "piecewise")
-DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "masses", "free_energy",
-               "gibbs", "margins")
-SAMPLE_DIAGNOSTICS = ("lambda_min", "kernel_change", "pattern_flips", "tangent_gap", "gibbs", "margins")
+
+
+def _diagnostics():
+    """The registry of diagnostics (``observables.DIAGNOSTICS``), imported when first needed:
+    observables imports this module."""
+    from .observables import DIAGNOSTICS
+
+    return DIAGNOSTICS
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -402,7 +407,7 @@ class RecordConfig(_Section):
         self._check("spacing", _choice, SPACINGS)
         self._check("snapshots", _bool)
         self._check("divergence_factor", _float, 1.0, True)
-        self._check("diagnostics", _choices, DIAGNOSTICS)
+        self._check("diagnostics", _choices, tuple(_diagnostics()))
         self._check("cone_angle", _float, 0.0, True)
         self._check("checkpoint_seconds", _float, 0.0)
         if self.cone_angle > 180.0:
@@ -461,10 +466,10 @@ class Config:
                     ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
                 if bad:
                     raise ConfigError.invalid(name, getattr(getattr(self, name.split(".")[0]), name.split(".")[1]), allowed)
-            sample_based = [k for k in self.record.diagnostics if k in SAMPLE_DIAGNOSTICS]
-            if sample_based:
+            sample_based = [d.name for d in _diagnostics().values() if d.samples]
+            if set(self.record.diagnostics) & set(sample_based):
                 raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
-                                          "no sample-based diagnostic (" + ", ".join(SAMPLE_DIAGNOSTICS)
+                                          "no sample-based diagnostic (" + ", ".join(sample_based)
                                           + ") with data.kind = 'population'")
         if "gibbs" in self.record.diagnostics:
             for name, bad, allowed in (("flow.lam", flow.lam <= 0, "> 0 for the 'gibbs' diagnostic"),

@@ -111,7 +111,11 @@ def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, th
     The drift is v_i = -(1 / (alpha^2 m s(m)^2)) grad_{theta_i} J; in the mean-field regime with
     alpha = 1, J = R + lam mean_i |theta_i|^2 / 2 (the regularised risk of the measure).
     """
+    return risk(theta, X, y, network, flow.loss, f0, theta0) + penalty(theta, network, flow)
+
+
+def penalty(theta, network: NetworkConfig, flow: FlowConfig) -> float:
+    """The weight-decay part of J: lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2."""
     m, p = theta.shape
-    penalty = 0.5 * np.sum((theta * train_mask(network.train, p - 1)) ** 2)
-    return risk(theta, X, y, network, flow.loss, f0, theta0) + flow.lam * penalty / time_factor(
+    return flow.lam * 0.5 * float(np.sum((theta * train_mask(network.train, p - 1)) ** 2)) / time_factor(
         m, network.scaling, network.alpha)

@@ -1,4 +1,8 @@
-"""What is recorded along a run. Each observable is a scalar function of the particles.
+"""What is recorded along a run: every observable is a function of the particles at a record
+time, and the diagnostics are a registry (``DIAGNOSTICS``: name, cost, whether it needs training
+samples, and the function). ``record.diagnostics`` is validated from it. Quantities several
+observables share (predictions, risk, objective, tangent kernel) are computed once per record
+(``Record``).
 
 - ``train_risk``, ``test_risk``: mean loss on the training / test samples (test: NaN if none);
 - ``objective``: the Lyapunov function J = R + lam alpha^2 m s(m)^2 sum_i |theta_i|^2 / 2 of the
@@ -31,11 +35,14 @@ Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each cos
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
 import numpy as np
 
 from . import langevin, measures, model, ntk, population
 from .problem import Problem
-from .scaling import time_factor
 
 NAMES = ("train_risk", "test_risk", "objective", "displacement_mean", "displacement_max",
          "balance_drift", "predictor_norm")
@@ -66,55 +73,103 @@ def margins(predictions: np.ndarray, y: np.ndarray, theta: np.ndarray, out_scale
             "train_error": float(np.mean(products <= 0))}
 
 
-def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float = 0.0) -> dict[str, float]:
-    """Every observable of NAMES, and the requested diagnostics, at the particles ``theta`` at
-    ``time``; ``theta_tangent``: the lockstep tangent model's particles (for ``tangent_gap``)."""
-    cfg = problem.cfg
-    net = cfg.network
-    train_pred = problem.predict(theta, problem.X, problem.f0)
+class Record:
+    """The particles theta (m, d + 1) at one record time, and what the observables share,
+    each computed once, on first use. theta_tangent: the lockstep tangent model's particles."""
+
+    def __init__(self, problem: Problem, theta: np.ndarray, theta_tangent, time: float):
+        self.problem, self.theta, self.theta_tangent, self.time = problem, theta, theta_tangent, time
+        self.cfg = problem.cfg
+
+    @cached_property
+    def train_pred(self) -> np.ndarray:
+        return self.problem.predict(self.theta, self.problem.X, self.problem.f0)
+
+    @cached_property
+    def train_risk(self) -> float:
+        problem = self.problem
+        if problem.exact:
+            net = self.cfg.network
+            return population.population_risk(self.theta, problem.teacher, net, net.activation, compiled=True)
+        return float(np.mean(model.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
+
+    @cached_property
+    def objective(self) -> float:
+        return self.train_risk + model.penalty(self.theta, self.cfg.network, self.cfg.flow)
+
+    @cached_property
+    def kernel(self) -> np.ndarray:
+        return self.problem.kernel(self.theta)
+
+    @cached_property
+    def temperature(self) -> float:
+        return float(langevin.temperature(self.cfg.flow, self.time))
+
+
+def _base(at: Record) -> dict:
+    problem, theta = at.problem, at.theta
     if problem.exact:
-        train_risk = test_risk = population.population_risk(theta, problem.teacher, net, net.activation, compiled=True)
+        test_risk = at.train_risk
+        norm = population.predictor_norm(theta, at.cfg.network, compiled=True)
     else:
-        train_risk = (float(np.mean(model.loss(cfg.flow.loss, train_pred, problem.y)))
-                      if len(problem.y) else 0.0)
         test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
                      if len(problem.y_test) else float("nan"))
-    penalty = 0.5 * float(np.sum((theta * problem.mask) ** 2))
-    objective = train_risk + cfg.flow.lam * penalty / time_factor(net.m, net.scaling, net.alpha)
+        norm = float(np.sqrt(np.mean(at.train_pred ** 2))) if len(at.train_pred) else 0.0
     moved = np.linalg.norm(theta - problem.theta0, axis=1)
-    drift = np.abs(balance(theta) - balance(problem.theta0))
-    out = {
-        "train_risk": train_risk,
-        "test_risk": test_risk,
-        "objective": objective,
-        "displacement_mean": float(moved.mean()),
-        "displacement_max": float(moved.max()),
-        "balance_drift": float(drift.max()),
-        "predictor_norm": (population.predictor_norm(theta, net, compiled=True) if problem.exact else
-                           float(np.sqrt(np.mean(train_pred ** 2))) if len(train_pred) else 0.0),
-    }
-    wanted = cfg.record.diagnostics
-    if "lambda_min" in wanted or "kernel_change" in wanted:
-        H = problem.kernel(theta)
-        if "lambda_min" in wanted:
-            out["lambda_min"] = ntk.lambda_min(H)
-        if "kernel_change" in wanted:
-            out["kernel_change"] = float(np.linalg.norm(H - problem.kernel0) / np.linalg.norm(problem.kernel0))
-    if "pattern_flips" in wanted:
-        out["pattern_flips"] = pattern_flips(problem.X, theta, problem.theta0)
-    if "masses" in wanted:
-        out.update(measures.mass_summary(theta, problem.teacher, cfg.record.cone_angle, problem.out_scale))
-    T = float(langevin.temperature(cfg.flow, time))
-    if "free_energy" in wanted:
-        out.update(langevin.free_energy(problem, theta[:, problem.mask > 0], objective, T))
-    if "gibbs" in wanted:
-        residuals = model.loss_derivative(cfg.flow.loss, train_pred, problem.y)
-        out["gibbs_gap"] = langevin.gibbs_gap(problem, theta, residuals, T)
-    if "margins" in wanted:
-        out.update(margins(train_pred, problem.y, theta, problem.out_scale))
-        out["test_error"] = (float(np.mean(problem.y_test * problem.predict(theta, problem.X_test, problem.f0_test) <= 0))
-                             if len(problem.y_test) else float("nan"))
-    if "tangent_gap" in wanted:
-        gap = train_pred - problem.predict_tangent(theta_tangent, problem.X, problem.f0)
-        out["tangent_gap"] = float(np.sqrt(np.mean(gap ** 2)))
+    return {"train_risk": at.train_risk, "test_risk": test_risk, "objective": at.objective,
+            "displacement_mean": float(moved.mean()), "displacement_max": float(moved.max()),
+            "balance_drift": float(np.abs(balance(theta) - balance(problem.theta0)).max()),
+            "predictor_norm": norm}
+
+
+def _test_error(at: Record) -> float:
+    p = at.problem
+    if not len(p.y_test):
+        return float("nan")
+    return float(np.mean(p.y_test * p.predict(at.theta, p.X_test, p.f0_test) <= 0))
+
+
+def _tangent_gap(at: Record) -> float:
+    gap = at.train_pred - at.problem.predict_tangent(at.theta_tangent, at.problem.X, at.problem.f0)
+    return float(np.sqrt(np.mean(gap ** 2)))
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A diagnostic named in ``record.diagnostics``: ``compute(record) -> {name: value}``."""
+
+    name: str
+    compute: Callable[[Record], dict]
+    cost: str                    # per record
+    samples: bool                # needs training samples (not with data.kind = "population")
+
+
+DIAGNOSTICS = {d.name: d for d in (
+    Diagnostic("lambda_min", lambda at: {"lambda_min": ntk.lambda_min(at.kernel)}, "O(n^2 m d + n^3)", True),
+    Diagnostic("kernel_change", lambda at: {"kernel_change": float(
+        np.linalg.norm(at.kernel - at.problem.kernel0) / np.linalg.norm(at.problem.kernel0))}, "O(n^2 m d)", True),
+    Diagnostic("pattern_flips", lambda at: {"pattern_flips": pattern_flips(at.problem.X, at.theta, at.problem.theta0)},
+               "O(n m d)", True),
+    Diagnostic("masses", lambda at: measures.mass_summary(at.theta, at.problem.teacher, at.cfg.record.cone_angle,
+                                                          at.problem.out_scale), "O(m m0 d)", False),
+    Diagnostic("free_energy", lambda at: langevin.free_energy(at.problem, at.theta[:, at.problem.mask > 0],
+                                                              at.objective, at.temperature), "O(m^2 d)", False),
+    Diagnostic("gibbs", lambda at: {"gibbs_gap": langevin.gibbs_gap(
+        at.problem, at.theta, model.loss_derivative(at.cfg.flow.loss, at.train_pred, at.problem.y), at.temperature)},
+        "O(S n d), S importance samples", True),
+    Diagnostic("margins", lambda at: {**margins(at.train_pred, at.problem.y, at.theta, at.problem.out_scale),
+                                      "test_error": _test_error(at)}, "O(n m d)", True),
+    Diagnostic("tangent_gap", lambda at: {"tangent_gap": _tangent_gap(at)}, "O(n m d), and a second run in lockstep",
+               True),
+)}
+
+
+def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float = 0.0) -> dict[str, float]:
+    """Every observable of NAMES, and the requested diagnostics (in registry order), at the
+    particles ``theta`` at ``time``; ``theta_tangent``: the lockstep tangent model's particles."""
+    at = Record(problem, theta, theta_tangent, time)
+    out = _base(at)
+    for diagnostic in DIAGNOSTICS.values():
+        if diagnostic.name in problem.cfg.record.diagnostics:
+            out.update(diagnostic.compute(at))
     return out

@@ -176,3 +176,18 @@ def test_a_user_given_teacher_labels_the_data_and_is_checked():
         with pytest.raises(mf.ConfigError) as info:
             cfg.updated(changes)
         assert info.value.parameter == parameter
+
+
+def test_diagnostics_are_validated_from_their_registry():
+    from meanfield.observables import DIAGNOSTICS
+
+    with pytest.raises(mf.ConfigError, match="did you mean 'lambda_min'") as info:
+        mf.Config(record={"diagnostics": ["lambda_mn"]})
+    assert info.value.allowed == "one of " + ", ".join(repr(name) for name in DIAGNOSTICS)
+    for diagnostic in DIAGNOSTICS.values():
+        population = {"data": {"kind": "population"}, "record": {"diagnostics": [diagnostic.name]}}
+        if diagnostic.samples:
+            with pytest.raises(mf.ConfigError, match="sample-based"):
+                mf.Config.from_dict(population)
+        else:
+            assert mf.Config.from_dict(population).record.diagnostics == (diagnostic.name,)
