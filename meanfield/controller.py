@@ -195,8 +195,11 @@ def _record(problem: Problem, state: checkpoint.Progress):
         state.snapshots.append(state.theta.copy())
 
 
-def _snapshot(state: checkpoint.Progress, rng_noise, rng_batch, seconds: float) -> checkpoint.Progress:
-    """A copy of the state (what a checkpoint saves), with the generators' states and run time."""
+def _snapshot(state: checkpoint.Progress, rng_noise, rng_batch, seconds: float, folder) -> checkpoint.Progress | None:
+    """A copy of the state (what a checkpoint saves), with the generators' states and run time;
+    None without a checkpoint folder (at m = 1.5 million a copy of theta is 1.2 GB)."""
+    if folder is None:
+        return None
     return checkpoint.Progress(state.done, state.theta.copy(), None if state.theta_lin is None else state.theta_lin.copy(),
                                list(state.records), None if state.snapshots is None else list(state.snapshots),
                                {"noise": rng_noise.bit_generator.state, "batch": rng_batch.bit_generator.state},
@@ -229,7 +232,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     status, message = "completed", ""
     risk_limit = cfg.record.divergence_factor * max(1.0, state.records[0]["train_risk"])
     bar = Reporter(progress, cfg.flow.n_steps, state.done, desc="meanfield run")
-    consistent = _snapshot(state, rng_noise, rng_batch, clock())     # what an interruption saves
+    consistent = _snapshot(state, rng_noise, rng_batch, clock(), folder)     # what an interruption saves
     saved = _Checkpoints(folder, cfg, data_hash, state.done or None)
     saved.write(consistent)                  # at the first record: a kill from now on loses nothing
     try:
@@ -240,7 +243,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
             if message:
                 status = "diverged"
                 break
-            consistent = _snapshot(state, rng_noise, rng_batch, clock())
+            consistent = _snapshot(state, rng_noise, rng_batch, clock(), folder)
             if time.perf_counter() - saved.clock >= cfg.record.checkpoint_seconds:
                 saved.write(consistent)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import os
 
 from . import _lazy
 from .config import Config
+from .problem import BLAS_MIN_ENTRIES, FUSED_MAX_D
 from .errors import ConfigError
 
 _kernels = _lazy.module("meanfield._kernels")
@@ -33,9 +34,18 @@ def memory_terms(cfg: Config, data=None) -> dict:
     n_records = record_count(cfg)
     particles = net.m * p * 8
     batch = cfg.flow.batch_size or n
-    block, chunk, recompute = blas_plan(net.m, batch, net.d)
-    blas = 0 if cfg.flow.engine == "fused" else (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
-    return {"data.n": n * (p + 2) * 8, "network.m": 6 * particles + blas,
+    exact = cfg.data.kind == "population"
+    blas = not exact and (cfg.flow.engine == "blas" or (cfg.flow.engine == "auto" and not net.linearized and
+                                                        net.d > FUSED_MAX_D and batch * net.m >= BLAS_MIN_ENTRIES))
+    # (m, d + 1) arrays: theta, theta0, the drift, two temporaries of a record; then what
+    # stepping.buffers allocates for this run, a lockstep tangent model, the population drift's own
+    copies = (5 + 2 * (cfg.flow.integrator == "heun") + (not blas) + blas * (1 + (cfg.flow.max_temperature > 0))
+              + ("tangent_gap" in rec.diagnostics) + 3 * exact)
+    tiles = 0
+    if blas:
+        block, chunk, recompute = blas_plan(net.m, batch, net.d)
+        tiles = (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
+    return {"data.n": n * (p + 2) * 8, "network.m": copies * particles + tiles,
             "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
 
 

@@ -117,5 +117,8 @@ def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, th
 def penalty(theta, network: NetworkConfig, flow: FlowConfig) -> float:
     """The weight-decay part of J: lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2."""
     m, p = theta.shape
-    return flow.lam * 0.5 * float(np.sum((theta * train_mask(network.train, p - 1)) ** 2)) / time_factor(
-        m, network.scaling, network.alpha)
+    if flow.lam == 0:
+        return 0.0
+    masked = theta * train_mask(network.train, p - 1)
+    np.square(masked, out=masked)                                      # one temporary, not two
+    return flow.lam * 0.5 * float(np.sum(masked)) / time_factor(m, network.scaling, network.alpha)

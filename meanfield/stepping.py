@@ -21,13 +21,28 @@ from .problem import Problem
 _kernels = _lazy.module("meanfield._kernels")
 
 
+def needs(problem: Problem) -> dict:
+    """Which (m, d + 1) work arrays a run allocates: ``heun`` (a predictor and its drift),
+    ``transposed`` (theta^T, for the fused path's parallel drift), ``kick`` (the noise of a BLAS
+    step) and ``W`` (the BLAS path's input weights)."""
+    cfg = problem.cfg
+    blas = problem.path == "blas" and not problem.exact
+    return {"heun": cfg.flow.integrator == "heun" and not problem.exact,
+            "transposed": not problem.exact and not blas,
+            "kick": blas and cfg.flow.max_temperature > 0, "W": blas}
+
+
 def buffers(problem: Problem, batch: int) -> dict:
-    """Work arrays allocated once per run: nothing of size batch x m is allocated per step."""
+    """Work arrays allocated once per run, only those the run uses (``needs``): nothing of size
+    batch x m is allocated per step, and at m = 1.5 million every (m, d + 1) array counts."""
     m, p = problem.theta0.shape
-    out = {"r": np.empty(batch), "vel": np.empty((m, p)), "theta_pred": np.empty((m, p)),
-           "vel_pred": np.empty((m, p)), "theta_t": np.empty((p, m))}
-    if problem.path == "blas" and not problem.exact:
-        out["kick"] = np.empty((m, p))
+    need, none = needs(problem), np.empty((0, 0))
+    out = {"r": np.empty(batch), "vel": np.empty((m, p)) if not problem.exact else none,
+           "theta_pred": np.empty((m, p)) if need["heun"] else none,
+           "vel_pred": np.empty((m, p)) if need["heun"] else none,
+           "theta_t": np.empty((p, m)) if need["transposed"] else none}
+    if need["W"]:
+        out["kick"] = np.empty((m, p)) if need["kick"] else none
         block, chunk, recompute = blas_plan(m, batch, p - 1)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
         lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
@@ -67,14 +82,13 @@ def compile_kernels(problem, rows, buffers):
     """Compile the kernels this run uses (or load them from the cache): zero steps of the fused
     path; the BLAS path's drift on one zero sample, with work arrays of the run's types."""
     m, p = problem.theta0.shape
-    advance(problem, problem.theta0.copy(), problem.X, problem.y, problem.f0, rows,
-             np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
+    advance(problem, problem.theta0, problem.X, problem.y, problem.f0, rows,     # zero steps: theta0 untouched
+            np.zeros((0, 0, 0)), np.zeros(0), 0, buffers)
     if problem.path == "blas" and not problem.exact:
         block = _kernels.blas_plan(m, 1, p - 1)[0]
         one = {**buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)),
                "r": np.empty(1)}
-        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one,
-                   np.empty((m, p)))
+        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, buffers["vel"])
 
 
 def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):

@@ -289,3 +289,34 @@ def test_blocked_diagnostics_equal_the_whole_matrix_formulas(monkeypatch, rng):
     dZ = model.activation_derivative("tanh", Z) * theta[:, 4]
     S = model.activation("tanh", Z)
     np.testing.assert_allclose(whole, ((X @ X.T) * (dZ @ dZ.T) + S @ S.T) / 50, rtol=1e-12)
+
+
+BIG_RUN = """
+import resource, sys
+import meanfield as mf
+from meanfield import memory
+GiB = 2 ** 30
+memory.available_bytes = lambda: 8 * GiB - resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+cfg = mf.Config(network={"m": 1_500_000, "d": 100}, data={"n": 1000}, flow={"dt": 0.05, "t_end": 0.05},
+                record={"n_records": 2, "snapshots": False})
+assert memory.blas_plan(1_500_000, 1000, 100)[2] is True
+res = mf.simulate(cfg)
+print(res.status, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GiB, memory.estimated_bytes(cfg) / GiB)
+"""
+
+
+@pytest.mark.slow
+def test_a_million_and_a_half_neurons_at_d_100_run_within_8_gib():
+    """m = 1.5 million, (n, d) = (1000, 100), on a machine that has 8 GiB free: the m x n matrix
+    (12 GB) is not stored but recomputed tile by tile, only the work arrays the run uses are
+    allocated, and the whole run (one step, two records: about 6 CPU-minutes) peaks below 8 GiB,
+    as estimated before it starts."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", BIG_RUN], capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr
+    status, peak, estimate = proc.stdout.split()
+    assert status == "completed"
+    assert float(peak) < 8.0
+    assert float(estimate) >= 0.8 * float(peak)
