@@ -595,8 +595,14 @@ def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
 
 # --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks
 
-RECOMPUTE_MAX_D = 16              # the BLAS path recomputes its tiles up to this d...
-RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache)
+# Recompute the tiles rather than store them where that was faster. Measured 2026-12-02 on the
+# 2-core reference machine, one thread, CPU ms per full-batch Euler step, median of 7 alternating
+# rounds, recomputed / stored: (n, m, d) = (1000, 10000, 4 / 6 / 8 / 10): 0.79 / 0.87 / 0.91 / 1.02;
+# (10000, 1000, 4 / 6 / 8 / 10): 1.10 / 1.05 / 1.14 / 1.14; (3000, 3000, 6 / 10): 0.96 / 1.01;
+# (1000, 3000, 6): 0.89; (1000, 1000, 4 / 6 / 8 / 10): 1.02 / 1.03 / 1.05 / 1.07; d = 16, 32, 100:
+# 1.15 - 1.38. Recomputing pays at small d, when neurons outnumber samples and Z leaves the cache.
+RECOMPUTE_MAX_D = 8               # the BLAS path recomputes its tiles up to this d...
+RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache), and m >= B
 CHUNK = 1024                      # samples per tile
 
 
@@ -609,7 +615,7 @@ def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None) -> tu
     count, and kept or recomputed tiles give the same bits."""
     block = 64 if d <= 32 else 128
     too_big = stored_limit is not None and 8 * m * batch > stored_limit
-    fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES
+    fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
     return block, min(CHUNK, max(batch, 1)), bool(too_big or fast)
 
 
