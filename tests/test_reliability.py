@@ -1,13 +1,11 @@
 """Reliability: fuzzed input gives a run or a meanfield error, never another exception; a
-read-only install still runs (without a Numba cache, with a warning); an interrupted sweep
-resumes; a long run keeps its memory and invariants."""
+read-only install still runs (without a Numba cache, with a warning); a long run keeps its
+memory and invariants. (Interrupted runs and sweeps: tests/test_faults.py.)"""
 import os
 import resource
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import meanfield as mf
-from meanfield import sweep
 from meanfield.config import _SECTIONS
-
-from .conftest import interruptible
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,28 +111,6 @@ def test_a_read_only_install_runs_without_a_numba_cache(tmp_path):
     finally:
         for path in mounted:
             subprocess.run(["umount", str(path)], capture_output=True)
-
-
-def test_an_interrupted_sweep_resumes_to_the_uninterrupted_result(tmp_path):
-    base = mf.Config(seed=2, network={"m": 300, "d": 3}, data={"n": 300},
-                     flow={"dt": 0.02, "t_end": 200.0, "temperature": 0.01},        # about 2.5 s a point
-                     record={"n_records": 50, "spacing": "linear", "checkpoint_seconds": 0.0})
-    config = tmp_path / "s.toml"
-    config.write_text(base.to_toml() + '\n[sweep]\n"network.m" = [300, 310]\n')
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "meanfield.cli", "sweep", str(config), "--out", str(out), "--scheduler", "serial"]
-    proc = interruptible(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not list(out.glob("points/*/checkpoint.json")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep ended before a checkpoint was seen"
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    assert subprocess.run(command, capture_output=True).returncode == 0
-    for point in sweep.expand(*sweep.load(config)):
-        np.testing.assert_array_equal(mf.Result.load(out / "points" / point.id).snapshots,
-                                      mf.simulate(point.config).snapshots)
 
 
 @pytest.mark.slow
