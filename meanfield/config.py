@@ -457,11 +457,11 @@ class Config:
             for name, bad, allowed in (
                     ("data.inputs", data.inputs != "gaussian", "'gaussian' with data.kind = 'population'"),
                     ("network.bias", net.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
-                    ("data.teacher_activation", data.teacher_activation != net.activation,
-                     f"network.activation = {net.activation!r} with data.kind = 'population'"),
                     ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
-                    ("network.activation", net.activation == "piecewise_linear",
-                     "an activation with an exact population kernel (not piecewise_linear)"),
+                    ("network.activation", activations.activation(net.activation).population is None,
+                     "an activation with a population kernel (not piecewise_linear)"),
+                    ("data.teacher_activation", activations.activation(data.teacher_activation).population is None,
+                     "an activation with a population kernel (not piecewise_linear)"),
                     ("flow.loss", flow.loss != "squared", "'squared' with data.kind = 'population'"),
                     ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
                 if bad:

@@ -90,7 +90,8 @@ class Record:
         problem = self.problem
         if problem.exact:
             net = self.cfg.network
-            return population.population_risk(self.theta, problem.teacher, net, net.activation, compiled=True)
+            return population.population_risk(self.theta, problem.teacher, net, self.cfg.data.teacher_activation,
+                                              compiled=True)
         return float(np.mean(model.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
 
     @cached_property

@@ -8,7 +8,8 @@ with K_ii' = kappa(w_i, w_i'), kappa(w, w') = E[sigma(w.x) sigma(w'.x)]. kappa d
 q = |w|^2, q' = |w'|^2 and rho = w.w' only, so grad_w kappa(w, w') = A w + B w' with
 A = 2 d kappa/dq and B = d kappa/d rho = E[sigma'(w.x) sigma'(w'.x)] (Price's theorem). Closed
 forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu; Gauss–Hermite
-quadrature on the 2-D Gaussian (w.x, w'.x) for the others. ``pair_sums`` is the NumPy twin of
+quadrature on the 2-D Gaussian (w.x, w'.x) for the others, and for the student-teacher pairs
+when the teacher's activation differs from the student's. ``pair_sums`` is the NumPy twin of
 the compiled ``_kernels.population_sums``. Shapes: W (m, d), V (k, d) -> (m, k) matrices.
 """
 from __future__ import annotations
@@ -26,9 +27,18 @@ QUADRATURE_NODES = 96      # per axis; tanh: relative error 1e-11 (kappa), 1e-10
 QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
 
 
-def pair_terms(name: str, q1, q2, rho, params=None):
-    """(kappa, A, B) elementwise for squared norms q1, q2 and inner products rho (broadcast)."""
+def pair_terms(name: str, q1, q2, rho, params=None, other: str | None = None):
+    """(kappa, A, B) elementwise for squared norms q1, q2 and inner products rho (broadcast).
+
+    other: the activation of the second network (a teacher's), when it differs from ``name``:
+    kappa = E[sigma(w.x) other(v.x)], by quadrature."""
     q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
+    if other is not None and other != name:
+        for activation_name in (name, other):
+            if activation_name not in SUPPORTED:
+                raise ValueError(f"activation {activation_name!r} has no population kernel here: allowed is one of "
+                                 f"{', '.join(SUPPORTED)}")
+        return _quadrature_terms(name, q1, q2, rho, params, other=other)
     if name == "relu":
         return _relu_terms(q1, q2, rho)
     if name == "leaky_relu":
@@ -70,41 +80,44 @@ class QuadratureWarning(UserWarning):
     """The population kernels of a smooth activation are less accurate than QUADRATURE_TOL."""
 
 
-def quadrature_error(name, q1, q2, rho, params=None) -> float:
+def quadrature_error(name, q1, q2, rho, params=None, other=None) -> float:
     """Estimated relative error of the QUADRATURE_NODES rule for one pair (scalars), against a rule
     with twice the nodes: of kappa, and of the gradient grad_w kappa = A w + B w' (in size
     |A| |w| + |B| |w'|), whichever is larger."""
     args = [np.array([[v]], dtype=float) for v in (q1, q2, rho)]
-    (k, A, B), (kf, Af, Bf) = ([float(t[0, 0]) for t in _quadrature_terms(name, *args, params, check=False, nodes=n)]
+    (k, A, B), (kf, Af, Bf) = ([float(t[0, 0]) for t in _quadrature_terms(name, *args, params, check=False, nodes=n,
+                                                                         other=other)]
                                for n in (QUADRATURE_NODES, 2 * QUADRATURE_NODES))
     w, v = np.sqrt(q1), np.sqrt(q2)
     return max(abs(k - kf) / max(abs(kf), 1e-300),
                (abs(A - Af) * w + abs(B - Bf) * v) / max(abs(Af) * w + abs(Bf) * v, 1e-300))
 
 
-def _check_quadrature(name, q1, q2, rho, params):
+def _check_quadrature(name, q1, q2, rho, params, other=None):
     """Warn (once per new largest norm) when the quadrature error on the widest pairs, the
     largest |w| against the largest |w'| and against itself, exceeds QUADRATURE_TOL."""
     at = np.unravel_index(np.argmax(q1 * q2), q1.shape)
-    top = float(q1[at] * q2[at])
-    if top <= 1.1 * _checked.get(name, 0.0):
+    top, key = float(q1[at] * q2[at]), (name, other)
+    if top <= 1.1 * _checked.get(key, 0.0):
         return
-    _checked[name] = top
-    error = max(quadrature_error(name, q1[at], q2[at], rho[at], params),
-                quadrature_error(name, q1[at], q1[at], q1[at], params))
+    _checked[key] = top
+    error = max(quadrature_error(name, q1[at], q2[at], rho[at], params, other),
+                quadrature_error(name, q1[at], q1[at], q1[at], params, other))
     if error > QUADRATURE_TOL:
         import warnings
-        warnings.warn(f"{name} population kernels: the {QUADRATURE_NODES}-node quadrature is accurate to about "
+        pair = name if other in (None, name) else f"{name} x {other}"
+        warnings.warn(f"{pair} population kernels: the {QUADRATURE_NODES}-node quadrature is accurate to about "
                       f"{error:.1g} (relative) at |w|^2 = {max(q1[at], q2[at]):.3g}; the exact risk and its "
                       "gradient are only that exact at such weights", QuadratureWarning, stacklevel=3)
 
 
-def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NODES):
+def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NODES, other=None):
     """Gauss–Hermite on xi ~ N(0, I_2): z1 = |w| xi_1, z2 = p xi_1 + r xi_2 with p = rho / |w|,
     r = sqrt(q2 - p^2); kappa = E[s(z1) s(z2)], B = E[s'(z1) s'(z2)], and from
     grad_w kappa . w/|w| = E[s'(z1) s(z2) xi_1] = A |w| + B p the coefficient A."""
+    other = name if other is None else other
     if check and q1.size:
-        _check_quadrature(name, q1, q2, rho, params)
+        _check_quadrature(name, q1, q2, rho, params, other)
     nodes, weights = np.polynomial.hermite_e.hermegauss(nodes)
     weights = weights / weights.sum()
     xi1, xi2 = nodes[None, :, None], nodes[None, None, :]
@@ -118,28 +131,29 @@ def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NO
         part = slice(start, start + QUADRATURE_CHUNK)
         n1, p_, r_ = (v[part].reshape(-1, 1, 1) for v in (norm1, p, r))
         z1, z2 = n1 * xi1, p_ * xi1 + r_ * xi2
-        s2 = activation(name, z2, params)
+        s2 = activation(other, z2, params)
         d1 = activation_derivative(name, z1, params)
         kappa[part] = np.sum(weight * activation(name, z1, params) * s2, axis=(1, 2))
-        B[part] = np.sum(weight * d1 * activation_derivative(name, z2, params), axis=(1, 2))
+        B[part] = np.sum(weight * d1 * activation_derivative(other, z2, params), axis=(1, 2))
         g1 = np.sum(weight * d1 * s2 * xi1, axis=(1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             A[part] = np.where(n1.ravel() > 0, (g1 - B[part] * p_.ravel()) / n1.ravel(), 0.0)
     return kappa.reshape(q1.shape), A.reshape(q1.shape), B.reshape(q1.shape)
 
 
-def kernel_matrices(name, W, V, params=None):
-    """(K, A, B), each (m, k), for all pairs (w_i, v_j)."""
+def kernel_matrices(name, W, V, params=None, other=None):
+    """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``other``: the activation of the v_j."""
     q1, q2 = np.sum(W * W, axis=1), np.sum(V * V, axis=1)
-    return pair_terms(name, q1[:, None], q2[None, :], W @ V.T, params)
+    return pair_terms(name, q1[:, None], q2[None, :], W @ V.T, params, other)
 
 
-def pair_sums(name, W, V, c, params=None, compiled=False):
-    """(K c, A c, (B * c) V): shapes (m,), (m,), (m, d), for W (m, d), V (k, d), c (k,).
+def pair_sums(name, W, V, c, params=None, compiled=False, other=None):
+    """(K c, A c, (B * c) V): shapes (m,), (m,), (m, d), for W (m, d), V (k, d), c (k,);
+    ``other``: the activation of the v_j when it differs (a teacher's).
 
     ``compiled`` sums in ``_kernels.population_sums`` without forming the (m, k) matrices (closed
-    forms; quadrature activations stay here)."""
-    if compiled and name in CLOSED_FORMS:
+    forms of one activation; quadratures stay here)."""
+    if compiled and name in CLOSED_FORMS and other in (None, name):
         from . import _kernels
 
         m, d = W.shape
@@ -149,22 +163,20 @@ def pair_sums(name, W, V, c, params=None, compiled=False):
                                  ACTIVATIONS[name].code, DEFAULT_PARAMS if params is None else params,
                                  _kernels.threads(), Kc, Ac, BcV)
         return Kc, Ac, BcV
-    K, A, B = kernel_matrices(name, W, V, params)
+    K, A, B = kernel_matrices(name, W, V, params, other)
     return K @ c, A @ c, (B * c[None, :]) @ V
 
 
 def _terms(theta, teacher, network, teacher_activation, compiled):
-    """Student and teacher sums (pair_sums) and the output scale."""
-    if network.activation != teacher_activation:
-        raise ValueError(f"population data needs the teacher's activation to be the student's "
-                         f"({network.activation!r}); got {teacher_activation!r}")
+    """Student and teacher sums (pair_sums) and the output scale; a teacher of another activation
+    is paired with the students by quadrature."""
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
     U, c = teacher[:, :d], teacher[:, d]
     params = network.activation_params
     scale = output_scale(theta.shape[0], network.scaling, network.alpha)
     return (pair_sums(network.activation, W, W, a, params, compiled),
-            pair_sums(network.activation, W, U, c, params, compiled), scale)
+            pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation), scale)
 
 
 def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False) -> float:

@@ -158,7 +158,8 @@ def _advance_population(problem, theta, noise, scale, k):
     mask = problem.mask
 
     def drift(at):
-        return population.population_velocity(at, problem.teacher, net, flow, net.activation, compiled=True)
+        return population.population_velocity(at, problem.teacher, net, flow, problem.cfg.data.teacher_activation,
+                                              compiled=True)
 
     for s in range(k):
         kick = scale[s] * noise[s] * mask if noise.shape[0] else 0.0
