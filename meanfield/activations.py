@@ -49,7 +49,7 @@ class Activation:
     value: Callable
     derivative: Callable
     population: str | None
-    one_homogeneous: bool = False          # sigma(c z) = c sigma(z) for c > 0: a^2 - |w|^2 is conserved
+    homogeneity: int | None = None         # k with sigma(c z) = c^k sigma(z) for c > 0 (k = 1: a^2 - |w|^2 is conserved)
 
 
 @dataclass(frozen=True)
@@ -63,16 +63,16 @@ class Loss:
 
 
 ACTIVATIONS = {a.name: a for a in (
-    Activation("relu", 0, lambda z, p: np.maximum(z, 0.0), lambda z, p: (z > 0).astype(float), "closed form", True),
+    Activation("relu", 0, lambda z, p: np.maximum(z, 0.0), lambda z, p: (z > 0).astype(float), "closed form", 1),
     Activation("leaky_relu", 1, lambda z, p: np.where(z > 0, z, p[0] * z), lambda z, p: np.where(z > 0, 1.0, p[0]),
-               "closed form", True),
+               "closed form", 1),
     Activation("tanh", 2, lambda z, p: np.tanh(z), lambda z, p: 1.0 - np.tanh(z) ** 2, "quadrature"),
     Activation("sigmoid", 3, lambda z, p: expit(z), lambda z, p: expit(z) * (1.0 - expit(z)), "quadrature"),
     Activation("erf", 4, lambda z, p: _erf(z), lambda z, p: 2.0 / np.sqrt(np.pi) * np.exp(-z * z), "closed form"),
     Activation("softplus", 5, lambda z, p: np.logaddexp(0.0, z), lambda z, p: expit(z), "quadrature"),
-    Activation("quadratic", 6, lambda z, p: z * z, lambda z, p: 2.0 * z, "closed form"),
+    Activation("quadratic", 6, lambda z, p: z * z, lambda z, p: 2.0 * z, "closed form", 2),
     Activation("linear", 7, lambda z, p: np.asarray(z, dtype=float).copy(), lambda z, p: np.ones_like(z, dtype=float),
-               "closed form", True),
+               "closed form", 1),
     Activation("piecewise_linear", 8, _pwl, _pwl_derivative, None),
 )}
 

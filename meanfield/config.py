@@ -253,8 +253,9 @@ class DataConfig(_Section):
     ``teacher``: y = sum_j c_j sigma*(u_j . x) + noise, u_j uniform on the unit sphere,
     c_j = teacher_scale (or ±teacher_scale), the u_j orthonormal if ``teacher_orthonormal``, or
     the user's ``teacher_weights``, rows [u_j | c_j] of length network.d + 1 (teacher_m0 rows);
-    ``population``: the same teacher with x ~ N(0, I) and
-    the exact population risk E[(f - f*)^2] / 2 (no samples, see ``population.py``);
+    ``population``: the same teacher with x ~ N(0, I) (or uniform on the sphere, for activations
+    homogeneous of one degree) and the exact population risk E[(f - f*)^2] / 2 (no samples, see
+    ``population.py``);
     ``isotropic_gaussians``: y = ±1 with x ~ N(0, (1 + y delta)^2 I) (Mei, Montanari & Nguyen);
     ``random_labels``: y = ±1 at random; ``none``: no data
     (zero risk: a pure potential + noise flow); ``arrays``: the user's (X, y), passed to
@@ -455,7 +456,12 @@ class Config:
             raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
         if data.kind == "population":
             for name, bad, allowed in (
-                    ("data.inputs", data.inputs != "gaussian", "'gaussian' with data.kind = 'population'"),
+                    ("data.inputs", data.inputs == "sphere" and not (
+                        activations.activation(net.activation).homogeneity is not None and
+                        activations.activation(net.activation).homogeneity ==
+                        activations.activation(data.teacher_activation).homogeneity),
+                     "'gaussian' with data.kind = 'population', or 'sphere' when network.activation and "
+                     "data.teacher_activation are homogeneous of one degree (relu, leaky_relu, linear; quadratic)"),
                     ("network.bias", net.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
                     ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
                     ("network.activation", activations.activation(net.activation).population is None,

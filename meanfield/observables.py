@@ -91,7 +91,7 @@ class Record:
         if problem.exact:
             net = self.cfg.network
             return population.population_risk(self.theta, problem.teacher, net, self.cfg.data.teacher_activation,
-                                              compiled=True)
+                                              compiled=True, inputs=self.cfg.data.inputs)
         return float(np.mean(model.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
 
     @cached_property
@@ -111,7 +111,7 @@ def _base(at: Record) -> dict:
     problem, theta = at.problem, at.theta
     if problem.exact:
         test_risk = at.train_risk
-        norm = population.predictor_norm(theta, at.cfg.network, compiled=True)
+        norm = population.predictor_norm(theta, at.cfg.network, compiled=True, inputs=at.cfg.data.inputs)
     else:
         test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
                      if len(problem.y_test) else float("nan"))

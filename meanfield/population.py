@@ -167,50 +167,75 @@ def pair_sums(name, W, V, c, params=None, compiled=False, other=None):
     return K @ c, A @ c, (B * c[None, :]) @ V
 
 
-def _terms(theta, teacher, network, teacher_activation, compiled):
-    """Student and teacher sums (pair_sums) and the output scale; a teacher of another activation
-    is paired with the students by quadrature."""
+def sphere_moment(name: str, other: str, d: int, inputs: str) -> float:
+    """What Gaussian-input kernels are divided by to give the kernels of another input law: 1 for
+    x ~ N(0, I_d); for x uniform on the unit sphere, E|g|^(2k) = 2^k Gamma(d/2 + k) / Gamma(d/2)
+    when both activations are positively homogeneous of one degree k (then sigma(w.g) sigma(v.g)
+    = |g|^(2k) sigma(w.x) sigma(v.x), with |g| independent of x = g / |g|)."""
+    if inputs == "gaussian":
+        return 1.0
+    k = ACTIVATIONS[name].homogeneity
+    if k is None or ACTIVATIONS[other].homogeneity != k:
+        raise ValueError(f"the exact population risk on the sphere needs activations homogeneous of one degree "
+                         f"(relu, leaky_relu, linear, quadratic); got {name!r} and {other!r}")
+    from math import lgamma
+    return float(np.exp(k * np.log(2.0) + lgamma(d / 2 + k) - lgamma(d / 2)))
+
+
+def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian"):
+    """Student and teacher sums (pair_sums), divided by the input law's moment
+    (``sphere_moment``), and the output scale; a teacher of another activation is paired with
+    the students by quadrature."""
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
     U, c = teacher[:, :d], teacher[:, d]
     params = network.activation_params
     scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    return (pair_sums(network.activation, W, W, a, params, compiled),
-            pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation), scale)
+    students = pair_sums(network.activation, W, W, a, params, compiled)
+    teachers = pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation)
+    moment = sphere_moment(network.activation, teacher_activation, d, inputs)
+    if moment != 1.0:
+        students, teachers = (tuple(t / moment for t in sums) for sums in (students, teachers))
+    return students, teachers, scale
 
 
-def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False) -> float:
-    """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d); theta (m, d + 1), teacher (m0, d + 1) = [u | c]."""
-    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled)
+def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False, inputs="gaussian") -> float:
+    """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d) (or uniform on the unit sphere: ``inputs``);
+    theta (m, d + 1), teacher (m0, d + 1) = [u | c]."""
+    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs)
     d = theta.shape[1] - 1
     a, U, c = theta[:, d], teacher[:, :d], teacher[:, d]
-    K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0]
+    K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0] / sphere_moment(
+        teacher_activation, teacher_activation, d, inputs)
     return float(0.5 * scale ** 2 * a @ Ka - scale * a @ Kc + 0.5 * c @ K_tt @ c)
 
 
-def predictor_norm(theta, network, compiled=False) -> float:
-    """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d)."""
+def predictor_norm(theta, network, compiled=False, inputs="gaussian") -> float:
+    """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d) (or on the sphere: ``inputs``)."""
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
-    Ka = pair_sums(network.activation, W, W, a, network.activation_params, compiled)[0]
+    Ka = pair_sums(network.activation, W, W, a, network.activation_params, compiled)[0] / sphere_moment(
+        network.activation, network.activation, d, inputs)
     return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ Ka, 0.0)))
 
 
-def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False) -> np.ndarray:
+def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False,
+                        inputs="gaussian") -> np.ndarray:
     """grad_{theta_i} R for every particle, shape (m, d + 1): with grad_w kappa(w, v) = A w + B v,
     grad_a R = s^2 K a - s K* c and grad_{w_i} R = a_i [s^2 (A a)_i w_i + s^2 (B a W)_i
     - s (A* c)_i w_i - s (B* c U)_i]."""
-    (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled)
+    (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs)
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
     grad_W = a[:, None] * ((scale ** 2 * Aa - scale * Ac)[:, None] * W + scale ** 2 * BaW - scale * BcU)
     return np.hstack([grad_W, (scale ** 2 * Ka - scale * Kc)[:, None]])
 
 
-def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False) -> np.ndarray:
+def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False,
+                        inputs="gaussian") -> np.ndarray:
     """The drift of docs/conventions.md with the exact population risk, shape (m, d + 1)."""
     m, p = theta.shape
     factor = time_factor(m, network.scaling, network.alpha)
-    grad = population_gradient(theta, teacher, network, teacher_activation, compiled)
+    grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs)
     v = -factor * grad - flow.lam * theta
     return v * train_mask(network.train, p - 1)

@@ -159,7 +159,7 @@ def _advance_population(problem, theta, noise, scale, k):
 
     def drift(at):
         return population.population_velocity(at, problem.teacher, net, flow, problem.cfg.data.teacher_activation,
-                                              compiled=True)
+                                              compiled=True, inputs=problem.cfg.data.inputs)
 
     for s in range(k):
         kick = scale[s] * noise[s] * mask if noise.shape[0] else 0.0

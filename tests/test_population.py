@@ -58,6 +58,26 @@ def test_a_teacher_of_another_activation_by_quadrature(pair, rng, student, teach
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "linear", "quadratic"])
+def test_the_population_risk_on_the_sphere_matches_monte_carlo(pair, rng, activation):
+    """x uniform on the unit sphere: homogeneous activations of degree k give the Gaussian kernels
+    divided by E|g|^(2k) (d for k = 1, d (d + 2) for k = 2)."""
+    theta, teacher = pair
+    net = NetworkConfig(m=5, d=D, activation=activation, scaling="mean_field")
+    exact = population.population_risk(theta, teacher, net, activation, inputs="sphere")
+    X = rng.standard_normal((400_000, D))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    target = model.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
+    samples = 0.5 * (model.predict(theta, X, net) - target) ** 2
+    assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
+    gaussian = population.population_gradient(theta, teacher, net, activation)
+    k = {"quadratic": 2}.get(activation, 1)
+    np.testing.assert_allclose(population.population_gradient(theta, teacher, net, activation, inputs="sphere"),
+                               gaussian / (D if k == 1 else D * (D + 2)), rtol=1e-12)
+    norm = np.sqrt(np.mean(model.predict(theta, X, net) ** 2))
+    np.testing.assert_allclose(population.predictor_norm(theta, net, inputs="sphere"), norm, rtol=0.01)
+
+
 def test_a_population_run_with_another_teacher_activation_learns():
     cfg = mf.Config(seed=1, network={"m": 20, "d": 3, "activation": "erf"},
                     data={"kind": "population", "teacher_activation": "tanh", "teacher_m0": 2},
@@ -143,7 +163,11 @@ def test_population_config_is_checked():
     with pytest.raises(ValueError, match="piecewise_linear"):
         population.pair_terms("piecewise_linear", 1.0, 1.0, 0.5)
     with pytest.raises(mf.ConfigError, match="data.inputs"):
-        mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere"}})
+        mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere", "teacher_activation": "tanh"},
+                             "network": {"activation": "tanh"}})
+    with pytest.raises(mf.ConfigError, match="data.inputs"):
+        mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere", "teacher_activation": "quadratic"}})
+    assert mf.Config.from_dict({"data": {"kind": "population", "inputs": "sphere"}}).data.inputs == "sphere"
     with pytest.raises(mf.ConfigError, match="data.teacher_activation"):
         mf.Config.from_dict({"data": {"kind": "population", "teacher_activation": "piecewise_linear"}})
     assert mf.Config.from_dict({**base, "network": {"activation": "tanh"}}).data.teacher_activation == "relu"
