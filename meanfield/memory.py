@@ -8,7 +8,7 @@ import os
 
 from . import _lazy
 from .config import Config
-from .problem import BLAS_MIN_ENTRIES, FUSED_MAX_D
+from .problem import path
 from .errors import ConfigError
 
 _kernels = _lazy.module("meanfield._kernels")
@@ -35,8 +35,7 @@ def memory_terms(cfg: Config, data=None) -> dict:
     particles = net.m * p * 8
     batch = cfg.flow.batch_size or n
     exact = cfg.data.kind == "population"
-    blas = not exact and (cfg.flow.engine == "blas" or (cfg.flow.engine == "auto" and not net.linearized and
-                                                        net.d > FUSED_MAX_D and batch * net.m >= BLAS_MIN_ENTRIES))
+    blas = not exact and path(cfg, batch) == "blas"
     # (m, d + 1) arrays: theta, theta0, the drift, two temporaries of a record; then what
     # stepping.buffers allocates for this run, a lockstep tangent model, the population drift's own
     copies = (5 + 2 * (cfg.flow.integrator == "heun") + (not blas) + blas * (1 + (cfg.flow.max_temperature > 0))

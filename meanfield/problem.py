@@ -17,6 +17,17 @@ FUSED_MAX_D = 3                # ...and above this d (measured crossovers: the f
 
 
 
+def path(cfg: Config, batch: int) -> str:
+    """The engine a network's steps take with ``batch`` samples per step: flow.engine, or with
+    "auto" the BLAS path for d > FUSED_MAX_D and batch x m >= BLAS_MIN_ENTRIES (not for the
+    tangent model), else the fused one."""
+    net = cfg.network
+    if cfg.flow.engine != "auto":
+        return cfg.flow.engine
+    big = batch * net.m >= BLAS_MIN_ENTRIES and net.d > FUSED_MAX_D
+    return "blas" if big and not net.linearized else "fused"
+
+
 @dataclass(frozen=True)
 class Problem:
     """A run's fixed inputs in kernel form: arrays C-contiguous float64, codes and scale factors."""
@@ -33,14 +44,8 @@ class Problem:
 
     @property
     def path(self) -> str:
-        """The engine the network's steps take: "fused" or "blas" (flow.engine; auto by size)."""
-        flow = self.cfg.flow
-        if flow.engine != "auto":
-            return flow.engine
-        batch = flow.batch_size or len(self.y)
-        net = self.cfg.network
-        big = batch * net.m >= BLAS_MIN_ENTRIES and net.d > FUSED_MAX_D
-        return "blas" if big and not net.linearized else "fused"
+        """The engine the network's steps take: "fused" or "blas" (``path``)."""
+        return path(self.cfg, self.cfg.flow.batch_size or len(self.y))
 
     @property
     def exact(self) -> bool:
