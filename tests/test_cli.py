@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import meanfield as mf
 from meanfield.cli import main
 
@@ -50,7 +52,10 @@ def test_console_script_runs_the_example_config(tmp_path):
     assert result.observables["train_risk"][-1] < 0.1 * result.observables["train_risk"][0]
 
 
+@pytest.mark.slow
 def test_bench_quick_reports_every_measure(tmp_path, capsys):
+    """A whole quick benchmark (a cold compile, the thread policy beside busy loops, every peer):
+    about a minute, so slow. That every peer takes the engine's step is checked in the default run."""
     import json
     assert main(["bench", "--quick", "--out", str(tmp_path / "bench.json")]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
