@@ -53,3 +53,13 @@ def precise_kernels(x, y, depth, c_sigma=2.0):
         sxx, syy = c_sigma * sxx / 2, c_sigma * syy / 2
         theta = theta * dot + sig
     return float(h_inf), float(k1), float(sig), float(theta)
+
+
+def central_gradient(f, theta, h=1e-6):
+    """The gradient of the scalar function f at theta, by central differences, entry by entry."""
+    numeric = np.zeros_like(theta)
+    for idx in np.ndindex(theta.shape):
+        e = np.zeros_like(theta)
+        e[idx] = h
+        numeric[idx] = (f(theta + e) - f(theta - e)) / (2 * h)
+    return numeric
