@@ -10,10 +10,7 @@ restore, draw, advance, record, checkpoint, result, each a short function below.
 from __future__ import annotations
 
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,24 +22,14 @@ from .data import Dataset, draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError, OutputError
 from .init import initial_particles
 from .langevin import temperature
+from .interrupts import sigterm_as_interrupt
 from .observables import compute
-from .problem import Problem, build
+from .problem import Problem, build, record_steps
 from .progress import Reporter
 from .progress import check as check_progress
 from .results import Result
 
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
-
-
-def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
-    """Steps at which the state is recorded: 0, ..., n_steps (geometric or linear, unique)."""
-    if spacing == "linear":
-        steps = np.linspace(0, n_steps, n_records)
-    else:
-        # geomspace(1, K, 1) is [1], not [K]: with two records, take [0, K]
-        tail = np.geomspace(1, n_steps, n_records - 1) if n_records > 2 else [n_steps]
-        steps = np.concatenate([[0], tail])
-    return np.unique(np.round(steps).astype(np.int64))
 
 
 def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None) -> Result:
@@ -103,26 +90,9 @@ def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folde
     # threads would make results depend on the thread count).
     scipy_blas = problem.exact or problem.path == "blas"
     # overflow is detected and reported (_check_overflow, _divergence), not warned about
-    with _kernels.blas_threads(1, scipy_blas), _sigterm_as_interrupt(folder is not None), \
+    with _kernels.blas_threads(1, scipy_blas), sigterm_as_interrupt(folder is not None), \
             np.errstate(over="ignore", invalid="ignore"):
         return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
-
-
-@contextmanager
-def _sigterm_as_interrupt(active: bool):
-    """Within a checkpointed run, SIGTERM raises KeyboardInterrupt (so a checkpoint is written)."""
-    if not active or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass

@@ -119,27 +119,21 @@ def default_out() -> Path:
 def _child(command, env) -> subprocess.CompletedProcess:
     """Run a scenario script; Ctrl-C or SIGTERM stop it (SIGINT, then a kill after 5 s) and stop us."""
     import signal
-    import threading
 
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+    from .interrupts import sigterm_as_interrupt
 
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        stdout, stderr = proc.communicate()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
+    with sigterm_as_interrupt():
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+            stdout, stderr = proc.communicate()
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
     return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 

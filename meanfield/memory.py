@@ -8,18 +8,12 @@ import os
 
 from . import _lazy
 from .config import Config
-from .problem import path
+from .problem import path, record_steps
 from .errors import ConfigError
 
 _kernels = _lazy.module("meanfield._kernels")
 
 CHUNK_BYTES = 32 * 2**20   # memory for the noise and samples drawn at once
-
-
-def record_count(cfg: Config) -> int:
-    from .controller import record_steps
-
-    return len(record_steps(cfg.flow.n_steps, cfg.record.n_records, cfg.record.spacing))
 
 
 def memory_terms(cfg: Config, data=None) -> dict:
@@ -31,7 +25,7 @@ def memory_terms(cfg: Config, data=None) -> dict:
     n = len(data[1]) if data is not None else cfg.data.n + cfg.data.n_test
     if cfg.data.kind == "none":
         n = 0
-    n_records = record_count(cfg)
+    n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
     particles = net.m * p * 8
     batch = cfg.flow.batch_size or n
     exact = cfg.data.kind == "population"

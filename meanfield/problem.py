@@ -101,6 +101,17 @@ class Problem:
         return float(np.mean(model.loss(self.cfg.flow.loss, self.predict(theta, X, f0), y)))
 
 
+def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
+    """Steps at which the state is recorded: 0, ..., n_steps (geometric or linear, unique)."""
+    if spacing == "linear":
+        steps = np.linspace(0, n_steps, n_records)
+    else:
+        # geomspace(1, K, 1) is [1], not [K]: with two records, take [0, K]
+        tail = np.geomspace(1, n_steps, n_records - 1) if n_records > 2 else [n_steps]
+        steps = np.concatenate([[0], tail])
+    return np.unique(np.round(steps).astype(np.int64))
+
+
 def build(cfg: Config, dataset, theta0: np.ndarray) -> Problem:
     """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0)."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64)

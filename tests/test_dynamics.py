@@ -182,7 +182,7 @@ def test_online_sgd_draws_fresh_samples_and_learns_the_teacher():
 @pytest.mark.parametrize("spacing", ["geometric", "linear"])
 @pytest.mark.parametrize("n_steps,n_records", [(100, 2), (100, 3), (7, 50), (1, 2), (10**6, 40)])
 def test_record_steps_start_at_zero_end_at_the_last_step_and_increase(spacing, n_steps, n_records):
-    from meanfield.controller import record_steps
+    from meanfield.problem import record_steps
     steps = record_steps(n_steps, n_records, spacing)
     assert steps[0] == 0
     assert steps[-1] == n_steps
