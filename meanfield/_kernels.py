@@ -430,41 +430,167 @@ def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam
     return vel
 
 
+# --- the integrators' arithmetic (``integrators.py``: Butcher tableaus a, b) -----------------
+
+@_jit()
+def _kick(noise, scale, s, mask, i, k):
+    """The Langevin kick of step s on coordinate (i, k): scale_s mask_k xi_sik (0 without noise)."""
+    return scale[s] * mask[k] * noise[s, i, k] if noise.shape[0] > 0 else 0.0
+
+
+@_jit()
+def stage_point(theta, K, a, stage, dt, noise, scale, s, mask, out):
+    """out = theta + dt sum_{j < stage} a[stage, j] K[j] + kick (the kick only for a noisy step).
+    K (stages, m, d + 1) the stage drifts; returns out."""
+    m, p = theta.shape
+    for i in range(m):
+        for k in range(p):
+            S = a[stage, 0] * K[0, i, k]
+            for j in range(1, stage):
+                S += a[stage, j] * K[j, i, k]
+            out[i, k] = theta[i, k] + dt * S + _kick(noise, scale, s, mask, i, k)
+    return out
+
+
+@_jit()
+def update(theta, K, b, dt, noise, scale, s, mask):
+    """theta += dt sum_j b[j] K[j] + kick, in place: the step's result."""
+    m, p = theta.shape
+    for i in range(m):
+        for k in range(p):
+            S = b[0] * K[0, i, k]
+            for j in range(1, b.shape[0]):
+                S += b[j] * K[j, i, k]
+            theta[i, k] += dt * S + _kick(noise, scale, s, mask, i, k)
+
+
 @_jit()
 def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, params, loss, lam, mask, tangent, heun, parallel, r, vel, theta_pred, vel_pred, theta_t):
-    """Advance theta in place by n_steps Euler (Euler–Maruyama) or Heun steps of the network,
-    or of its tangent model linearised at theta0 when ``tangent``.
+            act, params, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, theta_t):
+    """Advance theta in place by n_steps of the Runge–Kutta method (a, b) (``integrators.py``;
+    with noise: Euler–Maruyama or stochastic Heun) of the network, or of its tangent model
+    linearised at theta0 when ``tangent``, plus the energy terms ``energy`` (``energy_drift``).
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
-    r (B,), vel, theta_pred, vel_pred (m, d + 1), theta_t (d + 1, m) are work buffers: nothing of
-    size B x m is allocated here.
+    r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), theta_t (d + 1, m)
+    are work buffers: nothing of size B x m is allocated here. This loop over stages is the one
+    of ``stepping.integrate``, compiled here so that small steps pay no Python.
     """
     check_codes(act, loss)
-    m, p = theta.shape
-    noisy = noise.shape[0] > 0
     for s in range(n_steps):
         rows = idx[s % idx.shape[0]]
-        feat = theta0 if tangent else theta
-        _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
-               tangent, parallel, r, vel, theta_t)
-        if heun:
-            for i in range(m):
-                for k in range(p):
-                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
-                    theta_pred[i, k] = theta[i, k] + dt * vel[i, k] + kick
-            feat = theta0 if tangent else theta_pred
-            _drift(theta_pred, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam,
-                   mask, tangent, parallel, r, vel_pred, theta_t)
-            for i in range(m):
-                for k in range(p):
-                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
-                    theta[i, k] += 0.5 * dt * (vel[i, k] + vel_pred[i, k]) + kick
+        for stage in range(b.shape[0]):
+            at = theta if stage == 0 else stage_point(theta, K, a, stage, dt, noise, noise_scale, s, mask, point)
+            feat = theta0 if tangent else at
+            _drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+                   tangent, parallel, r, K[stage], theta_t)
+            energy_drift(at, mask, energy, parallel, K[stage])
+        update(theta, K, b, dt, noise, noise_scale, s, mask)
+
+
+# --- the energy terms (``energy.py``): potentials V and pair interactions W --------------------
+
+# The codes of ``energy.py``'s registries, as literals (the cache tracks only this file).
+NO_POTENTIAL, QUADRATIC_POTENTIAL, QUARTIC_POTENTIAL, DOUBLE_WELL_POTENTIAL = 0, 1, 2, 3
+NO_INTERACTION, INNER_INTERACTION, QUADRATIC_INTERACTION, GAUSSIAN_INTERACTION = 0, 1, 2, 3
+POTENTIAL_CODES = {"none": NO_POTENTIAL, "quadratic": QUADRATIC_POTENTIAL, "quartic": QUARTIC_POTENTIAL,
+                   "double_well": DOUBLE_WELL_POTENTIAL}
+INTERACTION_CODES = {"none": NO_INTERACTION, "inner": INNER_INTERACTION, "quadratic": QUADRATIC_INTERACTION,
+                     "gaussian": GAUSSIAN_INTERACTION}
+PAIR_BLOCK = 64        # particles per parallel block of the pair sums
+
+
+@_jit()
+def _potential_drift(theta, mask, code, coef, matrix, out):
+    """out_i += -mask * grad V(theta_i): quadratic V = theta.A theta / 2 (A = matrix, symmetric);
+    quartic V = c |theta|^4 / 4 (coef = [c]); double well V = h sum_k ((theta_k / c)^2 - 1)^2
+    (coef = [h, c])."""
+    m, p = theta.shape
+    for i in range(m):
+        if code == QUADRATIC_POTENTIAL:
+            for k in range(p):
+                g = 0.0
+                for l in range(p):
+                    g += matrix[k, l] * theta[i, l]
+                out[i, k] -= mask[k] * g
+        elif code == QUARTIC_POTENTIAL:
+            q = 0.0
+            for k in range(p):
+                q += theta[i, k] * theta[i, k]
+            for k in range(p):
+                out[i, k] -= mask[k] * coef[0] * q * theta[i, k]
+        elif code == DOUBLE_WELL_POTENTIAL:
+            for k in range(p):
+                u = theta[i, k] / coef[1]
+                out[i, k] -= mask[k] * 4.0 * coef[0] * u * (u * u - 1.0) / coef[1]
+
+
+@_jit()
+def _gaussian_rows(theta, lo, hi, coef, mask, out):
+    """out_i += mask (J / (m h^2)) sum_j (theta_i - theta_j) exp(-|theta_i - theta_j|^2 / (2 h^2))
+    for lo <= i < hi, j in order (coef = [J, h])."""
+    m, p = theta.shape
+    scale = coef[0] / (m * coef[1] * coef[1])
+    inv = 0.5 / (coef[1] * coef[1])
+    acc = np.empty(p)
+    for i in range(lo, hi):
+        acc[:] = 0.0
+        for j in range(m):
+            q = 0.0
+            for k in range(p):
+                diff = theta[i, k] - theta[j, k]
+                q += diff * diff
+            e = math.exp(-q * inv)
+            for k in range(p):
+                acc[k] += (theta[i, k] - theta[j, k]) * e
+        for k in range(p):
+            out[i, k] += mask[k] * scale * acc[k]
+
+
+@_jit(parallel=True)
+def _gaussian_parallel(theta, coef, mask, out):
+    m = theta.shape[0]
+    for blk in prange((m + PAIR_BLOCK - 1) // PAIR_BLOCK):
+        _gaussian_rows(theta, blk * PAIR_BLOCK, min(m, (blk + 1) * PAIR_BLOCK), coef, mask, out)
+
+
+@_jit()
+def _interaction_drift(theta, mask, code, coef, parallel, out):
+    """out_i += -mask (1/m) sum_j grad_1 W(theta_i, theta_j): inner W = -J theta.theta' (drift
+    J mean theta), quadratic W = J |theta - theta'|^2 / 2 (drift -J (theta_i - mean theta)), both
+    through the mean; Gaussian W = J exp(-|theta - theta'|^2 / (2 h^2)) by blocked pair sums."""
+    m, p = theta.shape
+    if code == GAUSSIAN_INTERACTION:
+        if parallel:
+            _gaussian_parallel(theta, coef, mask, out)
         else:
-            for i in range(m):
-                for k in range(p):
-                    kick = noise_scale[s] * mask[k] * noise[s, i, k] if noisy else 0.0
-                    theta[i, k] += dt * vel[i, k] + kick
+            _gaussian_rows(theta, 0, m, coef, mask, out)
+        return
+    mean = np.zeros(p)
+    for j in range(m):
+        for k in range(p):
+            mean[k] += theta[j, k]
+    for k in range(p):
+        mean[k] /= m
+    for i in range(m):
+        for k in range(p):
+            if code == INNER_INTERACTION:
+                out[i, k] += mask[k] * coef[0] * mean[k]
+            elif code == QUADRATIC_INTERACTION:
+                out[i, k] -= mask[k] * coef[0] * (theta[i, k] - mean[k])
+
+
+@_jit()
+def energy_drift(theta, mask, energy, parallel, out):
+    """out += the drift of the energy terms ``energy`` = (potential code, its coefficients, its
+    matrix, interaction code, its coefficients [J, h]) (``energy.kernel_form``); codes 0: none."""
+    pot, coef, matrix, inter, icoef = energy
+    if pot < NO_POTENTIAL or pot > DOUBLE_WELL_POTENTIAL or inter < NO_INTERACTION or inter > GAUSSIAN_INTERACTION:
+        raise ValueError("unknown energy term code")
+    if pot != NO_POTENTIAL:
+        _potential_drift(theta, mask, pot, coef, matrix, out)
+    if inter != NO_INTERACTION:
+        _interaction_drift(theta, mask, inter, icoef, parallel, out)
 
 
 # --- population risk: sums over neuron pairs of the terms (kappa, A, B) of population.pair_terms

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import activations
+from . import activations, energy, integrators
 from .errors import ConfigError
 from .scaling import SCALINGS
 
@@ -28,7 +28,9 @@ DATA_KINDS = ("teacher", "population", "isotropic_gaussians", "random_labels", "
 SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD can sample
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
-INTEGRATORS = ("euler", "heun")
+INTEGRATORS = tuple(integrators.INTEGRATORS)
+POTENTIALS = tuple(energy.POTENTIALS)
+INTERACTIONS = tuple(energy.INTERACTIONS)
 ENGINES = ("auto", "fused", "blas")
 SPACINGS = ("geometric", "linear")
 SCHEDULES = ("constant", "log", "power", "piecewise")
@@ -114,7 +116,8 @@ def _choice(name, value, choices):
 def _unknown_key(key, prefix: str, names) -> ConfigError:
     """An unknown key, with the closest valid one: a key of another section is named with its
     section (``dt`` -> ``flow.dt``), else the closest name in this table."""
-    elsewhere = [f"{section}.{key}" for section, cls in _SECTIONS.items() if key in cls.__dataclass_fields__
+    tables = {**_SECTIONS, "flow.potential": PotentialConfig, "flow.interaction": InteractionConfig}
+    elsewhere = [f"{section}.{key}" for section, cls in tables.items() if key in cls.__dataclass_fields__
                  and section != prefix]
     close = elsewhere or [f"{prefix}.{c}" if prefix else c for c in difflib.get_close_matches(str(key), names, n=1)]
     if not close and not prefix:
@@ -162,7 +165,13 @@ class _Section:
         return cls(**values)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Plain values: lists for tuples, dicts for nested tables."""
+        def plain(value):
+            if isinstance(value, _Section):
+                return value.to_dict()
+            return [plain(v) for v in value] if isinstance(value, tuple) else value
+
+        return {f.name: plain(getattr(self, f.name)) for f in fields(self)}
 
 
 @_strict
@@ -297,6 +306,66 @@ class DataConfig(_Section):
             raise ConfigError.invalid("data.test_fraction", self.test_fraction, "a number in [0, 1)")
 
 
+def _subsection(owner, attr, cls):
+    """A nested table (``[flow.potential]``) given as a dict or a section object."""
+    value = getattr(owner, attr)
+    if isinstance(value, dict):
+        value = cls.from_dict(value, f"{owner._name}.{attr}")
+    elif not isinstance(value, cls):
+        raise ConfigError.invalid(f"{owner._name}.{attr}", value, f"a table of {owner._name}.{attr} settings")
+    object.__setattr__(owner, attr, value)
+
+
+@_strict
+@dataclass(frozen=True)
+class PotentialConfig(_Section):
+    """``[flow.potential]``: an external potential V besides weight decay (see ``energy.py``).
+
+    ``kind``: "none", "quadratic" (V = theta . A theta / 2 with ``matrix`` A, (d + 1) x (d + 1),
+    symmetric), "quartic" (V = strength |theta|^4 / 4) or "double_well" (V = depth sum_k
+    ((theta_k / center)^2 - 1)^2)."""
+
+    _name = "flow.potential"
+    kind: str = "none"
+    matrix: tuple = ()
+    strength: float = 1.0
+    depth: float = 1.0
+    center: float = 1.0
+
+    def __post_init__(self):
+        self._check("kind", _choice, POTENTIALS)
+        self._check("matrix", _matrix)
+        self._check("strength", _float)
+        self._check("depth", _float)
+        self._check("center", _float, 0.0, True)
+        A = self.matrix
+        if (self.kind == "quadratic") != bool(A):
+            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A],
+                                      "a matrix exactly when flow.potential.kind = 'quadratic'")
+        if A and (len(A) != len(A[0]) or any(abs(A[i][j] - A[j][i]) > 1e-12 * max(1.0, abs(A[i][j]))
+                                             for i in range(len(A)) for j in range(i))):
+            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A], "a symmetric square matrix")
+
+
+@_strict
+@dataclass(frozen=True)
+class InteractionConfig(_Section):
+    """``[flow.interaction]``: a pair interaction W with (1/2) double integral W dmu dmu in the
+    energy (see ``energy.py``). ``kind``: "none", "inner" (W = -strength theta . theta'),
+    "quadratic" (W = strength |theta - theta'|^2 / 2) or "gaussian" (W = strength
+    exp(-|theta - theta'|^2 / (2 bandwidth^2)))."""
+
+    _name = "flow.interaction"
+    kind: str = "none"
+    strength: float = 1.0
+    bandwidth: float = 1.0
+
+    def __post_init__(self):
+        self._check("kind", _choice, INTERACTIONS)
+        self._check("strength", _float)
+        self._check("bandwidth", _float, 0.0, True)
+
+
 @_strict
 @dataclass(frozen=True)
 class FlowConfig(_Section):
@@ -330,6 +399,8 @@ class FlowConfig(_Section):
     integrator: str = "euler"
     threads: int = 0
     engine: str = "auto"
+    potential: PotentialConfig = field(default_factory=PotentialConfig)
+    interaction: InteractionConfig = field(default_factory=InteractionConfig)
 
     def __post_init__(self):
         self._check("loss", _choice, LOSSES)
@@ -355,6 +426,15 @@ class FlowConfig(_Section):
         self._check("integrator", _choice, INTEGRATORS)
         self._check("threads", _int, 0)
         self._check("engine", _choice, ENGINES)
+        _subsection(self, "potential", PotentialConfig)
+        _subsection(self, "interaction", InteractionConfig)
+        method = integrators.integrator(self.integrator)
+        for name, bad, allowed in (("flow.temperature", self.max_temperature > 0, "0: it integrates deterministic flows"),
+                                   ("flow.batch_size", self.batch_size > 0, "0 (full batch): it integrates deterministic flows")):
+            if bad and not method.noise:
+                raise ConfigError.invalid(name, getattr(self, name.split(".")[1]),
+                                          f"{allowed} with flow.integrator = {self.integrator!r}",
+                                          "use 'euler' (Euler–Maruyama) or 'heun' with noise or minibatches")
         if self.n_steps < 1:
             raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
         steps = self.t_end / self.dt
@@ -452,6 +532,10 @@ class Config:
                                       "online SGD needs a data law to sample from")
         if flow.engine == "blas" and net.linearized:
             raise ConfigError.invalid("flow.engine", "blas", "'fused' or 'auto' for the tangent model (network.linearized)")
+        A = flow.potential.matrix
+        if A and len(A) != net.d + 1:
+            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A],
+                                      f"a (network.d + 1) x (network.d + 1) = {net.d + 1} x {net.d + 1} matrix")
         if flow.batch_size and data.kind == "none":
             raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
         if data.kind == "population":
@@ -550,9 +634,13 @@ class Config:
     def to_toml(self) -> str:
         lines = [f"seed = {self.seed}"]
         for name in _SECTIONS:
+            values = getattr(self, name).to_dict()
             lines.append(f"\n[{name}]")
-            for key, value in getattr(self, name).to_dict().items():
-                lines.append(f"{key} = {_toml_value(value)}")
+            lines += [f"{key} = {_toml_value(value)}" for key, value in values.items() if not isinstance(value, dict)]
+            for table, entries in values.items():
+                if isinstance(entries, dict):
+                    lines.append(f"\n[{name}.{table}]")
+                    lines += [f"{key} = {_toml_value(value)}" for key, value in entries.items()]
         return "\n".join(lines) + "\n"
 
     def updated(self, changes: dict[str, Any] | None = None, **kwargs) -> "Config":
@@ -568,7 +656,11 @@ class Config:
                 raise ConfigError(f"unknown section {section!r} in key {key!r}{hint}",
                                   parameter=key, value=value, allowed=", ".join(_SECTIONS))
             else:
-                values[section][name] = value
+                table, _, sub = name.partition(".")
+                if sub and isinstance(values[section].get(table), dict):        # "flow.potential.kind"
+                    values[section][table][sub] = value
+                else:
+                    values[section][name] = value
         return Config.from_dict(values)
 
 

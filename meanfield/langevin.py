@@ -2,10 +2,11 @@
 
 With noise, particle i moves as d theta_i = -grad V_mu(theta_i) dt + sqrt(2 T) dB_i, where
 V_mu(theta) = (1 / (alpha m s(m))) mean_j r_j phi(theta, x_j) + lam |theta|^2 / 2 is the first
-variation of the regularised risk (r_j the loss derivative at f(x_j), phi(theta, x) = a sigma(w.x)).
+variation of the regularised risk (r_j the loss derivative at f(x_j), phi(theta, x) = a sigma(w.x)),
+plus V(theta) + (1/m) sum_j W(theta, theta_j) for the energy terms of ``energy.py``.
 Its law mu follows the Wasserstein gradient flow of the free energy
 
-    F(mu) = R / (alpha^2 m^2 s(m)^2) + lam E_mu|theta|^2 / 2 - T H(mu)
+    F(mu) = R / (alpha^2 m^2 s(m)^2) + lam E_mu|theta|^2 / 2 + E_mu V + (1/2) E_{mu x mu} W - T H(mu)
 
 (for mean-field scaling with alpha = 1: R + lam E|theta|^2/2 + T E log mu), whose minimiser is the
 fixed point of mu -> p_mu, the proximal Gibbs measure p_mu ~ exp(-V_mu / T). KL(mu || p_mu)
@@ -18,6 +19,7 @@ import math
 
 import numpy as np
 
+from . import energy
 from .config import FlowConfig
 
 
@@ -106,9 +108,12 @@ def gibbs_gap(problem, theta: np.ndarray, residuals: np.ndarray, temperature_now
         logsumexp(-(sq[c:c + 2000, None] - 2 * proposals[c:c + 2000] @ theta.T + norms) / (2 * h * h), axis=1)
         for c in range(0, samples, 2000)]) - math.log(m) - p / 2 * math.log(2 * math.pi * h * h)
     log_q = np.logaddexp(log_prior, log_kde) - math.log(2.0)
-    log_target = -(interaction(proposals, problem, residuals) + lam * sq / 2) / T
+    flow = problem.cfg.flow
+    log_target = -(interaction(proposals, problem, residuals) + lam * sq / 2
+                   + energy.first_variation(proposals, theta, flow)) / T
     log_z = float(logsumexp(log_target - log_q) - math.log(samples))
-    mean_v = float(np.mean(interaction(theta, problem, residuals) + lam * np.sum(theta ** 2, axis=1) / 2))
+    mean_v = float(np.mean(interaction(theta, problem, residuals) + lam * np.sum(theta ** 2, axis=1) / 2
+                           + energy.first_variation(theta, theta, flow)))
     kl = -entropy(theta, k) + mean_v / T + log_z
     return T * kl
 
@@ -119,6 +124,7 @@ def gibbs_samples(problem, theta: np.ndarray, residuals: np.ndarray, temperature
     lam, T = problem.cfg.flow.lam, temperature_now
     rng = np.random.default_rng(seed)
     proposals = rng.standard_normal((40 * size, theta.shape[1])) * math.sqrt(T / lam)
-    log_w = -interaction(proposals, problem, residuals) / T
+    log_w = -(interaction(proposals, problem, residuals)
+              + energy.first_variation(proposals, theta, problem.cfg.flow)) / T
     weights = np.exp(log_w - log_w.max())
     return proposals[rng.choice(len(proposals), size=size, p=weights / weights.sum())]

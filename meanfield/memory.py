@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from . import _lazy
+from . import _lazy, integrators
 from .config import Config
 from .problem import path, record_steps
 from .errors import ConfigError
@@ -30,10 +30,11 @@ def memory_terms(cfg: Config, data=None) -> dict:
     batch = cfg.flow.batch_size or n
     exact = cfg.data.kind == "population"
     blas = not exact and path(cfg, batch) == "blas"
-    # (m, d + 1) arrays: theta, theta0, the drift, two temporaries of a record; then what
-    # stepping.buffers allocates for this run, a lockstep tangent model, the population drift's own
-    copies = (5 + 2 * (cfg.flow.integrator == "heun") + (not blas) + blas * (1 + (cfg.flow.max_temperature > 0))
-              + ("tangent_gap" in rec.diagnostics) + 3 * exact)
+    # (m, d + 1) arrays: theta, theta0, the first stage's drift, two temporaries of a record; then
+    # what stepping.buffers allocates (more stages, a stage point, theta^T or the BLAS path's W),
+    # a lockstep tangent model, the population drift's own
+    stages = integrators.integrator(cfg.flow.integrator).stages
+    copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
     tiles = 0
     if blas:
         block, chunk, recompute = blas_plan(net.m, batch, net.d)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import activations
+from . import activations, energy, integrators
 from .config import FlowConfig, NetworkConfig
 from .scaling import output_scale, time_factor
 
@@ -97,16 +97,26 @@ def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None, 
 def velocity(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, theta0=None) -> np.ndarray:
     """Drift of every particle (no noise), shape (m, d + 1):
 
-    v_i = mask * ( - grad_{theta_i} R / (alpha^2 m s(m)^2) - lam theta_i ).
+    v_i = mask * ( - grad_{theta_i} R / (alpha^2 m s(m)^2) - lam theta_i ), plus the energy terms'
+    drift (``energy.drift``).
     """
     m, p = theta.shape
     factor = time_factor(m, network.scaling, network.alpha)
     v = -factor * risk_gradient(theta, X, y, network, flow.loss, f0, theta0) - flow.lam * theta
-    return v * train_mask(network.train, p - 1)
+    v = v * train_mask(network.train, p - 1)
+    return v + energy.drift(theta, flow, train_mask(network.train, p - 1)) if energy.active(flow) else v
+
+
+def step(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, theta0=None, kick=0.0) -> np.ndarray:
+    """One step of flow.integrator of size flow.dt from theta, with the Langevin ``kick``
+    (sqrt(2 T dt) mask xi, or 0): the NumPy twin of a step of every engine path."""
+    return integrators.step(theta, lambda at: velocity(at, X, y, network, flow, f0, theta0), flow.dt,
+                            flow.integrator, kick)
 
 
 def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, theta0=None) -> float:
-    """The Lyapunov function of the noiseless flow, J = R + lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2.
+    """The Lyapunov function of the noiseless flow, J = R + lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2
+    (+ the energy terms, ``penalty``).
 
     The drift is v_i = -(1 / (alpha^2 m s(m)^2)) grad_{theta_i} J; in the mean-field regime with
     alpha = 1, J = R + lam mean_i |theta_i|^2 / 2 (the regularised risk of the measure).
@@ -115,10 +125,13 @@ def objective(theta, X, y, network: NetworkConfig, flow: FlowConfig, f0=None, th
 
 
 def penalty(theta, network: NetworkConfig, flow: FlowConfig) -> float:
-    """The weight-decay part of J: lam alpha^2 m s(m)^2 sum_i |mask theta_i|^2 / 2."""
+    """The part of J beyond the risk: alpha^2 m s(m)^2 sum_i (lam |mask theta_i|^2 / 2 + V(theta_i)
+    + (1/2m) sum_j W(theta_i, theta_j)), i.e. m / time_factor times the energy terms of F."""
     m, p = theta.shape
+    factor = time_factor(m, network.scaling, network.alpha)
+    terms = m * energy.mean_energy(theta, flow) / factor if energy.active(flow) else 0.0
     if flow.lam == 0:
-        return 0.0
+        return terms
     masked = theta * train_mask(network.train, p - 1)
     np.square(masked, out=masked)                                      # one temporary, not two
-    return flow.lam * 0.5 * float(np.sum(masked)) / time_factor(m, network.scaling, network.alpha)
+    return flow.lam * 0.5 * float(np.sum(masked)) / factor + terms

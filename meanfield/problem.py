@@ -6,7 +6,7 @@ from functools import cached_property
 
 import numpy as np
 
-from . import _lazy, activations, model, ntk
+from . import _lazy, activations, energy, model, ntk
 from .config import Config
 from .scaling import output_scale, time_factor
 
@@ -74,6 +74,11 @@ class Problem:
     @property
     def mask(self) -> np.ndarray:
         return model.train_mask(self.cfg.network.train, self.cfg.network.d)
+
+    @cached_property
+    def energy(self) -> tuple:
+        """The energy terms in kernel form (``energy.kernel_form``)."""
+        return energy.kernel_form(self.cfg.flow, self.cfg.network.d + 1)
 
     def predict(self, theta, X, f0) -> np.ndarray:
         """The (centered) predictor on the rows of X, shape (n,); the tangent model's if linearized."""

@@ -3,7 +3,9 @@
 Three paths, one interface (``advance``): the fused path (one compiled call for all k steps,
 never forming the batch x m matrix), the BLAS path (one compiled call per step whose tiles of
 neurons x samples do their products by BLAS, into buffers allocated once), and the exact
-population step. Euler (Euler–Maruyama with noise) or Heun.
+population step. Each takes its steps by the run's integrator (``integrators.py``): the fused
+kernel in its compiled loop, the others through ``integrate``; the energy terms (``energy.py``)
+add their drift in every path.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import _lazy, population
+from . import _lazy, energy, integrators, population
 from .memory import blas_plan
 from .problem import Problem
 
@@ -22,14 +24,13 @@ _kernels = _lazy.module("meanfield._kernels")
 
 
 def needs(problem: Problem) -> dict:
-    """Which (m, d + 1) work arrays a run allocates: ``heun`` (a predictor and its drift),
-    ``transposed`` (theta^T, for the fused path's parallel drift), ``kick`` (the noise of a BLAS
-    step) and ``W`` (the BLAS path's input weights)."""
+    """Which (m, d + 1) work arrays a run allocates: ``stages`` drifts (one per stage of the
+    integrator), a stage ``point`` (methods of more than one stage), ``transposed`` (theta^T,
+    for the fused path's parallel drift) and ``W`` (the BLAS path's input weights)."""
     cfg = problem.cfg
     blas = problem.path == "blas" and not problem.exact
-    return {"heun": cfg.flow.integrator == "heun" and not problem.exact,
-            "transposed": not problem.exact and not blas,
-            "kick": blas and cfg.flow.max_temperature > 0, "W": blas}
+    stages = integrators.integrator(cfg.flow.integrator).stages
+    return {"stages": stages, "point": stages > 1, "transposed": not problem.exact and not blas, "W": blas}
 
 
 def buffers(problem: Problem, batch: int) -> dict:
@@ -37,12 +38,10 @@ def buffers(problem: Problem, batch: int) -> dict:
     batch x m is allocated per step, and at m = 1.5 million every (m, d + 1) array counts."""
     m, p = problem.theta0.shape
     need, none = needs(problem), np.empty((0, 0))
-    out = {"r": np.empty(batch), "vel": np.empty((m, p)) if not problem.exact else none,
-           "theta_pred": np.empty((m, p)) if need["heun"] else none,
-           "vel_pred": np.empty((m, p)) if need["heun"] else none,
+    out = {"r": np.empty(batch), "K": np.empty((need["stages"], m, p)),
+           "point": np.empty((m, p)) if need["point"] else none,
            "theta_t": np.empty((p, m)) if need["transposed"] else none}
     if need["W"]:
-        out["kick"] = np.empty((m, p)) if need["kick"] else none
         block, chunk, recompute = blas_plan(m, batch, p - 1)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
         lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
@@ -88,21 +87,44 @@ def compile_kernels(problem, rows, buffers):
         block = _kernels.blas_plan(m, 1, p - 1)[0]
         one = {**buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)),
                "r": np.empty(1)}
-        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, buffers["vel"])
+        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, buffers["K"][0])
+    if problem.exact or problem.path == "blas":
+        a, b = integrators.integrator(problem.cfg.flow.integrator).tableau
+        _kernels.update(problem.theta0.copy(), buffers["K"], b, 0.0, np.zeros((0, 0, 0)), np.zeros(0), 0, problem.mask)
+        if energy.active(problem.cfg.flow):
+            _kernels.energy_drift(problem.theta0, problem.mask, problem.energy, True, np.zeros_like(problem.theta0))
 
 
 def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
     """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
     cfg = problem.cfg
     if problem.exact:
-        return _advance_population(problem, theta, noise, scale, k)
+        return _advance_population(problem, theta, noise, scale, k, buffers)
     tangent = cfg.network.linearized if tangent is None else tangent
     if problem.path == "blas" and not tangent:
         return _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
+    a, b = integrators.integrator(cfg.flow.integrator).tableau
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
-                     problem.loss, cfg.flow.lam, problem.mask, tangent, cfg.flow.integrator == "heun", True,
-                     buffers["r"], buffers["vel"], buffers["theta_pred"], buffers["vel_pred"], buffers["theta_t"])
+                     problem.loss, cfg.flow.lam, problem.mask, tangent, a, b, problem.energy, True,
+                     buffers["r"], buffers["K"], buffers["point"], buffers["theta_t"])
+
+
+def integrate(problem, theta, noise, scale, k, buffers, drift):
+    """k steps of the run's integrator from theta (in place), stage by stage: ``drift(point, s,
+    out)`` writes the drift at ``point`` for step s into out (m, d + 1); the energy terms' drift is
+    added here. The stage arithmetic is ``_kernels.stage_point`` / ``update``, as in the fused kernel."""
+    flow = problem.cfg.flow
+    a, b = integrators.integrator(flow.integrator).tableau
+    K, mask, terms = buffers["K"], problem.mask, energy.active(flow)
+    for s in range(k):
+        for stage in range(len(b)):
+            at = theta if stage == 0 else _kernels.stage_point(theta, K, a, stage, flow.dt, noise, scale, s, mask,
+                                                               buffers["point"])
+            drift(at, s, K[stage])
+            if terms:
+                _kernels.energy_drift(at, mask, problem.energy, True, K[stage])
+        _kernels.update(theta, K, b, flow.dt, noise, scale, s, mask)
 
 
 def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
@@ -121,52 +143,33 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
 
 
 def _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers):
-    """k Euler (Euler–Maruyama) or Heun steps through ``blas_drift``, updating in place."""
-    flow = problem.cfg.flow
-    vel, pred, vel_pred, kick = buffers["vel"], buffers["theta_pred"], buffers["vel_pred"], buffers["kick"]
+    """k steps through ``blas_drift``: the samples of step s are tiled once for all its stages."""
     m, p = theta.shape
     chunk = _kernels.blas_plan(m, idx.shape[1], p - 1)[1]
     full = idx.shape[1] == len(y) and idx.shape[0] == 1
     tiles = _kernels.chunked(X, chunk) if full else None              # the same samples at every step
-    noisy = noise.shape[0] > 0
-    for s in range(k):
-        rows = idx[s % idx.shape[0]]
-        Xs, ys, f0s = (X, y, f0) if full else (X[rows], y[rows], f0[rows])
-        step_tiles = tiles if full else _kernels.chunked(Xs, chunk)
-        blas_drift(problem, theta, Xs, ys, f0s, buffers, vel, step_tiles)
-        if noisy:
-            np.multiply(noise[s], scale[s] * problem.mask, out=kick)
-        if flow.integrator == "heun":
-            np.multiply(vel, flow.dt, out=pred)
-            pred += theta
-            if noisy:
-                pred += kick
-            blas_drift(problem, pred, Xs, ys, f0s, buffers, vel_pred, step_tiles)
-            vel += vel_pred
-            vel *= 0.5
-        vel *= flow.dt
-        theta += vel
-        if noisy:
-            theta += kick
+    step = {}
+
+    def drift(at, s, out):
+        if step.get("s") != s:
+            rows = idx[s % idx.shape[0]]
+            samples = (X, y, f0) if full else (X[rows], y[rows], f0[rows])
+            step.update(s=s, samples=samples, tiles=tiles if full else _kernels.chunked(samples[0], chunk))
+        blas_drift(problem, at, *step["samples"], buffers, out, step["tiles"])
+
+    integrate(problem, theta, noise, scale, k, buffers, drift)
 
 
-def _advance_population(problem, theta, noise, scale, k):
-    """k Euler (Euler–Maruyama) or Heun steps of the exact population flow: the sums over neuron
-    pairs by ``_kernels.population_sums`` (closed forms) or NumPy quadrature."""
+def _advance_population(problem, theta, noise, scale, k, buffers):
+    """k steps of the exact population flow: the sums over neuron pairs by
+    ``_kernels.population_sums`` (closed forms) or NumPy quadrature."""
     cfg = problem.cfg
-    net, flow = cfg.network, cfg.flow
-    mask = problem.mask
 
-    def drift(at):
-        return population.population_velocity(at, problem.teacher, net, flow, problem.cfg.data.teacher_activation,
-                                              compiled=True, inputs=problem.cfg.data.inputs)
+    def drift(at, s, out):
+        out[:] = population.population_velocity(at, problem.teacher, cfg.network, cfg.flow, cfg.data.teacher_activation,
+                                                compiled=True, inputs=cfg.data.inputs)
 
-    for s in range(k):
-        kick = scale[s] * noise[s] * mask if noise.shape[0] else 0.0
-        v = drift(theta)
-        if flow.integrator == "heun":
-            v = 0.5 * (v + drift(theta + flow.dt * v + kick))
-        theta += flow.dt * v + kick
+    integrate(problem, theta, noise, scale, k, buffers, drift)
 
 
 class Stepper:

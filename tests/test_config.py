@@ -39,7 +39,7 @@ BAD_VALUES = [
     ({"flow": {"batch_size": -2}}, "flow.batch_size", ">= 0"),
     ({"flow": {"online": True}}, "flow.batch_size", ">= 1 when flow.online"),
     ({"flow": {"online": True, "batch_size": 4}, "data": {"kind": "random_labels"}}, "flow.online", "teacher"),
-    ({"flow": {"integrator": "rk4"}}, "flow.integrator", "'euler', 'heun'"),
+    ({"flow": {"integrator": "rk5"}}, "flow.integrator", "'euler', 'heun', 'rk4'"),
     ({"flow": {"threads": -1}}, "flow.threads", ">= 0"),
     ({"record": {"n_records": 1}}, "record.n_records", ">= 2"),
     ({"record": {"spacing": "log"}}, "record.spacing", "'geometric', 'linear'"),

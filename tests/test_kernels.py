@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from meanfield import _kernels, activations, model
+from meanfield import _kernels, activations, energy, integrators, model
 from meanfield.config import ACTIVATIONS, LOSSES, FlowConfig, NetworkConfig
 from meanfield import scaling as mf_scaling
 from meanfield.scaling import output_scale, time_factor
@@ -120,9 +120,10 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
             v = 0.5 * (v + model.velocity(pred, X[rows], y[rows], net, flow, f0[rows]))
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
-    buffers = (np.empty(B), np.empty_like(theta), np.empty_like(theta), np.empty_like(theta), np.empty((D + 1, M)))
+    a, b = integrators.integrator("heun" if heun else "euler").tableau
+    buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty((D + 1, M)))
     _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, loss_code,
-                     lam, mask, False, heun, True, *buffers)
+                     lam, mask, False, a, b, energy.kernel_form(flow, D + 1), True, *buffers)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
 
 

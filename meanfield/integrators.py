@@ -1,0 +1,70 @@
+"""The time integrators: explicit Runge–Kutta methods as Butcher tableaus, one entry per method.
+
+A step of size dt from theta with stage drifts K_i = v(Y_i):
+
+    Y_0 = theta,   Y_i = theta + dt sum_{j<i} a_ij K_j (+ kick),   theta' = theta + (dt sum_i b_i K_i + kick)
+
+where ``kick`` = sqrt(2 T dt) mask xi is the Langevin noise of the step (one draw per step; the
+stochastic Heun method adds it to the predictor too). Euler with noise is Euler–Maruyama.
+Methods without ``noise`` (RK4) integrate deterministic flows only: full batch, temperature 0.
+
+The arithmetic of a stage point and of the update lives once, in ``_kernels.stage_point`` and
+``_kernels.update``; every path (fused, BLAS, population, energy terms) steps through them.
+``step`` is the readable NumPy twin, on any drift.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """A Butcher tableau: a (s, s) strictly lower triangular, b (s,); ``order`` on smooth
+    deterministic flows; ``noise``: allowed with a temperature or minibatches."""
+
+    name: str
+    a: tuple
+    b: tuple
+    order: int
+    noise: bool
+
+    @property
+    def stages(self) -> int:
+        return len(self.b)
+
+    @property
+    def tableau(self) -> tuple[np.ndarray, np.ndarray]:
+        """(a (s, s), b (s,)) as the kernels take them, float64 and contiguous."""
+        s = self.stages
+        a = np.zeros((s, s))
+        for i, row in enumerate(self.a):
+            a[i, :len(row)] = row
+        return a, np.array(self.b, dtype=np.float64)
+
+
+INTEGRATORS = {i.name: i for i in (
+    Integrator("euler", a=((),), b=(1.0,), order=1, noise=True),
+    Integrator("heun", a=((), (1.0,)), b=(0.5, 0.5), order=2, noise=True),
+    Integrator("rk4", a=((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), b=(1 / 6, 1 / 3, 1 / 3, 1 / 6), order=4,
+               noise=False),
+)}
+
+
+def integrator(name: str) -> Integrator:
+    return INTEGRATORS[name]
+
+
+def step(theta: np.ndarray, drift: Callable[[np.ndarray], np.ndarray], dt: float, name: str = "euler",
+         kick=0.0) -> np.ndarray:
+    """One step of the method ``name`` from theta (m, d + 1) with drift(theta) -> (m, d + 1) and
+    the noise ``kick`` (scalar 0 or (m, d + 1)); returns the new theta (NumPy twin of the kernels)."""
+    method = INTEGRATORS[name]
+    a, b = method.tableau
+    K = []
+    for i in range(method.stages):
+        point = theta if i == 0 else theta + dt * sum(a[i, j] * K[j] for j in range(i)) + kick
+        K.append(drift(point))
+    return theta + (dt * sum(b[i] * K[i] for i in range(method.stages)) + kick)

@@ -1,0 +1,96 @@
+"""One stepper: every path takes the steps of ``integrators.py``; each method has its order."""
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield import energy, integrators, model, population, stepping
+from meanfield.problem import build
+from meanfield.errors import ConfigError
+
+from .conftest import fitted_slope
+
+PATHS = {   # the same smooth flow (tanh, both layers trained) on each engine path
+    "fused": {"flow.engine": "fused"},
+    "blas": {"flow.engine": "blas"},
+    "population": {"data.kind": "population", "network.activation": "erf", "data.teacher_activation": "erf"},
+}
+
+
+def smooth(path, **changes):
+    cfg = mf.Config(seed=2, network={"m": 30, "d": 5, "activation": "tanh"},
+                    data={"n": 40, "teacher_activation": "tanh", "teacher_m0": 2},
+                    flow={"dt": 0.1, "t_end": 0.1}, record={"n_records": 2})
+    return cfg.updated({**PATHS[path], **changes})
+
+
+def drift_twin(cfg, data):
+    """The NumPy drift of the run's flow: model.velocity, or the population drift in NumPy."""
+    if cfg.data.kind == "population":
+        mask = model.train_mask(cfg.network.train, cfg.network.d)
+        return lambda at: (population.population_velocity(at, data.teacher, cfg.network, cfg.flow,
+                                                          cfg.data.teacher_activation, compiled=False)
+                           + energy.drift(at, cfg.flow, mask))
+    return lambda at: model.velocity(at, data.X, data.y, cfg.network, cfg.flow)
+
+
+def test_the_tableaus_are_consistent_and_explicit():
+    for method in integrators.INTEGRATORS.values():
+        a, b = method.tableau
+        np.testing.assert_allclose(b.sum(), 1.0, rtol=1e-15)
+        np.testing.assert_array_equal(np.triu(a), 0.0)            # explicit: stage i uses stages j < i
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("method", integrators.INTEGRATORS)
+def test_one_step_of_every_path_equals_the_numpy_twin(path, method):
+    """With a potential and an interaction on, so that the energy terms go through every path."""
+    cfg = smooth(path, **{"flow.integrator": method, "flow.lam": 0.05, "flow.potential.kind": "double_well",
+                          "flow.potential.depth": 0.3, "flow.interaction.kind": "gaussian",
+                          "flow.interaction.strength": 0.4})
+    res = mf.simulate(cfg)
+    expected = integrators.step(res.theta0, drift_twin(cfg, mf.run_data(cfg)), cfg.flow.dt, method)
+    np.testing.assert_allclose(res.theta, expected, rtol=1e-11, atol=1e-13)
+    if path != "population":
+        data = mf.run_data(cfg)
+        np.testing.assert_allclose(model.step(res.theta0, data.X, data.y, cfg.network, cfg.flow), expected,
+                                   rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("method", ["euler", "heun"])
+def test_a_noisy_step_of_every_path_equals_the_twin_with_its_kick(path, method, rng):
+    """Euler–Maruyama and stochastic Heun: the kick sqrt(2 T dt) mask xi enters the predictor and the update."""
+    cfg = smooth(path, **{"flow.integrator": method, "flow.temperature": 0.3, "network.train": "hidden",
+                          "flow.interaction.kind": "quadratic"})
+    data = mf.run_data(cfg)
+    theta0 = rng.standard_normal((30, 6))
+    problem = build(cfg, data, theta0)
+    noise, scale = rng.standard_normal((1,) + theta0.shape), np.array([np.sqrt(2 * 0.3 * cfg.flow.dt)])
+    theta = theta0.copy()
+    stepping.advance(problem, theta, problem.X, problem.y, problem.f0, np.arange(len(problem.y))[None], noise, scale, 1,
+                     stepping.buffers(problem, len(problem.y)))
+    kick = scale[0] * problem.mask * noise[0]
+    np.testing.assert_allclose(theta, integrators.step(theta0, drift_twin(cfg, data), cfg.flow.dt, method, kick),
+                               rtol=1e-11, atol=1e-13)
+    np.testing.assert_array_equal(theta[:, -1], theta0[:, -1])          # the frozen output layer gets no kick
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("method", integrators.INTEGRATORS)
+def test_each_method_has_its_order_on_a_smooth_flow(path, method):
+    """Global error at t = 1.6 against RK4 at dt / 8 of the finest step: fitted slopes 1, 2, 4."""
+    t_end, dts = 1.6, [0.2, 0.1, 0.05, 0.025]
+    reference = mf.simulate(smooth(path, **{"flow.integrator": "rk4", "flow.dt": dts[-1] / 8,
+                                            "flow.t_end": t_end})).theta
+    errors = [np.max(np.abs(mf.simulate(smooth(path, **{"flow.integrator": method, "flow.dt": dt,
+                                                         "flow.t_end": t_end})).theta - reference)) for dt in dts]
+    assert errors[-1] > 1e3 * np.finfo(float).eps * np.max(np.abs(reference))    # above round-off
+    order = integrators.integrator(method).order
+    assert fitted_slope(dts, errors) == pytest.approx(order, abs=0.2)
+
+
+def test_rk4_refuses_noise_and_minibatches_before_any_work():
+    for changes, parameter in (({"flow.temperature": 0.1}, "flow.temperature"), ({"flow.batch_size": 5}, "flow.batch_size")):
+        with pytest.raises(ConfigError, match=parameter) as info:
+            mf.Config(flow={"integrator": "rk4", **{k.split(".")[1]: v for k, v in changes.items()}})
+        assert "rk4" in str(info.value)
