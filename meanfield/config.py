@@ -375,6 +375,10 @@ class FlowConfig(_Section):
     (log), temperature / (1 + t)^schedule_power (power), or piecewise constant: schedule_values[k]
     from schedule_times[k - 1] on (schedule_values has one more entry than schedule_times).
 
+    ``integrator``: "euler" (Euler–Maruyama with noise), "heun" (stochastic Heun with noise) or
+    "rk4" (deterministic flows only), see ``integrators.py``. ``potential`` and ``interaction``:
+    the energy terms ``[flow.potential]`` and ``[flow.interaction]`` (``energy.py``).
+
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
     ("auto", ``meanfield.threads``) uses one thread for small steps or on a busy machine and

@@ -154,3 +154,19 @@ def test_curie_weiss_magnetisation_solves_its_fixed_point_equation():
     a = res.theta[:, -1]
     assert abs(np.mean(a) - M) < 5 * np.std(a) / math.sqrt(m) + 0.01 * M
     np.testing.assert_array_equal(res.theta[:, 0], res.theta0[:, 0])    # w frozen
+
+
+def test_free_energy_and_gibbs_gap_account_for_the_potential_at_equilibrium():
+    """Double well plus weight decay, noise T, no interaction: the particles' free energy tends to
+    its minimum -T log Z, Z = (int exp(-(V(x) + lam x^2 / 2) / T) dx)^p, and the Gibbs gap to ~0."""
+    T, lam = 0.5, 0.1
+    cfg = mf.Config(network={"m": 3000, "d": 1}, data={"kind": "none"},
+                    flow={"dt": 0.01, "t_end": 20.0, "temperature": T, "lam": lam, "integrator": "heun",
+                          "potential": {"kind": "double_well", "depth": 0.5}},
+                    record={"n_records": 2, "diagnostics": ["gibbs", "free_energy"]})
+    res = mf.simulate(cfg)
+    z = integrate.quad(lambda x: np.exp(-(0.5 * (x * x - 1) ** 2 + lam * x * x / 2) / T), -8, 8)[0]
+    assert abs(res.observables["free_energy"][-1] - (-T * 2 * math.log(z))) < 0.05 * T * 2     # k-NN entropy bias
+    gap = res.observables["gibbs_gap"]
+    assert gap[0] > 0.5
+    assert abs(gap[-1]) < 0.03
