@@ -6,7 +6,6 @@ the value and what is allowed; an unknown key suggests the closest valid one.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import math
 import numbers
@@ -432,7 +431,7 @@ class FlowConfig(_Section):
         self._check("engine", _choice, ENGINES)
         _subsection(self, "potential", PotentialConfig)
         _subsection(self, "interaction", InteractionConfig)
-        method = integrators.integrator(self.integrator)
+        method = integrators.INTEGRATORS[self.integrator]
         for name, bad, allowed in (("flow.temperature", self.max_temperature > 0, "0: it integrates deterministic flows"),
                                    ("flow.batch_size", self.batch_size > 0, "0 (full batch): it integrates deterministic flows")):
             if bad and not method.noise:

@@ -115,7 +115,8 @@ def _prepare(problem: Problem, dataset) -> _Run:
     flow = cfg.flow
     m, p = problem.theta0.shape
     batch = flow.batch_size or len(problem.y)
-    work = thread_policy.work_per_step(batch, m, p, population=problem.exact)
+    work = thread_policy.work_per_step(batch, m, p, population=problem.exact,
+                                       pairs=cfg.flow.interaction.kind == "gaussian")
     threads = _kernels.set_threads(thread_policy.choose(flow.threads, work, _kernels.max_threads()))
     per_step = (m * p * 8 * (flow.max_temperature > 0) + (batch * (cfg.network.d + 2) * 8 if flow.online else 0)
                 + (len(problem.y) * 8 if flow.batch_size and not flow.online else 0))

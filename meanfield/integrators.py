@@ -53,10 +53,6 @@ INTEGRATORS = {i.name: i for i in (
 )}
 
 
-def integrator(name: str) -> Integrator:
-    return INTEGRATORS[name]
-
-
 def step(theta: np.ndarray, drift: Callable[[np.ndarray], np.ndarray], dt: float, name: str = "euler",
          kick=0.0) -> np.ndarray:
     """One step of the method ``name`` from theta (m, d + 1) with drift(theta) -> (m, d + 1) and

@@ -33,7 +33,7 @@ def memory_terms(cfg: Config, data=None) -> dict:
     # (m, d + 1) arrays: theta, theta0, the first stage's drift, two temporaries of a record; then
     # what stepping.buffers allocates (more stages, a stage point, theta^T or the BLAS path's W),
     # a lockstep tangent model, the population drift's own
-    stages = integrators.integrator(cfg.flow.integrator).stages
+    stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
     tiles = 0
     if blas:

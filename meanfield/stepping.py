@@ -29,7 +29,7 @@ def needs(problem: Problem) -> dict:
     for the fused path's parallel drift) and ``W`` (the BLAS path's input weights)."""
     cfg = problem.cfg
     blas = problem.path == "blas" and not problem.exact
-    stages = integrators.integrator(cfg.flow.integrator).stages
+    stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     return {"stages": stages, "point": stages > 1, "transposed": not problem.exact and not blas, "W": blas}
 
 
@@ -89,8 +89,11 @@ def compile_kernels(problem, rows, buffers):
                "r": np.empty(1)}
         blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, buffers["K"][0])
     if problem.exact or problem.path == "blas":
-        a, b = integrators.integrator(problem.cfg.flow.integrator).tableau
-        _kernels.update(problem.theta0.copy(), buffers["K"], b, 0.0, np.zeros((0, 0, 0)), np.zeros(0), 0, problem.mask)
+        a, b = integrators.INTEGRATORS[problem.cfg.flow.integrator].tableau
+        none = np.zeros((0, 0, 0)), np.zeros(0), 0, problem.mask
+        _kernels.update(problem.theta0.copy(), buffers["K"], b, 0.0, *none)
+        if len(b) > 1:
+            _kernels.stage_point(problem.theta0, buffers["K"], a, 1, 0.0, *none, buffers["point"])
         if energy.active(problem.cfg.flow):
             _kernels.energy_drift(problem.theta0, problem.mask, problem.energy, True, np.zeros_like(problem.theta0))
 
@@ -103,7 +106,7 @@ def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=Non
     tangent = cfg.network.linearized if tangent is None else tangent
     if problem.path == "blas" and not tangent:
         return _advance_blas(problem, theta, X, y, f0, idx, noise, scale, k, buffers)
-    a, b = integrators.integrator(cfg.flow.integrator).tableau
+    a, b = integrators.INTEGRATORS[cfg.flow.integrator].tableau
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
                      problem.loss, cfg.flow.lam, problem.mask, tangent, a, b, problem.energy, True,
@@ -115,7 +118,7 @@ def integrate(problem, theta, noise, scale, k, buffers, drift):
     out)`` writes the drift at ``point`` for step s into out (m, d + 1); the energy terms' drift is
     added here. The stage arithmetic is ``_kernels.stage_point`` / ``update``, as in the fused kernel."""
     flow = problem.cfg.flow
-    a, b = integrators.integrator(flow.integrator).tableau
+    a, b = integrators.INTEGRATORS[flow.integrator].tableau
     K, mask, terms = buffers["K"], problem.mask, energy.active(flow)
     for s in range(k):
         for stage in range(len(b)):

@@ -41,9 +41,10 @@ def other_runnable() -> int:
     return max(running - 1, 0)
 
 
-def work_per_step(n_samples: int, m: int, p: int, population: bool = False) -> float:
-    """Multiply-adds of one step: batch x m x (d + 1) on data; m^2 (d + 1) for the population risk."""
-    return float(m) * (m if population else n_samples) * p
+def work_per_step(n_samples: int, m: int, p: int, population: bool = False, pairs: bool = False) -> float:
+    """Multiply-adds of one step: batch x m x (d + 1) on data; m^2 (d + 1) for the population risk;
+    plus m^2 (d + 1) for pair sums (``pairs``: a Gaussian interaction)."""
+    return float(m) * (m if population else n_samples) * p + (float(m) * m * p if pairs else 0.0)
 
 
 def choose(requested: int, work: float, limit: int) -> int:

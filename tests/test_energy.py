@@ -36,11 +36,13 @@ def test_the_kernels_codes_are_the_registries():
 def test_compiled_drift_equals_the_numpy_twin_serial_and_parallel(term, mask, rng):
     flow = FlowConfig(**TERMS[term])
     theta = rng.standard_normal((300, P))            # > PAIR_BLOCK: several blocks
-    expected = energy.drift(theta, flow, mask)
+    expected, outs = energy.drift(theta, flow, mask), []
     for parallel in (False, True):
         out = np.full_like(theta, 0.25)              # the kernel adds to what is there
         _kernels.energy_drift(theta, mask, energy.kernel_form(flow, P), parallel, out)
         np.testing.assert_allclose(out - 0.25, expected, rtol=1e-12, atol=1e-14)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])  # the same bits serial and in parallel
 
 
 @pytest.mark.parametrize("term", TERMS)

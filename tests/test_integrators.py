@@ -85,7 +85,7 @@ def test_each_method_has_its_order_on_a_smooth_flow(path, method):
     errors = [np.max(np.abs(mf.simulate(smooth(path, **{"flow.integrator": method, "flow.dt": dt,
                                                          "flow.t_end": t_end})).theta - reference)) for dt in dts]
     assert errors[-1] > 1e3 * np.finfo(float).eps * np.max(np.abs(reference))    # above round-off
-    order = integrators.integrator(method).order
+    order = integrators.INTEGRATORS[method].order
     assert fitted_slope(dts, errors) == pytest.approx(order, abs=0.2)
 
 

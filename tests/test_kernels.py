@@ -120,7 +120,7 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
             v = 0.5 * (v + model.velocity(pred, X[rows], y[rows], net, flow, f0[rows]))
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
-    a, b = integrators.integrator("heun" if heun else "euler").tableau
+    a, b = integrators.INTEGRATORS["heun" if heun else "euler"].tableau
     buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty((D + 1, M)))
     _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, loss_code,
                      lam, mask, False, a, b, energy.kernel_form(flow, D + 1), True, *buffers)
