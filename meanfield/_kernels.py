@@ -35,6 +35,7 @@ LOSS_CODES = {"squared": SQUARED, "logistic": LOGISTIC}
 # a kernel compiled in this process gave other bits than the same kernel loaded from the cache.
 # Long sums go through _sum8 / _dot8 instead: fixed partial sums that vectorise without it.
 FASTMATH = {"nsz", "arcp", "contract"}
+NO_WEIGHTS = np.empty(0)      # omega for unweighted particles: every kernel keeps its uniform arithmetic
 
 
 def _jit(**options):
@@ -201,22 +202,24 @@ def check_codes(act, loss):
 
 
 @_jit()
-def _forward(theta, feat, x, act, params, tangent):
+def _forward(theta, feat, x, act, params, omega, tangent):
     """sum_i a_i sigma(w_i . x) for one input x (d,) (feat is theta), or for the tangent model
-    (feat = theta0): sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x]."""
+    (feat = theta0): sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x];
+    each term times omega_i for weighted particles (omega (m,); empty: unweighted)."""
     m = theta.shape[0]
     d = x.shape[0]
+    weighted = omega.shape[0] > 0
     s = 0.0
     for i in range(m):
         z0 = 0.0
         for k in range(d):
             z0 += feat[i, k] * x[k]
-        s += theta[i, d] * _act(z0, act, params)
+        s += (theta[i, d] * omega[i] if weighted else theta[i, d]) * _act(z0, act, params)
         if tangent:
             z = 0.0
             for k in range(d):
                 z += theta[i, k] * x[k]
-            s += feat[i, d] * _dact(z0, act, params) * (z - z0)
+            s += (feat[i, d] * omega[i] if weighted else feat[i, d]) * _dact(z0, act, params) * (z - z0)
     return s
 
 
@@ -246,17 +249,17 @@ def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, params, lam, m
 # --- loops: a serial reference and a parallel twin -------------------------------------------
 
 @_jit()
-def _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r):
+def _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r):
     for b in range(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, tangent) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, omega, tangent) - f0[j], y[j], loss)
 
 
 @_jit(parallel=True)
-def _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r):
+def _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r):
     for b in prange(rows.shape[0]):
         j = rows[b]
-        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, tangent) - f0[j], y[j], loss)
+        r[b] = _dloss(out_scale * _forward(theta, feat, X[j], act, params, omega, tangent) - f0[j], y[j], loss)
 
 
 @_jit()
@@ -312,7 +315,7 @@ def _outer_add(c, x, grad, width):
 
 
 @_jit(parallel=True)
-def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
                    theta_t, r, vel):
     """The network's drift without forming the (B, m) matrix: the fast twin of the loops above.
 
@@ -320,7 +323,8 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
     vectorise). Forward: blocks of SAMPLE_BLOCK samples in parallel, each summing a_i sigma(w_i . x_j)
     over blocks of NEURON_BLOCK neurons. Backward: blocks of NEURON_BLOCK neurons in parallel, each
     recomputing w_i . x_j and summing over the samples in order. No sum depends on the thread
-    count. The activation's branch is taken outside the loops (ReLU has its own).
+    count. The activation's branch is taken outside the loops (ReLU has its own). Weighted
+    particles (omega (m,), else empty) enter the forward pass only: the velocity is the same.
     """
     m, p = theta.shape
     d = p - 1
@@ -329,6 +333,7 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
         for k in range(p):
             theta_t[k, i] = theta[i, k]
     a = theta_t[d]
+    fa = a * omega if omega.shape[0] > 0 else a            # the forward pass's output weights
     for blk in prange((batch + SAMPLE_BLOCK - 1) // SAMPLE_BLOCK):
         first = blk * SAMPLE_BLOCK
         count = min(batch, first + SAMPLE_BLOCK) - first
@@ -336,7 +341,7 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
         f = np.zeros(count)
         for lo in range(0, m, NEURON_BLOCK):
             width = min(m, lo + NEURON_BLOCK) - lo
-            a_blk = a[lo:lo + width]
+            a_blk = fa[lo:lo + width]
             for b in range(count):
                 _project(X[rows[first + b]], theta_t, lo, width, z)
                 if act == RELU:
@@ -379,53 +384,55 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, los
 
 
 @_jit()
-def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
            tangent, parallel, r, vel, theta_t):
     check_codes(act, loss)
     if parallel and not tangent:
-        _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+        _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
                        theta_t, r, vel)
     elif parallel:
-        _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r)
+        _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r)
         _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
     else:
-        _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, loss, tangent, r)
+        _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r)
         _velocities_serial(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
 
 
 # --- public kernels --------------------------------------------------------------------------
 
 @_jit(parallel=True)
-def _predict_parallel(theta, feat, X, out_scale, act, params, tangent, out):
+def _predict_parallel(theta, feat, X, out_scale, act, params, omega, tangent, out):
     for j in prange(X.shape[0]):
-        out[j] = out_scale * _forward(theta, feat, X[j], act, params, tangent)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, params, omega, tangent)
 
 
 @_jit()
-def _predict_serial(theta, feat, X, out_scale, act, params, tangent, out):
+def _predict_serial(theta, feat, X, out_scale, act, params, omega, tangent, out):
     for j in range(X.shape[0]):
-        out[j] = out_scale * _forward(theta, feat, X[j], act, params, tangent)
+        out[j] = out_scale * _forward(theta, feat, X[j], act, params, omega, tangent)
 
 
-def predict(theta, X, out_scale, act, params, theta0=None, parallel=True):
-    """alpha s(m) sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,); with ``theta0``,
-    the tangent model linearised at theta0."""
+def predict(theta, X, out_scale, act, params, theta0=None, parallel=True, omega=None):
+    """out_scale sum_i a_i sigma(w_i . x_j) for every row of X, shape (n,) (each term times
+    omega_i for weighted particles); with ``theta0``, the tangent model linearised at theta0."""
     check_codes(act, SQUARED)
     out = np.empty(X.shape[0])
     feat = theta if theta0 is None else theta0
-    (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, params,
+    omega = NO_WEIGHTS if omega is None else omega
+    (_predict_parallel if parallel else _predict_serial)(theta, feat, X, out_scale, act, params, omega,
                                                          theta0 is not None, out)
     return out
 
 
 def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
-             theta0=None, parallel=True):
+             theta0=None, parallel=True, omega=None):
     """Drift of every particle on the samples ``rows``, shape (m, d + 1); with ``theta0``, the
-    drift of the tangent model linearised at theta0."""
+    drift of the tangent model linearised at theta0; ``omega``: the particles' weights."""
     r = np.empty(rows.shape[0])
     vel = np.empty_like(theta)
     feat = theta if theta0 is None else theta0
-    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params,
+           NO_WEIGHTS if omega is None else omega, loss, lam, mask,
            theta0 is not None, parallel, r, vel, np.empty(theta.shape[::-1]))
     return vel
 
@@ -466,10 +473,11 @@ def update(theta, K, b, dt, noise, scale, s, mask):
 
 @_jit()
 def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, params, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, theta_t):
+            act, params, omega, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, theta_t):
     """Advance theta in place by n_steps of the Runge–Kutta method (a, b) (``integrators.py``;
     with noise: Euler–Maruyama or stochastic Heun) of the network, or of its tangent model
-    linearised at theta0 when ``tangent``, plus the energy terms ``energy`` (``energy_drift``).
+    linearised at theta0 when ``tangent``, plus the energy terms ``energy`` (``energy_drift``);
+    omega (m,): the particles' weights (empty: unweighted).
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
     r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), theta_t (d + 1, m)
@@ -482,9 +490,9 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
         for stage in range(b.shape[0]):
             at = theta if stage == 0 else stage_point(theta, K, a, stage, dt, noise, noise_scale, s, mask, point)
             feat = theta0 if tangent else at
-            _drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam, mask,
+            _drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
                    tangent, parallel, r, K[stage], theta_t)
-            energy_drift(at, mask, energy, parallel, K[stage])
+            energy_drift(at, mask, omega, energy, parallel, K[stage])
         update(theta, K, b, dt, noise, noise_scale, s, mask)
 
 
@@ -526,11 +534,12 @@ def _potential_drift(theta, mask, code, coef, matrix, out):
 
 
 @_jit()
-def _gaussian_rows(theta, lo, hi, coef, mask, out):
+def _gaussian_rows(theta, lo, hi, coef, mask, omega, out):
     """out_i += mask (J / (m h^2)) sum_j (theta_i - theta_j) exp(-|theta_i - theta_j|^2 / (2 h^2))
-    for lo <= i < hi, j in order (coef = [J, h])."""
+    for lo <= i < hi, j in order (coef = [J, h]); 1/m is omega_j for weighted particles."""
     m, p = theta.shape
-    scale = coef[0] / (m * coef[1] * coef[1])
+    weighted = omega.shape[0] > 0
+    scale = coef[0] / ((1.0 if weighted else m) * coef[1] * coef[1])
     inv = 0.5 / (coef[1] * coef[1])
     acc = np.empty(p)
     for i in range(lo, hi):
@@ -540,7 +549,7 @@ def _gaussian_rows(theta, lo, hi, coef, mask, out):
             for k in range(p):
                 diff = theta[i, k] - theta[j, k]
                 q += diff * diff
-            e = math.exp(-q * inv)
+            e = math.exp(-q * inv) * omega[j] if weighted else math.exp(-q * inv)
             for k in range(p):
                 acc[k] += (theta[i, k] - theta[j, k]) * e
         for k in range(p):
@@ -548,30 +557,33 @@ def _gaussian_rows(theta, lo, hi, coef, mask, out):
 
 
 @_jit(parallel=True)
-def _gaussian_parallel(theta, coef, mask, out):
+def _gaussian_parallel(theta, coef, mask, omega, out):
     m = theta.shape[0]
     for blk in prange((m + PAIR_BLOCK - 1) // PAIR_BLOCK):
-        _gaussian_rows(theta, blk * PAIR_BLOCK, min(m, (blk + 1) * PAIR_BLOCK), coef, mask, out)
+        _gaussian_rows(theta, blk * PAIR_BLOCK, min(m, (blk + 1) * PAIR_BLOCK), coef, mask, omega, out)
 
 
 @_jit()
-def _interaction_drift(theta, mask, code, coef, parallel, out):
+def _interaction_drift(theta, mask, omega, code, coef, parallel, out):
     """out_i += -mask (1/m) sum_j grad_1 W(theta_i, theta_j): inner W = -J theta.theta' (drift
     J mean theta), quadratic W = J |theta - theta'|^2 / 2 (drift -J (theta_i - mean theta)), both
-    through the mean; Gaussian W = J exp(-|theta - theta'|^2 / (2 h^2)) by blocked pair sums."""
+    through the mean; Gaussian W = J exp(-|theta - theta'|^2 / (2 h^2)) by blocked pair sums.
+    Weighted particles: means and sums over j weigh particle j by omega_j instead of 1/m."""
     m, p = theta.shape
     if code == GAUSSIAN_INTERACTION:
         if parallel:
-            _gaussian_parallel(theta, coef, mask, out)
+            _gaussian_parallel(theta, coef, mask, omega, out)
         else:
-            _gaussian_rows(theta, 0, m, coef, mask, out)
+            _gaussian_rows(theta, 0, m, coef, mask, omega, out)
         return
+    weighted = omega.shape[0] > 0
     mean = np.zeros(p)
     for j in range(m):
         for k in range(p):
-            mean[k] += theta[j, k]
-    for k in range(p):
-        mean[k] /= m
+            mean[k] += theta[j, k] * omega[j] if weighted else theta[j, k]
+    if not weighted:
+        for k in range(p):
+            mean[k] /= m
     for i in range(m):
         for k in range(p):
             if code == INNER_INTERACTION:
@@ -581,16 +593,17 @@ def _interaction_drift(theta, mask, code, coef, parallel, out):
 
 
 @_jit()
-def energy_drift(theta, mask, energy, parallel, out):
+def energy_drift(theta, mask, omega, energy, parallel, out):
     """out += the drift of the energy terms ``energy`` = (potential code, its coefficients, its
-    matrix, interaction code, its coefficients [J, h]) (``energy.kernel_form``); codes 0: none."""
+    matrix, interaction code, its coefficients [J, h]) (``energy.kernel_form``); codes 0: none;
+    omega (m,) the particles' weights (empty: unweighted)."""
     pot, coef, matrix, inter, icoef = energy
     if pot < NO_POTENTIAL or pot > DOUBLE_WELL_POTENTIAL or inter < NO_INTERACTION or inter > GAUSSIAN_INTERACTION:
         raise ValueError("unknown energy term code")
     if pot != NO_POTENTIAL:
         _potential_drift(theta, mask, pot, coef, matrix, out)
     if inter != NO_INTERACTION:
-        _interaction_drift(theta, mask, inter, icoef, parallel, out)
+        _interaction_drift(theta, mask, omega, inter, icoef, parallel, out)
 
 
 # --- population risk: sums over neuron pairs of the terms (kappa, A, B) of population.pair_terms
@@ -762,12 +775,13 @@ def _tile(Z, lane, c, rows, chunk):
 
 
 @_jit()
-def _tile_forward(theta, W, XT, lo, hi, count, act, params, tile, part):
-    """tile = W[lo:hi] X_c^T (BLAS); part_j += sum_{lo <= i < hi} a_i sigma(z_ij) for j < count."""
+def _tile_forward(theta, W, XT, lo, hi, count, act, params, omega, tile, part):
+    """tile = W[lo:hi] X_c^T (BLAS); part_j += sum_{lo <= i < hi} a_i sigma(z_ij) for j < count
+    (a_i omega_i for weighted particles)."""
     d = W.shape[1]
     np.dot(W[lo:hi], XT, tile)
     for i in range(hi - lo):
-        ai = theta[lo + i, d]
+        ai = theta[lo + i, d] * omega[lo + i] if omega.shape[0] > 0 else theta[lo + i, d]
         z = tile[i]
         if act == RELU:
             for j in range(count):
@@ -803,7 +817,7 @@ def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
 
 
 @_jit(parallel=True)
-def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, lam, mask, block,
+def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, omega, loss, lam, mask, block,
                W, Z, fpart, r, vel):
     """The drift of every particle on the samples y (B,) with inputs in tiles (``chunked``), by
     matrix products on tiles of ``block`` neurons x chunk samples; the same velocity as the loops above.
@@ -836,7 +850,7 @@ def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, loss, l
             for c in range(chunks):
                 count = min(chunk, batch - c * chunk)
                 tile = _tile(Z, lane, 0 if recompute else c, hi - lo, chunk)
-                _tile_forward(theta, W, XTc[c], lo, hi, count, act, params, tile, fpart[blk, c * chunk:])
+                _tile_forward(theta, W, XTc[c], lo, hi, count, act, params, omega, tile, fpart[blk, c * chunk:])
     for j in prange(batch):
         f = 0.0
         for blk in range(blocks):

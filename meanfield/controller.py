@@ -32,11 +32,15 @@ from .results import Result
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first run
 
 
-def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None) -> Result:
+def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None,
+             weights=None) -> Result:
     """Run the particle flow described by ``cfg``.
 
     data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
     theta0: initial particles (m, d + 1) to use instead of drawing them from ``cfg.init``.
+    weights: the particles' weights omega (m,), non-negative and summing to 1, under mean-field
+    scaling: f(x) = alpha sum_i omega_i a_i sigma(w_i . x), each particle moving as without weights
+    (a quadrature of a law, ``meanfield.quadrature``). None: 1/m each.
     checkpoint: a folder: progress is saved there (see ``record.checkpoint_seconds``, and on
     Ctrl-C or SIGTERM), and a run whose checkpoint is found there resumes from it, bit for bit;
     a changed config or other data is refused. The checkpoint is left in place.
@@ -53,6 +57,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
             cfg = cfg.updated({"data.kind": "arrays"})
     check_progress(progress)
     _check_threads(cfg)
+    weights = None if weights is None else _checked_weights(weights, cfg)
     memory.check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     rng_data, rng_init, rng_noise, rng_batch = (np.random.default_rng(s) for s in seeds)
@@ -64,7 +69,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
         theta0 = initial_particles(cfg.network, cfg.init, rng_init)
     else:
         theta0 = _checked_particles(theta0, cfg)
-    problem = build(cfg, dataset, theta0)
+    problem = build(cfg, dataset, theta0, weights)
     return _run(problem, dataset, rng_noise, rng_batch, progress, throw, checkpoint)
 
 
@@ -82,6 +87,32 @@ def _checked_particles(theta0, cfg) -> np.ndarray:
     if not np.all(np.isfinite(theta0)):
         raise DataError.invalid("theta0", "non-finite values", "finite values only")
     return np.array(theta0, dtype=np.float64, order="C")
+
+
+def _checked_weights(weights, cfg) -> np.ndarray:
+    """The weights as float64 (m,), or a DataError / ConfigError naming what is wrong."""
+    m = cfg.network.m
+    weights = np.asarray(weights)
+    if weights.dtype.kind not in "biuf" or weights.shape != (m,):
+        raise DataError.invalid("weights", f"array of shape {weights.shape} and dtype {weights.dtype}",
+                                f"a real array of shape (network.m,) = ({m},)")
+    weights = np.array(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise DataError.invalid("weights", "negative or non-finite values", "finite values >= 0")
+    total = math.fsum(weights)
+    if abs(total - 1.0) > 1e-12:
+        raise DataError.invalid("weights", f"values summing to {total!r}", "weights summing to 1 within 1e-12")
+    net = cfg.network
+    for name, bad, allowed in (
+            ("network.scaling", net.scaling != "mean_field", "'mean_field' with weighted particles (the weights "
+             "replace the 1/m of the mean-field predictor)"),
+            ("network.linearized", net.linearized, "false with weighted particles"),
+            ("record.diagnostics", bool(cfg.record.diagnostics), "[] with weighted particles (the diagnostics "
+             "assume equal weights)")):
+        if bad:
+            value = getattr(getattr(cfg, name.split(".")[0]), name.split(".")[1])
+            raise ConfigError.invalid(name, list(value) if isinstance(value, tuple) else value, allowed)
+    return weights
 
 
 def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
@@ -187,13 +218,14 @@ def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> 
         theta=state.theta, theta0=problem.theta0, status=status, message=message,
         stats={"steps": int(state.done), "compile_seconds": run.compile_seconds, "run_seconds": seconds,
                "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test)},
-        data=Dataset(problem.X, problem.y, problem.X_test, problem.y_test, problem.teacher))
+        data=Dataset(problem.X, problem.y, problem.X_test, problem.y_test, problem.teacher), weights=problem.weights)
 
 
 def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
     cfg = problem.cfg
     run = _prepare(problem, dataset)
-    data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0)
+    data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0,
+                                       *(() if problem.weights is None else (problem.weights,)))
     state = _restore(problem, folder, data_hash, rng_noise, rng_batch)
     earlier, tic = state.run_seconds, time.perf_counter()
 

@@ -100,28 +100,35 @@ def kernel_form(flow, p: int) -> tuple:
             INTERACTIONS[inter.kind].code, np.array([inter.strength, inter.bandwidth], dtype=np.float64))
 
 
-def drift(theta: np.ndarray, flow, mask: np.ndarray) -> np.ndarray:
-    """The terms' drift, mask * (-grad V(theta_i) - (1/m) sum_j grad_1 W(theta_i, theta_j)), (m, p):
-    the NumPy twin of ``_kernels.energy_drift``."""
-    pair = INTERACTIONS[flow.interaction.kind].gradient(theta, flow.interaction)
-    return -mask * (POTENTIALS[flow.potential.kind].gradient(theta, flow.potential) + np.mean(pair, axis=1))
+def _mean(values, weights, axis):
+    """The mean over ``axis`` (particles), weighted by omega when given."""
+    return np.mean(values, axis=axis) if weights is None else np.tensordot(values, weights, axes=([axis], [0]))
+
+
+def drift(theta: np.ndarray, flow, mask: np.ndarray, weights=None) -> np.ndarray:
+    """The terms' drift, mask * (-grad V(theta_i) - (1/m) sum_j grad_1 W(theta_i, theta_j)), (m, p)
+    (1/m is omega_j for weighted particles): the NumPy twin of ``_kernels.energy_drift``."""
+    pair = INTERACTIONS[flow.interaction.kind].gradient(theta, flow.interaction)          # (m, m, p)
+    return -mask * (POTENTIALS[flow.potential.kind].gradient(theta, flow.potential) + _mean(pair, weights, 1))
 
 
 ROWS = 512        # rows of the m x m interaction matrix formed at once
 
 
-def interaction_energy(theta: np.ndarray, flow) -> float:
-    """(1 / (2 m^2)) sum_ij W(theta_i, theta_j), in blocks of ROWS rows."""
+def interaction_energy(theta: np.ndarray, flow, weights=None) -> float:
+    """(1 / (2 m^2)) sum_ij W(theta_i, theta_j) (omega_i omega_j for 1/m^2 with weights), in blocks of ROWS rows."""
     term, m = INTERACTIONS[flow.interaction.kind], len(theta)
     if term.name == "none":
         return 0.0
-    total = sum(float(np.sum(term.value(theta[lo:lo + ROWS], theta, flow.interaction))) for lo in range(0, m, ROWS))
-    return 0.5 * total / m ** 2
+    w = np.full(m, 1.0 / m) if weights is None else weights
+    return 0.5 * sum(float(w[lo:lo + ROWS] @ term.value(theta[lo:lo + ROWS], theta, flow.interaction) @ w)
+                     for lo in range(0, m, ROWS))
 
 
-def mean_energy(theta: np.ndarray, flow) -> float:
-    """E_mu V + (1/2) E_{mu x mu} W of the particles' empirical measure."""
-    return float(np.mean(POTENTIALS[flow.potential.kind].value(theta, flow.potential))) + interaction_energy(theta, flow)
+def mean_energy(theta: np.ndarray, flow, weights=None) -> float:
+    """E_mu V + (1/2) E_{mu x mu} W of the particles' (weighted) empirical measure."""
+    return float(_mean(POTENTIALS[flow.potential.kind].value(theta, flow.potential), weights, 0)) \
+        + interaction_energy(theta, flow, weights)
 
 
 def first_variation(points: np.ndarray, theta: np.ndarray, flow) -> np.ndarray:

@@ -7,7 +7,8 @@ observables share (predictions, risk, objective, tangent kernel) are computed on
 - ``train_risk``, ``test_risk``: mean loss on the training / test samples (test: NaN if none);
 - ``objective``: the Lyapunov function J = R + lam alpha^2 m s(m)^2 sum_i |theta_i|^2 / 2 of the
   noiseless flow (see ``model.objective``);
-- ``displacement_mean``, ``displacement_max``: mean and max over i of |theta_i(t) - theta_i(0)|;
+- ``displacement_mean``, ``displacement_max``: mean (weighted by omega for weighted particles)
+  and max over i of |theta_i(t) - theta_i(0)|;
 - ``balance_drift``: max_i |(a_i^2 - |w_i|^2)(t) - (a_i^2 - |w_i|^2)(0)|, conserved by the
   noiseless, unregularised flow of a 1-homogeneous activation (ReLU, leaky ReLU, linear);
 - ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs.
@@ -91,12 +92,12 @@ class Record:
         if problem.exact:
             net = self.cfg.network
             return population.population_risk(self.theta, problem.teacher, net, self.cfg.data.teacher_activation,
-                                              compiled=True, inputs=self.cfg.data.inputs)
+                                              compiled=True, inputs=self.cfg.data.inputs, weights=problem.weights)
         return float(np.mean(model.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
 
     @cached_property
     def objective(self) -> float:
-        return self.train_risk + model.penalty(self.theta, self.cfg.network, self.cfg.flow)
+        return self.train_risk + model.penalty(self.theta, self.cfg.network, self.cfg.flow, self.problem.weights)
 
     @cached_property
     def kernel(self) -> np.ndarray:
@@ -111,14 +112,15 @@ def _base(at: Record) -> dict:
     problem, theta = at.problem, at.theta
     if problem.exact:
         test_risk = at.train_risk
-        norm = population.predictor_norm(theta, at.cfg.network, compiled=True, inputs=at.cfg.data.inputs)
+        norm = population.predictor_norm(theta, at.cfg.network, compiled=True, inputs=at.cfg.data.inputs,
+                                         weights=problem.weights)
     else:
         test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
                      if len(problem.y_test) else float("nan"))
         norm = float(np.sqrt(np.mean(at.train_pred ** 2))) if len(at.train_pred) else 0.0
     moved = np.linalg.norm(theta - problem.theta0, axis=1)
     return {"train_risk": at.train_risk, "test_risk": test_risk, "objective": at.objective,
-            "displacement_mean": float(moved.mean()), "displacement_max": float(moved.max()),
+            "displacement_mean": float(moved.mean() if problem.weights is None else problem.weights @ moved), "displacement_max": float(moved.max()),
             "balance_drift": float(np.abs(balance(theta) - balance(problem.theta0)).max()),
             "predictor_norm": norm}
 

@@ -182,16 +182,25 @@ def sphere_moment(name: str, other: str, d: int, inputs: str) -> float:
     return float(np.exp(k * np.log(2.0) + lgamma(d / 2 + k) - lgamma(d / 2)))
 
 
-def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian"):
+def _output(theta, network, weights):
+    """(ca, scale): the output coefficients and prefactor, f = scale sum_i ca_i sigma(w_i . x):
+    (a, alpha s(m)), or (omega a, alpha) for weighted particles."""
+    a = theta[:, -1]
+    if weights is None:
+        return a, output_scale(theta.shape[0], network.scaling, network.alpha)
+    return weights * a, network.alpha
+
+
+def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian", weights=None):
     """Student and teacher sums (pair_sums), divided by the input law's moment
     (``sphere_moment``), and the output scale; a teacher of another activation is paired with
     the students by quadrature."""
     d = theta.shape[1] - 1
-    W, a = theta[:, :d], theta[:, d]
+    W = theta[:, :d]
     U, c = teacher[:, :d], teacher[:, d]
     params = network.activation_params
-    scale = output_scale(theta.shape[0], network.scaling, network.alpha)
-    students = pair_sums(network.activation, W, W, a, params, compiled)
+    ca, scale = _output(theta, network, weights)
+    students = pair_sums(network.activation, W, W, ca, params, compiled)
     teachers = pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation)
     moment = sphere_moment(network.activation, teacher_activation, d, inputs)
     if moment != 1.0:
@@ -199,32 +208,35 @@ def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussi
     return students, teachers, scale
 
 
-def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False, inputs="gaussian") -> float:
+def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False, inputs="gaussian",
+                    weights=None) -> float:
     """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d) (or uniform on the unit sphere: ``inputs``);
-    theta (m, d + 1), teacher (m0, d + 1) = [u | c]."""
-    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs)
+    theta (m, d + 1), teacher (m0, d + 1) = [u | c]; weights (m,) of weighted particles, or None."""
+    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs, weights)
     d = theta.shape[1] - 1
-    a, U, c = theta[:, d], teacher[:, :d], teacher[:, d]
+    a, U, c = _output(theta, network, weights)[0], teacher[:, :d], teacher[:, d]
     K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0] / sphere_moment(
         teacher_activation, teacher_activation, d, inputs)
     return float(0.5 * scale ** 2 * a @ Ka - scale * a @ Kc + 0.5 * c @ K_tt @ c)
 
 
-def predictor_norm(theta, network, compiled=False, inputs="gaussian") -> float:
+def predictor_norm(theta, network, compiled=False, inputs="gaussian", weights=None) -> float:
     """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d) (or on the sphere: ``inputs``)."""
     d = theta.shape[1] - 1
-    W, a = theta[:, :d], theta[:, d]
-    Ka = pair_sums(network.activation, W, W, a, network.activation_params, compiled)[0] / sphere_moment(
-        network.activation, network.activation, d, inputs)
-    return float(output_scale(theta.shape[0], network.scaling, network.alpha) * np.sqrt(max(a @ Ka, 0.0)))
+    a, scale = _output(theta, network, weights)
+    Ka = pair_sums(network.activation, theta[:, :d], theta[:, :d], a, network.activation_params, compiled)[0] / \
+        sphere_moment(network.activation, network.activation, d, inputs)
+    return float(scale * np.sqrt(max(a @ Ka, 0.0)))
 
 
 def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False,
-                        inputs="gaussian") -> np.ndarray:
+                        inputs="gaussian", weights=None) -> np.ndarray:
     """grad_{theta_i} R for every particle, shape (m, d + 1): with grad_w kappa(w, v) = A w + B v,
     grad_a R = s^2 K a - s K* c and grad_{w_i} R = a_i [s^2 (A a)_i w_i + s^2 (B a W)_i
-    - s (A* c)_i w_i - s (B* c U)_i]."""
-    (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs)
+    - s (A* c)_i w_i - s (B* c U)_i]. Weighted particles: grad_{theta_i} R / omega_i, the
+    gradient of the first variation (s = alpha, omega a in place of a inside the sums)."""
+    (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs,
+                                                 weights)
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
     grad_W = a[:, None] * ((scale ** 2 * Aa - scale * Ac)[:, None] * W + scale ** 2 * BaW - scale * BcU)
@@ -232,10 +244,11 @@ def population_gradient(theta, teacher, network, teacher_activation="relu", comp
 
 
 def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False,
-                        inputs="gaussian") -> np.ndarray:
-    """The drift of docs/conventions.md with the exact population risk, shape (m, d + 1)."""
+                        inputs="gaussian", weights=None) -> np.ndarray:
+    """The drift of docs/conventions.md with the exact population risk, shape (m, d + 1);
+    weights (m,): weighted particles (mean-field scaling), whose velocity does not depend on them."""
     m, p = theta.shape
-    factor = time_factor(m, network.scaling, network.alpha)
-    grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs)
+    factor = time_factor(m, network.scaling, network.alpha) if weights is None else 1 / network.alpha ** 2
+    grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs, weights)
     v = -factor * grad - flow.lam * theta
     return v * train_mask(network.train, p - 1)

@@ -41,6 +41,7 @@ class Problem:
     f0_test: np.ndarray
     theta0: np.ndarray
     teacher: np.ndarray | None = None
+    weights: np.ndarray | None = None      # omega (m,), summing to 1 (mean-field scaling); None: 1/m each
 
     @property
     def path(self) -> str:
@@ -54,14 +55,21 @@ class Problem:
 
     @property
     def out_scale(self) -> float:
+        """The predictor's prefactor: alpha s(m), or alpha for weighted particles (the weights sum to 1)."""
         net = self.cfg.network
-        return output_scale(net.m, net.scaling, net.alpha)
+        return net.alpha if self.weights is not None else output_scale(net.m, net.scaling, net.alpha)
 
     @property
     def vel_scale(self) -> float:
-        """time_factor * out_scale = 1 / (alpha m s(m)): the kernels' velocity prefactor."""
+        """time_factor * alpha s(m) = 1 / (alpha m s(m)): the kernels' velocity prefactor (the
+        same with weights: a particle's velocity does not depend on its weight)."""
         net = self.cfg.network
-        return time_factor(net.m, net.scaling, net.alpha) * self.out_scale
+        return time_factor(net.m, net.scaling, net.alpha) * output_scale(net.m, net.scaling, net.alpha)
+
+    @property
+    def omega(self) -> np.ndarray:
+        """The weights as the kernels take them: (m,), or empty for unweighted particles."""
+        return _kernels.NO_WEIGHTS if self.weights is None else self.weights
 
     @property
     def act(self) -> int:
@@ -84,12 +92,14 @@ class Problem:
         """The (centered) predictor on the rows of X, shape (n,); the tangent model's if linearized."""
         net = self.cfg.network
         theta0 = self.theta0 if net.linearized else None
-        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, theta0) - f0
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, theta0,
+                                omega=self.omega) - f0
 
     def predict_tangent(self, theta, X, f0) -> np.ndarray:
         """The tangent model at theta0 on the rows of X, shape (n,)."""
         net = self.cfg.network
-        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, self.theta0) - f0
+        return _kernels.predict(theta, X, self.out_scale, self.act, net.activation_params, self.theta0,
+                                omega=self.omega) - f0
 
     def kernel(self, theta) -> np.ndarray:
         """Tangent kernel H on the training inputs (constant for the tangent model), (n, n)."""
@@ -117,14 +127,15 @@ def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
     return np.unique(np.round(steps).astype(np.int64))
 
 
-def build(cfg: Config, dataset, theta0: np.ndarray) -> Problem:
-    """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0)."""
+def build(cfg: Config, dataset, theta0: np.ndarray, weights: np.ndarray | None = None) -> Problem:
+    """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0);
+    weights: the particles' (validated), or None."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64)
               for a in (dataset.X, dataset.y, dataset.X_test, dataset.y_test)]
     X, y, X_test, y_test = arrays
     zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0,
-                    dataset.teacher)
+                    dataset.teacher, weights)
     if not cfg.network.centered:
         return zeros
     return Problem(cfg, X, y, zeros.predict(theta0, X, zeros.f0), X_test, y_test,
-                   zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher)
+                   zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher, weights)

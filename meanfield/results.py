@@ -31,7 +31,8 @@ class Result:
     """Record times ``t`` (R,), ``observables`` name -> (R,), ``snapshots`` (R, m, d + 1) or None,
     the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status``
     ("completed" | "diverged"), ``message``, ``stats`` (steps, compile and run seconds, ...) and
-    ``data``, the samples the run used (``Dataset``: X (n, d), y (n,), X_test, y_test, teacher)."""
+    ``data``, the samples the run used (``Dataset``: X (n, d), y (n,), X_test, y_test, teacher),
+    and ``weights`` (m,), the particles' weights, or None (each 1/m)."""
 
     config: Config
     t: np.ndarray
@@ -43,6 +44,7 @@ class Result:
     message: str = ""
     stats: dict = field(default_factory=dict)
     data: Dataset | None = None
+    weights: np.ndarray | None = None
 
     @property
     def teacher(self) -> np.ndarray | None:
@@ -54,6 +56,8 @@ class Result:
         arrays.update({f"obs/{k}": v for k, v in self.observables.items()})
         if self.snapshots is not None:
             arrays["snapshots"] = self.snapshots
+        if self.weights is not None:
+            arrays["weights"] = self.weights
         if self.data is not None:
             arrays.update({f"data/{k}": v for k, v in vars(self.data).items() if v is not None})
         return arrays
@@ -112,7 +116,7 @@ class Result:
                      observables={k[4:]: v for k, v in arrays.items() if k.startswith("obs/")},
                      snapshots=arrays.get("snapshots"), theta=arrays["theta"], theta0=arrays["theta0"],
                      status=values["status"], message=values["message"], stats=values["stats"],
-                     data=Dataset(**data) if data else None)
+                     data=Dataset(**data) if data else None, weights=arrays.get("weights"))
         result._check(where)
         return result
 
@@ -133,6 +137,9 @@ class Result:
         if self.theta.shape != self.theta0.shape:
             raise CorruptedResultError(f"{where}: theta {self.theta.shape} and theta0 {self.theta0.shape} differ in "
                                        "shape", parameter="theta", value=str(where))
+        if self.weights is not None and self.weights.shape != (len(self.theta),):
+            raise CorruptedResultError(f"{where}: weights of shape {self.weights.shape} for {len(self.theta)} particles",
+                                       parameter="weights", value=str(where))
         if self.theta.shape != (self.config.network.m, self.config.network.d + 1):
             raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
                                        f"(m, d + 1) = ({self.config.network.m}, {self.config.network.d + 1})",

@@ -95,7 +95,8 @@ def compile_kernels(problem, rows, buffers):
         if len(b) > 1:
             _kernels.stage_point(problem.theta0, buffers["K"], a, 1, 0.0, *none, buffers["point"])
         if energy.active(problem.cfg.flow):
-            _kernels.energy_drift(problem.theta0, problem.mask, problem.energy, True, np.zeros_like(problem.theta0))
+            _kernels.energy_drift(problem.theta0, problem.mask, problem.omega, problem.energy, True,
+                                  np.zeros_like(problem.theta0))
 
 
 def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=None):
@@ -109,7 +110,7 @@ def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=Non
     a, b = integrators.INTEGRATORS[cfg.flow.integrator].tableau
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
-                     problem.loss, cfg.flow.lam, problem.mask, tangent, a, b, problem.energy, True,
+                     problem.omega, problem.loss, cfg.flow.lam, problem.mask, tangent, a, b, problem.energy, True,
                      buffers["r"], buffers["K"], buffers["point"], buffers["theta_t"])
 
 
@@ -126,7 +127,7 @@ def integrate(problem, theta, noise, scale, k, buffers, drift):
                                                                buffers["point"])
             drift(at, s, K[stage])
             if terms:
-                _kernels.energy_drift(at, mask, problem.energy, True, K[stage])
+                _kernels.energy_drift(at, mask, problem.omega, problem.energy, True, K[stage])
         _kernels.update(theta, K, b, flow.dt, noise, scale, s, mask)
 
 
@@ -140,7 +141,7 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
     block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
     Xc, XTc = _kernels.chunked(X, chunk) if tiles is None else tiles
     _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.out_scale, problem.vel_scale, problem.act,
-                        cfg.network.activation_params, problem.loss, cfg.flow.lam, problem.mask, block,
+                        cfg.network.activation_params, problem.omega, problem.loss, cfg.flow.lam, problem.mask, block,
                         buffers["W"], buffers["Z"], buffers["fpart"], buffers["r"], out)
     return out
 
@@ -170,7 +171,7 @@ def _advance_population(problem, theta, noise, scale, k, buffers):
 
     def drift(at, s, out):
         out[:] = population.population_velocity(at, problem.teacher, cfg.network, cfg.flow, cfg.data.teacher_activation,
-                                                compiled=True, inputs=cfg.data.inputs)
+                                                compiled=True, inputs=cfg.data.inputs, weights=problem.weights)
 
     integrate(problem, theta, noise, scale, k, buffers, drift)
 

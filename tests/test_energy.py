@@ -39,7 +39,7 @@ def test_compiled_drift_equals_the_numpy_twin_serial_and_parallel(term, mask, rn
     expected, outs = energy.drift(theta, flow, mask), []
     for parallel in (False, True):
         out = np.full_like(theta, 0.25)              # the kernel adds to what is there
-        _kernels.energy_drift(theta, mask, energy.kernel_form(flow, P), parallel, out)
+        _kernels.energy_drift(theta, mask, _kernels.NO_WEIGHTS, energy.kernel_form(flow, P), parallel, out)
         np.testing.assert_allclose(out - 0.25, expected, rtol=1e-12, atol=1e-14)
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])  # the same bits serial and in parallel
