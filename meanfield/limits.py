@@ -1,19 +1,97 @@
 """The finite-m particle system against its infinite-width limit.
 
-The mean-field limit is approximated by a wide reference run (M >> m particles) that shares its
-first m initial particles with the m-particle run (same seed: ``init.py`` draws particle i from
-row i of one block, whatever m), so the distance measured is the dynamics' error, not the
-sampling error of the initial condition. Noise is not coupled: compare noiseless flows.
+Without noise the limit measure is a push-forward, mu_t = (Phi_t)# mu_0: every particle follows
+the same ODE, driven by the limit predictor. ``mean_field_limit`` computes it: a quadrature of
+mu_0 (``quadrature.initial_rule``) run as weighted particles by the same engine follows the limit
+dynamics up to the quadrature error of the integrals the dynamics needs, and zero-weight
+``probes`` follow the limit flow map Phi_t from given initial points (the coupling of an
+m-particle run to the limit). With noise, minibatches or online SGD the limit is not a
+push-forward: ``reference`` then falls back to a wide run (M >> m particles sharing the m-particle
+run's first m initial particles, ``reference_run``) and says so.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from . import distances, model
+from . import distances, model, quadrature
 from .config import Config
-from .measures import lifted
+from .errors import ConfigError
 from .results import Result
 from .controller import simulate
+
+COARSER = 2 / 3          # the error estimate's second level: round(COARSER * level)
+
+
+def limit_applies(cfg: Config) -> str:
+    """'' when ``mean_field_limit`` computes cfg's limit, else why not."""
+    flow, net = cfg.flow, cfg.network
+    for bad, why in ((net.scaling != "mean_field", "network.scaling is not 'mean_field'"),
+                     (net.linearized, "the tangent model (network.linearized) has no mean-field limit here"),
+                     (flow.max_temperature > 0, "with noise the limit is a McKean–Vlasov SDE, not a push-forward"),
+                     (flow.batch_size > 0, "minibatch SGD is not the gradient flow of one risk")):
+        if bad:
+            return why
+    return ""
+
+
+def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None) -> Result:
+    """The infinite-width limit of cfg's noiseless mean-field flow, as a weighted-measure
+    trajectory: a ``Result`` whose particles are the quadrature nodes of init's law at ``level``
+    (weights ``result.weights``), then the ``probes`` (P, d + 1) with weight 0, following the
+    limit flow map. ``result.stats["limit"]``: the level, the node count, and ``error``, the
+    largest RMS gap between the limit predictors at ``level`` and at round(COARSER level) on the
+    training inputs over the record times (the population predictor's L2 gap for data.kind =
+    "population"): an estimate of the coarser level's error, so conservative for ``level``."""
+    why = limit_applies(cfg)
+    if why:
+        raise ConfigError.invalid("cfg", "this config", f"a noiseless full-batch mean-field flow: {why}")
+    probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
+    if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
+        raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")
+    runs = [_weighted_run(cfg, lvl, probes, data) for lvl in (level, max(1, round(COARSER * level)))]
+    fine, coarse = runs
+    gaps = [_predictor_gap(cfg, fine, coarse, k) for k in range(len(fine.t))]
+    fine.stats["limit"] = {"level": level, "coarse_level": max(1, round(COARSER * level)),
+                           "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": max(gaps)}
+    return fine
+
+
+def _weighted_run(cfg, level, probes, data):
+    nodes, omega = quadrature.initial_rule(cfg.network, cfg.init, level)
+    theta0 = np.vstack([nodes, probes])
+    weights = np.concatenate([omega, np.zeros(len(probes))])
+    run_cfg = cfg.updated({"network.m": len(theta0), "init.symmetric": False})
+    return simulate(run_cfg, data=data, theta0=theta0, weights=weights)
+
+
+def _predictor_gap(cfg, a: Result, b: Result, k: int) -> float:
+    """RMS gap between two weighted runs' predictors at record k (training inputs, or exact L2 on
+    the population)."""
+    if a.snapshots is None:
+        raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate")
+    if cfg.data.kind == "population":
+        from . import population
+        both = np.vstack([a.snapshots[k], b.snapshots[k]])
+        both[len(a.weights):, -1] *= -1.0                    # f_a - f_b as one weighted network
+        weights = np.concatenate([a.weights, b.weights])
+        return population.predictor_norm(both, a.config.network, weights=weights, inputs=cfg.data.inputs)
+    X = a.data.X
+    gap = (model.predict(a.snapshots[k], X, a.config.network, weights=a.weights)
+           - model.predict(b.snapshots[k], X, b.config.network, weights=b.weights))
+    return float(np.sqrt(np.mean(gap ** 2)))
+
+
+def reference(cfg: Config, probes=None, level: int = 16, M: int | None = None, data=None) -> Result:
+    """The limit to compare cfg's m-particle run with: ``mean_field_limit`` (probes: the run's
+    initial particles) where it applies; else, with a warning saying why, a wide run of M
+    particles (default 64 m) coupled through its first m particles."""
+    why = limit_applies(cfg)
+    if not why:
+        return mean_field_limit(cfg, level, probes, data)
+    warnings.warn(f"meanfield: the limit is approximated by a wide run of M particles ({why})", stacklevel=2)
+    return reference_run(cfg, M or 64 * cfg.network.m, data)
 
 
 def reference_run(cfg: Config, M: int, data=None) -> Result:
@@ -25,30 +103,41 @@ def reference_run(cfg: Config, M: int, data=None) -> Result:
 
 def compare(result: Result, reference: Result, X: np.ndarray, method: str = "auto", w2_at: str = "all",
             **w2_options) -> dict:
-    """Distances between a run and a reference run at each common record time.
+    """Distances between a run and its limit (``mean_field_limit``, its probes the run's initial
+    particles) or a wide reference run, at each common record time.
 
-    Returns arrays over the record times: ``w2`` (between the lifted measures, method reported
-    under ``method``; computed at every time, the last one only, or none: ``w2_at`` = "all" |
-    "last" | "none", NaN elsewhere), ``coupled_distance`` sqrt(mean_{i <= m} |theta_i(t) - theta_i^ref(t)|^2) and
-    ``predictor_distance`` sqrt(mean_j (f(x_j) - f_ref(x_j))^2) on the inputs X (n, d).
+    Returns arrays over the record times: ``w2`` (between the measures on R^(d + 1), the limit's
+    weighted, method reported under ``method``; computed at every time, the last one only, or none:
+    ``w2_at`` = "all" | "last" | "none", NaN elsewhere), ``coupled_distance``
+    sqrt(mean_i |theta_i(t) - Phi_t(theta_i(0))|^2) (Phi_t: the limit's probes, or the wide run's
+    first m particles) and ``predictor_distance`` sqrt(mean_j (f(x_j) - f_ref(x_j))^2) on the inputs X (n, d).
     """
     if result.snapshots is None or reference.snapshots is None:
         raise ValueError("compare needs both runs recorded with record.snapshots = true")
     if not np.allclose(result.t, reference.t[: len(result.t)], rtol=0, atol=1e-12):
         raise ValueError("the two runs must share their record times (same flow.dt, t_end and record)")
     m = result.theta.shape[0]
+    weights = reference.weights
+    if weights is None:
+        coupled, support = slice(0, m), slice(None)
+    else:
+        probes = reference.stats.get("limit", {}).get("probes", 0)
+        if probes != m:
+            raise ValueError(f"the limit has {probes} probes; compare needs the run's {m} initial particles as probes")
+        coupled, support = slice(len(weights) - m, None), slice(0, len(weights) - m)
     out = {"t": result.t, "w2": [], "coupled_distance": [], "predictor_distance": []}
     used = None
     last = len(result.snapshots) - 1
     for k, (theta, theta_ref) in enumerate(zip(result.snapshots, reference.snapshots)):
         if w2_at == "all" or (w2_at == "last" and k == last):
-            found = distances.w2(lifted(theta).points, lifted(theta_ref).points, method=method, **w2_options)
+            found = distances.w2(theta, theta_ref[support], b=None if weights is None else weights[support],
+                                 method=method, **w2_options)
             used = found.method
             out["w2"].append(found.value)
         else:
             out["w2"].append(float("nan"))
-        out["coupled_distance"].append(float(np.sqrt(np.mean(np.sum((theta - theta_ref[:m]) ** 2, axis=1)))))
-        gap = (model.predict(theta, X, result.config.network)
-               - model.predict(theta_ref, X, reference.config.network))
+        out["coupled_distance"].append(float(np.sqrt(np.mean(np.sum((theta - theta_ref[coupled]) ** 2, axis=1)))))
+        gap = (model.predict(theta, X, result.config.network, weights=result.weights)
+               - model.predict(theta_ref, X, reference.config.network, weights=weights))
         out["predictor_distance"].append(float(np.sqrt(np.mean(gap ** 2))))
     return {**{k: np.asarray(v) for k, v in out.items()}, "method": used}

@@ -63,3 +63,33 @@ def central_gradient(f, theta, h=1e-6):
         e[idx] = h
         numeric[idx] = (f(theta + e) - f(theta - e)) / (2 * h)
     return numeric
+
+
+def linear_moment_flow(S, X, y, alpha, lam, dt, steps, method="rk4"):
+    """The mean-field flow of a linear-activation network (squared loss, both layers trained) in
+    its second moments S = E theta theta^T ((d + 1) x (d + 1)), step by step as the particles'
+    Runge–Kutta method takes it: every stage is a linear map theta -> B theta whose matrix depends
+    on S only (f(x) = alpha beta . x with beta = S[:d, d]), so S' = C S C^T exactly. Returns the
+    list of S after each step."""
+    from meanfield.integrators import INTEGRATORS
+
+    a_tab, b_tab = INTEGRATORS[method].tableau
+    d, n, p = X.shape[1], len(y), S.shape[0]
+
+    def drift_matrix(M):
+        g = X.T @ (alpha * X @ M[:d, d] - y) / n                         # mean_j r_j x_j
+        A = -lam * np.eye(p)
+        A[:d, d] -= g / alpha
+        A[d, :d] -= g / alpha
+        return A
+
+    out = []
+    for _ in range(steps):
+        K = []                                                          # stage drifts as matrices K_s (theta -> K_s theta)
+        for s in range(len(b_tab)):
+            B = np.eye(p) + dt * sum(a_tab[s, j] * K[j] for j in range(s))
+            K.append(drift_matrix(B @ S @ B.T) @ B)
+        C = np.eye(p) + dt * sum(b * k for b, k in zip(b_tab, K))
+        S = C @ S @ C.T
+        out.append(S)
+    return out

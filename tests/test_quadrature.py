@@ -38,11 +38,11 @@ def monomials(d, degree):
 @pytest.mark.parametrize("level", [3, 6])
 def test_w_rules_integrate_the_documented_polynomials_exactly(d, law, level):
     """Gauss rules: degree 2n - 1 per variable (d = 1, and d >= 4 per coordinate); polar and
-    spherical rules: total degree n - 1."""
+    spherical rules: total degree 2n - 1."""
     points, weights = quadrature.w_rule(d, law, level)
     np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-14)
     assert np.all(weights > 0)
-    degree = 2 * level - 1 if (d == 1 or d >= 4) and law == "gaussian" else level - 1
+    degree = 2 * level - 1
     powers = monomials(d, degree) if d < 4 else [p for p in itertools.product(range(degree + 1), repeat=d)
                                                   if max(p) <= degree and sum(p) <= degree + 2]
     moment = gaussian_moment if law == "gaussian" else sphere_moment
@@ -53,11 +53,11 @@ def test_w_rules_integrate_the_documented_polynomials_exactly(d, law, level):
 
 
 def test_the_polar_rule_is_not_exact_past_its_degree():
-    """The documented degree is sharp: cos(n phi) is not integrated exactly by n angles."""
+    """The documented degree is sharp: cos(2n phi) is not integrated exactly by 2n angles."""
     level = 5
     points, weights = quadrature.w_rule(2, "sphere", level)
     x = points[:, 0] + 1j * points[:, 1]
-    assert abs(np.sum(weights * (x ** level).real) - 0.0) > 0.1
+    assert abs(np.sum(weights * (x ** (2 * level)).real) - 0.0) > 0.1
 
 
 LAWS = [dict(w_law="gaussian", a_law="gaussian", w_scale=0.7, a_scale=1.3, tau=0.9),
@@ -93,10 +93,10 @@ def test_the_rule_converges_far_faster_than_monte_carlo_for_a_smooth_integrand()
         theta, omega = quadrature.initial_rule(network, init, level)
         return np.sum(omega * np.exp(np.sin(theta[:, 0] + 0.5 * theta[:, 1] + 0.3)) * theta[:, 2] ** 2)
 
-    reference = integral(80)
-    errors = [abs(integral(level) - reference) for level in (8, 16, 32)]
+    reference = integral(48)
+    errors = [abs(integral(level) - reference) for level in (4, 8, 16)]
     assert errors[0] > 1e-4
-    assert errors[2] < 1e-9
+    assert errors[2] < 1e-7
     assert math.log2(errors[1] / errors[2]) > 8
 
 
