@@ -71,3 +71,34 @@ def test_where_the_limit_is_not_a_push_forward_it_is_refused_or_approximated_by_
         wide = limits.reference(tanh_config(**{"flow.temperature": 0.01, "network.m": 8}), M=32)
     assert wide.theta.shape == (32, 3)
     assert wide.weights is None
+
+
+@pytest.mark.parametrize("activation,a_law,order", [("tanh", "gaussian", 2), ("sigmoid", "gaussian", 2),
+                                                   ("sigmoid", "constant", 1)])
+def test_at_large_alpha_the_limit_follows_the_kernel_flow_of_its_tangent_kernel(activation, a_law, order):
+    """The limit (centered: zero initial predictor) against u(t) = y + expm(-t H / n)(u0 - y), H =
+    sum_k omega_k grad phi(theta_k, x_j) . grad phi(theta_k, x_l) at initialisation (the limit's
+    tangent kernel, in the same quadrature): the gap at T falls like 1 / alpha, and like 1 / alpha^2
+    when the first-order term cancels: on a law symmetric under a -> -a (Gaussian a), for which
+    phi(w, -a) = -phi(w, a) pairs the particles (as in alpha_rescaling's symmetric init)."""
+    from scipy.linalg import expm
+
+    act = {"tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+           "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2)}[activation]
+    alphas, gaps = [4.0, 8.0, 16.0, 32.0], []
+    for alpha in alphas:
+        cfg = tanh_config(**{"network.alpha": alpha, "network.activation": activation, "network.centered": True,
+                             "init.a_law": a_law,
+                             "data.n": 20, "flow.t_end": 2.0, "flow.integrator": "rk4"})
+        limit = limits.mean_field_limit(cfg, 6)
+        theta0, omega, X, y = limit.theta0, limit.weights, limit.data.X, limit.data.y
+        z = X @ theta0[:, :2].T                                                       # (n, K)
+        features = np.concatenate([(theta0[:, 2] * act[1](z))[:, :, None] * X[:, None, :],
+                                   act[0](z)[:, :, None]], axis=2)                    # grad_theta phi (n, K, 3)
+        H = np.einsum("jkp,k,lkp->jl", features, omega, features)
+        f0 = model.predict(theta0, X, cfg.network, weights=omega)
+        kernel = y + expm(-limit.t[-1] * H / len(y)) @ (0.0 - y)
+        gaps.append(np.sqrt(np.mean((model.predict(limit.theta, X, cfg.network, weights=omega) - f0 - kernel) ** 2)))
+    slope = np.polyfit(np.log(alphas), np.log(gaps), 1)[0]
+    assert slope == pytest.approx(-order, abs=0.1)
+    assert gaps[-1] < 0.01 * np.sqrt(np.mean(y ** 2))
