@@ -36,25 +36,29 @@ def limit_applies(cfg: Config) -> str:
     return ""
 
 
-def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None) -> Result:
+def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estimate: bool = True) -> Result:
     """The infinite-width limit of cfg's noiseless mean-field flow, as a weighted-measure
     trajectory: a ``Result`` whose particles are the quadrature nodes of init's law at ``level``
     (weights ``result.weights``), then the ``probes`` (P, d + 1) with weight 0, following the
     limit flow map. ``result.stats["limit"]``: the level, the node count, and ``error``, the
     largest RMS gap between the limit predictors at ``level`` and at round(COARSER level) on the
     training inputs over the record times (the population predictor's L2 gap for data.kind =
-    "population"): an estimate of the coarser level's error, so conservative for ``level``."""
+    "population"): an estimate of the coarser level's error, so conservative for ``level``
+    (``estimate=False`` skips the coarser run: ``error`` is then None)."""
     why = limit_applies(cfg)
     if why:
         raise ConfigError.invalid("cfg", "this config", f"a noiseless full-batch mean-field flow: {why}")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
         raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")
-    runs = [_weighted_run(cfg, lvl, probes, data) for lvl in (level, max(1, round(COARSER * level)))]
-    fine, coarse = runs
-    gaps = [_predictor_gap(cfg, fine, coarse, k) for k in range(len(fine.t))]
-    fine.stats["limit"] = {"level": level, "coarse_level": max(1, round(COARSER * level)),
-                           "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": max(gaps)}
+    coarse_level = max(1, round(COARSER * level))
+    fine = _weighted_run(cfg, level, probes, data)
+    error = None
+    if estimate:
+        coarse = _weighted_run(cfg, coarse_level, probes, data)
+        error = max(_predictor_gap(cfg, fine, coarse, k) for k in range(len(fine.t)))
+    fine.stats["limit"] = {"level": level, "coarse_level": coarse_level if estimate else None,
+                           "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": error}
     return fine
 
 

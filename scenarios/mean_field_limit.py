@@ -1,0 +1,159 @@
+"""The mean-field limit, computed: a deterministic quadrature of the initial law run as weighted
+particles converges to the infinite-width limit faster than Monte Carlo in its node count, and the
+m-particle system approaches it like m^-1/2 (each particle and the predictor) and like m^-1/4 in
+W2 (the sampling rate in dimension 3).
+
+Source: Mei, Montanari & Nguyen (2018), A mean field view of the landscape of two-layer neural
+networks (the limit PDE and the m^-1/2 rate); Chizat & Bach (2018) (the limit as a push-forward
+of the initial law); Fournier & Guillin (2015) for the W2 sampling rate.
+
+Without noise the limit measure is mu_t = (Phi_t)# mu_0, every particle following the same ODE
+driven by the limit predictor. Gauss rules in the radius and the output weight and equally spaced
+angles (``meanfield.quadrature``, level L: 2 L^3 nodes in d = 2) give weighted particles that
+follow that ODE up to the quadrature error of the integrals it needs; zero-weight probes at an
+m-particle run's initial positions follow Phi_t, so the coupled distance sqrt(mean_i |theta_i(t) -
+Phi_t(theta_i(0))|^2) is measured to the limit itself. The solver's error at each level is
+measured against the finest level; the m-particle distances use the finest level as the limit.
+"""
+import time
+
+import numpy as np
+from matplotlib import pyplot as plt
+from matplotlib.colors import LogNorm
+
+import meanfield as mf
+from meanfield import model, plotting
+from meanfield.claims import claim, rate
+from meanfield.figures import scenario_main
+from meanfield.fits import power_law
+from meanfield.limits import compare, mean_field_limit
+
+SETTING = ("d = 2, tanh, teacher of 2 tanh neurons, n = 100, T = 3.2, dt = 0.05; limit at level 4-24 "
+           "(128-27648 nodes); m = 16-16384, 5 seeds (full mode)")
+QUICK = {"levels": [4, 6, 8], "widths": [16, 64, 256], "seeds": 3, "w2_widths": [16, 64, 256]}
+FULL = {"levels": [4, 6, 8, 12, 16, 24], "widths": [16, 64, 256, 1024, 4096, 16384], "seeds": 5,
+        "w2_widths": [16, 64, 256]}          # exact W2 against 27648 nodes: m = 1024 would take minutes each
+T, DT = 3.2, 0.05
+COLORS = {"coupled particle distance": "tab:blue", "predictor distance": "tab:green", "W2 (exact)": "tab:red"}
+
+
+def config(m, seed=0):
+    return mf.Config(
+        seed=seed,
+        network={"m": m, "d": 2, "activation": "tanh", "scaling": "mean_field"},
+        init={"w_law": "gaussian", "a_law": "gaussian"},
+        data={"kind": "teacher", "n": 100, "n_test": 400, "inputs": "gaussian", "teacher_m0": 2,
+              "teacher_activation": "tanh"},
+        flow={"dt": DT, "t_end": T},
+        record={"n_records": 5, "spacing": "linear"})
+
+
+def run(quick, out):
+    size = QUICK if quick else FULL
+    levels, widths = np.array(size["levels"]), np.array(size["widths"])
+    X_test = mf.run_data(config(1)).X_test
+
+    # the solver against its finest level, on the test inputs at T
+    limits, seconds = {}, {}
+    for level in levels:
+        tic = time.process_time()
+        limits[level] = mean_field_limit(config(1), int(level))
+        seconds[level] = time.process_time() - tic
+    finest = limits[levels[-1]]
+    f_limit = model.predict(finest.theta, X_test, finest.config.network, weights=finest.weights)
+    solver_error = np.array([np.sqrt(np.mean((model.predict(limits[L].theta, X_test, limits[L].config.network,
+                                                            weights=limits[L].weights) - f_limit) ** 2))
+                             for L in levels[:-1]])
+    nodes = np.array([limits[L].stats["limit"]["nodes"] for L in levels])
+    solver_fit = power_law(nodes[:-1], solver_error)
+
+    # the m-particle system against the limit (its own initial particles as probes)
+    names = list(COLORS)
+    at_T = {name: np.full((len(widths), size["seeds"]), np.nan) for name in names}
+    clouds = {}
+    for seed in range(size["seeds"]):
+        for k, m in enumerate(widths):
+            cfg = config(int(m), seed)
+            particles = mf.simulate(cfg)
+            limit = mean_field_limit(cfg, int(levels[-1]), probes=particles.theta0, estimate=False)   # estimated above
+            found = compare(particles, limit, X_test, method="exact",
+                            w2_at="last" if m in size["w2_widths"] else "none")
+            at_T[names[0]][k, seed] = found["coupled_distance"][-1]
+            at_T[names[1]][k, seed] = found["predictor_distance"][-1]
+            at_T[names[2]][k, seed] = found["w2"][-1]
+            if seed == 0 and m == 256:
+                clouds = {"theta": particles.theta, "theta0": particles.theta0}
+    w2_rows = np.isin(widths, size["w2_widths"])
+
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.2), layout="constrained")
+    K = finest.stats["limit"]["nodes"]
+    omega = finest.weights[:K]
+    start, merge = np.unique(finest.snapshots[0][:K, :2], axis=0, return_inverse=True)    # a-nodes share their w at t = 0
+    panels = ((axes[0], start, np.bincount(merge.ravel(), weights=omega), "0 (the w-marginal: weights summed over a)"),
+              (axes[1], finest.theta[:K, :2], omega, f"{T:g}"))
+    norm = LogNorm(vmin=omega.max() * 1e-5, vmax=max(p[2].max() for p in panels))
+    for ax, points, mass, when in panels:
+        order = np.argsort(mass)                                      # the heaviest nodes on top
+        shown = ax.scatter(points[order, 0], points[order, 1], c=np.maximum(mass[order], norm.vmin), s=4,
+                           cmap="viridis", norm=norm)
+        ax.set_xlim(-3.5, 3.5)
+        ax.set_ylim(-3.5, 3.5)
+        ax.set_xlabel("$w_1$")
+        ax.set_ylabel("$w_2$")
+        ax.set_aspect("equal")
+        ax.set_title(f"the limit measure's nodes at t = {when}", fontsize=9)
+    fig.colorbar(shown, ax=axes[1], fraction=0.046, label=r"node weight $\omega_k$")
+    axes[1].scatter(clouds["theta"][:, 0], clouds["theta"][:, 1], s=7, c="tab:red", marker="x", lw=0.6,
+                    label="m = 256 particles at T")
+    axes[1].legend(fontsize=8, loc="lower right")
+
+    axes[2].loglog(nodes[:-1], solver_error, "o", color="tab:purple")
+    axes[2].loglog(nodes[:-1], solver_fit(nodes[:-1]), "-", color="tab:purple",
+                   label=f"limit solver: slope {solver_fit.slope:+.2f} in K")
+    axes[2].loglog(nodes[:-1], solver_error[0] * (nodes[:-1] / nodes[0]) ** -0.5, "k--", lw=1,
+                   label=r"Monte Carlo rate $K^{-1/2}$")
+    for L, K_L, e in zip(levels[:-1], nodes[:-1], solver_error):
+        axes[2].annotate(f"L = {L}", (K_L, e), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    plotting.label_ticks(axes[2], nodes[:-1])
+    axes[2].set_xlabel("nodes K of the quadrature")
+    axes[2].set_ylabel(f"predictor error at t = {T:g} (RMS, test inputs)")
+    axes[2].set_title(f"the solver converges (against level {levels[-1]})")
+    axes[2].legend(fontsize=8)
+
+    fits = plotting.seed_scaling(axes[3], widths, {n: at_T[n] for n in names[:2]}, "width $m$",
+                                 f"distance to the computed limit at t = {T:g}", colors=COLORS)
+    fits.update(plotting.seed_scaling(axes[3], widths[w2_rows], {names[2]: at_T[names[2]][w2_rows]}, "width $m$",
+                                      f"distance to the computed limit at t = {T:g}", colors=COLORS))
+    axes[3].loglog(widths, np.median(at_T[names[0]][0]) * (widths / widths[0]) ** -0.5, "k--", lw=1,
+                   label=r"$m^{-1/2}$ (theory)")
+    axes[3].axhline(solver_error[-1], color="tab:purple", ls=":", lw=1,
+                    label=f"the limit's own error (level {levels[-2]} vs {levels[-1]}: an upper bound)")
+    axes[3].legend(fontsize=7)
+    axes[3].set_title(f"m particles against the limit ({size['seeds']} seeds)")
+    fig.suptitle(f"The mean-field limit computed by quadrature ({K} weighted nodes): faster than Monte Carlo; "
+                 r"particles approach it like $m^{-1/2}$, the measure in $W_2$ like $m^{-1/4}$")
+
+    numbers = {"levels": levels, "nodes": nodes, "solver_error": solver_error, "solver_cpu_seconds":
+               [seconds[L] for L in levels], "solver_fit": solver_fit.to_dict(), "widths": widths,
+               "w2_widths": size["w2_widths"], "seeds": size["seeds"],
+               "distances_at_T": at_T, "fits": fits}
+    smallest_distance = np.min(at_T[names[1]][-1])
+    claims = [
+        claim("the limit solver converges faster than Monte Carlo in its node count K",
+              "fitted slope of the solver's predictor error vs K", solver_fit.slope, "<", -0.5),
+        claim("the limit is far more accurate than the largest particle system it is compared with",
+              "limit error (second-finest level against the finest) / smallest predictor distance at the "
+              "largest m", solver_error[-1] / smallest_distance, "<", 0.2),
+        rate("each particle approaches its limit trajectory like m^-1/2", "slope of coupled distance vs m",
+             fits[names[0]], [-0.6, -0.4]),
+        rate("the predictor approaches the limit predictor like m^-1/2", "slope of predictor distance vs m",
+             fits[names[1]], [-0.6, -0.4]),
+        rate("the measure approaches the limit measure in W2 about like m^-1/4, the sampling rate in dimension 3",
+             "slope of W2 at T vs m", fits[names[2]], [-0.4, -0.15]),
+    ]
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0])),
+                 "numbers": numbers, "claims": claims}
+
+
+if __name__ == "__main__":
+    scenario_main(__file__, run)
