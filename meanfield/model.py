@@ -46,8 +46,9 @@ def _features_at(theta, theta0, network):
     return theta0
 
 
-def _output(theta, network, weights):
-    """(output coefficients, prefactor): (a, alpha s(m)), or (omega a, alpha) for weighted particles."""
+def output_weights(theta, network, weights=None):
+    """(coefficients, prefactor) with f = prefactor sum_i coefficient_i sigma(w_i . x): (a, alpha s(m)),
+    or (omega a, alpha) for weighted particles."""
     a = theta[:, -1]
     if weights is None:
         return a, output_scale(theta.shape[0], network.scaling, network.alpha)
@@ -59,7 +60,7 @@ def predict(theta: np.ndarray, X: np.ndarray, network: NetworkConfig, f0=None, t
     """f(x_j) = alpha s(m) sum_i a_i sigma(w_i . x_j) - f0_j (or the tangent model's), shape (n,);
     weights (m,): f = alpha sum_i omega_i a_i sigma(w_i . x_j) (weighted particles)."""
     d = X.shape[1]
-    W, (a, scale) = theta[:, :d], _output(theta, network, weights)
+    W, (a, scale) = theta[:, :d], output_weights(theta, network, weights)
     base = _features_at(theta, theta0, network)
     Z0 = X @ base[:, :d].T                                                        # (n, m)
     f = activation(network.activation, Z0, network.activation_params) @ a
@@ -99,7 +100,7 @@ def risk_gradient(theta, X, y, network: NetworkConfig, loss_name: str, f0=None, 
     W, a = base[:, :d], base[:, d]
     Z = X @ W.T                                                                   # (n, m)
     r = loss_derivative(loss_name, predict(theta, X, network, f0, theta0, weights), y)    # (n,)
-    scale = _output(theta, network, weights)[1] / len(y)
+    scale = output_weights(theta, network, weights)[1] / len(y)
     grad_a = scale * activation(network.activation, Z, network.activation_params).T @ r
     slope = activation_derivative(network.activation, Z, network.activation_params)    # (n, m)
     grad_W = scale * a[:, None] * ((slope * r[:, None]).T @ X)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .model import DEFAULT_PARAMS, activation, activation_derivative, train_mask
-from .scaling import output_scale, time_factor
+from .model import DEFAULT_PARAMS, activation, activation_derivative, output_weights, train_mask
+from .scaling import time_factor
 
 CLOSED_FORMS = tuple(a.name for a in ACTIVATIONS.values() if a.population == "closed form")
 QUADRATURE = tuple(a.name for a in ACTIVATIONS.values() if a.population == "quadrature")   # smooth
@@ -182,15 +182,6 @@ def sphere_moment(name: str, other: str, d: int, inputs: str) -> float:
     return float(np.exp(k * np.log(2.0) + lgamma(d / 2 + k) - lgamma(d / 2)))
 
 
-def _output(theta, network, weights):
-    """(ca, scale): the output coefficients and prefactor, f = scale sum_i ca_i sigma(w_i . x):
-    (a, alpha s(m)), or (omega a, alpha) for weighted particles."""
-    a = theta[:, -1]
-    if weights is None:
-        return a, output_scale(theta.shape[0], network.scaling, network.alpha)
-    return weights * a, network.alpha
-
-
 def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian", weights=None):
     """Student and teacher sums (pair_sums), divided by the input law's moment
     (``sphere_moment``), and the output scale; a teacher of another activation is paired with
@@ -199,7 +190,7 @@ def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussi
     W = theta[:, :d]
     U, c = teacher[:, :d], teacher[:, d]
     params = network.activation_params
-    ca, scale = _output(theta, network, weights)
+    ca, scale = output_weights(theta, network, weights)
     students = pair_sums(network.activation, W, W, ca, params, compiled)
     teachers = pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation)
     moment = sphere_moment(network.activation, teacher_activation, d, inputs)
@@ -214,7 +205,7 @@ def population_risk(theta, teacher, network, teacher_activation="relu", compiled
     theta (m, d + 1), teacher (m0, d + 1) = [u | c]; weights (m,) of weighted particles, or None."""
     (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs, weights)
     d = theta.shape[1] - 1
-    a, U, c = _output(theta, network, weights)[0], teacher[:, :d], teacher[:, d]
+    a, U, c = output_weights(theta, network, weights)[0], teacher[:, :d], teacher[:, d]
     K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0] / sphere_moment(
         teacher_activation, teacher_activation, d, inputs)
     return float(0.5 * scale ** 2 * a @ Ka - scale * a @ Kc + 0.5 * c @ K_tt @ c)
@@ -223,7 +214,7 @@ def population_risk(theta, teacher, network, teacher_activation="relu", compiled
 def predictor_norm(theta, network, compiled=False, inputs="gaussian", weights=None) -> float:
     """sqrt(E f(x)^2) = alpha s(m) sqrt(a^T K a) for x ~ N(0, I_d) (or on the sphere: ``inputs``)."""
     d = theta.shape[1] - 1
-    a, scale = _output(theta, network, weights)
+    a, scale = output_weights(theta, network, weights)
     Ka = pair_sums(network.activation, theta[:, :d], theta[:, :d], a, network.activation_params, compiled)[0] / \
         sphere_moment(network.activation, network.activation, d, inputs)
     return float(scale * np.sqrt(max(a @ Ka, 0.0)))
