@@ -32,12 +32,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Term:
-    """One kind of potential or interaction: ``value`` and ``gradient`` in NumPy, ``coefficients``
-    the config fields it reads, ``code`` fixed forever."""
+    """One kind of potential or interaction: ``value`` and ``gradient`` in NumPy (the readable
+    twins: the interaction's forms the m x m x p pair array), ``code`` fixed forever."""
 
     name: str
     code: int
-    coefficients: tuple
     value: Callable        # potential: (theta (m, p), cfg) -> V (m,); interaction: (theta, theta', cfg) -> W (m, m')
     gradient: Callable     # potential: (theta, cfg) -> grad V (m, p); interaction: -> grad_1 W(theta_i, theta_j) (m, m, p)
 
@@ -62,24 +61,24 @@ def _gaussian_gradient(theta, cfg):
 
 
 POTENTIALS = {t.name: t for t in (
-    Term("none", 0, (), lambda theta, cfg: np.zeros(len(theta)), lambda theta, cfg: np.zeros_like(theta)),
-    Term("quadratic", 1, ("matrix",),
+    Term("none", 0, lambda theta, cfg: np.zeros(len(theta)), lambda theta, cfg: np.zeros_like(theta)),
+    Term("quadratic", 1,
          lambda theta, cfg: 0.5 * np.einsum("ik,kl,il->i", theta, np.asarray(cfg.matrix), theta),
          lambda theta, cfg: theta @ np.asarray(cfg.matrix).T),
-    Term("quartic", 2, ("strength",), lambda theta, cfg: cfg.strength * np.sum(theta ** 2, axis=1) ** 2 / 4,
+    Term("quartic", 2, lambda theta, cfg: cfg.strength * np.sum(theta ** 2, axis=1) ** 2 / 4,
          lambda theta, cfg: cfg.strength * np.sum(theta ** 2, axis=1, keepdims=True) * theta),
-    Term("double_well", 3, ("depth", "center"),
+    Term("double_well", 3,
          lambda theta, cfg: cfg.depth * np.sum(((theta / cfg.center) ** 2 - 1.0) ** 2, axis=1), _double_well_gradient),
 )}
 
 INTERACTIONS = {t.name: t for t in (
-    Term("none", 0, (), lambda theta, other, cfg: np.zeros((len(theta), len(other))),
+    Term("none", 0, lambda theta, other, cfg: np.zeros((len(theta), len(other))),
          lambda theta, cfg: np.zeros((len(theta), len(theta), theta.shape[1]))),
-    Term("inner", 1, ("strength",), lambda theta, other, cfg: -cfg.strength * theta @ other.T,
+    Term("inner", 1, lambda theta, other, cfg: -cfg.strength * theta @ other.T,
          lambda theta, cfg: np.broadcast_to(-cfg.strength * theta[None, :, :], (len(theta),) + theta.shape)),
-    Term("quadratic", 2, ("strength",), lambda theta, other, cfg: cfg.strength * _squared_distances(theta, other) / 2,
+    Term("quadratic", 2, lambda theta, other, cfg: cfg.strength * _squared_distances(theta, other) / 2,
          lambda theta, cfg: cfg.strength * _differences(theta)),
-    Term("gaussian", 3, ("strength", "bandwidth"),
+    Term("gaussian", 3,
          lambda theta, other, cfg: cfg.strength * np.exp(-_squared_distances(theta, other) / (2 * cfg.bandwidth ** 2)),
          _gaussian_gradient),
 )}
@@ -116,11 +115,18 @@ ROWS = 512        # rows of the m x m interaction matrix formed at once
 
 
 def interaction_energy(theta: np.ndarray, flow, weights=None) -> float:
-    """(1 / (2 m^2)) sum_ij W(theta_i, theta_j) (omega_i omega_j for 1/m^2 with weights), in blocks of ROWS rows."""
+    """(1 / (2 m^2)) sum_ij W(theta_i, theta_j) (omega_i omega_j for 1/m^2 with weights): through the
+    mean for inner (-J |E theta|^2 / 2) and quadratic (J (E|theta|^2 - |E theta|^2) / 2), else by
+    pair sums in blocks of ROWS rows."""
     term, m = INTERACTIONS[flow.interaction.kind], len(theta)
     if term.name == "none":
         return 0.0
     w = np.full(m, 1.0 / m) if weights is None else weights
+    J, mean = flow.interaction.strength, w @ theta
+    if term.name == "inner":
+        return float(-0.5 * J * mean @ mean)
+    if term.name == "quadratic":
+        return float(0.5 * J * (w @ np.sum(theta ** 2, axis=1) - mean @ mean))
     return 0.5 * sum(float(w[lo:lo + ROWS] @ term.value(theta[lo:lo + ROWS], theta, flow.interaction) @ w)
                      for lo in range(0, m, ROWS))
 

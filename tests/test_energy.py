@@ -172,3 +172,13 @@ def test_free_energy_and_gibbs_gap_account_for_the_potential_at_equilibrium():
     gap = res.observables["gibbs_gap"]
     assert gap[0] > 0.5
     assert abs(gap[-1]) < 0.03
+
+
+@pytest.mark.parametrize("kind", ["inner", "quadratic"])
+def test_the_interaction_energy_through_the_mean_equals_the_pair_sum(kind, rng):
+    flow = FlowConfig(interaction={"kind": kind, "strength": 0.7})
+    theta, omega = rng.standard_normal((40, P)), rng.dirichlet(np.ones(40))
+    term = energy.INTERACTIONS[kind]
+    for weights, w in ((None, np.full(40, 1 / 40)), (omega, omega)):
+        pairs = 0.5 * w @ term.value(theta, theta, flow.interaction) @ w
+        np.testing.assert_allclose(energy.interaction_energy(theta, flow, weights), pairs, rtol=1e-12)
