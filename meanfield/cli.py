@@ -95,6 +95,34 @@ def _execute(cfg, out: Path, progress) -> int:
     return 0
 
 
+def _limit(args) -> int:
+    from . import files
+    from .limits import mean_field_limit
+
+    cfg, _ = _config(args)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to overwrite it or "
+                          "choose another --out", parameter="--out", value=str(out),
+                          allowed="a new or empty folder (or --force)")
+    if isinstance(args.level, bool) or args.level < 1:
+        raise ConfigError.invalid("--level", args.level, "an integer >= 1")
+    try:
+        result = mean_field_limit(cfg, args.level)
+    except KeyboardInterrupt:
+        print("meanfield: interrupted; nothing was saved", file=sys.stderr)
+        return 130
+    files.make_folder(out)
+    with files.atomic_write(out / "config.toml") as handle:
+        handle.write(cfg.to_toml().encode())
+    result.save(out)
+    limit, risk = result.stats["limit"], result.observables["train_risk"]
+    print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
+          f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, predictor error estimate {limit['error']:.2g} "
+          f"(against level {limit['coarse_level']}); saved to {out}")
+    return 0
+
+
 def _sweep(args) -> int:
     from . import sweep
     from .progress import cli_mode
@@ -186,6 +214,15 @@ def parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", help="the run folder (written by `meanfield run`)")
     _progress(resume)
     resume.set_defaults(func=_resume)
+
+    limit = sub.add_parser("limit", help="compute the infinite-width (mean-field) limit of a noiseless run")
+    limit.add_argument("config", help="a TOML configuration file (mean-field scaling, no noise, full batch)")
+    limit.add_argument("--level", type=int, default=16,
+                       help="refinement of the initial law's quadrature (default 16; d = 2: 2 level^3 nodes)")
+    limit.add_argument("--out", help="result folder (default runs/CONFIG_NAME-limit)")
+    limit.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
+    _overrides(limit)
+    limit.set_defaults(func=_limit)
 
     show = sub.add_parser("show", help="a saved run at a glance: status, config, statistics, observables")
     show.add_argument("run_dir", help="the run folder")

@@ -24,16 +24,18 @@ from .controller import simulate
 COARSER = 2 / 3          # the error estimate's second level: round(COARSER * level)
 
 
-def limit_applies(cfg: Config) -> str:
-    """'' when ``mean_field_limit`` computes cfg's limit, else why not."""
+def limit_applies(cfg: Config) -> tuple:
+    """() when ``mean_field_limit`` computes cfg's limit, else (parameter, value, what is allowed)."""
     flow, net = cfg.flow, cfg.network
-    for bad, why in ((net.scaling != "mean_field", "network.scaling is not 'mean_field'"),
-                     (net.linearized, "the tangent model (network.linearized) has no mean-field limit here"),
-                     (flow.max_temperature > 0, "with noise the limit is a McKean–Vlasov SDE, not a push-forward"),
-                     (flow.batch_size > 0, "minibatch SGD is not the gradient flow of one risk")):
+    for parameter, value, bad, allowed in (
+            ("network.scaling", net.scaling, net.scaling != "mean_field", "'mean_field' (the limit of the 1/m predictor)"),
+            ("network.linearized", net.linearized, net.linearized, "false: the tangent model has no mean-field limit here"),
+            ("flow.temperature", flow.max_temperature, flow.max_temperature > 0,
+             "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward"),
+            ("flow.batch_size", flow.batch_size, flow.batch_size > 0, "0: minibatch SGD is not the gradient flow of one risk")):
         if bad:
-            return why
-    return ""
+            return parameter, value, allowed
+    return ()
 
 
 def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estimate: bool = True) -> Result:
@@ -45,9 +47,9 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     training inputs over the record times (the population predictor's L2 gap for data.kind =
     "population"): an estimate of the coarser level's error, so conservative for ``level``
     (``estimate=False`` skips the coarser run: ``error`` is then None)."""
-    why = limit_applies(cfg)
-    if why:
-        raise ConfigError.invalid("cfg", "this config", f"a noiseless full-batch mean-field flow: {why}")
+    refused = limit_applies(cfg)
+    if refused:
+        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (mean_field_limit: noiseless full-batch mean-field flows)")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
         raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")
@@ -91,10 +93,11 @@ def reference(cfg: Config, probes=None, level: int = 16, M: int | None = None, d
     """The limit to compare cfg's m-particle run with: ``mean_field_limit`` (probes: the run's
     initial particles) where it applies; else, with a warning saying why, a wide run of M
     particles (default 64 m) coupled through its first m particles."""
-    why = limit_applies(cfg)
-    if not why:
+    refused = limit_applies(cfg)
+    if not refused:
         return mean_field_limit(cfg, level, probes, data)
-    warnings.warn(f"meanfield: the limit is approximated by a wide run of M particles ({why})", stacklevel=2)
+    warnings.warn(f"meanfield: the limit is approximated by a wide run of M particles ({refused[0]} = "
+                  f"{refused[1]!r}; the computed limit needs {refused[2]})", stacklevel=2)
     return reference_run(cfg, M or 64 * cfg.network.m, data)
 
 

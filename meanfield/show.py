@@ -36,6 +36,11 @@ def describe(folder) -> str:
     lines.append(f"stats: {stats.get('steps')} steps, {stats.get('run_seconds', float('nan')):.3g} s run "
                  f"+ {stats.get('compile_seconds', float('nan')):.2g} s compile, {stats.get('threads')} thread(s), "
                  f"n_train = {stats.get('n_train')}, n_test = {stats.get('n_test')}")
+    if result.weights is not None:
+        limit = stats.get("limit")
+        lines.append(f"weighted particles ({len(result.weights)})" + (
+            f": the mean-field limit at level {limit['level']}, {limit['nodes']} nodes and {limit['probes']} probes, "
+            f"predictor error estimate {limit['error']:.2g}" if limit and limit.get("error") is not None else ""))
     lines.append(f"observables (t = {result.t[0]:g} -> {result.t[-1]:.6g}):")
     width = max(map(len, result.observables), default=0)
     lines += [f"  {name:{width}s}  {values[0]:.6g} -> {values[-1]:.6g}" for name, values in result.observables.items()]

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import meanfield as mf
@@ -25,6 +26,21 @@ def test_run_saves_a_loadable_result(tmp_path, capsys):
     assert main(["run", config, "--out", str(tmp_path / "out")]) == 2
     assert "--force" in capsys.readouterr().err
     assert main(["run", config, "--out", str(tmp_path / "out"), "--force"]) == 0
+
+
+def test_limit_saves_the_weighted_limit_and_refuses_noise_in_one_line(tmp_path, capsys):
+    config = write(tmp_path, "[network]\nm = 6\nd = 2\nactivation = 'tanh'\n[data]\nn = 20\n"
+                             "[flow]\ndt = 0.1\nt_end = 0.5\n[record]\nn_records = 3\n")
+    assert main(["limit", config, "--level", "4", "--out", str(tmp_path / "lim")]) == 0
+    assert "128 weighted nodes" in capsys.readouterr().out
+    limit = mf.Result.load(tmp_path / "lim")
+    np.testing.assert_allclose(limit.weights.sum(), 1.0, rtol=1e-14)
+    assert limit.stats["limit"]["level"] == 4
+    assert main(["limit", config, "--set", "flow.temperature=0.1", "--out", str(tmp_path / "noisy")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "flow.temperature" in err
+    assert not (tmp_path / "noisy").exists()
 
 
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys):

@@ -65,8 +65,9 @@ def test_probes_follow_the_limit_flow_map_without_changing_it(rng):
 
 def test_where_the_limit_is_not_a_push_forward_it_is_refused_or_approximated_by_a_wide_run():
     for changes in ({"flow.temperature": 0.1}, {"flow.batch_size": 10}, {"network.scaling": "lazy"}):
-        with pytest.raises(ConfigError, match="noiseless full-batch mean-field"):
+        with pytest.raises(ConfigError, match="noiseless full-batch mean-field") as info:
             limits.mean_field_limit(tanh_config(**changes))
+        assert info.value.parameter == next(iter(changes))
     with pytest.warns(UserWarning, match="wide run"):
         wide = limits.reference(tanh_config(**{"flow.temperature": 0.01, "network.m": 8}), M=32)
     assert wide.theta.shape == (32, 3)
