@@ -9,13 +9,19 @@ from .results import Result
 
 
 def config_changes(cfg: Config) -> dict:
-    """{dotted key: value} where ``cfg`` differs from the defaults."""
-    ours, default = cfg.to_dict(), Config().to_dict()
-    out = {"seed": cfg.seed} if cfg.seed != default["seed"] else {}
-    for section, values in ours.items():
-        if isinstance(values, dict):
-            out.update({f"{section}.{k}": v for k, v in values.items() if default[section][k] != v})
-    return out
+    """{dotted key: value} where ``cfg`` differs from the defaults, nested tables included
+    (``flow.potential.kind``)."""
+    def changes(ours, default, prefix):
+        out = {}
+        for key, value in ours.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                out.update(changes(value, default[key], name + "."))
+            elif value != default[key]:
+                out[name] = value
+        return out
+
+    return changes(cfg.to_dict(), Config().to_dict(), "")
 
 
 def describe(folder) -> str:

@@ -470,14 +470,15 @@ def test_show_prints_status_changes_stats_and_observables_and_plots(tmp_path, ca
     config.write_text(CFG.updated({"flow.t_end": 1.0}).to_toml())
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "--set", "network.m=7", "--seed", "5",
-                 "--set", "network.activation=tanh"]) == 0
+                 "--set", "network.activation=tanh", "--set", "flow.potential.kind=quartic"]) == 0
     saved = mf.Result.load(out)
     assert (saved.config.network.m, saved.config.seed, saved.config.network.activation) == (7, 5, "tanh")
     capsys.readouterr()
     assert main(["show", str(out), "--plot", str(tmp_path / "risk.png")]) == 0
     text = capsys.readouterr().out
     assert text.startswith(f"{out}: completed, t = 1 of 1")
-    for needle in ("network.m = 7", "seed = 5", "network.activation = tanh", "flow.dt = 0.05", "steps"):
+    for needle in ("network.m = 7", "seed = 5", "network.activation = tanh", "flow.dt = 0.05", "steps",
+                   "flow.potential.kind = quartic\n"):
         assert needle in text
     risk = saved.observables["train_risk"]
     assert re.search(rf"train_risk +{risk[0]:.6g} -> {risk[-1]:.6g}\n", text)
