@@ -199,6 +199,50 @@ def deep_relu_kernels(X, depth: int, c_sigma: float = 2.0):
     return sigma, theta
 
 
+def _relu_moments(K):
+    """For (u, v) ~ N(0, K) on every pair of a kernel matrix K (n, n): E[relu(u) relu(v)] and
+    E[step(u) step(v)], each (n, n), from its diagonal and angles (no cancellation)."""
+    diag = np.sqrt(np.clip(np.diag(K), 0.0, None))
+    cos = np.clip(K / np.outer(diag, diag), -1.0, 1.0)
+    angle = np.arccos(cos)
+    return np.outer(diag, diag) * _j1(angle, np.pi - angle) / (2 * np.pi), (np.pi - angle) / (2 * np.pi)
+
+
+def deep_resnet_relu_kernels(X, depth: int, res_scale: float, c_sigma: float = 2.0):
+    """NNGP K^(L) and NTK Theta^(L) of the ReLU residual network of ``deep.py``: x^(1) = s relu(W_1 x),
+    x^(l) = x^(l-1) + b s relu(W_l x^(l-1)) (b = res_scale, s = sqrt(c_sigma / m)), f = a . x^(L).
+
+    Forward, with mu^(l)(x) = lim m^-1/2 sum_i x_i^(l) (ReLU features have a mean) and
+    r^(l)(x) = sqrt(c_sigma / (2 pi) K^(l)(x, x)) = sqrt(c_sigma) E relu(sqrt(K^(l)(x, x)) z):
+    K^(1) = c_sigma E[relu relu]_{X X^T}, mu^(1) = r^(0);
+    K^(l) = K^(l-1) + b (mu^(l-1) r^(l-1)^T + r^(l-1) mu^(l-1)^T) + b^2 c_sigma E[relu relu]_{K^(l-1)},
+    mu^(l) = mu^(l-1) + b r^(l-1). Backward (gradient independence), P^(L) = 1 and
+    P^(l-1) = P^(l) (1 + b^2 c_sigma E[step step]_{K^(l-1)}); the NTK sums the layers' Gram matrices:
+    Theta = K^(L) + sum_{l >= 2} b^2 c_sigma P^(l) E[step step]_{K^(l-1)} K^(l-1)
+    + c_sigma P^(1) E[step step]_{X X^T} X X^T. Returns (K^(L), Theta^(L)), each (n, n).
+    """
+    if depth < 1:
+        raise ValueError(f"depth = {depth!r} is invalid: allowed is an integer >= 1")
+    gram = X @ X.T
+    relu, step = _relu_moments(gram)
+    K = [c_sigma * relu]
+    dots = [step]                                   # E[step step] under the input of each layer
+    r = lambda k: np.sqrt(c_sigma * np.clip(np.diag(k), 0.0, None) / (2 * np.pi))
+    mu = r(gram)
+    for _ in range(depth - 1):
+        relu, step = _relu_moments(K[-1])
+        branch = r(K[-1])
+        K.append(K[-1] + res_scale * (np.outer(mu, branch) + np.outer(branch, mu)) + res_scale ** 2 * c_sigma * relu)
+        dots.append(step)
+        mu = mu + res_scale * branch
+    theta, P = K[-1].copy(), np.ones_like(gram)
+    for l in range(depth - 1, 0, -1):               # the residual layers, top down: layer l + 1 reads K[l - 1]
+        theta += res_scale ** 2 * c_sigma * P * dots[l] * K[l - 1]
+        P = P * (1 + res_scale ** 2 * c_sigma * dots[l])
+    theta += c_sigma * P * dots[0] * gram
+    return K[-1], theta
+
+
 # --- the lazy limit as a prediction -------------------------------------------------------------
 
 def kernel_flow(H, y, u0, times) -> np.ndarray:
