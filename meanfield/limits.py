@@ -53,11 +53,14 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
         raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")
+    if estimate and not cfg.record.snapshots:
+        raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate "
+                                  "(or estimate=False)")
     coarse_level = max(1, round(COARSER * level))
     fine = _weighted_run(cfg, level, probes, data)
     error = None
-    if estimate:
-        coarse = _weighted_run(cfg, coarse_level, probes, data)
+    if estimate:                                    # the probes (weight 0) change no predictor: not rerun
+        coarse = _weighted_run(cfg, coarse_level, probes[:0], data)
         error = max(_predictor_gap(cfg, fine, coarse, k) for k in range(len(fine.t)))
     fine.stats["limit"] = {"level": level, "coarse_level": coarse_level if estimate else None,
                            "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": error}
@@ -75,8 +78,6 @@ def _weighted_run(cfg, level, probes, data):
 def _predictor_gap(cfg, a: Result, b: Result, k: int) -> float:
     """RMS gap between two weighted runs' predictors at record k (training inputs, or exact L2 on
     the population)."""
-    if a.snapshots is None:
-        raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate")
     if cfg.data.kind == "population":
         from . import population
         both = np.vstack([a.snapshots[k], b.snapshots[k]])

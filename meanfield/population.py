@@ -18,6 +18,7 @@ import numpy as np
 
 from .activations import ACTIVATIONS
 from .model import DEFAULT_PARAMS, activation, activation_derivative, output_weights, train_mask
+from .quadrature import gauss_hermite
 from .scaling import time_factor
 
 CLOSED_FORMS = tuple(a.name for a in ACTIVATIONS.values() if a.population == "closed form")
@@ -118,8 +119,7 @@ def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NO
     other = name if other is None else other
     if check and q1.size:
         _check_quadrature(name, q1, q2, rho, params, other)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(nodes)
-    weights = weights / weights.sum()
+    nodes, weights = gauss_hermite(nodes)
     xi1, xi2 = nodes[None, :, None], nodes[None, None, :]
     weight = (weights[:, None] * weights[None, :])[None]
     norm1 = np.sqrt(q1).ravel()

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import roots_genlaguerre, roots_hermitenorm, roots_legendre
 
 from .config import InitConfig, NetworkConfig
 from .errors import ConfigError
@@ -33,12 +32,14 @@ MAX_NODES = 10 ** 7        # a rule larger than this is refused (tensor rules gr
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of N(0, 1) with n nodes: exact for polynomials of degree <= 2n - 1."""
-    x, w = roots_hermitenorm(n)
+    x, w = np.polynomial.hermite_e.hermegauss(n)
     return x, w / w.sum()
 
 
 def _radius(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     """|g| for g ~ N(0, I_d): s = |g|^2 / 2 ~ Gamma(d / 2), generalised Gauss–Laguerre in s."""
+    from scipy.special import roots_genlaguerre          # scipy.special only when a rule needs it
+
     s, w = roots_genlaguerre(n, d / 2 - 1)
     return np.sqrt(2 * s), w / w.sum()
 
@@ -50,7 +51,7 @@ def _directions(n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     phi = np.pi * (np.arange(2 * n) + 0.5) / n                      # 2n equally spaced: trigonometric degree < 2n
     if d == 2:
         return np.column_stack([np.cos(phi), np.sin(phi)]), np.full(2 * n, 0.5 / n)
-    z, wz = roots_legendre(n)                                       # the polar cosine is uniform on [-1, 1]
+    z, wz = np.polynomial.legendre.leggauss(n)                      # the polar cosine is uniform on [-1, 1]
     rho = np.sqrt(1 - z ** 2)
     points = np.column_stack([np.outer(rho, np.cos(phi)).ravel(), np.outer(rho, np.sin(phi)).ravel(),
                               np.repeat(z, 2 * n)])

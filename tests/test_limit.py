@@ -68,6 +68,8 @@ def test_where_the_limit_is_not_a_push_forward_it_is_refused_or_approximated_by_
         with pytest.raises(ConfigError, match="noiseless full-batch mean-field") as info:
             limits.mean_field_limit(tanh_config(**changes))
         assert info.value.parameter == next(iter(changes))
+    with pytest.raises(ConfigError, match="record.snapshots"):
+        limits.mean_field_limit(tanh_config(**{"record.snapshots": False}))
     with pytest.warns(UserWarning, match="wide run"):
         wide = limits.reference(tanh_config(**{"flow.temperature": 0.01, "network.m": 8}), M=32)
     assert wide.theta.shape == (32, 3)
