@@ -383,13 +383,106 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, ome
             vel[ii, d] = mask[d] * (scale * ga[i] - lam * theta[ii, d])
 
 
+SMALL_D = 3             # ReLU networks with d <= SMALL_D take _relu_drift_small_d
+SMALL_SAMPLE_BLOCK = 256 # samples per parallel block of its forward pass
+
+
+def work_size(m: int, batch: int, d: int, act: int) -> int:
+    """Length of the fused drift's work array: theta transposed (d + 1, m), or for
+    ``_relu_drift_small_d`` theta transposed with its coordinates padded to SMALL_D (SMALL_D + 1, m)
+    and the batch transposed (SMALL_D, batch)."""
+    if act == RELU and d <= SMALL_D:
+        return (SMALL_D + 1) * m + SMALL_D * batch
+    return (d + 1) * m
+
+
+@_jit(parallel=True)
+def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
+                        r, vel):
+    """The drift of a ReLU network with d <= SMALL_D, coordinates padded to SMALL_D with zeros
+    (which leave every sum's bits unchanged): the same velocity as ``_network_drift``, 4-6x faster.
+
+    Every loop is vectorised over the index it does not sum over, so no sum is split into lanes:
+    forward, blocks of samples in parallel, each sample's f_j = sum_i a_i relu(w_i . x_j) summed
+    over the neurons in order, two neurons per pass (the block size changes no bits); backward, blocks of neurons in parallel, each
+    neuron's gradient summed over the samples in order, two samples per pass. No sum depends on the
+    thread count. work: ``work_size`` floats (theta^T (SMALL_D + 1, m), then X_batch^T (SMALL_D, B)).
+    """
+    m, p = theta.shape
+    d = p - 1
+    batch = rows.shape[0]
+    theta_t = work[:(SMALL_D + 1) * m].reshape((SMALL_D + 1, m))
+    x_t = work[(SMALL_D + 1) * m:(SMALL_D + 1) * m + SMALL_D * batch].reshape((SMALL_D, batch))
+    theta_t[:] = 0.0
+    x_t[:] = 0.0
+    for i in range(m):
+        for k in range(d):
+            theta_t[k, i] = theta[i, k]
+        theta_t[SMALL_D, i] = theta[i, d] * omega[i] if omega.shape[0] > 0 else theta[i, d]
+    for b in range(batch):
+        for k in range(d):
+            x_t[k, b] = X[rows[b], k]
+    w0, w1, w2, fa = theta_t[0], theta_t[1], theta_t[2], theta_t[SMALL_D]
+    x0, x1, x2 = x_t[0], x_t[1], x_t[2]
+    sb = min(SMALL_SAMPLE_BLOCK, max(16, (batch + 7) // 8))      # >= 8 blocks when the batch allows
+    for blk in prange((batch + sb - 1) // sb):
+        lo = blk * sb
+        hi = min(batch, lo + sb)
+        f = np.zeros(hi - lo)
+        u0, u1, u2 = x0[lo:hi], x1[lo:hi], x2[lo:hi]
+        i = 0
+        while i < m:
+            pair = i + 1 < m
+            c, e = fa[i], fa[i + 1] if pair else 0.0         # a lone last neuron pairs with a = 0: adds +0
+            wa0, wa1, wa2 = w0[i], w1[i], w2[i]
+            wb0, wb1, wb2 = (w0[i + 1], w1[i + 1], w2[i + 1]) if pair else (0.0, 0.0, 0.0)
+            for j in range(hi - lo):
+                s = f[j] + c * max((wa0 * u0[j] + wa1 * u1[j]) + wa2 * u2[j], 0.0)
+                f[j] = s + e * max((wb0 * u0[j] + wb1 * u1[j]) + wb2 * u2[j], 0.0)
+            i += 2
+        for j in range(hi - lo):
+            row = rows[lo + j]
+            r[lo + j] = _dloss(out_scale * f[j] - f0[row], y[row], loss)
+    scale = -vel_scale / batch if batch > 0 else 0.0
+    for blk in prange((m + NEURON_BLOCK - 1) // NEURON_BLOCK):
+        lo = blk * NEURON_BLOCK
+        hi = min(m, lo + NEURON_BLOCK)
+        g0, g1, g2, ga = np.zeros(hi - lo), np.zeros(hi - lo), np.zeros(hi - lo), np.zeros(hi - lo)
+        v0, v1, v2 = w0[lo:hi], w1[lo:hi], w2[lo:hi]
+        b = 0
+        while b < batch:
+            pair = b + 1 < batch                              # a lone last sample pairs with r = 0
+            pa0, pa1, pa2, ra = x0[b], x1[b], x2[b], r[b]
+            pb0, pb1, pb2, rb = (x0[b + 1], x1[b + 1], x2[b + 1], r[b + 1]) if pair else (0.0, 0.0, 0.0, 0.0)
+            for i in range(hi - lo):
+                za = (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i]
+                zb = (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i]
+                ca = ra if za > 0.0 else 0.0
+                cb = rb if zb > 0.0 else 0.0
+                g0[i] = (g0[i] + ca * pa0) + cb * pb0
+                g1[i] = (g1[i] + ca * pa1) + cb * pb1
+                g2[i] = (g2[i] + ca * pa2) + cb * pb2
+                ga[i] = (ga[i] + ra * max(za, 0.0)) + rb * max(zb, 0.0)
+            b += 2
+        for i in range(hi - lo):
+            ii = lo + i
+            a = theta[ii, d]
+            for k in range(d):
+                gk = g0[i] if k == 0 else (g1[i] if k == 1 else g2[i])
+                vel[ii, k] = mask[k] * (scale * a * gk - lam * theta[ii, k])
+            vel[ii, d] = mask[d] * (scale * ga[i] - lam * theta[ii, d])
+
+
 @_jit()
 def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-           tangent, parallel, r, vel, theta_t):
+           tangent, parallel, r, vel, work):
     check_codes(act, loss)
-    if parallel and not tangent:
+    if parallel and not tangent and act == RELU and theta.shape[1] - 1 <= SMALL_D:
+        _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
+                            r, vel)
+    elif parallel and not tangent:
         _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-                       theta_t, r, vel)
+                       work[:theta.size].reshape((theta.shape[1], theta.shape[0])), r, vel)
     elif parallel:
         _residuals_parallel(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r)
         _velocities_parallel(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
@@ -397,8 +490,6 @@ def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega
         _residuals_serial(theta, feat, X, y, f0, rows, out_scale, act, params, omega, loss, tangent, r)
         _velocities_serial(theta, feat, X, rows, r, vel_scale, act, params, lam, mask, vel)
 
-
-# --- public kernels --------------------------------------------------------------------------
 
 @_jit(parallel=True)
 def _predict_parallel(theta, feat, X, out_scale, act, params, omega, tangent, out):
@@ -433,7 +524,7 @@ def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam
     feat = theta if theta0 is None else theta0
     _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params,
            NO_WEIGHTS if omega is None else omega, loss, lam, mask,
-           theta0 is not None, parallel, r, vel, np.empty(theta.shape[::-1]))
+           theta0 is not None, parallel, r, vel, np.empty(work_size(theta.shape[0], rows.shape[0], theta.shape[1] - 1, act)))
     return vel
 
 
@@ -473,14 +564,14 @@ def update(theta, K, b, dt, noise, scale, s, mask):
 
 @_jit()
 def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, params, omega, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, theta_t):
+            act, params, omega, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, work):
     """Advance theta in place by n_steps of the Runge–Kutta method (a, b) (``integrators.py``;
     with noise: Euler–Maruyama or stochastic Heun) of the network, or of its tangent model
     linearised at theta0 when ``tangent``, plus the energy terms ``energy`` (``energy_drift``);
     omega (m,): the particles' weights (empty: unweighted).
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
-    r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), theta_t (d + 1, m)
+    r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), work (``work_size``)
     are work buffers: nothing of size B x m is allocated here. This loop over stages is the one
     of ``stepping.integrate``, compiled here so that small steps pay no Python.
     """
@@ -491,7 +582,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
             at = theta if stage == 0 else stage_point(theta, K, a, stage, dt, noise, noise_scale, s, mask, point)
             feat = theta0 if tangent else at
             _drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-                   tangent, parallel, r, K[stage], theta_t)
+                   tangent, parallel, r, K[stage], work)
             energy_drift(at, mask, omega, energy, parallel, K[stage])
         update(theta, K, b, dt, noise, noise_scale, s, mask)
 
@@ -743,6 +834,11 @@ def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
 RECOMPUTE_MAX_D = 8               # the BLAS path recomputes its tiles up to this d...
 RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache), and m >= B
 CHUNK = 1024                      # samples per tile
+# Tiles for d > 32, measured the same way (GFLOP/s at 4nmd + 7nm flops, dgemm alone: 53),
+# (block, chunk) = (128, 1024) against (512, 512): (n, m, d) = (10000, 1000, 64) 36.7 / 41.2;
+# (10000, 1000, 100) 39.5 / 44.4; (1000, 10000, 100) 44.8 / 44.5; (2000, 2000, 200) 42.4 / 45.6;
+# (3000, 3000, 50) 37.0 / 37.0. Larger products run nearer dgemm's rate.
+LARGE_D_TILE = (512, 512)         # (block, chunk) for d > 32
 
 
 def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None) -> tuple:
@@ -752,10 +848,11 @@ def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None) -> tu
     an m x B matrix. Tiles are also recomputed when the m x B matrix would take more than
     ``stored_limit`` bytes (a run that would not fit otherwise). Never depends on the thread
     count, and kept or recomputed tiles give the same bits."""
-    block = 64 if d <= 32 else 128
+    block, chunk = (64, CHUNK) if d <= 32 else LARGE_D_TILE
+    block = min(block, max(m, 1))                       # one block either way: the same bits
     too_big = stored_limit is not None and 8 * m * batch > stored_limit
     fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
-    return block, min(CHUNK, max(batch, 1)), bool(too_big or fast)
+    return block, min(chunk, max(batch, 1)), bool(too_big or fast)
 
 
 def chunked(X, chunk):

@@ -38,7 +38,8 @@ def memory_terms(cfg: Config, data=None) -> dict:
     tiles = 0
     if blas:
         block, chunk, recompute = blas_plan(net.m, batch, net.d)
-        tiles = (block * chunk * _kernels.max_threads() if recompute else net.m * batch) * 8
+        lanes = min(-(-net.m // block), _kernels.max_threads())             # one tile per busy thread
+        tiles = (block * chunk * lanes if recompute else net.m * batch) * 8
     return {"data.n": n * (p + 2) * 8, "network.m": copies * particles + tiles,
             "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
 

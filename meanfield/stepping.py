@@ -25,8 +25,8 @@ _kernels = _lazy.module("meanfield._kernels")
 
 def needs(problem: Problem) -> dict:
     """Which (m, d + 1) work arrays a run allocates: ``stages`` drifts (one per stage of the
-    integrator), a stage ``point`` (methods of more than one stage), ``transposed`` (theta^T,
-    for the fused path's parallel drift) and ``W`` (the BLAS path's input weights)."""
+    integrator), a stage ``point`` (methods of more than one stage), ``transposed`` (theta^T and
+    the batch^T: the fused path's ``work``) and ``W`` (the BLAS path's input weights)."""
     cfg = problem.cfg
     blas = problem.path == "blas" and not problem.exact
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
@@ -40,7 +40,7 @@ def buffers(problem: Problem, batch: int) -> dict:
     need, none = needs(problem), np.empty((0, 0))
     out = {"r": np.empty(batch), "K": np.empty((need["stages"], m, p)),
            "point": np.empty((m, p)) if need["point"] else none,
-           "theta_t": np.empty((p, m)) if need["transposed"] else none}
+           "work": np.empty(_kernels.work_size(m, batch, p - 1, problem.act)) if need["transposed"] else np.empty(0)}
     if need["W"]:
         block, chunk, recompute = blas_plan(m, batch, p - 1)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
@@ -111,7 +111,7 @@ def advance(problem, theta, X, y, f0, idx, noise, scale, k, buffers, tangent=Non
     _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
                      problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
                      problem.omega, problem.loss, cfg.flow.lam, problem.mask, tangent, a, b, problem.energy, True,
-                     buffers["r"], buffers["K"], buffers["point"], buffers["theta_t"])
+                     buffers["r"], buffers["K"], buffers["point"], buffers["work"])
 
 
 def integrate(problem, theta, noise, scale, k, buffers, drift):

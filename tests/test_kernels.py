@@ -121,7 +121,7 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
     a, b = integrators.INTEGRATORS["heun" if heun else "euler"].tableau
-    buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty((D + 1, M)))
+    buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty(_kernels.work_size(M, B, D, act)))
     _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, _kernels.NO_WEIGHTS,
                      loss_code, lam, mask, False, a, b, energy.kernel_form(flow, D + 1), True, *buffers)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
@@ -221,6 +221,40 @@ def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
     for _ in range(cfg.flow.n_steps):
         theta = theta + cfg.flow.dt * model.velocity(theta, data.X, data.y, cfg.network, cfg.flow)
     np.testing.assert_allclose(result.theta, theta, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("m,B", [(7, 11), (300, 200), (513, 129)])
+def test_small_d_relu_kernel_equals_the_general_kernel_and_the_numpy_twin(rng, d, m, B):
+    """_relu_drift_small_d (odd and even m and B, several blocks of neurons and samples, weighted
+    particles, a mask, weight decay) against model.velocity and _network_drift; the same bits
+    for 1 and 2 threads."""
+    theta, X = rng.standard_normal((m, d + 1)), rng.standard_normal((B + 5, d))
+    y, f0 = rng.standard_normal(B + 5), 0.1 * rng.standard_normal(B + 5)
+    rows = rng.permutation(B + 5)[:B]
+    omega = rng.random(m)
+    omega /= omega.sum()
+    net = NetworkConfig(m=m, d=d, activation="relu", scaling="mean_field", alpha=1.3, train="both")
+    flow = FlowConfig(loss="squared", lam=0.05)
+    _, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
+    os_ = net.alpha                               # weighted particles: f = alpha sum_i omega_i a_i relu(w_i . x)
+    mask[0] = 0.0
+    expected = model.velocity(theta, X[rows], y[rows], net, flow, f0[rows], weights=omega)
+    expected[:, 0] = 0.0
+    out = {}
+    for threads in (1, 2):
+        _kernels.set_threads(threads)
+        r, vel = np.empty(B), np.empty_like(theta)
+        _kernels._relu_drift_small_d(theta, X, y, f0, rows, os_, vs, slope, omega, loss_code, lam, mask,
+                                     np.full(_kernels.work_size(m, B, d, act), np.nan), r, vel)
+        out[threads] = vel
+    _kernels.set_threads(0)
+    np.testing.assert_array_equal(out[2], out[1])
+    np.testing.assert_allclose(out[1], expected, rtol=1e-11, atol=1e-14)
+    general = np.empty_like(theta)
+    _kernels._network_drift(theta, X, y, f0, rows, os_, vs, act, slope, omega, loss_code, lam, mask,
+                            np.empty((d + 1, m)), np.empty(B), general)
+    np.testing.assert_allclose(out[1], general, rtol=1e-12, atol=1e-15)
 
 
 def test_engine_choice_is_validated():
