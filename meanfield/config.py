@@ -14,13 +14,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import activations, energy, integrators
+from . import activations, energy, integrators, parameterizations
 from .errors import ConfigError
 from .scaling import SCALINGS
 
 ACTIVATIONS = tuple(activations.ACTIVATIONS)          # the registries' names, for validation
 LOSSES = tuple(activations.LOSSES)
 TRAIN_MODES = ("both", "hidden", "output")
+ARCHITECTURES = parameterizations.ARCHITECTURES
+PARAMETERIZATIONS = tuple(parameterizations.PARAMETERIZATIONS)
 W_LAWS = ("gaussian", "sphere")
 A_LAWS = ("gaussian", "rademacher", "zero", "balanced", "constant")
 DATA_KINDS = ("teacher", "population", "isotropic_gaussians", "random_labels", "none", "arrays")
@@ -182,6 +184,10 @@ class NetworkConfig(_Section):
     trains the tangent model f(x; theta0) + grad f(x; theta0) . (theta - theta0) instead.
     ``piecewise_linear`` is s1 below t1, s2 above t2 and linear between: pwl_knots = (t1, t2),
     pwl_values = (s1, s2) (Mei, Montanari & Nguyen's bounded activation).
+
+    ``depth`` >= 2 hidden layers of width m make a deep network (``deep.py``): ``architecture``
+    "mlp" or "resnet" (Du et al.'s x^(l) = x^(l-1) + c_res / (L sqrt(m)) sigma(W_l x^(l-1))),
+    ``parameterization`` "ntk", "mup" or "standard"; it replaces ``scaling`` and ``alpha``.
     """
 
     _name = "network"
@@ -197,6 +203,10 @@ class NetworkConfig(_Section):
     pwl_knots: tuple = (0.5, 1.5)
     pwl_values: tuple = (-2.5, 7.5)
     linearized: bool = False
+    depth: int = 1
+    architecture: str = "mlp"
+    parameterization: str = "ntk"
+    c_res: float = 1.0
 
     def __post_init__(self):
         self._check("m", _int, 1)
@@ -213,6 +223,10 @@ class NetworkConfig(_Section):
         if not self.pwl_knots[0] < self.pwl_knots[1]:
             raise ConfigError.invalid("network.pwl_knots", list(self.pwl_knots), "two knots t1 < t2")
         self._check("linearized", _bool)
+        self._check("depth", _int, 1)
+        self._check("architecture", _choice, ARCHITECTURES)
+        self._check("parameterization", _choice, PARAMETERIZATIONS)
+        self._check("c_res", _float, 0.0, True)
         if self.bias and self.d < 2:
             raise ConfigError.invalid("network.d", self.d, "an integer >= 2 when network.bias is true",
                                       "d counts the constant bias coordinate")
@@ -588,9 +602,37 @@ class Config:
         if data.teacher_orthonormal and data.teacher_m0 > net.d:
             raise ConfigError.invalid("data.teacher_m0", data.teacher_m0,
                                       f"at most network.d = {net.d} with data.teacher_orthonormal")
+        if net.depth > 1:
+            self._check_deep()
         if data.test_fraction and data.kind != "arrays":
             raise ConfigError.invalid("data.test_fraction", data.test_fraction,
                                       "0 unless data.kind = 'arrays' (use data.n_test)")
+
+    def _check_deep(self):
+        """What a deep network (network.depth >= 2, ``deep_run.py``) does not take, by name."""
+        net, flow, data, init, rec = self.network, self.flow, self.data, self.init, self.record
+        default = NetworkConfig()
+        for name, bad, allowed in (
+                ("network.scaling", net.scaling != default.scaling,
+                 f"{default.scaling!r} (unused) with network.depth >= 2: set network.parameterization instead"),
+                ("network.alpha", net.alpha != 1.0, "1 with network.depth >= 2 (network.parameterization sets the scales)"),
+                ("network.centered", net.centered, "false with network.depth >= 2"),
+                ("network.linearized", net.linearized, "false with network.depth >= 2"),
+                ("network.train", net.train != "both", "'both' with network.depth >= 2 (every layer is trained)"),
+                ("data.kind", data.kind == "population", "a sampled kind with network.depth >= 2 (no exact population risk)"),
+                ("flow.temperature", flow.max_temperature > 0, "0 with network.depth >= 2"),
+                ("flow.potential.kind", flow.potential.kind != "none", "'none' with network.depth >= 2"),
+                ("flow.interaction.kind", flow.interaction.kind != "none", "'none' with network.depth >= 2"),
+                ("init.symmetric", init.symmetric, "false with network.depth >= 2 (network.parameterization sets the initial law)")):
+            if bad:
+                section, key = name.split(".", 1)
+                value = getattr(getattr(self, section), key) if section != "flow" or "." not in key else \
+                    getattr(getattr(flow, key.split(".")[0]), key.split(".")[1])
+                raise ConfigError.invalid(name, value, allowed)
+        unknown = set(rec.diagnostics) - {"lambda_min", "kernel_change"}
+        if unknown:
+            raise ConfigError.invalid("record.diagnostics", list(rec.diagnostics),
+                                      "'lambda_min' and 'kernel_change' with network.depth >= 2")
 
     # --- construction and serialisation ----------------------------------------------------
 

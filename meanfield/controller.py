@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lazy, checkpoint, memory, stepping
+from . import _lazy, checkpoint, deep_run, memory, stepping
 from . import threads as thread_policy
 from .config import Config
 from .data import Dataset, draw, make_data, split_arrays, validate_arrays
@@ -57,6 +57,11 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
             cfg = cfg.updated({"data.kind": "arrays"})
     check_progress(progress)
     _check_threads(cfg)
+    if cfg.network.depth > 1:
+        for name, given in (("theta0", theta0), ("weights", weights), ("checkpoint", checkpoint)):
+            if given is not None:
+                raise ConfigError.invalid(name, type(given).__name__, "None with network.depth >= 2 (deep runs draw "
+                                          "their parameters from network.parameterization and keep no checkpoint)")
     weights = None if weights is None else _checked_weights(weights, cfg)
     memory.check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
@@ -65,6 +70,8 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
+    if cfg.network.depth > 1:
+        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw)
     if theta0 is None:
         theta0 = initial_particles(cfg.network, cfg.init, rng_init)
     else:

@@ -35,6 +35,11 @@ def memory_terms(cfg: Config, data=None) -> dict:
     # a lockstep tangent model, the population drift's own
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
+    if net.depth > 1:                   # deep_run: parameters (and their copies), activations per layer
+        size = net.m * net.d + (net.depth - 1) * net.m ** 2 + net.m
+        copies = 4 + 2 * integrators.INTEGRATORS[cfg.flow.integrator].stages
+        return {"data.n": n * (p + 2) * 8, "network.m": copies * size * 8 + 5 * max(batch, n) * net.m * net.depth * 8,
+                "buffers": CHUNK_BYTES}
     tiles = 0
     if blas:
         block, chunk, recompute = blas_plan(net.m, batch, net.d)

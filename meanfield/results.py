@@ -140,8 +140,15 @@ class Result:
         if self.weights is not None and self.weights.shape != (len(self.theta),):
             raise CorruptedResultError(f"{where}: weights of shape {self.weights.shape} for {len(self.theta)} particles",
                                        parameter="weights", value=str(where))
-        if self.theta.shape != (self.config.network.m, self.config.network.d + 1):
+        net = self.config.network
+        if net.depth > 1:
+            from .deep_run import network
+
+            if self.theta.shape != (network(self.config).size(),):
+                raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's deep network has "
+                                           f"{network(self.config).size()} parameters", parameter="network.m",
+                                           value=str(where))
+        elif self.theta.shape != (net.m, net.d + 1):
             raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
-                                       f"(m, d + 1) = ({self.config.network.m}, {self.config.network.d + 1})",
-                                       parameter="network.m", value=str(where))
+                                       f"(m, d + 1) = ({net.m}, {net.d + 1})", parameter="network.m", value=str(where))
 

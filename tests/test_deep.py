@@ -1,77 +1,140 @@
-"""The deep NumPy twin (NTK parameterisation): finite differences, the two-layer network it
-extends, and the infinite-width kernels it converges to."""
+"""Deep networks (``deep.py``, ``deep_run.py``): central differences and PyTorch autograd for every
+architecture and parameterisation, the time convention, the two-layer network they extend, the
+infinite-width kernels they converge to, and deep runs through ``simulate``."""
+import itertools
+
 import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import deep, model, ntk
+from meanfield import deep, deep_run, model, ntk, threads
+from meanfield.parameterizations import ARCHITECTURES, PARAMETERIZATIONS
 
 from . import naive
 from .conftest import fitted_slope
 
+KINDS = list(itertools.product(ARCHITECTURES, PARAMETERIZATIONS))
+
+
+def small(depth, act="tanh", architecture="mlp", parameterization="ntk", m=7, d=3, res_scale=0.7):
+    return deep.DeepNet(d, m, depth, act, architecture, parameterization, deep.c_sigma_of(act), res_scale)
+
 
 @pytest.mark.parametrize("depth", [1, 2, 4])
 @pytest.mark.parametrize("act", ["relu", "tanh"])
-@pytest.mark.parametrize("res_scale", [None, 0.7])
-def test_jacobians_and_velocity_equal_central_differences(depth, act, res_scale, rng):
-    """Fully connected (res_scale None) and residual networks."""
-    d, m, n = 3, 7, 5
-    params = deep.init_params(d, m, depth, rng)
-    X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
-    jac = deep.jacobians(params, X, act, res_scale=res_scale)
-    vel = deep.velocity(params, X, y, act, res_scale=res_scale)
+@pytest.mark.parametrize("architecture,parameterization", KINDS)
+def test_jacobians_and_velocity_equal_central_differences(depth, act, architecture, parameterization, rng):
+    net = small(depth, act, architecture, parameterization)
+    params = net.init(rng)
+    X, y = rng.standard_normal((5, net.d)), rng.standard_normal(5)
+    jac = deep.jacobians(net, params, X)
+    vel = deep.velocity(net, params, X, y, lam=0.1)
     for l, W in enumerate(params):
-        def f_of(Wl, j):
+        def with_layer(Wl):
             changed = list(params)
             changed[l] = Wl
-            return deep.predict(changed, X, act, res_scale=res_scale)[j]
-        for j in range(n):
-            np.testing.assert_allclose(jac[l][j], naive.central_gradient(lambda Wl: f_of(Wl, j), W),
+            return changed
+        for j in range(len(y)):
+            np.testing.assert_allclose(jac[l][j], naive.central_gradient(lambda Wl: deep.predict(net, with_layer(Wl), X)[j], W),
                                        rtol=1e-6, atol=1e-8)
-
-        def risk(Wl):
-            changed = list(params)
-            changed[l] = Wl
-            return 0.5 * np.mean((deep.predict(changed, X, act, res_scale=res_scale) - y) ** 2)
-        np.testing.assert_allclose(vel[l], -naive.central_gradient(risk, W), rtol=1e-6, atol=1e-8)
+        risk = lambda Wl: 0.5 * np.mean((deep.predict(net, with_layer(Wl), X) - y) ** 2)
+        np.testing.assert_allclose(vel[l], -naive.central_gradient(risk, W) - 0.1 * W, rtol=1e-6, atol=1e-8)
 
 
-def test_the_kernels_are_the_jacobians_gram_matrices(rng):
-    params = deep.init_params(3, 6, 3, rng)
-    X = rng.standard_normal((4, 3))
-    for J, K in zip(deep.jacobians(params, X, "tanh"), deep.layer_kernels(params, X, "tanh")):
+@pytest.mark.parametrize("architecture,parameterization", KINDS)
+def test_the_kernels_are_the_jacobians_gram_matrices_and_set_the_predictions_velocity(architecture, parameterization, rng):
+    """H = sum_l J_l J_l^T, and along the flow du/dt = -(1/n) H loss'(u) (logistic loss here): the
+    two-layer engine's time convention, checked by a central difference along the velocity."""
+    net = small(3, "tanh", architecture, parameterization, m=6)
+    params = net.init(rng)
+    X, y = rng.standard_normal((4, 3)), np.array([1.0, -1.0, -1.0, 1.0])
+    for J, K in zip(deep.jacobians(net, params, X), deep.layer_kernels(net, params, X)):
         flat = J.reshape(len(X), -1)
-        np.testing.assert_allclose(K, flat @ flat.T, rtol=1e-13)
+        np.testing.assert_allclose(K, flat @ flat.T, rtol=1e-13, atol=1e-15)
+    v = deep.velocity(net, params, X, y, "logistic")
+    eps = 1e-5
+    du = (deep.predict(net, [w + eps * dw for w, dw in zip(params, v)], X)
+          - deep.predict(net, [w - eps * dw for w, dw in zip(params, v)], X)) / (2 * eps)
+    f = deep.predict(net, params, X)
+    expected = -deep.tangent_kernel(net, params, X) @ model.loss_derivative("logistic", f, y) / len(y)
+    np.testing.assert_allclose(du, expected, rtol=1e-7, atol=1e-10)
+
+
+def _torch_gradient(net, params, X, y, loss):
+    """R and dR/dw_l by PyTorch autograd on the same network, written from the module's formulas."""
+    torch = pytest.importorskip("torch")
+    ws = [torch.tensor(w, dtype=torch.float64, requires_grad=True) for w in params]
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    act = {"relu": torch.relu, "tanh": torch.tanh, "softplus": torch.nn.functional.softplus}[net.activation]
+    mult = [s[0] for s in net.scales()]
+    u = act(mult[0] * (Xt @ ws[0].T))
+    for l in range(1, net.depth):
+        branch = act(mult[l] * (u @ ws[l].T))
+        u = u + net.res_scale * branch if net.resnet else branch
+    f = mult[-1] * (u @ ws[-1])
+    risk = ((f - yt) ** 2 / 2).mean() if loss == "squared" else torch.nn.functional.softplus(-yt * f).mean()
+    risk.backward()
+    return [w.grad.numpy() for w in ws]
+
+
+@pytest.mark.parametrize("architecture,parameterization", KINDS)
+@pytest.mark.parametrize("act,loss", [("relu", "squared"), ("tanh", "logistic"), ("softplus", "squared")])
+def test_the_risk_gradient_equals_pytorch_autograd(architecture, parameterization, act, loss, rng):
+    net = small(4, act, architecture, parameterization, m=40, d=5, res_scale=0.5)
+    params = net.init(rng)
+    X, y = rng.standard_normal((30, 5)), np.sign(rng.standard_normal(30))
+    ours, _ = deep.risk_gradient(net, params, X, y, loss)
+    for mine, theirs in zip(ours, _torch_gradient(net, params, X, y, loss)):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-14 * np.max(np.abs(theirs)))
+
+
+def test_c_sigma_is_one_over_the_second_moment():
+    """Du et al.'s c_sigma = 1 / E[sigma(g)^2]: 2 for ReLU, 1 for the identity, 1/3 for z^2."""
+    for name, expected in (("relu", 2.0), ("linear", 1.0), ("quadratic", 1 / 3)):
+        np.testing.assert_allclose(deep.c_sigma_of(name), expected, rtol=1e-12)
+
+
+def test_parameterisations_differ_only_where_the_theory_says_at_initialisation():
+    """From the same normal draws: ntk and standard compute the same function; mup's read-out is
+    m^-1/2 smaller (f_mup = f_ntk / sqrt(m)); the effective weights of the other layers agree."""
+    nets = {p: small(3, "relu", "mlp", p, m=64, d=4) for p in PARAMETERIZATIONS}
+    X = np.random.default_rng(1).standard_normal((9, 4))
+    f = {p: deep.predict(net, net.init(np.random.default_rng(5)), X) for p, net in nets.items()}
+    np.testing.assert_allclose(f["standard"], f["ntk"], rtol=1e-12)
+    np.testing.assert_allclose(f["mup"], f["ntk"] / np.sqrt(64), rtol=1e-12)
 
 
 def test_depth_one_with_c_sigma_one_is_the_lazy_two_layer_network(rng):
     """Same predictor, same velocity field, same tangent kernel as the two-layer engine's twin."""
     d, m, n = 4, 50, 12
-    params = deep.init_params(d, m, 1, rng)
+    net = deep.DeepNet(d, m, 1, "tanh", "mlp", "ntk", 1.0)
+    params = net.init(rng)
     X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
     theta = np.column_stack([params[0], params[1]])
-    net = mf.Config(network={"m": m, "d": d, "activation": "tanh", "scaling": "lazy"}).network
-    np.testing.assert_allclose(deep.predict(params, X, "tanh", 1.0), model.predict(theta, X, net), rtol=1e-13)
-    v = deep.velocity(params, X, y, "tanh", 1.0)
-    flow = mf.Config().flow
-    np.testing.assert_allclose(np.column_stack([v[0], v[1]]), model.velocity(theta, X, y, net, flow), rtol=1e-12)
-    np.testing.assert_allclose(deep.tangent_kernel(params, X, "tanh", 1.0), ntk.tangent_kernel(theta, X, net),
+    two = mf.Config(network={"m": m, "d": d, "activation": "tanh", "scaling": "lazy"}).network
+    np.testing.assert_allclose(deep.predict(net, params, X), model.predict(theta, X, two), rtol=1e-13)
+    v = deep.velocity(net, params, X, y)
+    np.testing.assert_allclose(np.column_stack([v[0], v[1]]), model.velocity(theta, X, y, two, mf.Config().flow),
                                rtol=1e-12)
+    np.testing.assert_allclose(deep.tangent_kernel(net, params, X), ntk.tangent_kernel(theta, X, two), rtol=1e-12)
+
+
+def _unit_inputs(seed):
+    X = np.random.default_rng(seed).standard_normal((6, 4))
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
 
 
 @pytest.mark.parametrize("depth", [2, 3])
 def test_the_empirical_kernel_converges_to_the_deep_relu_recursion_like_m_to_minus_half(depth):
-    """H(0) -> Theta^(L) and the output layer's Gram matrix -> Sigma^(L) (ntk.deep_relu_kernels,
+    """H(0) -> Theta^(L) and the read-out's Gram matrix -> Sigma^(L) (ntk.deep_relu_kernels,
     c_sigma = 2): relative Frobenius error over 6 seeds, fitted slope near -1/2."""
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((6, 4))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = _unit_inputs(0)
     sigma, theta = ntk.deep_relu_kernels(X, depth)
     widths, errors = [64, 256, 1024], []
     for m in widths:
-        errs = []
+        net, errs = deep.DeepNet(4, m, depth), []
         for seed in range(6):
-            layers = deep.layer_kernels(deep.init_params(4, m, depth, np.random.default_rng(seed)), X)
+            layers = deep.layer_kernels(net, net.init(np.random.default_rng(seed)), X)
             errs.append(np.linalg.norm(sum(layers) - theta) / np.linalg.norm(theta))
             np.testing.assert_allclose(np.linalg.norm(layers[-1] - sigma) / np.linalg.norm(sigma), 0.0,
                                        atol=8 / np.sqrt(m))
@@ -85,18 +148,81 @@ def test_the_residual_kernels_meet_their_recursion_like_m_to_minus_half(depth, r
     """ntk.deep_resnet_relu_kernels (derived with the ReLU features' mean, which the residual
     stream carries: without it the NNGP is off by 57 % at depth 3): the empirical NNGP and NTK
     approach it like m^-1/2 over 6 seeds; at depth 1 it is the fully connected recursion."""
-    rng = np.random.default_rng(1)
-    X = rng.standard_normal((6, 4))
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X = _unit_inputs(1)
     np.testing.assert_allclose(ntk.deep_resnet_relu_kernels(X, 1, res_scale), ntk.deep_relu_kernels(X, 1),
                                rtol=1e-14, atol=1e-15)
     K, theta = ntk.deep_resnet_relu_kernels(X, depth, res_scale)
     widths, nngp, tangent = [64, 256, 1024], [], []
     for m in widths:
-        layers = [deep.layer_kernels(deep.init_params(4, m, depth, np.random.default_rng(seed)), X,
-                                     res_scale=res_scale) for seed in range(6)]
+        net = deep.DeepNet(4, m, depth, architecture="resnet", res_scale=res_scale)
+        layers = [deep.layer_kernels(net, net.init(np.random.default_rng(seed)), X) for seed in range(6)]
         nngp.append(np.mean([np.linalg.norm(L[-1] - K) / np.linalg.norm(K) for L in layers]))
         tangent.append(np.mean([np.linalg.norm(sum(L) - theta) / np.linalg.norm(theta) for L in layers]))
     for errors in (nngp, tangent):
         assert fitted_slope(widths, errors) == pytest.approx(-0.5, abs=0.15)
         assert errors[-1] < 0.1
+
+
+def _deep_cfg(**network):
+    return mf.Config(seed=2, network={"m": 48, "d": 4, "depth": 3, **network}, data={"n": 30, "n_test": 10},
+                     flow={"dt": 0.05, "t_end": 1.0}, record={"n_records": 4, "diagnostics": ["lambda_min", "kernel_change"]})
+
+
+@pytest.mark.parametrize("architecture,parameterization", KINDS)
+def test_a_deep_run_takes_the_integrators_steps_of_the_velocity_and_records_what_it_says(architecture, parameterization):
+    """simulate for depth >= 2: Heun steps of deep.velocity from the parameterisation's initial
+    law; the records are the functions of the unflattened parameters they name."""
+    cfg = _deep_cfg(architecture=architecture, parameterization=parameterization).updated({"flow.integrator": "heun"})
+    result = mf.simulate(cfg)
+    net, data = deep_run.network(cfg), result.data
+    params = net.init(np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[1]))     # simulate's rng_init
+    np.testing.assert_array_equal(net.flatten(params), result.theta0)
+    theta = result.theta0.copy()
+    drift = lambda v: net.flatten(deep.velocity(net, net.unflatten(v), data.X, data.y))
+    for _ in range(cfg.flow.n_steps):
+        k1 = drift(theta)
+        k2 = drift(theta + cfg.flow.dt * k1)
+        theta = theta + cfg.flow.dt * (0.5 * k1 + 0.5 * k2)
+    np.testing.assert_allclose(result.theta, theta, rtol=1e-12, atol=1e-14)
+    final = net.unflatten(result.theta)
+    f = deep.predict(net, final, data.X)
+    np.testing.assert_allclose(result.observables["train_risk"][-1], np.mean((f - data.y) ** 2) / 2, rtol=1e-12)
+    H, H0 = deep.tangent_kernel(net, final, data.X), deep.tangent_kernel(net, net.unflatten(result.theta0), data.X)
+    np.testing.assert_allclose(result.observables["lambda_min"][-1], np.linalg.eigvalsh(H)[0], rtol=1e-10)
+    np.testing.assert_allclose(result.observables["kernel_change"][-1], np.linalg.norm(H - H0) / np.linalg.norm(H0),
+                               rtol=1e-10)
+    for l, (w, w0) in enumerate(zip(final, net.unflatten(result.theta0)), start=1):
+        np.testing.assert_allclose(result.observables[f"weight_change_l{l}"][-1],
+                                   np.linalg.norm(w - w0) / np.linalg.norm(w0), rtol=1e-12)
+    assert result.observables["train_risk"][-1] < result.observables["train_risk"][0]
+
+
+def test_deep_runs_are_bit_identical_on_any_thread_count_and_round_trip_through_a_folder(tmp_path):
+    cfg = _deep_cfg(m=300).updated({"flow.batch_size": 8, "flow.loss": "logistic", "data.kind": "random_labels"})
+    one, two = (mf.simulate(cfg.updated({"flow.threads": k})) for k in (1, 2))
+    assert two.stats["threads"] == min(2, threads.usable_cpus())
+    np.testing.assert_array_equal(one.theta, two.theta)
+    online = mf.simulate(_deep_cfg(m=300).updated({"flow.batch_size": 8, "flow.online": True}))
+    assert online.observables["train_risk"][-1] < online.observables["train_risk"][0]
+    loaded = mf.Result.load(one.save(tmp_path / "deep"))
+    np.testing.assert_array_equal(loaded.theta, one.theta)
+    np.testing.assert_array_equal(loaded.observables["feature_update_l3"], one.observables["feature_update_l3"])
+
+
+@pytest.mark.parametrize("changes,name", [({"network.scaling": "lazy"}, "network.scaling"),
+                                          ({"network.alpha": 4.0}, "network.alpha"),
+                                          ({"network.train": "output"}, "network.train"),
+                                          ({"flow.temperature": 0.1}, "flow.temperature"),
+                                          ({"record.diagnostics": ["masses"]}, "record.diagnostics"),
+                                          ({"network.parameterization": "mu_p"}, "network.parameterization")])
+def test_what_deep_runs_do_not_take_is_refused_by_name(changes, name):
+    with pytest.raises(mf.ConfigError, match=name.replace(".", r"\.")):
+        _deep_cfg().updated(changes)
+
+
+def test_deep_runs_refuse_given_particles_weights_and_checkpoints(tmp_path):
+    cfg = _deep_cfg()
+    for kwargs, name in (({"theta0": np.zeros((48, 5))}, "theta0"), ({"weights": np.full(48, 1 / 48)}, "weights"),
+                         ({"checkpoint": tmp_path}, "checkpoint")):
+        with pytest.raises(mf.ConfigError, match=name):
+            mf.simulate(cfg, **kwargs)

@@ -1,0 +1,134 @@
+"""Training a deep network (``network.depth >= 2``, ``deep.py``) in the two-layer engine's time
+convention: the run's integrator (``integrators.step``) on d w_l / dt = -dR/dw_l - lam w_l, on the
+full batch, minibatches or fresh online samples. ``simulate`` comes here for depth >= 2.
+
+The result's ``theta`` and ``theta0`` are the flat raw parameters (``DeepNet.flatten``; views by
+layer: ``network(cfg).unflatten(theta)``); there are no snapshots. Observables at every record:
+
+- ``train_risk``, ``test_risk``, ``predictor_norm`` as for two-layer runs;
+- ``weight_change_l{l}``: ||w_l(t) - w_l(0)||_F / ||w_l(0)||_F for each layer l = 1 .. L + 1
+  (L + 1: the read-out);
+- ``feature_update_l{l}``: the root mean square over training inputs and units of
+  h^(l)(t) - h^(l)(0), the change of layer l's pre-activations (the "coordinate check");
+- diagnostics ``lambda_min`` (of H(t) on the training inputs) and ``kernel_change``
+  (||H(t) - H(0)||_F / ||H(0)||_F), with ``kernel_change_l{l}`` per layer.
+
+Matrix products run in fixed blocks of rows on ``flow.threads`` threads (0: ``threads.choose``,
+from the step's multiply-adds), each block one single-threaded BLAS call (``deep.matmul``): the
+same bits on any thread count. (OpenBLAS's own threads do not give the same bits: measured.)
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import integrators, model
+from . import threads as thread_policy
+from .config import Config
+from .data import draw
+from .deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict, resnet_scale, velocity
+from .errors import DivergenceError
+from .problem import record_steps
+from .results import Result
+
+RISK_LIMIT = 1e12          # a training risk above this is a divergence
+
+
+def network(cfg: Config) -> DeepNet:
+    """The deep network of a config: c_sigma = 1 / E[sigma(g)^2] (Du et al.), and for resnets the
+    branch factor of Du et al.'s c_res / (L sqrt(m))."""
+    net = cfg.network
+    params = tuple(net.activation_params)
+    c_sigma = c_sigma_of(net.activation, params)
+    return DeepNet(net.d, net.m, net.depth, net.activation, net.architecture, net.parameterization, c_sigma,
+                   resnet_scale(net.depth, net.c_res, c_sigma), params)
+
+
+class _Records:
+    """The observables of ``record`` calls, and what they compare against at t = 0."""
+
+    def __init__(self, cfg: Config, net: DeepNet, dataset, params0):
+        self.cfg, self.net, self.data, self.params0 = cfg, net, dataset, [w.copy() for w in params0]
+        self.h0 = forward(net, params0, dataset.X)[0]
+        self.kernels = bool(cfg.record.diagnostics)
+        self.H0 = layer_kernels(net, params0, dataset.X) if self.kernels else None
+        self.rows: list[dict] = []
+
+    def record(self, params):
+        net, data, loss = self.net, self.data, self.cfg.flow.loss
+        h, _, f = forward(net, params, data.X)
+        row = {"train_risk": float(np.mean(model.loss(loss, f, data.y))),
+               "test_risk": float(np.mean(model.loss(loss, predict(net, params, data.X_test), data.y_test)))
+               if len(data.y_test) else math.nan,
+               "predictor_norm": float(np.sqrt(np.mean(f ** 2)))}
+        for l, (w, w0) in enumerate(zip(params, self.params0), start=1):
+            row[f"weight_change_l{l}"] = float(np.linalg.norm(w - w0) / np.linalg.norm(w0))
+        for l, (hl, hl0) in enumerate(zip(h, self.h0), start=1):
+            row[f"feature_update_l{l}"] = float(np.sqrt(np.mean((hl - hl0) ** 2)))
+        if self.kernels:
+            H = layer_kernels(net, params, data.X)
+            for l, (Hl, Hl0) in enumerate(zip(H, self.H0), start=1):
+                row[f"kernel_change_l{l}"] = float(np.linalg.norm(Hl - Hl0) / np.linalg.norm(Hl0))
+            total, total0 = sum(H), sum(self.H0)
+            if "kernel_change" in self.cfg.record.diagnostics:
+                row["kernel_change"] = float(np.linalg.norm(total - total0) / np.linalg.norm(total0))
+            if "lambda_min" in self.cfg.record.diagnostics:
+                row["lambda_min"] = float(np.linalg.eigvalsh(total)[0])
+        self.rows.append(row)
+        return row
+
+    def observables(self) -> dict:
+        return {name: np.array([row.get(name, math.nan) for row in self.rows]) for name in self.rows[0]}
+
+
+def _batches(cfg: Config, dataset, rng_batch):
+    """The samples (X, y) of each step: the full batch, a minibatch without replacement within
+    the step, or fresh samples from the data law (online)."""
+    flow = cfg.flow
+    B, n = flow.batch_size, len(dataset.y)
+    while True:
+        if flow.online:
+            yield draw(cfg, dataset.teacher, B, rng_batch)
+        elif B:
+            rows = rng_batch.permutation(n)[:B]
+            yield dataset.X[rows], dataset.y[rows]
+        else:
+            yield dataset.X, dataset.y
+
+
+def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True) -> Result:
+    """Train the deep network of ``cfg`` on ``dataset`` (``Dataset``)."""
+    flow = cfg.flow
+    net = network(cfg)
+    params0 = net.init(rng_init)
+    theta0 = net.flatten(params0)
+    theta = theta0.copy()
+    steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
+    batch = flow.batch_size or len(dataset.y)
+    threads = thread_policy.choose(flow.threads, batch * net.size(), thread_policy.usable_cpus())
+    tic, status, message, done, times = time.perf_counter(), "completed", "", 0, []
+    with parallel(threads), np.errstate(over="ignore", invalid="ignore"):
+        records = _Records(cfg, net, dataset, params0)
+        batches = _batches(cfg, dataset, rng_batch)
+        for target in steps:
+            while done < target:
+                X, y = next(batches)
+                drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
+                theta = integrators.step(theta, drift, flow.dt, flow.integrator)
+                done += 1
+            row = records.record(net.unflatten(theta))
+            times.append(done * flow.dt)
+            if not (np.all(np.isfinite(theta)) and math.isfinite(row["train_risk"]) and row["train_risk"] <= RISK_LIMIT):
+                status = "diverged"
+                message = (f"run diverged at t = {done * flow.dt:.6g} (step {done}): training risk "
+                           f"{row['train_risk']:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
+                break
+    result = Result(cfg, np.array(times), records.observables(), None, theta, theta0, status, message,
+                    {"steps": done, "run_seconds": time.perf_counter() - tic, "threads": threads,
+                     "parameters": net.size()}, dataset)
+    if status == "diverged" and throw:
+        raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt", value=flow.dt,
+                              allowed="a smaller time step")
+    return result
