@@ -26,6 +26,8 @@ from .peers import DT, peers
 
 SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
 QUICK_SIZES = [(200, 400, 10), (100, 3000, 2)]
+DEEP_SIZES = [(256, 1024, 10, 3, "mlp"), (256, 1024, 10, 3, "resnet")]       # (n, m, d, depth, architecture)
+QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 
 
 def flops(n, m, d) -> float:
@@ -56,6 +58,42 @@ def engine_stepper(X, y, theta):
         stepper(state, X, y, f0, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
     return step
+
+
+def deep_engine_stepper(net, params, X, y):
+    """meanfield's deep step (``deep.velocity``, Euler), as ``deep_run`` takes it, run under
+    ``deep.parallel`` at the current Numba thread count."""
+    from . import deep
+
+    state = [w.copy() for w in params]
+
+    def step():
+        with deep.parallel(_kernels.threads()):
+            for w, v in zip(state, deep.velocity(net, state, X, y)):
+                w += DT * v
+    step.state, step.steps = (lambda: state), 1
+    return step
+
+
+def deep_rows(sizes, threads: int, quick: bool) -> list:
+    """Time one deep step (ReLU, squared loss, NTK parameterisation) of the engine against
+    ``peers.deep_peers`` at each (n, m, d, depth, architecture), in this process."""
+    from . import deep
+    from .peers import deep_peers
+
+    rows = []
+    for n, m, d, depth, arch in sizes:
+        net = deep.DeepNet(d, m, depth, "relu", arch, "ntk", 2.0, deep.resnet_scale(depth, 1.0, 2.0))
+        rng = np.random.default_rng(0)
+        params, X, y = net.init(rng), rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n)
+        steppers = {"engine": deep_engine_stepper(net, params, X, y), **({} if quick else deep_peers(net, params, X, y))}
+        _threads(threads)
+        timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        ms = {name: t["ms"] for name, t in timed.items()}
+        ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
+        rows.append({"n": n, "m": m, "d": d, "depth": depth, "architecture": arch, "threads": threads, "ms": ms,
+                     "clocks": timed, "ratio": ratio})
+    return rows
 
 
 def _threads(count):
@@ -227,14 +265,14 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
     return rows
 
 
-def pinned_step_rows(sizes, threads: int, quick: bool) -> list:
-    """``step_rows`` in a fresh process restricted to ``threads`` CPUs (and JAX told so), so that
-    every library in it, JAX included, runs on that many cores."""
+def pinned_step_rows(sizes, threads: int, quick: bool, rows: str = "step_rows") -> list:
+    """``step_rows`` (or ``deep_rows``) in a fresh process restricted to ``threads`` CPUs (and JAX
+    told so), so that every library in it, JAX included, runs on that many cores."""
     cpus = sorted(os.sched_getaffinity(0))[:threads] if hasattr(os, "sched_getaffinity") else None
     code = ("import json, os, sys; args = json.loads(sys.argv[1]); "
             "cpus = args.pop('cpus'); cpus and os.sched_setaffinity(0, cpus); "
-            "from meanfield.bench import step_rows; "
-            "open(args.pop('out'), 'w').write(json.dumps(step_rows(**args)))")
+            f"from meanfield.bench import {rows} as rows; "
+            "open(args.pop('out'), 'w').write(json.dumps(rows(**args)))")
     env = dict(os.environ)
     if threads == 1:
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
@@ -260,6 +298,10 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
                  + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
                  + f"; engine {row['engine_gflops']:.1f} GFLOP/s")
     report["steps"].sort(key=lambda row: (sizes.index((row["n"], row["m"], row["d"])), row["threads"]))
+    report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
+    for row in report["deep_steps"]:
+        echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
+             "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items()))
     report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
     report.update(compile_and_import_seconds())

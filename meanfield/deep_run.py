@@ -126,8 +126,8 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True) -> R
                            f"{row['train_risk']:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
                 break
     result = Result(cfg, np.array(times), records.observables(), None, theta, theta0, status, message,
-                    {"steps": done, "run_seconds": time.perf_counter() - tic, "threads": threads,
-                     "parameters": net.size()}, dataset)
+                    {"steps": done, "run_seconds": time.perf_counter() - tic, "compile_seconds": 0.0, "threads": threads,
+                     "parameters": net.size(), "n_train": len(dataset.y), "n_test": len(dataset.y_test)}, dataset)
     if status == "diverged" and throw:
         raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt", value=flow.dt,
                               allowed="a smaller time step")

@@ -155,6 +155,61 @@ def jax_peers(X, y, theta) -> dict:
     return out
 
 
+def deep_peers(net, params, X, y) -> dict:
+    """The deep benchmark's peers: one full-batch gradient step w_l <- w_l - DT dR/dw_l of the
+    ``deep.DeepNet`` ``net`` (ReLU, squared loss), as experts write deep networks: PyTorch autograd
+    with in-place updates under ``no_grad``, and JAX with the whole JAX_STEPS-step loop jitted
+    (``jax.grad``, donated buffers). ``state()`` -> the layers as NumPy arrays. {} without either."""
+    out = {}
+    mult = [s[0] for s in net.scales()]
+    b = net.res_scale if net.resnet else None
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        Xt, yt = torch.tensor(X), torch.tensor(y)
+        ws = [torch.tensor(w.copy(), requires_grad=True) for w in params]
+
+        def forward(ws):
+            u = torch.relu(mult[0] * (Xt @ ws[0].T))
+            for l in range(1, net.depth):
+                branch = torch.relu(mult[l] * (u @ ws[l].T))
+                u = branch if b is None else u + b * branch
+            return mult[-1] * (u @ ws[-1])
+
+        def torch_step():
+            grads = torch.autograd.grad(0.5 * torch.mean((forward(ws) - yt) ** 2), ws)
+            with torch.no_grad():
+                for w, g in zip(ws, grads):
+                    w.sub_(DT * g)
+        out["torch autograd"] = _with_state(torch_step, lambda: [w.detach().numpy() for w in ws])
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return out
+    jax.config.update("jax_enable_x64", True)
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+
+    def loss(ws):
+        u = jnp.maximum(mult[0] * (Xj @ ws[0].T), 0.0)
+        for l in range(1, net.depth):
+            branch = jnp.maximum(mult[l] * (u @ ws[l].T), 0.0)
+            u = branch if b is None else u + b * branch
+        return 0.5 * jnp.mean((mult[-1] * (u @ ws[-1]) - yj) ** 2)
+
+    update = lambda ws: [w - DT * g for w, g in zip(ws, jax.grad(loss)(ws))]
+    loop = jax.jit(lambda ws: jax.lax.fori_loop(0, JAX_STEPS, lambda _, s: update(s), ws), donate_argnums=0)
+    state = [[jnp.asarray(w) for w in params]]
+
+    def jax_step():
+        state[0] = loop(state[0])
+        state[0][0].block_until_ready()
+    out["JAX loop (grad)"] = _with_state(jax_step, lambda: [np.asarray(w) for w in state[0]], JAX_STEPS)
+    return out
+
+
 def _with_state(step, state, steps: int = 1):
     step.state, step.steps = state, steps
     return step

@@ -102,6 +102,24 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
     assert "| (n, m, d) |" in capsys.readouterr().out
 
 
+def test_every_deep_benchmark_peer_takes_the_engine_s_deep_step():
+    """PyTorch autograd and JAX's jitted loop (when installed) take deep.velocity's Euler steps, to 1e-12."""
+    import numpy as np
+    from meanfield import bench, deep, peers
+    for arch in ("mlp", "resnet"):
+        net = deep.DeepNet(4, 24, 3, "relu", arch, "ntk", 2.0, deep.resnet_scale(3, 1.0, 2.0))
+        rng = np.random.default_rng(3)
+        params, X, y = net.init(rng), rng.standard_normal((16, 4)), rng.standard_normal(16)
+        for name, step in peers.deep_peers(net, params, X, y).items():
+            engine = bench.deep_engine_stepper(net, params, X, y)
+            step()
+            for _ in range(step.steps):
+                engine()
+            for ours, theirs in zip(engine.state(), step.state()):
+                np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14, err_msg=f"{name}, {arch}")
+            assert np.max(np.abs(engine.state()[1] - params[1])) > 1e-9
+
+
 def test_every_benchmark_peer_takes_the_engine_s_step():
     """Naive and expert peers (NumPy always; PyTorch and JAX when the bench extra is installed)
     compute the same steps as the engine, to 1e-12."""
