@@ -76,15 +76,11 @@ def _execute(cfg, out: Path, progress) -> int:
     from .progress import cli_mode
     from .controller import simulate
 
-    deep = cfg.network.depth > 1
-    if deep:
-        print("meanfield: deep networks (network.depth >= 2) keep no checkpoint yet: an interrupted run starts over",
-              file=sys.stderr)
     try:
-        result = simulate(cfg, progress=cli_mode(progress), throw=False, checkpoint=None if deep else out)
+        result = simulate(cfg, progress=cli_mode(progress), throw=False, checkpoint=out)
     except KeyboardInterrupt:
-        kept = "nothing was saved" if deep else f"progress saved in {out}: continue with `meanfield resume {out}`"
-        print(f"meanfield: interrupted; {kept}", file=sys.stderr)
+        print(f"meanfield: interrupted; progress saved in {out}: continue with `meanfield resume {out}`",
+              file=sys.stderr)
         return 130
     result.save(out)
     if result.status == "completed":          # a diverged run keeps its last finite state

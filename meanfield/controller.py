@@ -58,10 +58,10 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     check_progress(progress)
     _check_threads(cfg)
     if cfg.network.depth > 1:
-        for name, given in (("theta0", theta0), ("weights", weights), ("checkpoint", checkpoint)):
+        for name, given in (("theta0", theta0), ("weights", weights)):
             if given is not None:
                 raise ConfigError.invalid(name, type(given).__name__, "None with network.depth >= 2 (deep runs draw "
-                                          "their parameters from network.parameterization and keep no checkpoint)")
+                                          "their parameters from network.parameterization)")
     weights = None if weights is None else _checked_weights(weights, cfg)
     memory.check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
@@ -71,7 +71,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
     if cfg.network.depth > 1:
-        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw)
+        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw, checkpoint)
     if theta0 is None:
         theta0 = initial_particles(cfg.network, cfg.init, rng_init)
     else:

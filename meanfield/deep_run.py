@@ -24,12 +24,13 @@ import time
 
 import numpy as np
 
-from . import integrators, model
+from . import checkpoint, integrators, model
 from . import threads as thread_policy
 from .config import Config
 from .data import draw
 from .deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict, resnet_scale, velocity
 from .errors import DivergenceError
+from .interrupts import sigterm_as_interrupt
 from .problem import record_steps
 from .results import Result
 
@@ -98,37 +99,70 @@ def _batches(cfg: Config, dataset, rng_batch):
             yield dataset.X, dataset.y
 
 
-def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True) -> Result:
-    """Train the deep network of ``cfg`` on ``dataset`` (``Dataset``)."""
+def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, folder=None) -> Result:
+    """Train the deep network of ``cfg`` on ``dataset`` (``Dataset``). ``folder``: checkpoints go
+    there (``checkpoint.py``: every ``record.checkpoint_seconds`` at a record, and on Ctrl-C or
+    SIGTERM), and a checkpoint found there is resumed, bit for bit."""
     flow = cfg.flow
     net = network(cfg)
     params0 = net.init(rng_init)
     theta0 = net.flatten(params0)
-    theta = theta0.copy()
+    data_hash = checkpoint.arrays_hash(dataset.X, dataset.y, dataset.X_test, dataset.y_test, theta0)
     steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     batch = flow.batch_size or len(dataset.y)
     threads = thread_policy.choose(flow.threads, batch * net.size(), thread_policy.usable_cpus())
-    tic, status, message, done, times = time.perf_counter(), "completed", "", 0, []
-    with parallel(threads), np.errstate(over="ignore", invalid="ignore"):
+    status, message = "completed", ""
+    with parallel(threads), np.errstate(over="ignore", invalid="ignore"), sigterm_as_interrupt(folder is not None):
         records = _Records(cfg, net, dataset, params0)
+        if checkpoint.exists(folder):
+            state = checkpoint.load(folder, cfg, data_hash)
+            rng_batch.bit_generator.state = state.rng_states["batch"]
+            records.rows = state.records           # the records so far, one list
+        else:
+            records.record(params0)
+            state = checkpoint.Progress(0, theta0.copy(), None, records.rows, None, {}, 0.0)
+        earlier, tic, saved = state.run_seconds, time.perf_counter(), time.perf_counter()
+        kept = _kept(state, rng_batch, earlier, folder)
+        if kept is not None and not checkpoint.exists(folder):
+            checkpoint.save(folder, kept, cfg, data_hash)          # from the first record on, a kill loses nothing
         batches = _batches(cfg, dataset, rng_batch)
-        for target in steps:
-            while done < target:
-                X, y = next(batches)
-                drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
-                theta = integrators.step(theta, drift, flow.dt, flow.integrator)
-                done += 1
-            row = records.record(net.unflatten(theta))
-            times.append(done * flow.dt)
-            if not (np.all(np.isfinite(theta)) and math.isfinite(row["train_risk"]) and row["train_risk"] <= RISK_LIMIT):
-                status = "diverged"
-                message = (f"run diverged at t = {done * flow.dt:.6g} (step {done}): training risk "
-                           f"{row['train_risk']:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
-                break
-    result = Result(cfg, np.array(times), records.observables(), None, theta, theta0, status, message,
-                    {"steps": done, "run_seconds": time.perf_counter() - tic, "compile_seconds": 0.0, "threads": threads,
-                     "parameters": net.size(), "n_train": len(dataset.y), "n_test": len(dataset.y_test)}, dataset)
+        try:
+            for target in steps[steps > state.done]:
+                while state.done < target:
+                    X, y = next(batches)
+                    drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
+                    state.theta = integrators.step(state.theta, drift, flow.dt, flow.integrator)
+                    state.done += 1
+                risk = records.record(net.unflatten(state.theta))["train_risk"]
+                if not (np.all(np.isfinite(state.theta)) and math.isfinite(risk) and risk <= RISK_LIMIT):
+                    status = "diverged"
+                    message = (f"run diverged at t = {state.done * flow.dt:.6g} (step {state.done}): training risk "
+                               f"{risk:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
+                    break
+                kept = _kept(state, rng_batch, earlier + time.perf_counter() - tic, folder)
+                if folder is not None and time.perf_counter() - saved >= cfg.record.checkpoint_seconds:
+                    checkpoint.save(folder, kept, cfg, data_hash)
+                    saved = time.perf_counter()
+        except KeyboardInterrupt:
+            if kept is not None:
+                checkpoint.save(folder, kept, cfg, data_hash)
+            raise
+        if status == "diverged" and kept is not None:
+            checkpoint.save(folder, kept, cfg, data_hash)              # the last finite state
+    seconds = earlier + time.perf_counter() - tic
+    result = Result(cfg, steps[:len(records.rows)] * flow.dt, records.observables(), None, state.theta, theta0, status,
+                    message, {"steps": state.done, "run_seconds": seconds, "compile_seconds": 0.0, "threads": threads,
+                              "parameters": net.size(), "n_train": len(dataset.y), "n_test": len(dataset.y_test)},
+                    dataset)
     if status == "diverged" and throw:
-        raise DivergenceError(message, time=done * flow.dt, result=result, parameter="flow.dt", value=flow.dt,
+        raise DivergenceError(message, time=state.done * flow.dt, result=result, parameter="flow.dt", value=flow.dt,
                               allowed="a smaller time step")
     return result
+
+
+def _kept(state, rng_batch, seconds, folder):
+    """A copy of the state at a record, what a checkpoint saves (None without a folder)."""
+    if folder is None:
+        return None
+    return checkpoint.Progress(state.done, state.theta.copy(), None, list(state.records), None,
+                               {"batch": rng_batch.bit_generator.state}, seconds)

@@ -220,9 +220,33 @@ def test_what_deep_runs_do_not_take_is_refused_by_name(changes, name):
         _deep_cfg().updated(changes)
 
 
-def test_deep_runs_refuse_given_particles_weights_and_checkpoints(tmp_path):
+def test_deep_runs_refuse_given_particles_and_weights():
     cfg = _deep_cfg()
-    for kwargs, name in (({"theta0": np.zeros((48, 5))}, "theta0"), ({"weights": np.full(48, 1 / 48)}, "weights"),
-                         ({"checkpoint": tmp_path}, "checkpoint")):
+    for kwargs, name in (({"theta0": np.zeros((48, 5))}, "theta0"), ({"weights": np.full(48, 1 / 48)}, "weights")):
         with pytest.raises(mf.ConfigError, match=name):
             mf.simulate(cfg, **kwargs)
+
+
+def test_an_interrupted_deep_run_resumes_from_its_checkpoint_bit_for_bit(tmp_path, monkeypatch):
+    """Minibatch SGD (the batch generator's state is saved too): interrupted at the 4th record,
+    resumed from the checkpoint, it ends exactly where the uninterrupted run does."""
+    cfg = _deep_cfg(architecture="resnet").updated({"flow.batch_size": 8, "record.checkpoint_seconds": 0.0})
+    whole = mf.simulate(cfg)
+    record, calls = deep_run._Records.record, []
+
+    def interrupting(self, params):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return record(self, params)
+    monkeypatch.setattr(deep_run._Records, "record", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        mf.simulate(cfg, checkpoint=tmp_path)
+    monkeypatch.setattr(deep_run._Records, "record", record)
+    resumed = mf.simulate(cfg, checkpoint=tmp_path)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    np.testing.assert_array_equal(resumed.t, whole.t)
+    for name, values in whole.observables.items():
+        np.testing.assert_array_equal(resumed.observables[name], values, err_msg=name)
+    with pytest.raises(mf.ConfigError, match="config"):
+        mf.simulate(cfg.updated({"flow.lam": 0.1}), checkpoint=tmp_path)
