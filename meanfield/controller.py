@@ -71,7 +71,7 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
     if cfg.network.depth > 1:
-        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw, checkpoint)
+        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw, checkpoint, progress)
     if theta0 is None:
         theta0 = initial_particles(cfg.network, cfg.init, rng_init)
     else:

@@ -32,6 +32,7 @@ from .deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict
 from .errors import DivergenceError
 from .interrupts import sigterm_as_interrupt
 from .problem import record_steps
+from .progress import Reporter
 from .results import Result
 
 RISK_LIMIT = 1e12          # a training risk above this is a divergence
@@ -99,10 +100,10 @@ def _batches(cfg: Config, dataset, rng_batch):
             yield dataset.X, dataset.y
 
 
-def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, folder=None) -> Result:
+def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, folder=None, progress=None) -> Result:
     """Train the deep network of ``cfg`` on ``dataset`` (``Dataset``). ``folder``: checkpoints go
     there (``checkpoint.py``: every ``record.checkpoint_seconds`` at a record, and on Ctrl-C or
-    SIGTERM), and a checkpoint found there is resumed, bit for bit."""
+    SIGTERM), and a checkpoint found there is resumed, bit for bit. ``progress``: as ``simulate``'s."""
     flow = cfg.flow
     net = network(cfg)
     params0 = net.init(rng_init)
@@ -126,6 +127,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
         if kept is not None and not checkpoint.exists(folder):
             checkpoint.save(folder, kept, cfg, data_hash)          # from the first record on, a kill loses nothing
         batches = _batches(cfg, dataset, rng_batch)
+        bar = Reporter(progress, flow.n_steps, state.done, desc="meanfield deep run")
         try:
             for target in steps[steps > state.done]:
                 while state.done < target:
@@ -133,6 +135,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
                     drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
                     state.theta = integrators.step(state.theta, drift, flow.dt, flow.integrator)
                     state.done += 1
+                    bar.update()
                 risk = records.record(net.unflatten(state.theta))["train_risk"]
                 if not (np.all(np.isfinite(state.theta)) and math.isfinite(risk) and risk <= RISK_LIMIT):
                     status = "diverged"
@@ -147,6 +150,8 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
             if kept is not None:
                 checkpoint.save(folder, kept, cfg, data_hash)
             raise
+        finally:
+            bar.close()
         if status == "diverged" and kept is not None:
             checkpoint.save(folder, kept, cfg, data_hash)              # the last finite state
     seconds = earlier + time.perf_counter() - tic
