@@ -73,6 +73,7 @@ def run(quick, out):
     for arch, color in zip(ARCHITECTURES, ("tab:red", "tab:blue")):
         ax.plot(depths, widest[arch], "o-", color=color, label=arch)
     ax.set_xlabel("depth $L$ (hidden layers)")
+    ax.set_xticks(depths)
     ax.set_ylabel(f"median relative error at m = {widths[-1]}")
     ax.set_title("the constant: grows with depth (mlp), flat (resnet)")
     ax.legend()
