@@ -35,9 +35,6 @@ from .problem import record_steps
 from .progress import Reporter
 from .results import Result
 
-RISK_LIMIT = 1e12          # a training risk above this is a divergence
-
-
 def network(cfg: Config) -> DeepNet:
     """The deep network of a config: c_sigma = 1 / E[sigma(g)^2] (Du et al.), and for resnets the
     branch factor of Du et al.'s c_res / (L sqrt(m))."""
@@ -128,6 +125,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
             checkpoint.save(folder, kept, cfg, data_hash)          # from the first record on, a kill loses nothing
         batches = _batches(cfg, dataset, rng_batch)
         bar = Reporter(progress, flow.n_steps, state.done, desc="meanfield deep run")
+        risk_limit = cfg.record.divergence_factor * max(1.0, state.records[0]["train_risk"])     # as two-layer runs
         try:
             for target in steps[steps > state.done]:
                 while state.done < target:
@@ -137,7 +135,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
                     state.done += 1
                     bar.update()
                 risk = records.record(net.unflatten(state.theta))["train_risk"]
-                if not (np.all(np.isfinite(state.theta)) and math.isfinite(risk) and risk <= RISK_LIMIT):
+                if not (np.all(np.isfinite(state.theta)) and math.isfinite(risk) and risk <= risk_limit):
                     status = "diverged"
                     message = (f"run diverged at t = {state.done * flow.dt:.6g} (step {state.done}): training risk "
                                f"{risk:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")

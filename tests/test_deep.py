@@ -250,3 +250,15 @@ def test_an_interrupted_deep_run_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
         np.testing.assert_array_equal(resumed.observables[name], values, err_msg=name)
     with pytest.raises(mf.ConfigError, match="config"):
         mf.simulate(cfg.updated({"flow.lam": 0.1}), checkpoint=tmp_path)
+
+
+def test_a_diverging_deep_run_stops_with_the_step_named():
+    """Standard parameterisation with a large step: the risk passes record.divergence_factor x
+    max(1, R(0)), the two-layer runs' limit."""
+    cfg = _deep_cfg(parameterization="standard", m=256).updated({"flow.dt": 2.0, "flow.t_end": 20.0})
+    result = mf.simulate(cfg, throw=False)
+    assert result.status == "diverged"
+    risk = result.observables["train_risk"]
+    assert risk[-1] > cfg.record.divergence_factor * max(1.0, risk[0])
+    with pytest.raises(mf.DivergenceError, match="flow.dt"):
+        mf.simulate(cfg)
