@@ -7,6 +7,7 @@ the value and what is allowed; an unknown key suggests the closest valid one.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import numbers
 import tomllib
@@ -625,10 +626,7 @@ class Config:
                 ("flow.interaction.kind", flow.interaction.kind != "none", "'none' with network.depth >= 2"),
                 ("init.symmetric", init.symmetric, "false with network.depth >= 2 (network.parameterization sets the initial law)")):
             if bad:
-                section, key = name.split(".", 1)
-                value = getattr(getattr(self, section), key) if section != "flow" or "." not in key else \
-                    getattr(getattr(flow, key.split(".")[0]), key.split(".")[1])
-                raise ConfigError.invalid(name, value, allowed)
+                raise ConfigError.invalid(name, functools.reduce(getattr, name.split("."), self), allowed)
         unknown = set(rec.diagnostics) - {"lambda_min", "kernel_change"}
         if unknown:
             raise ConfigError.invalid("record.diagnostics", list(rec.diagnostics),

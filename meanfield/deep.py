@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from .model import DEFAULT_PARAMS, activation, activation_derivative, loss_derivative
-from .parameterizations import ARCHITECTURES, PARAMETERIZATIONS
+from .parameterizations import ARCHITECTURES, PARAMETERIZATIONS, parameter_count
 
 ROW_BLOCK = 128             # rows per block of every product: fixed, so that no result depends on the threads
 _pool = threading.local()
@@ -50,8 +50,8 @@ def parallel(threads: int):
     """Products inside run their row blocks on ``threads`` threads (BLAS itself held at one)."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        _pool.executor = pool if threads > 1 else None
+    with threadpool_limits(1, user_api="blas"), (ThreadPoolExecutor(threads) if threads > 1 else nullcontext()) as pool:
+        _pool.executor = pool
         try:
             yield
         finally:
@@ -140,7 +140,7 @@ class DeepNet:
         return [std * rng.standard_normal(shape) for (_, std), shape in zip(self.scales(), self.shapes())]
 
     def size(self) -> int:
-        return sum(math.prod(shape) for shape in self.shapes())
+        return parameter_count(self.d, self.m, self.depth)
 
     def flatten(self, params) -> np.ndarray:
         """One vector (P,) of every raw parameter, layer by layer, row-major."""

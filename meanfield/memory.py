@@ -10,6 +10,7 @@ from . import _lazy, integrators
 from .config import Config
 from .problem import path, record_steps
 from .errors import ConfigError
+from .parameterizations import parameter_count
 
 _kernels = _lazy.module("meanfield._kernels")
 
@@ -36,7 +37,7 @@ def memory_terms(cfg: Config, data=None) -> dict:
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
     if net.depth > 1:                   # deep_run: parameters (and their copies), activations per layer
-        size = net.m * net.d + (net.depth - 1) * net.m ** 2 + net.m
+        size = parameter_count(net.d, net.m, net.depth)
         copies = 4 + 2 * integrators.INTEGRATORS[cfg.flow.integrator].stages
         return {"data.n": n * (p + 2) * 8, "network.m": copies * size * 8 + 5 * max(batch, n) * net.m * net.depth * 8,
                 "buffers": CHUNK_BYTES}

@@ -18,6 +18,7 @@ from . import files
 from .config import Config
 from .data import Dataset
 from .errors import ConfigError, CorruptedResultError
+from .parameterizations import parameter_count
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
@@ -142,12 +143,10 @@ class Result:
                                        parameter="weights", value=str(where))
         net = self.config.network
         if net.depth > 1:
-            from .deep_run import network
-
-            if self.theta.shape != (network(self.config).size(),):
+            size = parameter_count(net.d, net.m, net.depth)
+            if self.theta.shape != (size,):
                 raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's deep network has "
-                                           f"{network(self.config).size()} parameters", parameter="network.m",
-                                           value=str(where))
+                                           f"{size} parameters", parameter="network.m", value=str(where))
         elif self.theta.shape != (net.m, net.d + 1):
             raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
                                        f"(m, d + 1) = ({net.m}, {net.d + 1})", parameter="network.m", value=str(where))
