@@ -474,8 +474,10 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
 
 
 @_jit()
-def _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-           tangent, parallel, r, vel, work):
+def drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
+          tangent, parallel, r, vel, work):
+    """The drift of every particle on the samples ``rows`` into vel (m, d + 1) (the network's, or
+    its tangent model's at feat = theta0); r (B,) and work (``work_size``) are work buffers."""
     check_codes(act, loss)
     if parallel and not tangent and act == RELU and theta.shape[1] - 1 <= SMALL_D:
         _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
@@ -522,7 +524,7 @@ def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam
     r = np.empty(rows.shape[0])
     vel = np.empty_like(theta)
     feat = theta if theta0 is None else theta0
-    _drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params,
+    drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params,
            NO_WEIGHTS if omega is None else omega, loss, lam, mask,
            theta0 is not None, parallel, r, vel, np.empty(work_size(theta.shape[0], rows.shape[0], theta.shape[1] - 1, act)))
     return vel
@@ -581,7 +583,7 @@ def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_s
         for stage in range(b.shape[0]):
             at = theta if stage == 0 else stage_point(theta, K, a, stage, dt, noise, noise_scale, s, mask, point)
             feat = theta0 if tangent else at
-            _drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
+            drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
                    tangent, parallel, r, K[stage], work)
             energy_drift(at, mask, omega, energy, parallel, K[stage])
         update(theta, K, b, dt, noise, noise_scale, s, mask)

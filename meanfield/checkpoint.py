@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files
+from . import adaptive, files
 from .config import Config
 from .errors import ConfigError, CorruptedResultError
 
@@ -42,6 +42,7 @@ class Progress:
     snapshots: list | None
     rng_states: dict
     run_seconds: float
+    controllers: dict | None = None      # the adaptive integrator's (``adaptive.Controller``) by array name
 
 
 def exists(folder) -> bool:
@@ -68,6 +69,8 @@ def save(folder, progress: Progress, cfg: Config, data_hash: str):
         "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
         "data_hash": data_hash, "done": progress.done, "t": progress.done * cfg.flow.dt,
         "rng_states": progress.rng_states, "run_seconds": progress.run_seconds, "arrays_file": name,
+        "controllers": None if progress.controllers is None else
+        {key: ctrl.state() for key, ctrl in progress.controllers.items()},
         "arrays": specs}, indent=None)
     for old in _arrays_files(folder):
         if old.name != name:
@@ -111,7 +114,18 @@ def load(folder, cfg: Config, data_hash: str) -> Progress:
     records = [{name: float(arrays[f"obs/{name}"][k]) for name in names} for k in range(n_records)]
     snapshots = list(arrays["snapshots"]) if "snapshots" in arrays else None
     return Progress(done, arrays["theta"], arrays.get("theta_lin"), records, snapshots,
-                    values["rng_states"], values["run_seconds"])
+                    values["rng_states"], values["run_seconds"], _controllers(state.get("controllers"), where))
+
+
+def _controllers(saved, where) -> dict | None:
+    """The adaptive integrator's saved controllers, or None (fixed-step runs)."""
+    if saved is None:
+        return None
+    try:
+        return {key: adaptive.Controller.from_state(value) for key, value in saved.items()}
+    except (AttributeError, TypeError, KeyError) as exc:
+        raise CorruptedResultError(f"{where} has unreadable controllers: {exc}", parameter="controllers",
+                                   value=str(where)) from None
 
 
 def remove(folder):

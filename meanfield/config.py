@@ -31,6 +31,7 @@ SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = tuple(integrators.INTEGRATORS)
+RTOL_MIN = 1e-13            # flow.rtol: about 500 ulps, the smallest tolerance rounding lets a step meet
 POTENTIALS = tuple(energy.POTENTIALS)
 INTERACTIONS = tuple(energy.INTERACTIONS)
 ENGINES = ("auto", "fused", "blas")
@@ -389,8 +390,12 @@ class FlowConfig(_Section):
     (log), temperature / (1 + t)^schedule_power (power), or piecewise constant: schedule_values[k]
     from schedule_times[k - 1] on (schedule_values has one more entry than schedule_times).
 
-    ``integrator``: "euler" (Euler–Maruyama with noise), "heun" (stochastic Heun with noise) or
-    "rk4" (deterministic flows only), see ``integrators.py``. ``potential`` and ``interaction``:
+    ``integrator``: "euler" (Euler–Maruyama with noise), "heun" (stochastic Heun with noise),
+    "rk4" (deterministic flows only), see ``integrators.py``, or "adaptive" (deterministic flows
+    only): Dormand–Prince 5(4) with the step chosen to keep the error within ``rtol`` / ``atol``
+    (``adaptive.py``); ``dt`` is then its first trial step, and the records are at the same times;
+    ``dt_floor`` > 0: steps never shorter, taken even above the tolerance (for ReLU on samples, whose
+    drift jumps where a sample crosses a neuron's hyperplane; ``Result.stats["forced_steps"]``). ``potential`` and ``interaction``:
     the energy terms ``[flow.potential]`` and ``[flow.interaction]`` (``energy.py``).
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
@@ -415,6 +420,9 @@ class FlowConfig(_Section):
     batch_size: int = 0
     online: bool = False
     integrator: str = "euler"
+    rtol: float = 1e-6
+    atol: float = 1e-9
+    dt_floor: float = 0.0
     threads: int = 0
     engine: str = "auto"
     potential: PotentialConfig = field(default_factory=PotentialConfig)
@@ -442,6 +450,12 @@ class FlowConfig(_Section):
         self._check("batch_size", _int, 0)
         self._check("online", _bool)
         self._check("integrator", _choice, INTEGRATORS)
+        self._check("rtol", _float, 0.0, True)
+        self._check("atol", _float, 0.0)
+        self._check("dt_floor", _float, 0.0)
+        if self.rtol < RTOL_MIN or self.rtol >= 1:
+            raise ConfigError.invalid("flow.rtol", self.rtol, f"a relative tolerance in [{RTOL_MIN:g}, 1) (float64 "
+                                      "rounding makes smaller ones unreachable)")
         self._check("threads", _int, 0)
         self._check("engine", _choice, ENGINES)
         _subsection(self, "potential", PotentialConfig)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lazy, checkpoint, deep_run, memory, stepping
+from . import _lazy, adaptive, checkpoint, deep_run, integrators, memory, stepping
 from . import threads as thread_policy
 from .config import Config
 from .data import Dataset, draw, make_data, split_arrays, validate_arrays
@@ -145,6 +145,7 @@ class _Run:
     full_rows: np.ndarray        # (1, n): every training sample, the full-batch index
     threads: int
     compile_seconds: float
+    adaptive: bool               # error-controlled steps (``adaptive.py``) between the records
 
 
 def _prepare(problem: Problem, dataset) -> _Run:
@@ -163,11 +164,13 @@ def _prepare(problem: Problem, dataset) -> _Run:
     with stepping.announced_compile() as compile_clock:
         stepping.compile_kernels(problem, full_rows[:, :batch], stepper.buffers)
     return _Run(problem, dataset, record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing), stepper,
-                max(1, memory.CHUNK_BYTES // max(per_step, 1)), full_rows, threads, compile_clock())
+                max(1, memory.CHUNK_BYTES // max(per_step, 1)), full_rows, threads, compile_clock(),
+                integrators.INTEGRATORS[flow.integrator].adaptive)
 
 
-def _restore(problem: Problem, folder, data_hash, rng_noise, rng_batch) -> checkpoint.Progress:
+def _restore(run: _Run, folder, data_hash, rng_noise, rng_batch) -> checkpoint.Progress:
     """The state at the first record, or the one a checkpoint in ``folder`` saved."""
+    problem = run.problem
     if checkpoint.exists(folder):
         state = checkpoint.load(folder, problem.cfg, data_hash)
         rng_noise.bit_generator.state = state.rng_states["noise"]
@@ -177,13 +180,18 @@ def _restore(problem: Problem, folder, data_hash, rng_noise, rng_batch) -> check
     theta_lin = problem.theta0.copy() if "tangent_gap" in problem.cfg.record.diagnostics else None
     first = compute(problem, theta, theta_lin, 0.0)
     _check_overflow(problem, first["train_risk"])
+    controllers = ({name: adaptive.Controller(problem.cfg.flow.dt) for name in ("theta", "theta_lin")[:1 + (
+        theta_lin is not None)]} if run.adaptive else None)
     return checkpoint.Progress(0, theta, theta_lin, [first], [theta.copy()] if problem.cfg.record.snapshots else None,
-                               {}, 0.0)
+                               {}, 0.0, controllers)
 
 
-def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, rng_batch, bar):
-    """Draw the samples and noise of the steps up to ``target`` and take them, chunk by chunk."""
+def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, rng_batch, bar) -> str:
+    """Draw the samples and noise of the steps up to ``target`` and take them, chunk by chunk;
+    adaptive runs integrate to the time of ``target`` instead. Returns "" or why the run stalled."""
     problem = run.problem
+    if run.adaptive:
+        return _integrate_to(run, state, target, bar)
     flow = problem.cfg.flow
     m, p = state.theta.shape
     while state.done < target:
@@ -196,6 +204,26 @@ def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, r
             run.stepper(state.theta_lin, X, y, f0, idx, noise, scale, k, tangent=True)
         state.done += k
         bar.update(k)
+    return ""
+
+
+def _integrate_to(run: _Run, state: checkpoint.Progress, target: int, bar) -> str:
+    """The error-controlled flow (``adaptive.advance``) from the current record time to target * dt."""
+    problem, flow = run.problem, run.problem.cfg.flow
+    counted = problem.mask.astype(bool)
+    for name, tangent in (("theta", None), ("theta_lin", True)):
+        theta = getattr(state, name)
+        if theta is None:
+            continue
+        stalled = adaptive.advance(theta, state.done * flow.dt, target * flow.dt,
+                                   lambda at: stepping.drift(problem, at, run.stepper.buffers, tangent),
+                                   state.controllers[name], flow.rtol, flow.atol, counted, run.stepper.buffers["K"],
+                                   flow.dt_floor)
+        if stalled:
+            return stalled
+    bar.update(target - state.done)
+    state.done = target
+    return ""
 
 
 def _record(problem: Problem, state: checkpoint.Progress):
@@ -212,7 +240,7 @@ def _snapshot(state: checkpoint.Progress, rng_noise, rng_batch, seconds: float, 
     return checkpoint.Progress(state.done, state.theta.copy(), None if state.theta_lin is None else state.theta_lin.copy(),
                                list(state.records), None if state.snapshots is None else list(state.snapshots),
                                {"noise": rng_noise.bit_generator.state, "batch": rng_batch.bit_generator.state},
-                               seconds)
+                               seconds, adaptive.copied(state.controllers))
 
 
 def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> Result:
@@ -224,7 +252,8 @@ def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> 
         snapshots=np.array(state.snapshots) if state.snapshots is not None else None,
         theta=state.theta, theta0=problem.theta0, status=status, message=message,
         stats={"steps": int(state.done), "compile_seconds": run.compile_seconds, "run_seconds": seconds,
-               "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test)},
+               "threads": run.threads, "n_train": len(problem.y), "n_test": len(problem.y_test),
+               **(state.controllers["theta"].stats() if run.adaptive else {})},
         data=Dataset(problem.X, problem.y, problem.X_test, problem.y_test, problem.teacher), weights=problem.weights)
 
 
@@ -233,7 +262,7 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     run = _prepare(problem, dataset)
     data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0,
                                        *(() if problem.weights is None else (problem.weights,)))
-    state = _restore(problem, folder, data_hash, rng_noise, rng_batch)
+    state = _restore(run, folder, data_hash, rng_noise, rng_batch)
     earlier, tic = state.run_seconds, time.perf_counter()
 
     def clock():
@@ -247,9 +276,11 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
     saved.write(consistent)                  # at the first record: a kill from now on loses nothing
     try:
         for target in run.steps[run.steps > state.done]:
-            _advance_to(run, state, target, rng_noise, rng_batch, bar)
-            _record(problem, state)
-            message = _divergence(state.theta, state.records[-1]["train_risk"], risk_limit, state.done, cfg.flow.dt)
+            message = _advance_to(run, state, target, rng_noise, rng_batch, bar)
+            if not message:
+                _record(problem, state)
+                message = _divergence(state.theta, state.records[-1]["train_risk"], risk_limit, state.done,
+                                      cfg.flow.dt, run.adaptive)
             if message:
                 status = "diverged"
                 break
@@ -265,8 +296,10 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
         saved.write(consistent)              # the last finite state
     result = _result(run, state, status, message, clock())
     if status == "diverged" and throw:
-        raise DivergenceError(message, time=state.done * cfg.flow.dt, result=result, parameter="flow.dt",
-                              value=cfg.flow.dt, allowed="a smaller time step")
+        parameter, allowed = (("flow.rtol", "a tolerance the flow can be followed to, or a flow that stays finite")
+                              if run.adaptive else ("flow.dt", "a smaller time step"))
+        raise DivergenceError(message, time=state.done * cfg.flow.dt, result=result, parameter=parameter,
+                              value=getattr(cfg.flow, parameter[5:]), allowed=allowed)
     return result
 
 
@@ -305,12 +338,14 @@ class _Checkpoints:
         self.done, self.clock = progress.done, time.perf_counter()
 
 
-def _divergence(theta, risk, limit, done, dt) -> str:
+def _divergence(theta, risk, limit, done, dt, adaptive_steps=False) -> str:
     """A message if the particles or the risk are not finite or the risk exceeds the limit, else ""."""
     if np.all(np.isfinite(theta)) and math.isfinite(risk) and risk <= limit:
         return ""
     reason = ("particles or risk not finite" if not (math.isfinite(risk) and np.all(np.isfinite(theta)))
               else f"training risk {risk:.3g} > {limit:.3g}")
+    if adaptive_steps:             # the error-controlled flow itself diverges: no step size is to blame
+        return f"run diverged at t = {done * dt:.6g}: {reason} (flow.integrator = 'adaptive')"
     return f"run diverged at t = {done * dt:.6g} (step {done}): {reason}; try a smaller flow.dt, e.g. {dt / 4:.3g}"
 
 

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from . import checkpoint, integrators, model
+from . import adaptive, checkpoint, integrators, model
 from . import threads as thread_policy
 from .config import Config
 from .data import draw
@@ -108,6 +108,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
     data_hash = checkpoint.arrays_hash(dataset.X, dataset.y, dataset.X_test, dataset.y_test, theta0)
     steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     batch = flow.batch_size or len(dataset.y)
+    method = integrators.INTEGRATORS[flow.integrator]
     threads = thread_policy.choose(flow.threads, batch * net.size(), thread_policy.usable_cpus())
     status, message = "completed", ""
     with parallel(threads), np.errstate(over="ignore", invalid="ignore"), sigterm_as_interrupt(folder is not None):
@@ -118,7 +119,8 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
             records.rows = state.records           # the records so far, one list
         else:
             records.record(params0)
-            state = checkpoint.Progress(0, theta0.copy(), None, records.rows, None, {}, 0.0)
+            state = checkpoint.Progress(0, theta0.copy(), None, records.rows, None, {}, 0.0,
+                                        {"theta": adaptive.Controller(flow.dt)} if method.adaptive else None)
         earlier, tic, saved = state.run_seconds, time.perf_counter(), time.perf_counter()
         kept = _kept(state, rng_batch, earlier, folder)
         if kept is not None and not checkpoint.exists(folder):
@@ -128,6 +130,16 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
         risk_limit = cfg.record.divergence_factor * max(1.0, state.records[0]["train_risk"])     # as two-layer runs
         try:
             for target in steps[steps > state.done]:
+                if method.adaptive:              # full batch: the error-controlled flow to target * dt
+                    X, y = next(batches)
+                    drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
+                    message = adaptive.advance(state.theta, state.done * flow.dt, target * flow.dt, drift,
+                                               state.controllers["theta"], flow.rtol, flow.atol, dt_floor=flow.dt_floor)
+                    if message:
+                        status = "diverged"
+                        break
+                    bar.update(target - state.done)
+                    state.done = target
                 while state.done < target:
                     X, y = next(batches)
                     drift = lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
@@ -138,7 +150,7 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
                 if not (np.all(np.isfinite(state.theta)) and math.isfinite(risk) and risk <= risk_limit):
                     status = "diverged"
                     message = (f"run diverged at t = {state.done * flow.dt:.6g} (step {state.done}): training risk "
-                               f"{risk:.3g}; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}")
+                               f"{risk:.3g}" + ("" if method.adaptive else f"; try a smaller flow.dt, e.g. {flow.dt / 4:.3g}"))
                     break
                 kept = _kept(state, rng_batch, earlier + time.perf_counter() - tic, folder)
                 if folder is not None and time.perf_counter() - saved >= cfg.record.checkpoint_seconds:
@@ -155,11 +167,14 @@ def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, fold
     seconds = earlier + time.perf_counter() - tic
     result = Result(cfg, steps[:len(records.rows)] * flow.dt, records.observables(), None, state.theta, theta0, status,
                     message, {"steps": state.done, "run_seconds": seconds, "compile_seconds": 0.0, "threads": threads,
-                              "parameters": net.size(), "n_train": len(dataset.y), "n_test": len(dataset.y_test)},
+                              "parameters": net.size(), "n_train": len(dataset.y), "n_test": len(dataset.y_test),
+                              **(state.controllers["theta"].stats() if method.adaptive else {})},
                     dataset)
     if status == "diverged" and throw:
-        raise DivergenceError(message, time=state.done * flow.dt, result=result, parameter="flow.dt", value=flow.dt,
-                              allowed="a smaller time step")
+        parameter, allowed = (("flow.rtol", "a tolerance the flow can be followed to, or a flow that stays finite")
+                              if method.adaptive else ("flow.dt", "a smaller time step"))
+        raise DivergenceError(message, time=state.done * flow.dt, result=result, parameter=parameter,
+                              value=getattr(flow, parameter[5:]), allowed=allowed)
     return result
 
 
@@ -168,4 +183,4 @@ def _kept(state, rng_batch, seconds, folder):
     if folder is None:
         return None
     return checkpoint.Progress(state.done, state.theta.copy(), None, list(state.records), None,
-                               {"batch": rng_batch.bit_generator.state}, seconds)
+                               {"batch": rng_batch.bit_generator.state}, seconds, adaptive.copied(state.controllers))

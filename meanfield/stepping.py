@@ -176,6 +176,29 @@ def _advance_population(problem, theta, noise, scale, k, buffers):
     integrate(problem, theta, noise, scale, k, buffers, drift)
 
 
+def drift(problem, theta, buffers, tangent=None) -> np.ndarray:
+    """The full-batch drift at theta, energy terms included, as a new (m, d + 1) array: every
+    training sample (or the exact population risk) on the run's path; what ``adaptive.advance``
+    integrates. ``tangent``: the tangent model's (default: the config's)."""
+    cfg = problem.cfg
+    tangent = cfg.network.linearized if tangent is None else tangent
+    out = np.empty_like(theta)
+    if problem.exact:
+        out[:] = population.population_velocity(theta, problem.teacher, cfg.network, cfg.flow,
+                                                cfg.data.teacher_activation, compiled=True, inputs=cfg.data.inputs,
+                                                weights=problem.weights)
+    elif problem.path == "blas" and not tangent:
+        blas_drift(problem, theta, problem.X, problem.y, problem.f0, buffers, out)
+    else:
+        _kernels.drift(theta, problem.theta0 if tangent else theta, problem.X, problem.y, problem.f0,
+                       np.arange(len(problem.y), dtype=np.int64), problem.out_scale, problem.vel_scale, problem.act,
+                       cfg.network.activation_params, problem.omega, problem.loss, cfg.flow.lam, problem.mask,
+                       tangent, True, buffers["r"], out, buffers["work"])
+    if energy.active(cfg.flow):
+        _kernels.energy_drift(theta, problem.mask, problem.omega, problem.energy, True, out)
+    return out
+
+
 class Stepper:
     """A run's steps as one callable (what ``simulate`` runs, for benchmarks and tests):
     ``Stepper(problem, batch)(theta, X, y, f0, idx, noise, scale, k)`` moves theta in place."""
