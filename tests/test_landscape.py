@@ -1,0 +1,164 @@
+"""meanfield.landscape: the Hessian, the Newton polish to critical points and their labels, and the
+certificate of global optimality from the first variation psi."""
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield import landscape as L
+
+K0 = 3
+
+
+def safran_shamir(m, t_end=200.0):
+    """Safran & Shamir's model: sum_i relu(w_i . x) (lazy scaling, a = sqrt(m) fixed), teacher of
+    K0 orthonormal neurons, x ~ N(0, I_K0), exact population risk."""
+    return mf.Config(seed=0, network={"m": m, "d": K0, "scaling": "lazy", "train": "hidden"},
+                     init={"w_scale": 1 / np.sqrt(K0), "a_law": "constant", "a_scale": float(np.sqrt(m))},
+                     data={"kind": "population", "teacher_m0": K0, "teacher_orthonormal": True},
+                     flow={"dt": 0.05, "t_end": t_end, "integrator": "adaptive", "rtol": 1e-10},
+                     record={"n_records": 2})
+
+
+def teacher_of(cfg):
+    return mf.simulate(cfg.updated({"flow.t_end": 0.05, "flow.integrator": "euler"}))
+
+
+def random_features(lam, t_end):
+    return mf.Config(seed=1, network={"m": 12, "d": 3, "train": "output"}, data={"n": 40},
+                     flow={"dt": 0.1, "t_end": t_end, "lam": lam, "integrator": "adaptive", "rtol": 1e-11},
+                     record={"n_records": 2})
+
+
+def test_the_hessian_of_a_quadratic_objective_is_exact_to_its_stated_error():
+    """Output-layer training: J is quadratic in a, with Hessian Phi^T Phi / (m^2 n) + lam / m."""
+    res = mf.simulate(random_features(0.05, 0.1))
+    land = L.Landscape.of(res)
+    H, error = land.hessian(res.theta)
+    X, m = res.data.X, res.theta.shape[0]
+    Phi = np.maximum(X @ res.theta[:, :3].T, 0.0)
+    exact = Phi.T @ Phi / (m * m * len(X)) + 0.05 / m * np.eye(m)
+    np.testing.assert_allclose(H, exact, rtol=0, atol=1e-9 * np.max(np.abs(exact)))
+    assert error < 1e-8 * np.max(np.abs(exact))
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_psi_is_the_first_variation_whose_gradient_moves_the_particles(exact):
+    """m grad_{theta_i} J = grad psi(theta_i) (central differences of psi), with lam > 0."""
+    cfg = mf.Config(seed=3, network={"m": 7, "d": 3}, data={"n": 25}, flow={"dt": 0.05, "t_end": 0.5, "lam": 0.1},
+                    record={"n_records": 2})
+    if exact:
+        cfg = cfg.updated({"data.kind": "population", "data.teacher_m0": 2})
+    res = mf.simulate(cfg)
+    land = L.Landscape.of(res)
+    theta, h = res.theta, 1e-6
+    numeric = np.zeros_like(theta)
+    for k in range(theta.shape[1]):
+        step = np.zeros_like(theta)
+        step[:, k] = h
+        numeric[:, k] = (L.first_variation(land, theta, theta + step) - L.first_variation(land, theta, theta - step)) / (2 * h)
+    np.testing.assert_allclose(numeric, theta.shape[0] * land.gradient(theta), rtol=1e-6, atol=1e-9)
+
+
+def test_the_rescaling_and_duplicate_directions_are_flat_at_a_critical_point():
+    """Both layers trained, mean-field, student = teacher (a global minimum) with one neuron split
+    in two: H s = 0 for the per-neuron rescalings and the output-weight split."""
+    cfg = mf.Config(seed=0, network={"m": 4, "d": K0}, data={"kind": "population", "teacher_m0": K0},
+                    flow={"dt": 0.05, "t_end": 0.05}, record={"n_records": 2})
+    res = mf.simulate(cfg)
+    U, c = res.teacher[:, :K0], res.teacher[:, K0]
+    theta = np.vstack([np.hstack([U, 4 * c[:, None]]), np.hstack([U[:1], [[0.0]]])])
+    theta[0, K0], theta[3, K0] = 4 * c[0] * 0.3, 4 * c[0] * 0.7            # neuron 0 split between rows 0 and 3
+    land = L.Landscape.of(res)
+    np.testing.assert_allclose(land.gradient(theta), 0.0, atol=1e-13)
+    H, error = land.hessian(theta)
+    S = land.symmetries(theta)
+    assert len(S) == 4 + 1
+    assert error < 1e-5 * np.max(np.abs(H))       # the ReLU kernel is not smooth at parallel neurons: 1e-6
+    np.testing.assert_allclose(S @ H, 0.0, atol=10 * error)       # to the Hessian's stated error
+    point = L.polish(land, theta)
+    assert point.symmetries == 5
+    assert point.label == "degenerate" or point.spectrum[0] > -1e-8
+    assert L.certificate(land, theta).certified
+
+
+def test_a_student_equal_to_the_teacher_is_certified_global():
+    cfg = safran_shamir(K0)
+    res = teacher_of(cfg)
+    theta = res.theta.copy()
+    theta[:, :K0] = res.teacher[:, :K0]
+    cert = L.certificate(res, theta)
+    assert cert.certified
+    assert abs(cert.min_psi) < 1e-12 * cert.scale
+
+
+def test_a_student_missing_a_teacher_neuron_is_refused_with_the_birth_direction_at_it():
+    """Two students started near teacher neurons 1 and 2 of three, trained and polished to the
+    critical point (|grad J| <= 1e-12): psi < 0 somewhere, and its minimiser is within 40 degrees
+    of the missing third teacher neuron (measured: 36.7), farther from the others (115)."""
+    cfg = safran_shamir(2)
+    U = teacher_of(cfg).teacher[:, :K0]
+    rng = np.random.default_rng(0)
+    theta0 = np.hstack([U[:2] + 0.1 * rng.standard_normal((2, K0)), np.full((2, 1), np.sqrt(2))])
+    res = mf.simulate(cfg, theta0=theta0)
+    land = L.Landscape.of(res)
+    point = L.polish(land, res.theta)
+    assert point.gradient_norm <= 1e-12
+    assert point.label in ("strict saddle", "local minimum")
+    cert = L.certificate(land, point.theta)
+    assert not cert.certified
+    assert cert.min_psi < -0.05 * cert.scale
+    angles = np.degrees(np.arccos(np.clip(U @ cert.direction[:K0], -1, 1)))
+    assert angles[2] < 40.0
+    assert angles[2] < angles[:2].min()
+
+
+def test_symmetric_students_stop_at_a_strict_saddle():
+    """Two identical students stay identical under the flow; polished, their critical point is a
+    strict saddle (splitting them lowers J)."""
+    cfg = safran_shamir(2)
+    U = teacher_of(cfg).teacher[:, :K0]
+    theta0 = np.hstack([np.tile(U[0] + 0.3 * U[1], (2, 1)), np.full((2, 1), np.sqrt(2))])
+    res = mf.simulate(cfg, theta0=theta0)
+    point = L.polish(L.Landscape.of(res), res.theta)
+    assert point.gradient_norm <= 1e-12
+    assert point.label == "strict saddle"
+    assert point.spectrum[0] < -0.1
+
+
+def test_the_random_feature_bound_holds_and_the_converged_run_is_the_convex_optimum():
+    """Output layer only, lam > 0: J is a strictly convex quadratic in a whose minimum scipy finds;
+    early in the run 0 <= J - J* <= gap_bound, and at convergence the run is certified at J*."""
+    from scipy.optimize import minimize
+
+    lam = 0.05
+    early, late = mf.simulate(random_features(lam, 0.5)), mf.simulate(random_features(lam, 400.0))
+    land = L.Landscape.of(early)
+    theta = early.theta.copy()
+
+    def J(a):
+        theta[:, -1] = a
+        return land.objective(theta)
+
+    def grad(a):
+        theta[:, -1] = a
+        return land.gradient(theta)[:, -1]
+    best = minimize(J, np.zeros(len(theta)), jac=grad, method="BFGS", options={"gtol": 1e-13})
+    J_star = best.fun
+    gap = land.objective(early.theta) - J_star
+    cert = L.certificate(land, early.theta)
+    assert 0 < gap <= cert.gap_bound
+    assert not cert.certified
+    final = L.certificate(land, late.theta)
+    np.testing.assert_allclose(land.objective(late.theta), J_star, rtol=1e-10)
+    assert final.gap_bound < 1e-9
+    assert final.certified
+
+
+def test_the_certificate_refuses_what_it_cannot_decide():
+    cfg = mf.Config(network={"m": 5, "d": 2, "activation": "tanh"}, data={"n": 10}, flow={"t_end": 0.01},
+                    record={"n_records": 2})
+    with pytest.raises(mf.ConfigError, match="network.activation"):
+        L.certificate(mf.simulate(cfg))
+    deep = mf.simulate(cfg.updated({"network.depth": 2}))
+    with pytest.raises(mf.ConfigError, match="network.depth"):
+        L.Landscape.of(deep)
