@@ -4,9 +4,11 @@ The particles follow d theta_i / dt = -c grad_{theta_i} J (docs/conventions.md),
 plus the penalty (``model.objective``). Here, for a run's model and data (samples or the exact
 population risk), with theta (m, d + 1) and only the trained coordinates counted (P of them):
 
-- ``gradient``, ``hessian``: grad J (m, d + 1) from the NumPy twins, and its Jacobian (P, P) by
-  central differences of that exact gradient, symmetrised, with its error estimated by
-  Richardson (steps eps and 2 eps; reported, typically 1e-9 relative).
+- ``gradient``, ``hessian``: grad J (m, d + 1) from the NumPy twins, and its Hessian (P, P):
+  exact on samples (Gauss–Newton term plus the loss' times each neuron's second derivatives;
+  between ReLU's kinks, where sigma'' = 0), and for the population risk central differences of
+  the exact gradient, with the error estimated by Richardson (steps eps and 2 eps: 1e-9 relative
+  for smooth kernels, 1e-6 where neurons are parallel, where the ReLU kernel is not smooth).
 - ``polish``: Newton steps from a trained state to the nearby critical point (saddle or minimum:
   Newton does not prefer either) until |grad J| <= gtol, on the complement of the symmetry
   directions, where J is flat (per-neuron rescaling (w, a) -> (c w, a / c) of a 1-homogeneous
@@ -91,8 +93,45 @@ class Landscape:
 
     def hessian(self, theta, eps: float = 1e-5) -> tuple[np.ndarray, float]:
         """(H, error): the Hessian of J in the trained coordinates (P, P), ordered particle by
-        particle, by central differences of ``gradient`` at steps eps; error: max |H_eps - H_2eps| / 3,
-        the Richardson estimate of H's error."""
+        particle. On samples without energy terms, exact (``_sample_hessian``; error: 100 ulps of
+        |H|); otherwise central differences of ``gradient`` at steps eps, with error
+        max |H_eps - H_2eps| / 3, the Richardson estimate."""
+        if not self.exact and not energy.active(self.cfg.flow):
+            H = self._sample_hessian(theta)
+            return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H)))
+        return self.differenced_hessian(theta, eps)
+
+    def _sample_hessian(self, theta) -> np.ndarray:
+        """The exact Hessian of J on samples: (1/n) sum_k [loss''_k g_k g_k^T + loss'_k D^2 f_k] plus
+        the weight decay, g_k = grad f(x_k), D^2 f_k block-diagonal over neurons,
+        s [[a sigma''(z) x x^T, sigma'(z) x], [sigma'(z) x^T, 0]] (sigma'' = 0 between ReLU kinks)."""
+        net, flow = self.cfg.network, self.cfg.flow
+        m, p = theta.shape
+        d, X, y = p - 1, self.X, self.y
+        act, loss = activations.activation(net.activation), activations.loss(flow.loss)
+        params = net.activation_params
+        s = output_scale(m, net.scaling, net.alpha)
+        W, a = theta[:, :d], theta[:, d]
+        Z = X @ W.T                                                            # (n, m)
+        f = s * act.value(Z, params) @ a
+        d1, d2 = loss.derivative(f, y) / len(y), loss.second(f, y) / len(y)     # (n,)
+        S1, S2 = act.derivative(Z, params), act.second(Z, params)
+        G = np.concatenate([s * (a * S1)[:, :, None] * X[:, None, :], s * act.value(Z, params)[:, :, None]],
+                           axis=2)                                             # (n, m, d + 1): grad f_k
+        G = G[:, :, self.free].reshape(len(y), -1)
+        H = G.T @ (d2[:, None] * G)
+        free = np.nonzero(self.free)[0]
+        for i in range(m):
+            block = np.zeros((p, p))
+            block[:d, :d] = s * a[i] * (X.T * (d1 * S2[:, i])) @ X
+            block[:d, d] = block[d, :d] = s * (d1 * S1[:, i]) @ X
+            q = len(free)
+            H[i * q:(i + 1) * q, i * q:(i + 1) * q] += block[np.ix_(free, free)]
+        H += flow.lam / time_factor(m, net.scaling, net.alpha) * np.eye(len(H))
+        return (H + H.T) / 2
+
+    def differenced_hessian(self, theta, eps: float = 1e-5) -> tuple[np.ndarray, float]:
+        """(H, error) by central differences of ``gradient`` at steps eps; error: max |H_eps - H_2eps| / 3."""
         def at(step):
             cols = []
             for i, k in zip(*np.nonzero(np.broadcast_to(self.free, theta.shape))):
@@ -248,6 +287,11 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
     if energy.active(cfg.flow):
         raise ConfigError.invalid("flow.potential / flow.interaction", "set", "none for the certificate (psi "
                                   "would depend on mu through the interaction)")
+    if cfg.flow.lam > 0 and net.train == "both" and q > 1:
+        raise ConfigError.invalid("flow.lam", cfg.flow.lam, f"0 for the certificate of a {net.activation} network "
+                                  f"with both layers trained (psi's risk part is {q + 1}-homogeneous, the weight "
+                                  "decay 2-homogeneous: far-out neurons of vanishing mass lower J without bound, "
+                                  "so no measure is certified)")
     free = land.free
     m = theta.shape[0]
     C = output_scale(m, net.scaling, net.alpha) * m
@@ -307,3 +351,19 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
     else:
         certified = min_psi >= -tol * scale
     return Certificate(min_psi, direction, bool(certified), scale, mean_psi, gap)
+
+
+VERDICTS = {"local minimum": "trapped", "strict saddle": "saddle", "degenerate": "degenerate"}
+CRITICAL = 1e-10          # |grad J| at which a polished point counts as critical
+
+
+def verdict(result, tol: float = 1e-6) -> tuple[str, CriticalPoint, Certificate]:
+    """Where a run stopped: ``polish`` from its final particles, then ``certificate`` there.
+    "global" (certified), else by the Hessian "trapped" (a local minimum), "saddle" or
+    "degenerate", or "unresolved" when Newton did not reach |grad J| <= CRITICAL."""
+    land = Landscape.of(result)
+    point = polish(land, result.theta)
+    cert = certificate(land, point.theta, tol)
+    if cert.certified:
+        return "global", point, cert
+    return (VERDICTS[point.label] if point.gradient_norm <= CRITICAL else "unresolved"), point, cert

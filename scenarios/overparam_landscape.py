@@ -10,22 +10,23 @@ Setting of the paper: x ~ N(0, I_d) with d = k0, teacher sum_j relu(v_j . x) wit
 v_j, student sum_i relu(w_i . x) with its output weights fixed at +1 and only the hidden layer
 trained, w_i ~ N(0, I / d), exact population risk, plain gradient flow (here: the lazy
 parameterisation with a_i = sqrt(k) fixed, which is exactly that model and that flow; Euler steps
-dt = 0.05 up to T). A run is classified by its own numbers: "global" when its risk at T is below
-1e-5 of its initial risk (or zero to round-off), "trapped" when its risk is above 1e-3 of it and
-fell by less than 1 % over the last half of the horizon (a stationary point of positive risk),
-"slow" otherwise.
+dt = 0.05 up to T). A run is labelled by the landscape where it stopped (``landscape.verdict``):
+Newton steps polish it to the nearby critical point, and the mean-field certificate (psi >= 0 on
+the unit sphere) calls it "global"; otherwise its Hessian calls it "trapped" (a local minimum),
+"saddle" or "degenerate", or "unresolved" if Newton found no critical point.
 """
 import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
+from meanfield import landscape
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 SETTING = "d = k0 = 4-12, population risk, k = k0 and 2 k0, 12 seeds (full mode)"
 QUICK = {"k0s": [10], "seeds": 8, "t_end": 400.0}
 FULL = {"k0s": [4, 6, 8, 10, 12], "seeds": 12, "t_end": 500.0}
-GLOBAL, TRAPPED, STALLED = 1e-5, 1e-3, 0.01
+LABELS = ("trapped", "saddle", "degenerate", "unresolved")       # the non-global verdicts, stacked
 FACTORS = (1, 2)
 ROUND_OFF = 1e-15        # |R(T) / R(0)| below this is zero to round-off (the closed form can be -1e-16)
 COLORS = {1: "tab:red", 2: "tab:blue"}
@@ -41,33 +42,36 @@ def config(k0, k, seed, t_end):
         record={"n_records": 41, "spacing": "linear", "snapshots": False})
 
 
-def classify(final, decrease):
-    return np.where(final < GLOBAL, "global", np.where((final > TRAPPED) & (decrease < STALLED), "trapped", "slow"))
-
-
 def run(quick, out):
     size = QUICK if quick else FULL
     k0s = np.array(size["k0s"])
     final = {f: np.zeros((len(k0s), size["seeds"])) for f in FACTORS}
-    decrease = {f: np.zeros_like(final[f]) for f in FACTORS}
+    label = {f: np.empty((len(k0s), size["seeds"]), dtype=object) for f in FACTORS}
+    psi = {f: np.zeros((len(k0s), size["seeds"])) for f in FACTORS}
+    lam_min = {f: np.zeros((len(k0s), size["seeds"])) for f in FACTORS}
     for f in FACTORS:
         for a, k0 in enumerate(k0s):
             for seed in range(size["seeds"]):
-                risk = mf.simulate(config(int(k0), f * int(k0), seed, size["t_end"])).observables["train_risk"]
+                res = mf.simulate(config(int(k0), f * int(k0), seed, size["t_end"]))
+                risk = res.observables["train_risk"]
                 final[f][a, seed] = risk[-1] / risk[0]
-                decrease[f][a, seed] = 1 - risk[-1] / risk[len(risk) // 2] if abs(risk[len(risk) // 2]) > 0 else 1.0
-    label = {f: classify(final[f], decrease[f]) for f in FACTORS}
-    fraction = {f: {c: np.mean(label[f] == c, axis=1) for c in ("global", "slow", "trapped")} for f in FACTORS}
+                label[f][a, seed], point, cert = landscape.verdict(res)
+                psi[f][a, seed], lam_min[f][a, seed] = cert.min_psi / cert.scale, point.spectrum[0]
+    fraction = {f: {c: np.mean(label[f] == c, axis=1) for c in ("global",) + LABELS} for f in FACTORS}
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
+    x_of = {}
     width = 0.38
     for j, f in enumerate(FACTORS):
         name = "k = k0" if f == 1 else f"k = {f} k0"
         x = np.arange(len(k0s)) + (j - 0.5) * width
-        axes[0].bar(x, fraction[f]["trapped"], width, color=COLORS[f], label=f"{name}: trapped")
-        axes[0].bar(x, fraction[f]["slow"], width, bottom=fraction[f]["trapped"], color=COLORS[f], alpha=0.35,
-                    label=f"{name}: slow")
+        bottom = np.zeros(len(k0s))
+        for shade, which in zip((1.0, 0.55, 0.3, 0.15), LABELS):
+            axes[0].bar(x, fraction[f][which], width, bottom=bottom, color=COLORS[f], alpha=shade,
+                        label=f"{name}: {which}" if fraction[f][which].any() else None)
+            bottom += fraction[f][which]
         jitter = np.linspace(-0.12, 0.12, size["seeds"])
+        x_of[f] = x
         for a in range(len(k0s)):
             shown = np.maximum(final[f][a], ROUND_OFF)
             axes[1].semilogy(x[a] + jitter, shown, "o", color=COLORS[f], ms=4, alpha=0.8,
@@ -77,31 +81,39 @@ def run(quick, out):
         ax.set_xlabel("teacher width $k_0$ (= input dimension d)")
     axes[0].set_ylabel(f"fraction of {size['seeds']} random initialisations")
     axes[0].set_ylim(0, 1.05)
-    axes[0].set_title("runs not at the global minimum at T (the rest are global)")
+    axes[0].set_title("runs not certified global, by their critical point (the rest are certified)")
     axes[0].legend(fontsize=8)
-    axes[1].axhline(TRAPPED, color="k", ls=":", lw=1, label=f"trapped above {TRAPPED:g} (if stalled)")
-    axes[1].axhline(GLOBAL, color="k", ls="--", lw=1, label=f"global below {GLOBAL:g}")
     axes[1].axhline(ROUND_OFF, color="0.5", lw=0.8, label=f"zero to round-off (|R| < {ROUND_OFF:g}), drawn here")
     axes[1].set_ylabel(r"$R(\theta_T) / R(\theta_0)$, each run")
     axes[1].set_title("trapped runs hold ~1e-3 to 1e-2 of the risk")
+    for f in FACTORS:
+        for a in range(len(k0s)):
+            for seed in np.nonzero(label[f][a] != "global")[0]:
+                axes[1].annotate(label[f][a, seed], (x_of[f][a] + jitter[seed], max(final[f][a, seed], ROUND_OFF)),
+                                 fontsize=6, rotation=45)
     axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)   # below: hides no run
     fig.suptitle(f"Safran & Shamir's setting (outputs fixed at +1, hidden layer trained, orthonormal teacher): "
-                 f"k = k0 is sometimes trapped, k = 2 k0 never (T = {size['t_end']:g})")
+                 f"k = k0 is sometimes trapped at a local minimum the certificate rejects, k = 2 k0 always certified "
+                 f"global (T = {size['t_end']:g})", fontsize=10)
     fig.tight_layout()
+    trapped = label[1] == "trapped"
     claims = [
-        claim("k = 2 k0: every run reaches the global minimum, at every k0", "global fraction at k = 2 k0",
+        claim("k = 2 k0: every run is certified global, at every k0", "certified fraction at k = 2 k0",
               fraction[2]["global"], ">=", 1.0),
-        claim(f"k = k0: some runs are trapped at a spurious minimum at k0 = {k0s[-1]}",
+        claim(f"k = k0: some runs are trapped at a spurious local minimum at k0 = {k0s[-1]}",
               f"trapped fraction at k = k0 = {k0s[-1]}", fraction[1]["trapped"][-1], ">", 0.0),
-        claim("k = k0: the trapped runs are stationary (risk fell by under 1 % over the last half)",
-              "relative decrease over [T/2, T] of trapped runs (k = k0)",
-              decrease[1][label[1] == "trapped"], "<", STALLED),
+        claim("the trapped runs are local minima (smallest Hessian eigenvalue > 0) the certificate rejects",
+              "min psi / scale of trapped runs (k = k0)", psi[1][trapped], "<", -1e-3),
+        claim("... and their smallest Hessian eigenvalue is positive", "lambda_min of trapped runs (k = k0)",
+              lam_min[1][trapped], ">", 0.0),
+        claim("certified runs are at zero risk", "R(T) / R(0) of certified runs",
+              np.concatenate([final[f][label[f] == "global"] for f in FACTORS]), "<", 1e-4),
     ]
-    numbers = {"k0s": k0s, "thresholds": {"global": GLOBAL, "trapped": TRAPPED, "stalled": STALLED},
-               "fractions": {f"k = {f} k0": fraction[f] for f in FACTORS},
-               "labels": {f"k = {f} k0": label[f] for f in FACTORS},
+    numbers = {"k0s": k0s, "fractions": {f"k = {f} k0": fraction[f] for f in FACTORS},
+               "labels": {f"k = {f} k0": label[f].tolist() for f in FACTORS},
                "final_relative_risk": {f"k = {f} k0": final[f] for f in FACTORS},
-               "relative_decrease_last_half": {f"k = {f} k0": decrease[f] for f in FACTORS}}
+               "psi_min_over_scale": {f"k = {f} k0": psi[f] for f in FACTORS},
+               "hessian_lambda_min": {f"k = {f} k0": lam_min[f] for f in FACTORS}}
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(k0s[0]), int(k0s[0]), 0, size["t_end"]),
                  "numbers": numbers, "claims": claims}
 

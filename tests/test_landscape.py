@@ -41,6 +41,23 @@ def test_the_hessian_of_a_quadratic_objective_is_exact_to_its_stated_error():
     assert error < 1e-8 * np.max(np.abs(exact))
 
 
+@pytest.mark.parametrize("activation, loss, train", [("tanh", "squared", "both"), ("softplus", "logistic", "both"),
+                                                     ("erf", "squared", "hidden"), ("relu", "squared", "both"),
+                                                     ("quadratic", "squared", "output")])
+def test_the_exact_sample_hessian_is_the_jacobian_of_the_exact_gradient(activation, loss, train):
+    """Against central differences of the gradient, within their Richardson error (ReLU: no sample
+    on a kink, where sigma'' = 0)."""
+    cfg = mf.Config(seed=3, network={"m": 6, "d": 3, "activation": activation, "train": train}, data={"n": 25},
+                    flow={"dt": 0.05, "t_end": 0.5, "lam": 0.1, "loss": loss}, record={"n_records": 2})
+    res = mf.simulate(cfg)
+    land = L.Landscape.of(res)
+    H, _ = land.hessian(res.theta)
+    differenced, error = land.differenced_hessian(res.theta)
+    assert error < 1e-9 * np.max(np.abs(H))
+    np.testing.assert_allclose(H, differenced, rtol=0, atol=max(3 * error, 1e-10 * np.max(np.abs(H))))
+    np.testing.assert_array_equal(H, H.T)
+
+
 @pytest.mark.parametrize("exact", [False, True])
 def test_psi_is_the_first_variation_whose_gradient_moves_the_particles(exact):
     """m grad_{theta_i} J = grad psi(theta_i) (central differences of psi), with lam > 0."""
@@ -110,6 +127,9 @@ def test_a_student_missing_a_teacher_neuron_is_refused_with_the_birth_direction_
     angles = np.degrees(np.arccos(np.clip(U @ cert.direction[:K0], -1, 1)))
     assert angles[2] < 40.0
     assert angles[2] < angles[:2].min()
+    label, polished, _ = L.verdict(res)
+    assert label == L.VERDICTS[point.label]
+    np.testing.assert_array_equal(polished.theta, point.theta)
 
 
 def test_symmetric_students_stop_at_a_strict_saddle():
@@ -159,6 +179,9 @@ def test_the_certificate_refuses_what_it_cannot_decide():
                     record={"n_records": 2})
     with pytest.raises(mf.ConfigError, match="network.activation"):
         L.certificate(mf.simulate(cfg))
+    quadratic = mf.simulate(cfg.updated({"network.activation": "quadratic", "flow.lam": 1e-3}))
+    with pytest.raises(mf.ConfigError, match="flow.lam"):        # 3-homogeneous psi, 2-homogeneous decay
+        L.certificate(quadratic)
     deep = mf.simulate(cfg.updated({"network.depth": 2}))
     with pytest.raises(mf.ConfigError, match="network.depth"):
         L.Landscape.of(deep)
