@@ -9,12 +9,13 @@ population risk), with theta (m, d + 1) and only the trained coordinates counted
   between ReLU's kinks, where sigma'' = 0), and for the population risk central differences of
   the exact gradient, with the error estimated by Richardson (steps eps and 2 eps: 1e-9 relative
   for smooth kernels, 1e-6 where neurons are parallel, where the ReLU kernel is not smooth).
-- ``polish``: Newton steps from a trained state to the nearby critical point (saddle or minimum:
-  Newton does not prefer either) until |grad J| <= gtol, on the complement of the symmetry
-  directions, where J is flat (per-neuron rescaling (w, a) -> (c w, a / c) of a 1-homogeneous
+- ``polish``: Levenberg–Marquardt steps on grad J = 0 (Newton's near the end: it does not prefer
+  saddles or minima) from a trained state to the nearby critical point until |grad J| <= gtol,
+  on the complement of the symmetry
+  directions, where J is flat (per-neuron rescaling (w, a) -> (c w, a / c^q) of a q-homogeneous
   activation with both layers trained and lam = 0; moving output weight between two neurons
-  with the same w); the reduced Hessian's spectrum labels it "strict saddle", "local minimum" or
-  "degenerate".
+  with the same w; the O(p, q) mixing of neurons of the quadratic activation); the reduced
+  Hessian's spectrum labels it "strict saddle", "local minimum" or "degenerate".
 - ``certificate``: in the mean-field picture J is convex in the measure mu = (1/m) sum delta_i,
   and mu is a global minimiser iff its first variation
 
@@ -40,6 +41,7 @@ from .scaling import output_scale, time_factor
 
 DESIGN_POINTS = 2 ** 14
 REFINED = 8
+STALL = 10                # polish stops when |grad J| has not halved in this many steps
 
 
 @dataclass(frozen=True)
@@ -145,26 +147,34 @@ class Landscape:
         return H, float(np.max(np.abs(H - at(2 * eps)))) / 3
 
     def symmetries(self, theta, tol: float = 1e-8) -> np.ndarray:
-        """Directions (S, P) along which J is exactly flat at theta: per-neuron rescaling (1-homogeneous
-        activation, both layers trained, lam = 0, no energy terms) and output weight moved between
-        two neurons whose w agree within tol."""
+        """Directions (S, P) along which J is exactly flat at theta: per-neuron rescaling
+        (w, a) -> (c w, a / c^q) of a q-homogeneous activation (both layers trained, lam = 0, no
+        energy terms): direction (w, -q a); output weight moved between two neurons whose w agree
+        within tol; and for the quadratic activation the rotations (same output sign) and boosts
+        (opposite signs) mixing two neurons: f depends on sum_i sign(a_i) (v_i . x)^2, v_i =
+        sqrt|a_i| w_i, only, which O(p, q) preserves."""
         net, d = self.cfg.network, self.cfg.network.d
         m, free = theta.shape[0], self.free
+        W, a = theta[:, :d], theta[:, d]
+        plain = self.cfg.flow.lam == 0 and not energy.active(self.cfg.flow)
+        q = activations.activation(net.activation).homogeneity
         out = []
-        if (activations.activation(net.activation).homogeneity == 1 and net.train == "both"
-                and self.cfg.flow.lam == 0 and not energy.active(self.cfg.flow)):
-            for i in range(m):
-                v = np.zeros(theta.shape)
-                v[i, :d], v[i, d] = theta[i, :d], -theta[i, d]
-                out.append(v[:, free].ravel())
-        if free[d]:
-            W = theta[:, :d]
-            for i in range(m):
-                for j in range(i + 1, m):
-                    if np.linalg.norm(W[i] - W[j]) <= tol * (1 + np.linalg.norm(W[i])):
-                        v = np.zeros(theta.shape)
-                        v[i, d], v[j, d] = 1.0, -1.0
-                        out.append(v[:, free].ravel())
+
+        def direction(entries):
+            v = np.zeros(theta.shape)
+            for (i, k), value in entries:
+                v[i, k] = value
+            return v[:, free].ravel()
+        if q and net.train == "both" and plain:
+            out += [direction([((i, k), W[i, k]) for k in range(d)] + [((i, d), -q * a[i])]) for i in range(m)]
+        for i in range(m):
+            for j in range(i + 1, m):
+                if free[d] and np.linalg.norm(W[i] - W[j]) <= tol * (1 + np.linalg.norm(W[i])):
+                    out.append(direction([((i, d), 1.0), ((j, d), -1.0)]))
+                if net.activation == "quadratic" and free[0] and plain and a[i] * a[j] != 0:
+                    ratio, sign = np.sqrt(abs(a[j] / a[i])), np.sign(a[i] * a[j])
+                    out.append(direction([((i, k), ratio * W[j, k]) for k in range(d)]
+                                         + [((j, k), -sign * W[i, k] / ratio) for k in range(d)]))
         return np.array(out).reshape(len(out), m * int(free.sum()))
 
 
@@ -192,28 +202,39 @@ def _complement(S: np.ndarray, P: int) -> np.ndarray:
     return vt[rank:].T
 
 
-def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 30) -> CriticalPoint:
-    """Newton steps on the complement of the symmetry directions from theta (m, d + 1), each
-    halved until |grad J| decreases, until |grad J| <= gtol; then the reduced spectrum and label."""
+def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 100) -> CriticalPoint:
+    """Levenberg–Marquardt steps on grad J = 0 from theta (m, d + 1), on the complement of the
+    symmetry directions: step = -(H^2 + mu I)^-1 H g, mu divided by 10 after a step that lowers
+    |grad J| and multiplied by 10 (the step retried) after one that does not; mu -> 0 is Newton's
+    step, so the convergence to a non-degenerate critical point (saddle or minimum alike) is
+    quadratic. Stops at |grad J| <= gtol, or when |grad J| has not halved in STALL steps (a
+    degenerate point, or the ReLU kernel's kink where neurons are parallel); then the reduced
+    spectrum and label."""
     theta = np.array(theta, dtype=float)
     free = np.broadcast_to(landscape.free, theta.shape)
     g = landscape.gradient(theta)
-    iterations = 0
-    while np.linalg.norm(g) > gtol and iterations < max_iter:
+    iterations, mu, history = 0, None, [np.linalg.norm(g)]
+    while history[-1] > gtol and iterations < max_iter:
+        if len(history) > STALL and history[-1] > history[-1 - STALL] / 2:
+            break                        # no halving of |grad J| in STALL steps: a degenerate point
         iterations += 1
         H, _ = landscape.hessian(theta)
         N = _complement(landscape.symmetries(theta), H.shape[0])
-        step = -N @ np.linalg.lstsq(N.T @ H @ N, N.T @ g[free], rcond=1e-12)[0]
-        for _ in range(30):
+        Hr, gr = N.T @ H @ N, N.T @ g[free]
+        square, rhs = Hr @ Hr, Hr @ gr
+        mu = 1e-6 * np.trace(square) / len(square) if mu is None else mu
+        for _ in range(40):
             trial = theta.copy()
-            trial[free] += step
+            trial[free] -= N @ np.linalg.solve(square + mu * np.eye(len(square)), rhs)
             g_trial = landscape.gradient(trial)
             if np.linalg.norm(g_trial) < np.linalg.norm(g):
+                mu = max(mu / 10, 1e-30)
                 break
-            step /= 2
+            mu *= 10
         else:
             break
         theta, g = trial, g_trial
+        history.append(np.linalg.norm(g))
     H, error = landscape.hessian(theta)
     S = landscape.symmetries(theta)
     N = _complement(S, H.shape[0])

@@ -1,30 +1,38 @@
-"""With quadratic activation and weight decay, gradient descent from random initialisation
-reaches zero training risk on generic targets in every run from one neuron above the width at
-which an interpolating solution first exists, well below Du & Lee's sufficient m >= sqrt(2 n); at
-that capacity width itself only some runs get there within the horizon.
+"""With quadratic activation, gradient descent from random initialisation ends certified globally
+optimal on generic targets in every run from one neuron above the width at which an
+interpolating solution first exists, well below Du & Lee's sufficient m >= sqrt(2 n); below that
+width every run is trapped at a local minimum the certificate rejects, and at that capacity width
+itself only some runs get there within the horizon.
 
 Source: Du & Lee (2018), On the power of over-parametrization in neural networks with quadratic
-activation.
+activation; the certificate: Chizat & Bach (2018).
 
 f(x) = (1/m) sum_i a_i (w_i . x)^2 = x^T M x with M = (1/m) sum_i a_i w_i w_i^T of rank <= m, both
-layers trained, weight decay lam = 1e-4, n generic targets y ~ N(0, 1) on x ~ N(0, I/d). A
-symmetric matrix of rank m has m d - m (m - 1)/2 degrees of freedom: below n the global minimum is
-positive (shaded), above it zero training risk is reachable; the weight decay leaves a floor far
-below the success threshold (final risk < 1e-3 of the initial one).
+layers trained, n generic targets y ~ N(0, 1) on x ~ N(0, I/d), plain gradient descent (Euler,
+dt = 0.1) to T. A symmetric matrix of rank m has m d - m (m - 1)/2 degrees of freedom: below n
+the global minimum is positive (shaded), above it zero training risk is reachable. Each run is
+labelled by ``landscape.verdict``: Levenberg–Marquardt steps polish it to the nearby critical
+point, and the mean-field certificate calls it "global" when psi(w, a) = C a w^T G w >= 0 on the
+unit sphere, G = E[r x x^T], i.e. when no quadratic form correlates with the residual; otherwise
+its Hessian (the O(p, q) mixing of neurons and the rescalings factored out) says "trapped",
+"saddle" or "degenerate", or "unresolved" when no critical point is near. Unlike the paper, no
+weight decay: with both layers trained and this 2-homogeneous activation a weight decay makes
+the measure relaxation unbounded below, so no run could be certified (docs/conventions.md).
 """
 import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
+from meanfield import landscape
 from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 SETTING = "d = 20, n = 100, m = 3-16, 6 seeds (full mode)"
 QUICK = {"d": 8, "n": 20, "widths": [1, 2, 3, 4, 6], "seeds": 3, "t_end": 3000.0}
 FULL = {"d": 20, "n": 100, "widths": [3, 4, 5, 6, 7, 8, 10, 12, 16], "seeds": 6, "t_end": 2000.0}
-SUCCESS = 1e-3        # final training risk below this fraction of the initial one
-LAM = 1e-4
 ROUND_OFF = 1e-16     # a relative risk below this is zero to round-off and is drawn on this line
+LABELS = {"global": "tab:green", "trapped": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
+          "unresolved": "0.6"}
 
 
 def config(size, m, seed):
@@ -33,7 +41,7 @@ def config(size, m, seed):
         network={"m": m, "d": size["d"], "activation": "quadratic", "scaling": "mean_field", "train": "both"},
         init={"w_law": "gaussian", "a_law": "gaussian"},
         data={"kind": "arrays"},
-        flow={"dt": 0.1, "t_end": size["t_end"], "lam": LAM},
+        flow={"dt": 0.1, "t_end": size["t_end"]},
         record={"n_records": 30, "snapshots": False})
 
 
@@ -48,43 +56,60 @@ def run(quick, out):
     X = rng.standard_normal((size["n"], size["d"])) / np.sqrt(size["d"])
     y = rng.standard_normal(size["n"])
     widths = np.array(size["widths"])
-    runs = [[mf.simulate(config(size, int(m), seed), data=(X, y)).observables for seed in range(size["seeds"])]
-            for m in widths]
-    final = np.array([[o["train_risk"][-1] / o["train_risk"][0] for o in row] for row in runs])
-    success = np.mean(final < SUCCESS, axis=1)
+    final = np.zeros((len(widths), size["seeds"]))
+    polished = np.zeros_like(final)
+    label = np.empty(final.shape, dtype=object)
+    for i, m in enumerate(widths):
+        for seed in range(size["seeds"]):
+            res = mf.simulate(config(size, int(m), seed), data=(X, y))
+            risk = res.observables["train_risk"]
+            label[i, seed], point, _ = landscape.verdict(res)
+            final[i, seed] = risk[-1] / risk[0]
+            polished[i, seed] = landscape.Landscape.of(res).objective(point.theta) / risk[0]
+    fraction = {name: np.mean(label == name, axis=1) for name in LABELS}
     m_capacity, m_du_lee = capacity_width(size["d"], size["n"]), np.sqrt(2 * size["n"])
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     for ax in axes:
-        ax.axvspan(widths.min() - 0.5, m_capacity - 0.5, color="0.9", label="global minimum > 0 (rank too small)")
+        ax.axvspan(widths.min() - 0.5, m_capacity - 0.5, color="0.92", label="global minimum > 0 (rank too small)")
         ax.axvline(m_du_lee, color="k", ls="--", lw=1, label=r"Du & Lee: $m \geq \sqrt{2n}$")
         ax.set_xlabel("width $m$")
-    axes[0].plot(widths, success, "o-", lw=2, label="success fraction")
-    axes[0].set_ylim(-0.03, 1.05)
-    axes[0].set_ylabel(f"fraction of {size['seeds']} random initialisations reaching zero risk")
-    at_capacity = success[widths == m_capacity]
-    axes[0].set_title("zero risk reached in every run from $m_c + 1$"
-                      + (f"; at $m_c$ = {m_capacity}: {at_capacity[0]:.0%} of runs" if at_capacity.size else ""))
-    axes[0].legend(fontsize=8, loc="center right")
-    for k in range(size["seeds"]):
-        axes[1].semilogy(widths, np.maximum(final[:, k], ROUND_OFF), "o", color="0.4", ms=4)
+    bottom = np.zeros(len(widths))
+    for name, color in LABELS.items():
+        axes[0].bar(widths, fraction[name], 0.7, bottom=bottom, color=color, label=name if fraction[name].any() else None)
+        bottom += fraction[name]
+    axes[0].set_ylim(0, 1.05)
+    axes[0].set_ylabel(f"fraction of {size['seeds']} random initialisations")
+    at_capacity = fraction["global"][widths == m_capacity]
+    axes[0].set_title("certified global in every run from $m_c + 1$"
+                      + (f"; at $m_c$ = {m_capacity}: {at_capacity[0]:.0%}" if at_capacity.size else ""))
+    axes[0].legend(fontsize=7, loc="lower right")
+    for name, color in LABELS.items():
+        rows, seeds = np.nonzero(label == name)
+        if len(rows):
+            axes[1].semilogy(widths[rows], np.maximum(final[rows, seeds], ROUND_OFF), "o", color=color, ms=4)
     axes[1].axhline(ROUND_OFF, color="0.6", lw=0.8, label=f"zero to round-off (below {ROUND_OFF:g}), drawn here")
-    axes[1].axhline(SUCCESS, color="C3", ls=":", label=f"success threshold {SUCCESS:g}")
-    axes[1].set_ylabel(r"final training risk $R(\theta_T) / R(\theta_0)$ (each seed)")
+    axes[1].set_ylabel(r"training risk at T, $R(\theta_T) / R(\theta_0)$ (each run, coloured by label)")
     axes[1].set_title("training risk after gradient descent")
-    axes[1].legend(fontsize=8)
-    fig.suptitle(f"Quadratic activation with weight decay: d = {size['d']}, n = {size['n']} generic targets, "
-                 f"{size['seeds']} random initialisations per width, horizon T = {size['t_end']:g}")
+    axes[1].legend(fontsize=7)
+    fig.suptitle(f"Quadratic activation: d = {size['d']}, n = {size['n']} generic targets, {size['seeds']} random "
+                 f"initialisations per width, horizon T = {size['t_end']:g}, runs labelled by polish + certificate")
     fig.tight_layout()
-    numbers = {"widths": widths, "success_fraction": success, "final_relative_risk": final,
-               "capacity_width": m_capacity, "du_lee_width": m_du_lee, "success_threshold": SUCCESS}
+    numbers = {"widths": widths, "fractions": fraction, "labels": label.tolist(), "final_relative_risk": final,
+               "polished_relative_objective": polished, "capacity_width": m_capacity, "du_lee_width": m_du_lee}
+    certified = label == "global"
     claims = [
-        claim("below the capacity width no run reaches zero risk (its global minimum is positive: holds by "
-              "construction)", "success fraction for m < m_c", success[widths < m_capacity], "<=", 0.0),
-        claim("every run reaches zero risk (below 1e-3 of the initial risk) from m_c + 1 on",
-              "success fraction for m > m_c", success[widths > m_capacity], ">=", 1.0),
-        claim("the first width where every run succeeds is below Du & Lee's sqrt(2 n)",
-              "smallest m with success fraction 1", float(widths[success >= 1.0].min(initial=10**9)), "<", m_du_lee),
+        claim("below the capacity width no run is certified global (its global minimum is positive)",
+              "certified fraction for m < m_c", fraction["global"][widths < m_capacity], "<=", 0.0),
+        claim("every run is certified global from m_c + 1 on", "certified fraction for m > m_c",
+              fraction["global"][widths > m_capacity], ">=", 1.0),
+        claim("the first width where every run is certified is below Du & Lee's sqrt(2 n)",
+              "smallest m with certified fraction 1", float(widths[fraction["global"] >= 1.0].min(initial=10**9)),
+              "<", m_du_lee),
+        claim("the certificate agrees with the risk: certified runs polish to zero risk", "J / J(0) of certified runs",
+              polished[certified], "<", 1e-12),
+        claim("... and the trapped runs hold a positive risk", "J / J(0) of trapped runs",
+              polished[label == "trapped"], ">", 1e-6),
     ]
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0), "numbers": numbers,
                  "claims": claims}
