@@ -83,7 +83,7 @@ def run(quick, out):
     at_capacity = fraction["global"][widths == m_capacity]
     axes[0].set_title("certified global in every run from $m_c + 1$"
                       + (f"; at $m_c$ = {m_capacity}: {at_capacity[0]:.0%}" if at_capacity.size else ""))
-    axes[0].legend(fontsize=7, loc="lower right")
+    axes[0].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
     for name, color in LABELS.items():
         rows, seeds = np.nonzero(label == name)
         if len(rows):
