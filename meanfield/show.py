@@ -42,6 +42,10 @@ def describe(folder) -> str:
     lines.append(f"stats: {stats.get('steps')} steps, {stats.get('run_seconds', float('nan')):.3g} s run "
                  f"+ {stats.get('compile_seconds', float('nan')):.2g} s compile, {stats.get('threads')} thread(s), "
                  f"n_train = {stats.get('n_train')}, n_test = {stats.get('n_test')}")
+    if "rejected_steps" in stats:
+        span = (f", steps {stats['dt_min']:.3g} to {stats['dt_max']:.3g}" if stats.get("dt_min") is not None else "")
+        lines.append(f"adaptive: {stats['rejected_steps']} rejected and {stats['forced_steps']} forced steps{span}, "
+                     f"{stats['drift_evaluations']} drift evaluations")
     if result.weights is not None:
         limit = stats.get("limit")
         lines.append(f"weighted particles ({len(result.weights)})" + (

@@ -189,3 +189,20 @@ def test_records_land_on_their_times_and_the_controller_keeps_its_step_across_th
         np.testing.assert_allclose(y_many, np.exp(-t1), rtol=5e-9)
     adaptive.advance(y_few, 0.0, 5.0, lambda v: -v, few, 1e-10, 1e-14)
     assert many.accepted <= few.accepted + 5
+
+
+def test_the_command_line_runs_an_adaptive_config_and_show_reports_its_steps(tmp_path, capsys):
+    from meanfield.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text(mf.Config(network={"m": 10, "d": 2, "activation": "tanh"}, data={"n": 20},
+                                flow={"dt": 0.1, "t_end": 1.0, "integrator": "adaptive", "rtol": 1e-7},
+                                record={"n_records": 3}).to_toml())
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
+    saved = mf.Result.load(tmp_path / "run")
+    capsys.readouterr()
+    assert main(["show", str(tmp_path / "run")]) == 0
+    text = capsys.readouterr().out
+    stats = saved.stats
+    assert (f"adaptive: {stats['rejected_steps']} rejected and {stats['forced_steps']} forced steps, steps "
+            f"{stats['dt_min']:.3g} to {stats['dt_max']:.3g}, {stats['drift_evaluations']} drift evaluations") in text
