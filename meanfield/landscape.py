@@ -39,7 +39,7 @@ from . import activations, energy, model, population
 from .errors import ConfigError
 from .scaling import output_scale, time_factor
 
-DESIGN_POINTS = 2 ** 14
+SPHERE_POINTS = 2 ** 14
 REFINED = 8
 STALL = 10                # polish stops when |grad J| has not halved in this many steps
 
@@ -331,7 +331,7 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
         infimum = [] if cfg.flow.lam > 0 else None
         for a in groups:
             dim = int(free.sum())
-            design = _sphere_design(dim, DESIGN_POINTS)
+            design = _sphere_design(dim, SPHERE_POINTS)
 
             def lift(u, a=a):
                 u = np.atleast_2d(u) / np.linalg.norm(np.atleast_2d(u), axis=1, keepdims=True)
