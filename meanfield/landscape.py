@@ -222,13 +222,14 @@ def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 100
         N = _complement(landscape.symmetries(theta), H.shape[0])
         Hr, gr = N.T @ H @ N, N.T @ g[free]
         square, rhs = Hr @ Hr, Hr @ gr
-        mu = 1e-6 * np.trace(square) / len(square) if mu is None else mu
+        size = max(np.trace(square) / len(square), np.finfo(float).tiny)
+        mu = 1e-6 * size if mu is None else mu
         for _ in range(40):
             trial = theta.copy()
             trial[free] -= N @ np.linalg.solve(square + mu * np.eye(len(square)), rhs)
             g_trial = landscape.gradient(trial)
             if np.linalg.norm(g_trial) < np.linalg.norm(g):
-                mu = max(mu / 10, 1e-30)
+                mu = max(mu / 10, 1e-14 * size)          # keeps square + mu I invertible in float64
                 break
             mu *= 10
         else:
