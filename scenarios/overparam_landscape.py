@@ -27,6 +27,7 @@ SETTING = "d = k0 = 4-12, population risk, k = k0 and 2 k0, 12 seeds (full mode)
 QUICK = {"k0s": [10], "seeds": 8, "t_end": 400.0}
 FULL = {"k0s": [4, 6, 8, 10, 12], "seeds": 12, "t_end": 500.0}
 LABELS = ("trapped", "saddle", "degenerate", "unresolved")       # the non-global verdicts, stacked
+MARKERS = {"global": "o", "trapped": "X", "saddle": "v", "degenerate": "s", "unresolved": "d"}
 FACTORS = (1, 2)
 ROUND_OFF = 1e-15        # |R(T) / R(0)| below this is zero to round-off (the closed form can be -1e-16)
 COLORS = {1: "tab:red", 2: "tab:blue"}
@@ -60,7 +61,6 @@ def run(quick, out):
     fraction = {f: {c: np.mean(label[f] == c, axis=1) for c in ("global",) + LABELS} for f in FACTORS}
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.4))
-    x_of = {}
     width = 0.38
     for j, f in enumerate(FACTORS):
         name = "k = k0" if f == 1 else f"k = {f} k0"
@@ -71,11 +71,11 @@ def run(quick, out):
                         label=f"{name}: {which}" if fraction[f][which].any() else None)
             bottom += fraction[f][which]
         jitter = np.linspace(-0.12, 0.12, size["seeds"])
-        x_of[f] = x
-        for a in range(len(k0s)):
-            shown = np.maximum(final[f][a], ROUND_OFF)
-            axes[1].semilogy(x[a] + jitter, shown, "o", color=COLORS[f], ms=4, alpha=0.8,
-                             label=name if a == 0 else None)
+        for which, marker in MARKERS.items():
+            rows, seeds = np.nonzero(label[f] == which)
+            if len(rows):
+                axes[1].semilogy(x[rows] + jitter[seeds], np.maximum(final[f][rows, seeds], ROUND_OFF), marker,
+                                 color=COLORS[f], ms=5, alpha=0.8, label=f"{name}: {which}")
     for ax in axes:
         ax.set_xticks(np.arange(len(k0s)), [f"k0 = {k}" for k in k0s])
         ax.set_xlabel("teacher width $k_0$ (= input dimension d)")
@@ -86,15 +86,10 @@ def run(quick, out):
     axes[1].axhline(ROUND_OFF, color="0.5", lw=0.8, label=f"zero to round-off (|R| < {ROUND_OFF:g}), drawn here")
     axes[1].set_ylabel(r"$R(\theta_T) / R(\theta_0)$, each run")
     axes[1].set_title("trapped runs hold ~1e-3 to 1e-2 of the risk")
-    for f in FACTORS:
-        for a in range(len(k0s)):
-            for seed in np.nonzero(label[f][a] != "global")[0]:
-                axes[1].annotate(label[f][a, seed], (x_of[f][a] + jitter[seed], max(final[f][a, seed], ROUND_OFF)),
-                                 fontsize=6, rotation=45)
     axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)   # below: hides no run
-    fig.suptitle(f"Safran & Shamir's setting (outputs fixed at +1, hidden layer trained, orthonormal teacher): "
-                 f"k = k0 is sometimes trapped at a local minimum the certificate rejects, k = 2 k0 always certified "
-                 f"global (T = {size['t_end']:g})", fontsize=10)
+    fig.suptitle(f"Safran & Shamir's setting (outputs fixed at +1, hidden layer trained, orthonormal teacher, "
+                 f"T = {size['t_end']:g}):\nk = k0 is sometimes trapped at a local minimum the certificate rejects, "
+                 "k = 2 k0 is always certified global")
     fig.tight_layout()
     trapped = label[1] == "trapped"
     claims = [
