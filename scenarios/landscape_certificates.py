@@ -23,7 +23,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 SETTING = "d = k0 = 8-12, population risk, k = k0 and 2 k0, 12 seeds, gradient flow to T = 400 (full mode)"
-QUICK = {"k0s": [10], "seeds": 4}
+QUICK = {"k0s": [10], "seeds": 2}
 FULL = {"k0s": [8, 10, 12], "seeds": 12}
 T_END = 400.0
 FACTORS = (1, 2)

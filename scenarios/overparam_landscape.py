@@ -24,7 +24,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 SETTING = "d = k0 = 4-12, population risk, k = k0 and 2 k0, 12 seeds (full mode)"
-QUICK = {"k0s": [10], "seeds": 8, "t_end": 400.0}
+QUICK = {"k0s": [10], "seeds": 2, "t_end": 400.0}
 FULL = {"k0s": [4, 6, 8, 10, 12], "seeds": 12, "t_end": 500.0}
 LABELS = ("trapped", "saddle", "degenerate", "unresolved")       # the non-global verdicts, stacked
 MARKERS = {"global": "o", "trapped": "X", "saddle": "v", "degenerate": "s", "unresolved": "d"}

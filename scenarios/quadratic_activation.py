@@ -28,7 +28,7 @@ from meanfield.claims import claim
 from meanfield.figures import scenario_main
 
 SETTING = "d = 20, n = 100, m = 3-16, 6 seeds (full mode)"
-QUICK = {"d": 8, "n": 20, "widths": [1, 2, 3, 4, 6], "seeds": 3, "t_end": 3000.0}
+QUICK = {"d": 8, "n": 20, "widths": [2, 3, 4, 6], "seeds": 2, "t_end": 3000.0}
 FULL = {"d": 20, "n": 100, "widths": [3, 4, 5, 6, 7, 8, 10, 12, 16], "seeds": 6, "t_end": 2000.0}
 ROUND_OFF = 1e-16     # a relative risk below this is zero to round-off and is drawn on this line
 LABELS = {"global": "tab:green", "trapped": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
