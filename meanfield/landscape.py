@@ -251,8 +251,8 @@ class Certificate:
     minimiser (the frozen coordinates: the particle group's fixed value); ``mean_psi`` =
     integral psi dmu (0 at a critical point); ``gap_bound``: J(mu) - min J <= gap_bound (lam > 0 and
     psi's risk part homogeneous of degree 1 or 2), else None; ``certified``: min_psi >= -tol * scale
-    (scale = C |loss'(0, y)|, psi's size at the zero network), or where psi is not homogeneous
-    (lam > 0, degree 1) gap_bound <= tol J(0)."""
+    (scale = C |loss'(0, y)|, psi's size at the zero network) and mean_psi <= tol J(0) (then
+    J(mu) - min J <= mean_psi), or where psi is not homogeneous (lam > 0, degree 1) gap_bound <= tol J(0)."""
 
     min_psi: float
     direction: np.ndarray
@@ -368,10 +368,11 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
             gap = mean_psi + sum(mass * min(0.0, value - decay / 2) ** 2 for mass, value in infimum) / (2 * decay)
         elif homogeneity == 2:
             gap = mean_psi - min(0.0, min_psi) * 2 * land.objective(theta) / (C ** 2 * cfg.flow.lam)
+    zero = scale ** 2 / (2 * C ** 2)                 # J at the zero network (squared loss)
     if gap is not None and (net.train != "both" or homogeneity != 2):
-        certified = gap <= tol * scale ** 2 / (2 * C ** 2)     # relative to J at the zero network
-    else:
-        certified = min_psi >= -tol * scale
+        certified = gap <= tol * zero
+    else:                  # psi >= 0 on the sphere bounds J(mu) - min J by integral psi dmu (0 at critical points)
+        certified = min_psi >= -tol * scale and mean_psi <= tol * zero
     return Certificate(min_psi, direction, bool(certified), scale, mean_psi, gap)
 
 
@@ -380,10 +381,15 @@ CRITICAL = 1e-10          # |grad J| at which a polished point counts as critica
 
 
 def verdict(result, tol: float = 1e-6) -> tuple[str, CriticalPoint, Certificate]:
-    """Where a run stopped: ``polish`` from its final particles, then ``certificate`` there.
-    "global" (certified), else by the Hessian "trapped" (a local minimum), "saddle" or
-    "degenerate", or "unresolved" when Newton did not reach |grad J| <= CRITICAL."""
+    """Where a run stopped: "global" if ``certificate`` certifies its final particles or the
+    critical point ``polish`` reaches from them; else, by that point's Hessian, "trapped" (a local
+    minimum), "saddle" or "degenerate", or "unresolved" when the polish did not reach
+    |grad J| <= CRITICAL. Returns (label, the CriticalPoint (unpolished for a run certified where
+    it stopped), the Certificate)."""
     land = Landscape.of(result)
+    cert = certificate(land, result.theta, tol)
+    if cert.certified:                       # no polish needed: the spectrum where the run stopped
+        return "global", polish(land, result.theta, max_iter=0), cert
     point = polish(land, result.theta)
     cert = certificate(land, point.theta, tol)
     if cert.certified:
