@@ -9,10 +9,11 @@ Setting of the paper: x ~ N(0, I_d), d = k0, teacher sum_j relu(v_j . x) with k0
 student sum_i relu(w_i . x) (output weights fixed at +1, hidden layer trained; here the lazy
 parameterisation with a_i = sqrt(k), exactly that model), w_i ~ N(0, I / d), exact population
 risk. Here the gradient flow itself (flow.integrator = "adaptive", rtol = 1e-8) up to T = 400,
-then ``landscape.polish`` (|grad R| <= 1e-12 where Newton converges quadratically) and
-``landscape.certificate`` (psi's risk part is 1-homogeneous in w: the run is global iff
-min over |w| = 1 of psi >= 0, tested at -1e-6 of psi's scale). A run is "global" when certified,
-else "trapped" (a local minimum), "saddle" or "degenerate" by the reduced Hessian's spectrum.
+then ``landscape.verdict``: ``landscape.certificate`` (psi's risk part is 1-homogeneous in w: the
+run is global iff min over |w| = 1 of psi >= 0, tested at -1e-6 of psi's scale, with
+integral psi dmu <= 1e-6 J(0)) where the run stopped, else ``landscape.polish`` (Levenberg–
+Marquardt to |grad R| <= 1e-12) and the certificate there. A run is "global" when certified,
+else "trapped" (a local minimum), "saddle", "degenerate" or "unresolved".
 """
 import numpy as np
 from matplotlib import pyplot as plt
@@ -102,9 +103,9 @@ def run(quick, out):
               values(1, "gradient_norm", "trapped"), "<=", 1e-12),
         claim("the certificate rejects the trapped runs", "min psi / scale of trapped runs",
               values(1, "psi_min", "trapped"), "<", -1e-3),
-        claim("the certificate agrees with the risk: certified runs are at zero risk",
-              "R / R(0) of certified runs", np.concatenate([values(f, "relative_risk", "global") for f in FACTORS]),
-              "<", 1e-6),
+        claim("the certificate agrees with the risk: certified runs are near zero risk (certified to 1e-6, "
+              "not at the minimum)", "R / R(0) of certified runs",
+              np.concatenate([values(f, "relative_risk", "global") for f in FACTORS]), "<", 1e-4),
     ]
     numbers = {"k0s": k0s, "runs": {f"k = {f} k0, k0 = {k0}": runs[f, k0] for f in FACTORS for k0 in k0s}}
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(k0s[0], k0s[0], 0),
