@@ -23,8 +23,10 @@ finite is rejected, and no accepted step can blow up. Steps land exactly on the 
 the step before one is shortened, and the controller's proposal is kept across it.
 
 The global error of a smooth flow is then proportional to the tolerance (measured in
-tests/test_adaptive.py); at the kinks of ReLU (a sample crossing a neuron's hyperplane) the local
-error drops to order 2 and the controller takes shorter steps there (docs/conventions.md).
+tests/test_adaptive.py). ReLU on samples is not smooth: its drift jumps where a sample crosses a
+neuron's hyperplane and chatters where the flow slides along one, every method drops to order 1,
+and error control alone shrinks the step towards round-off; ``dt_floor`` bounds it from below
+(steps taken there above the tolerance are counted as forced; docs/conventions.md).
 """
 from __future__ import annotations
 

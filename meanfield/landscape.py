@@ -327,18 +327,17 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
         infimum = (-corr ** 2 / (2 * C ** 2 * cfg.flow.lam) if cfg.flow.lam > 0 else None)
         homogeneity = 1
     else:
+        from scipy.optimize import minimize
+
         groups = [None] if net.train == "both" else sorted(set(theta[:, d]))
         best = (np.inf, None)
         infimum = [] if cfg.flow.lam > 0 else None
+        design = _sphere_design(int(free.sum()), SPHERE_POINTS)
         for a in groups:
-            dim = int(free.sum())
-            design = _sphere_design(dim, SPHERE_POINTS)
-
             def lift(u, a=a):
                 u = np.atleast_2d(u) / np.linalg.norm(np.atleast_2d(u), axis=1, keepdims=True)
                 return u if a is None else np.hstack([u, np.full((len(u), 1), a)])
             values = first_variation(land, theta, lift(design))
-            from scipy.optimize import minimize
             for start in design[np.argsort(values)[:REFINED]]:
                 res = minimize(lambda u: float(first_variation(land, theta, lift(u))[0]), start, method="BFGS",
                                options={"gtol": 1e-12})
