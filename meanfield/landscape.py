@@ -6,9 +6,11 @@ population risk), with theta (m, d + 1) and only the trained coordinates counted
 
 - ``gradient``, ``hessian``: grad J (m, d + 1) from the NumPy twins, and its Hessian (P, P):
   exact on samples (Gauss–Newton term plus the loss' times each neuron's second derivatives;
-  between ReLU's kinks, where sigma'' = 0), and for the population risk central differences of
-  the exact gradient, with the error estimated by Richardson (steps eps and 2 eps: 1e-9 relative
-  for smooth kernels, 1e-6 where neurons are parallel, where the ReLU kernel is not smooth).
+  between ReLU's kinks, where sigma'' = 0) and for the closed-form population kernels
+  (``population.population_hessian``); central differences of the exact gradient, with the error
+  estimated by Richardson (steps eps and 2 eps: 1e-9 relative for smooth kernels, 1e-6 where
+  neurons are parallel, where the ReLU kernel is not smooth), for quadrature kernels, energy
+  terms and parallel ReLU neurons.
 - ``polish``: Levenberg–Marquardt steps on grad J = 0 (Newton's near the end: it does not prefer
   saddles or minima) from a trained state to the nearby critical point until |grad J| <= gtol,
   on the complement of the symmetry
@@ -95,12 +97,24 @@ class Landscape:
 
     def hessian(self, theta, eps: float = 1e-5) -> tuple[np.ndarray, float]:
         """(H, error): the Hessian of J in the trained coordinates (P, P), ordered particle by
-        particle. On samples without energy terms, exact (``_sample_hessian``; error: 100 ulps of
-        |H|); otherwise central differences of ``gradient`` at steps eps, with error
+        particle. Exact without energy terms on samples (``_sample_hessian``; error: 100 ulps of
+        |H|) and for the population risk of a closed-form activation with a teacher of the same
+        one (``population.population_hessian``), except where two of its ReLU neurons are
+        parallel; otherwise central differences of ``gradient`` at steps eps, with error
         max |H_eps - H_2eps| / 3, the Richardson estimate."""
-        if not self.exact and not energy.active(self.cfg.flow):
-            H = self._sample_hessian(theta)
-            return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H)))
+        cfg = self.cfg
+        if not energy.active(cfg.flow):
+            if not self.exact:
+                H = self._sample_hessian(theta)
+                return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H)))
+            if cfg.network.activation in population.CLOSED_FORMS and cfg.data.teacher_activation == cfg.network.activation:
+                full, error = population.population_hessian(theta, self.teacher, cfg.network, cfg.data.inputs)
+                if np.isfinite(error):
+                    free = np.broadcast_to(self.free, theta.shape).ravel()
+                    m = theta.shape[0]
+                    H = full.reshape(free.size, free.size)[np.ix_(free, free)]
+                    H = H + cfg.flow.lam / time_factor(m, cfg.network.scaling, cfg.network.alpha) * np.eye(len(H))
+                    return (H + H.T) / 2, error
         return self.differenced_hessian(theta, eps)
 
     def _sample_hessian(self, theta) -> np.ndarray:

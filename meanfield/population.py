@@ -10,7 +10,8 @@ A = 2 d kappa/dq and B = d kappa/d rho = E[sigma'(w.x) sigma'(w'.x)] (Price's th
 forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu; Gauss–Hermite
 quadrature on the 2-D Gaussian (w.x, w'.x) for the others, and for the student-teacher pairs
 when the teacher's activation differs from the student's. ``pair_sums`` is the NumPy twin of
-the compiled ``_kernels.population_sums``. Shapes: W (m, d), V (k, d) -> (m, k) matrices.
+the compiled ``_kernels.population_sums``. ``population_hessian``: the exact Hessian of R from the
+second partials of the closed forms (``pair_second``). Shapes: W (m, d), V (k, d) -> (m, k) matrices.
 """
 from __future__ import annotations
 
@@ -71,6 +72,41 @@ def _relu_terms(q1, q2, rho):
     with np.errstate(divide="ignore", invalid="ignore"):
         A = np.where(q1 > 0, cross / (2 * np.pi * q1), 0.0)
     return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
+
+
+PARALLEL_SIN2 = 1e-6       # relu, leaky_relu: second partials only where sin^2(angle) of a pair is above this
+
+
+def pair_second(name: str, q1, q2, rho, params=None):
+    """(F11, F12, F13, F33): the second partials of kappa = F(q1, q2, rho) for the closed forms,
+    elementwise (F22, F23: F11, F13 with q1 and q2 swapped). relu and leaky_relu: nan where the
+    pair's sin^2(angle) = 1 - rho^2 / (q1 q2) is below PARALLEL_SIN2 (the kernel is not twice
+    differentiable at parallel pairs, and q1 q2 - rho^2 cancels to a relative error eps / sin^2)."""
+    q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
+    zero = np.zeros_like(rho)
+    if name in ("relu", "leaky_relu"):
+        slope = (DEFAULT_PARAMS if params is None else params)[0] if name == "leaky_relu" else 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sin2 = np.where((q1 > 0) & (q2 > 0), 1 - rho * rho / (q1 * q2), 0.0)
+            cross = np.where(sin2 >= PARALLEL_SIN2, np.sqrt(np.clip(q1 * q2 - rho * rho, 0.0, None)), np.nan)
+            scale = (1 - slope) ** 2 / (2 * np.pi * cross)
+            return (scale * (2 * rho * rho - q1 * q2) / (4 * q1 * q1), scale / 4, -scale * rho / (2 * q1), scale)
+    if name == "erf":
+        # F = h(u), h = (2/pi) arcsin, u = 2 rho / sqrt(g1 g2), g = 1 + 2 q: F_ab = h'' u_a u_b + h' u_ab
+        g1, g2 = 1 + 2 * q1, 1 + 2 * q2
+        u3 = 2 / np.sqrt(g1 * g2)
+        u = u3 * rho
+        h1 = 2 / (np.pi * np.sqrt(1 - u * u))
+        h2 = h1 * u / (1 - u * u)
+        u1 = -u / g1
+        return (h2 * u1 * u1 + h1 * 3 * u / g1 ** 2, h2 * u1 * (-u / g2) + h1 * u / (g1 * g2),
+                h2 * u1 * u3 - h1 * u3 / g1, h2 * u3 * u3)
+    if name == "linear":
+        return zero, zero, zero, zero
+    if name == "quadratic":
+        return zero, zero + 1.0, zero, zero + 4.0
+    raise ValueError(f"activation {name!r} has no closed-form second derivatives here: allowed is one of "
+                     f"{', '.join(CLOSED_FORMS)}")
 
 
 QUADRATURE_TOL = 1e-6      # warn when the estimated relative error of the quadrature exceeds this
@@ -243,3 +279,74 @@ def population_velocity(theta, teacher, network, flow, teacher_activation="relu"
     grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs, weights)
     v = -factor * grad - flow.lam * theta
     return v * train_mask(network.train, p - 1)
+
+
+def population_hessian(theta, teacher, network, inputs="gaussian") -> tuple[np.ndarray, float]:
+    """(H, error): the exact Hessian of R in all coordinates, (m, d + 1, m, d + 1), for a closed-form
+    activation and a teacher of the same one; error: 100 ulps of max |H| divided by the smallest
+    sin^2(angle) of a relu pair (the cancellation in q q' - rho^2), inf where a pair is parallel.
+
+    With C(w, v) = d/dv grad_w kappa and D(w, v) = d/dw grad_w kappa (second partials of F):
+    d2R/dw_i dw_l = s^2 a_i a_l C(w_i, w_l) (i != l); d2R/dw_i^2 = s^2 a_i sum_{k != i} a_k D(w_i, w_k)
+    + s^2 a_i^2 S(w_i) - s a_i sum_j c_j D(w_i, u_j), with S = Hess kappa(w, w) / 2 (from the
+    homogeneity kappa(w, w) = kappa_1 |w|^(2k) where there is one); d2R/dw_i da_l = s^2 a_i G_il
+    + [i = l] (s^2 sum_k a_k G_ik - s sum_j c_j G*_ij), G_il = A_il w_i + B_il w_l;
+    d2R/da_i da_l = s^2 K_il."""
+    m, p = theta.shape
+    d, name, params = p - 1, network.activation, network.activation_params
+    W, U, c = theta[:, :d], teacher[:, :d], teacher[:, d]
+    a, s = output_weights(theta, network)
+    moment = sphere_moment(name, name, d, inputs)
+    q, qu = np.sum(W * W, axis=1), np.sum(U * U, axis=1)
+    off = ~np.eye(m, dtype=bool)
+
+    def terms(V, qv):
+        first = [t / moment for t in pair_terms(name, q[:, None], qv[None, :], W @ V.T, params)]
+        second = [t / moment for t in pair_second(name, q[:, None], qv[None, :], W @ V.T, params)]
+        return first, second
+    (K, A, B), (F11, F12, F13, F33) = terms(W, q)
+    (_, At, Bt), (F11t, _, F13t, F33t) = terms(U, qu)
+    F11, F12, F13, F33 = (np.where(off, t, 0.0) for t in (F11, F12, F13, F33))     # self pairs: S below
+    if not all(np.isfinite(t).all() for t in (F11, F12, F13, F33, F11t, F13t, F33t)):
+        return np.full((m, p, m, p), np.nan), np.inf
+
+    def slot_one(A_, F11_, F13_, F33_, V, weight):
+        """sum_k weight_ik D(w_i, v_k), (m, d, d)."""
+        b = (F13_ * weight) @ V
+        return (np.einsum("i,xy->ixy", (A_ * weight).sum(1), np.eye(d))
+                + 4 * np.einsum("i,ix,iy->ixy", (F11_ * weight).sum(1), W, W)
+                + 2 * (np.einsum("ix,iy->ixy", W, b) + np.einsum("ix,iy->ixy", b, W))
+                + np.einsum("ik,kx,ky->ixy", F33_ * weight, V, V))
+    eye = np.eye(d)
+    ww = (B[:, None, :, None] * eye[None, :, None, :] + 4 * np.einsum("il,ix,ly->ixly", F12, W, W)
+          + 2 * np.einsum("il,ix,iy->ixly", F13, W, W) + 2 * np.einsum("il,lx,ly->ixly", F13.T, W, W)
+          + np.einsum("il,lx,iy->ixly", F33, W, W)) * (s * s * np.outer(a, a))[:, None, :, None]
+    k = ACTIVATIONS[name].homogeneity
+    if k is not None:                          # kappa(w, w) = kappa_1 q^k: S = g'(q) I + 2 g''(q) w w^T
+        kappa1 = float(pair_terms(name, 1.0, 1.0, 1.0, params)[0]) / moment
+        g1, g2 = k * kappa1 * q ** (k - 1), k * (k - 1) * kappa1 * q ** max(k - 2, 0)
+        S = g1[:, None, None] * eye + 2 * g2[:, None, None] * np.einsum("ix,iy->ixy", W, W)
+    else:                                      # smooth (erf): D(w, w) + C(w, w) from the partials at (q, q, q)
+        F = [t / moment for t in pair_second(name, q, q, q, params)]
+        Ad, Bd = (t / moment for t in pair_terms(name, q, q, q, params)[1:])
+        WW = np.einsum("ix,iy->ixy", W, W)
+        S = (Ad + Bd)[:, None, None] * eye + (4 * F[0] + 4 * F[1] + 8 * F[2] + 2 * F[3])[:, None, None] * WW
+    diagonal = (s * s * a[:, None, None] * slot_one(A, F11, F13, F33, W, a[None, :] * off)
+                + ((s * a) ** 2)[:, None, None] * S - s * a[:, None, None] * slot_one(At, F11t, F13t, F33t, U, c[None, :]))
+    ww[np.arange(m), :, np.arange(m), :] = diagonal
+    G = A[:, :, None] * W[:, None, :] + B[:, :, None] * W[None, :, :]               # (m, m, d): G_il
+    Gt = At[:, :, None] * W[:, None, :] + Bt[:, :, None] * U[None, :, :]
+    wa = s * s * a[:, None, None] * G                                               # (i, l, x)
+    wa[np.arange(m), np.arange(m)] += s * s * np.einsum("k,ikx->ix", a, G) - s * np.einsum("j,ijx->ix", c, Gt)
+    H = np.empty((m, p, m, p))
+    H[:, :d, :, :d] = ww
+    H[:, :d, :, d] = np.transpose(wa, (0, 2, 1))
+    H[:, d, :, :d] = np.transpose(wa, (1, 0, 2))
+    H[:, d, :, d] = s * s * K
+    kinked = name in ("relu", "leaky_relu")
+    sin2 = 1.0
+    if kinked:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pairs = [1 - (W @ V.T) ** 2 / np.outer(q, qv) for V, qv in ((W, q), (U, qu))]
+        sin2 = min(float(np.min(pairs[0][off], initial=1.0)), float(np.min(pairs[1], initial=1.0)), 1.0)
+    return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H))) / sin2
