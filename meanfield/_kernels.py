@@ -825,6 +825,59 @@ def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
             BcV[lo:lo + rows] = out
 
 
+@_jit(parallel=True)
+def reduced_sums(Z, omega, c, nu, code, params, Kbar, Abar, BS, Br):
+    """The reduced limit's pair sums (``reduced.sums``, its NumPy twin): for each reduced particle
+    i of Z (N, k + 2) = [w_S | r | a], with u_j = omega_j a_j and the cosine rule (c, nu) (L,),
+    Kbar_i = sum_j u_j sum_l nu_l kappa_ijl, Abar_i likewise with A, BS_i = sum_j u_j (sum_l nu_l
+    B_ijl) w_S,j (k,), Br_i = sum_j u_j r_j sum_l nu_l B_ijl c_l, where the pair terms are taken at
+    rho_ijl = w_S,i . w_S,j + r_i r_j c_l. One particle per iteration, its sums in a fixed order:
+    the same bits on any thread count."""
+    check_codes(code, SQUARED)
+    N = Z.shape[0]
+    k = Z.shape[1] - 2
+    L = c.shape[0]
+    q = np.empty(N)
+    for j in range(N):
+        s = 0.0
+        for t in range(k + 1):
+            s += Z[j, t] * Z[j, t]
+        q[j] = s
+    for i in prange(N):
+        kap = 0.0
+        aa = 0.0
+        br = 0.0
+        bs = np.zeros(k)
+        for j in range(N):
+            u = omega[j] * Z[j, k + 1]
+            if u == 0.0:
+                continue
+            base = 0.0
+            for t in range(k):
+                base += Z[i, t] * Z[j, t]
+            rr = Z[i, k] * Z[j, k]
+            ek = 0.0
+            ea = 0.0
+            eb = 0.0
+            ebc = 0.0
+            for l in range(L):
+                kappa, A, B = _pair(q[i], q[j], base + rr * c[l], code, params)
+                ek += nu[l] * kappa
+                ea += nu[l] * A
+                eb += nu[l] * B
+                ebc += nu[l] * B * c[l]
+            kap += u * ek
+            aa += u * ea
+            br += u * Z[j, k] * ebc
+            for t in range(k):
+                bs[t] += u * eb * Z[j, t]
+        Kbar[i] = kap
+        Abar[i] = aa
+        Br[i] = br
+        for t in range(k):
+            BS[i, t] = bs[t]
+
+
 # --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks
 
 # Recompute the tiles rather than store them where that was faster. Measured 2026-12-02 on the

@@ -98,7 +98,12 @@ def initial_rule(network: NetworkConfig, init: InitConfig, level: int) -> tuple[
         raise ConfigError.invalid("level", level, f"a level whose rule has at most {MAX_NODES} nodes in d = {d} "
                                   f"(about {size}); lower the level")
     w, ww = w_rule(d, init.w_law, level)
-    w = init.w_scale * w
+    return _with_output_weights(init.w_scale * w, ww, init, level, d)
+
+
+def _with_output_weights(w, ww, init: InitConfig, level: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rule (w (K, p), ww (K,)) times the rule of a's law (|w| over the first p columns for a
+    balanced a; d: where a's column goes), mirrored when ``symmetric``, scaled by tau."""
     if init.a_law == "gaussian":
         x, wa = gauss_hermite(level)
         points, weights = _tensor((w, ww), (init.a_scale * x[:, None], wa))
@@ -109,8 +114,57 @@ def initial_rule(network: NetworkConfig, init: InitConfig, level: int) -> tuple[
     else:
         value = init.a_scale if init.a_law == "constant" else 0.0
         points, weights = np.column_stack([w, np.full(len(w), value)]), ww
+    return _mirrored(points, weights, init, d)
+
+
+def _mirrored(points, weights, init: InitConfig, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rule with its mirrors (w, -a) when ``symmetric`` (a in column d), scaled by tau."""
     if init.symmetric:                                              # the mirrors (w, -a), half the mass each
         mirror = points.copy()
         mirror[:, d] *= -1.0
         points, weights = np.vstack([points, mirror]), np.concatenate([weights, weights]) / 2
     return np.ascontiguousarray(init.tau * points), weights / math.fsum(weights)
+
+
+def reduced_rule(network: NetworkConfig, init: InitConfig, level: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """A rule for the reduced particles (w_S, r, a) of ``reduced.py``, (K, k + 2) and (K,): w ~ N(0,
+    w_scale^2 I_d) splits into w_S ~ N(0, w_scale^2 I_k) (``w_rule`` in k dimensions) and the
+    independent r = |w_perp| ~ w_scale chi_(d - k) (generalised Gauss–Laguerre in r^2 / 2, ``level``
+    nodes), then a's law as in ``initial_rule``. Exact for polynomials of degree <= 2 level - 1 in
+    each factor (w_S's per coordinate for k >= 4)."""
+    d = network.d
+    if init.w_law != "gaussian":
+        raise ConfigError.invalid("init.w_law", init.w_law, "'gaussian' for the reduced limit (an isotropic law "
+                                  "that splits into independent w_S and |w_perp|)")
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise ConfigError.invalid("level", level, "an integer >= 1")
+    size = ((level, 2 * level ** 2, 2 * level ** 3)[k - 1] if 1 <= k <= 3 else level ** k) * level * \
+        {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
+    if size > MAX_NODES:
+        raise ConfigError.invalid("level", level, f"a level whose reduced rule has at most {MAX_NODES} nodes for "
+                                  f"k = {k} (about {size}); lower the level")
+    wS, wS_weights = w_rule(k, "gaussian", level) if k else (np.zeros((1, 0)), np.ones(1))
+    r, wr = _radius(level, d - k) if d > k else (np.zeros(1), np.ones(1))
+    w, ww = _tensor((wS, wS_weights), (r[:, None], wr))
+    return _with_output_weights(init.w_scale * w, ww, init, level, k + 1)
+
+
+def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced particles (w_S, r, a) of ``reduced_rule``'s law as 2^level equal-weight points of a
+    scrambled Sobol sequence in k + 2 dimensions (seed 0: reproducible), mapped by the inverse
+    distribution functions (normal for w_S and a Gaussian, chi_(d - k) for r): for large k, where
+    tensor rules cannot reach, with an error near 1 / N for smooth integrands instead of N^-1/2."""
+    from scipy.stats import chi, norm, qmc
+
+    if init.w_law != "gaussian":
+        raise ConfigError.invalid("init.w_law", init.w_law, "'gaussian' for the reduced limit")
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 20:
+        raise ConfigError.invalid("level", level, "an integer from 1 to 20 (2^level Sobol points)")
+    d = network.d
+    u = qmc.Sobol(k + 2, scramble=True, seed=0).random_base2(level)
+    w = np.column_stack([norm.ppf(u[:, :k]), chi.ppf(u[:, k], d - k) if d > k else np.zeros(len(u))])
+    w *= init.w_scale
+    a = {"gaussian": init.a_scale * norm.ppf(u[:, k + 1]), "rademacher": init.a_scale * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
+         "balanced": np.linalg.norm(w, axis=1) * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
+         "constant": np.full(len(u), init.a_scale), "zero": np.zeros(len(u))}[init.a_law]
+    return _mirrored(np.column_stack([w, a]), np.full(len(u), 1.0 / len(u)), init, k + 1)
