@@ -92,11 +92,12 @@ class Reduced:
         return self.teacher.shape[1] - 1
 
 
-def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = False):
+def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = False, rows=None):
     """(Kbar, Abar, BS, Br): sum_j u_j kappa_ij, sum_j u_j A_ij (N,), sum_j u_j B_ij w_S,j (N, k),
-    sum_j u_j r_j (B c)_ij (N,), each pair term averaged over the cosine rule; u = omega a."""
+    sum_j u_j r_j (B c)_ij (N,), each pair term averaged over the cosine rule; u = omega a.
+    rows (P, k + 2): the particles i to sum for (default Z; NumPy only)."""
     k, (c, nu) = problem.k, problem.cosines
-    if compiled:
+    if compiled and rows is None:
         from . import _kernels
 
         N = len(Z)
@@ -104,10 +105,11 @@ def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = Fa
         _kernels.reduced_sums(np.ascontiguousarray(Z), np.ascontiguousarray(omega), c, nu,
                               ACTIVATIONS[problem.activation].code, problem.params, Kbar, Abar, BS, Br)
         return Kbar, Abar, BS, Br
+    rows = Z if rows is None else rows
     WS, r, u = Z[:, :k], Z[:, k], omega * Z[:, k + 1]
-    q = np.sum(WS * WS, axis=1) + r * r
-    rho = (WS @ WS.T)[:, :, None] + np.outer(r, r)[:, :, None] * c                   # (N, N, L)
-    kappa, A, B = population.pair_terms(problem.activation, q[:, None, None], q[None, :, None], rho, problem.params)
+    q, qi = (np.sum(P[:, :k + 1] ** 2, axis=1) for P in (Z, rows))
+    rho = (rows[:, :k] @ WS.T)[:, :, None] + np.outer(rows[:, k], r)[:, :, None] * c        # (P, N, L)
+    kappa, A, B = population.pair_terms(problem.activation, qi[:, None, None], q[None, :, None], rho, problem.params)
     EB = B @ nu
     return (kappa @ nu) @ u, (A @ nu) @ u, (EB * u) @ WS, ((B * c) @ nu) @ (u * r)
 
@@ -147,6 +149,29 @@ def risk(problem: Reduced, Z, omega, compiled: bool = False) -> float:
                  + 0.5 * cs @ Ktt @ cs)
 
 
+def reduce(theta: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Reduced coordinates Z (m, k + 2) = [Q^T w | |w - Q Q^T w| | a] of particles theta (m, d + 1)."""
+    d, k = Q.shape
+    WS = theta[:, :d] @ Q
+    return np.column_stack([WS, np.linalg.norm(theta[:, :d] - WS @ Q.T, axis=1), theta[:, d]])
+
+
+def predictor_distance(problem: Reduced, Q: np.ndarray, theta: np.ndarray, network, Z, omega) -> float:
+    """||f_m - f_inf||_L2 for x ~ N(0, I_d) between the m-particle network theta (m, d + 1) (its
+    own scale alpha s(m)) and the reduced limit (Z, omega): |f_m|^2 by the exact kernels, |f_inf|^2
+    and the cross term by the cosine rule (the limit is invariant, so a fixed particle meets its
+    particles at the law of c)."""
+    from .model import output_weights
+
+    a, scale = output_weights(theta, network)
+    k, alpha = problem.k, problem.alpha
+    u = omega * Z[:, k + 1]
+    own = population.predictor_norm(theta, network) ** 2
+    limit = alpha ** 2 * u @ sums(problem, Z, omega, compiled=True)[0]
+    cross = scale * alpha * a @ sums(problem, Z, omega, rows=reduce(theta, Q))[0]
+    return float(np.sqrt(max(own + limit - 2 * cross, 0.0)))
+
+
 def lift(Z: np.ndarray, Q: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """Full particles theta (N, d + 1) = [Q w_S + r e | a] for unit directions e (N, d) orthogonal to Q."""
     k = Q.shape[1]
@@ -156,9 +181,9 @@ def lift(Z: np.ndarray, Q: np.ndarray, directions: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ReducedLimit:
     """The reduced limit's trajectory: record times t (T,), the population risk (T,), the reduced
-    particles (T, N, k + 2) and their weights (N,), the basis Q (d, k), the level, and ``error``:
-    the largest gap between the risks at ``level`` and at round(COARSER level) over the records,
-    an estimate of the coarser level's error (None without ``estimate``)."""
+    particles (T, N, k + 2) and their weights (N,), the basis Q (d, k), the level, the risk at the
+    coarser level (T,) and ``error``: the largest gap between the two, an estimate of the coarser
+    level's error (both None without ``estimate``)."""
 
     t: np.ndarray
     risk: np.ndarray
@@ -166,6 +191,7 @@ class ReducedLimit:
     weights: np.ndarray
     basis: np.ndarray
     level: int
+    coarse_risk: np.ndarray | None
     error: float | None
 
 
@@ -199,13 +225,13 @@ RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER *
 
 
 def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
-                  estimate: bool = True, compiled: bool = True) -> ReducedLimit:
+                  estimate: bool = True, compiled: bool = True, until: float | None = None) -> ReducedLimit:
     """The infinite-width limit of cfg's population flow by the symmetry reduction (module
     docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
     rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
     moved by cfg's integrator and dt to cfg's record times, the error estimated against the coarser
     level (2/3 of it for "gauss", level - 1 for "sobol"); ``teacher`` (m0, d + 1): default, the
-    teacher ``simulate(cfg)`` draws."""
+    teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it."""
     from .controller import run_data
     from .problem import record_steps
 
@@ -222,6 +248,7 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
         Z, omega = make(cfg.network, cfg.init, at_level, problem.k)
         flow = cfg.flow
         steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
+        steps = steps if until is None else steps[steps * flow.dt <= until * (1 + 1e-12)]
         out, done = [], 0
         for target in steps:
             for _ in range(done, int(target)):
@@ -231,7 +258,6 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
         return steps * flow.dt, np.array([risk(problem, z, omega, compiled) for z in out]), np.array(out), omega
 
     t, risks, snapshots, omega = run(level)
-    error = None
-    if estimate:
-        error = float(np.max(np.abs(risks - run(coarser(level))[1])))
-    return ReducedLimit(t, risks, snapshots, omega, Q, level, error)
+    coarse = run(coarser(level))[1] if estimate else None
+    error = float(np.max(np.abs(risks - coarse))) if estimate else None
+    return ReducedLimit(t, risks, snapshots, omega, Q, level, coarse, error)

@@ -19,15 +19,16 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim
+from meanfield import plotting, reduced
+from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 from meanfield.measures import cone_masses
 
 SETTING = "d = 100, population risk, m0 = 10, m = 10-320, 4 seeds (full mode)"
 D, M0 = 100, 10
-QUICK = {"widths": [10, 20, 40], "seeds": 2, "t_end": 1000.0}
-FULL = {"widths": [10, 20, 40, 80, 160, 320], "seeds": 4, "t_end": 2000.0}
+QUICK = {"widths": [10, 20, 40], "seeds": 2, "t_end": 1000.0, "limit_level": 9, "limit_until": 12.6}
+FULL = {"widths": [10, 20, 40, 80, 160, 320], "seeds": 4, "t_end": 2000.0, "limit_level": 10, "limit_until": 200.0}
+DISTANCE_AT = 12.6     # the record time nearest this: where the predictor distance to the limit is measured
 GLOBAL = 1e-5        # risk at T below this fraction of the initial risk
 STALLED = 0.01       # relative decrease over the last half of the horizon below this
 
@@ -63,8 +64,9 @@ def run(quick, out):
             per_teacher = cone_masses(res.theta, teacher[:, :-1], res.config.record.cone_angle, scale=1 / m)
     stalled = decrease < STALLED
     over = widths >= 2 * M0
+    limit, distances, at = limit_and_distances(size, widths)
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
     ax = axes[0]
     ratio = widths / M0
     for k in range(size["seeds"]):
@@ -81,10 +83,15 @@ def run(quick, out):
     shades = plt.cm.viridis(np.linspace(0.1, 0.9, len(curves)))
     for shade, (m, (t, r)) in zip(shades, curves.items()):
         ax.loglog(t[1:], r[1:], lw=1.5, color=shade, label=f"m = {m}")
+    nodes = len(limit.weights)
+    ax.loglog(limit.t[1:], limit.risk[1:] / limit.risk[0], color="k", lw=2.2, ls="--",
+              label=f"m = ∞ (reduced limit, {nodes} nodes)")
+    ax.fill_between(limit.t[1:], *(np.sort([limit.risk[1:], limit.coarse_risk[1:]], axis=0) / limit.risk[0]),
+                    color="k", alpha=0.25, lw=0, label=f"limit at {nodes // 2} nodes (its error)")
     ax.set_xlabel("time $t$ (flow units)")
     ax.set_ylabel(r"$R(\theta_t) / R(\theta_0)$ (seed 0)")
-    ax.set_title("population risk along the flow")
-    ax.legend(fontsize=8, title="width")
+    ax.set_title("population risk along the flow, and its m = ∞ limit")
+    ax.legend(fontsize=7, title="width")
     ax = axes[2]
     ax.plot(ratio, np.median(cone, axis=1), "o-", color="tab:blue", lw=2, label="median over seeds")
     ax.fill_between(ratio, *np.percentile(cone, [25, 75], axis=1), color="tab:blue", alpha=0.2, lw=0)
@@ -95,6 +102,13 @@ def run(quick, out):
     ax.set_ylabel("mass within 10° of a teacher neuron / $m_0$")
     ax.set_title("the mass gathers on the teacher's directions")
     ax.legend(fontsize=8)
+    ax = axes[3]
+    fit = plotting.seed_scaling(ax, widths[over], {"m particles": distances[over]}, "width $m$",
+                                rf"$\|f_m - f_\infty\|_{{L^2}}$ at t = {at:g} (same teacher)")["m particles"]
+    ax.loglog(widths[over], np.median(distances[over][0]) * (widths[over] / widths[over][0]) ** -0.5, "k--", lw=1,
+              label=r"$m^{-1/2}$ (propagation of chaos)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"the predictor approaches the limit's ({size['seeds']} seeds)")
     fig.suptitle(f"Chizat & Bach (2018) in d = {D}: teacher of m0 = {M0} ReLU neurons, exact population risk, "
                  f"{size['seeds']} seeds per width, stopped at T = {size['t_end']:g}")
     fig.tight_layout()
@@ -109,11 +123,48 @@ def run(quick, out):
         claim("from m = 2 m0 at least 90 % of the mass lies within 10 degrees of the teacher's neurons (median)",
               "median cone mass / m0 for m >= 2 m0", np.median(cone[over], axis=1), ">", 0.9),
     ]
-    numbers = {"widths": widths, "m0": M0, "d": D, "final_relative_risk": final,
+    horizon = limit.t[-1]
+    limit_error = np.abs(limit.risk - limit.coarse_risk) / limit.risk
+    gaps = {m: np.max(np.abs(curves[m][1][:len(limit.t)] * limit.risk[0] / limit.risk - 1)) for m in curves}
+    claims += [
+        claim(f"the computed m = ∞ limit is accurate to 5 % of its risk up to t = {horizon:g} (its {nodes} nodes "
+              f"against {nodes // 2}: an upper bound)", f"relative risk gap between the two levels, t <= {horizon:g}",
+              float(np.max(limit_error)), "<", 0.05),
+        claim(f"the widest network's risk is closer to the limit's than m = 2 m0's (largest relative gap, t <= {horizon:g})",
+              f"max |R_m / R_inf - 1| at m = {widths[-1]} minus at m = {2 * M0}", gaps[int(widths[-1])] - gaps[2 * M0],
+              "<", 0.0),
+        rate("the predictor approaches the limit's like m^-1/2 (from m = 2 m0)",
+             f"slope of ||f_m - f_inf|| at t = {at:g} vs m", fit, [-0.7, -0.3]),
+    ]
+    numbers = {"limit": {"t": limit.t, "risk": limit.risk, "coarse_risk": limit.coarse_risk, "nodes": nodes,
+                         "relative_error": limit_error},
+               "risk_gap_to_limit": gaps, "distance_time": at, "predictor_distance": distances, "distance_fit": fit,
+               "widths": widths, "m0": M0, "d": D, "final_relative_risk": final,
                "relative_decrease_last_half": decrease, "stalled": stalled, "cone_mass_fraction": cone,
                "largest_m_cone_mass_per_teacher_neuron": per_teacher}
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
+
+
+def limit_and_distances(size, widths):
+    """The reduced m = infinity limit for seed 0's teacher up to limit_until (Sobol, 2^limit_level
+    nodes, and half as many for its error), and ||f_m - f_inf|| at the record time nearest DISTANCE_AT for every
+    width and seed, all runs with seed 0's teacher (the init varies with the seed)."""
+    base = config(size, int(widths[0]), 0)
+    teacher = mf.run_data(base).teacher
+    limit = reduced.reduced_limit(base, level=size["limit_level"], rule="sobol", teacher=teacher,
+                                  until=size["limit_until"])
+    problem, Q = reduced.Reduced.of(base, teacher)
+    k = int(np.argmin(np.abs(limit.t - DISTANCE_AT)))
+    distances = np.zeros((len(widths), size["seeds"]))
+    for a, m in enumerate(widths):
+        for seed in range(size["seeds"]):
+            cfg = config(size, int(m), seed).updated({"data.teacher_weights": teacher.tolist(), "record.snapshots": True,
+                                                      "record.diagnostics": [], "flow.t_end": float(limit.t[k])})
+            res = mf.simulate(cfg.updated({"record.n_records": 2}))
+            distances[a, seed] = reduced.predictor_distance(problem, Q, res.theta, cfg.network, limit.snapshots[k],
+                                                            limit.weights)
+    return limit, distances, float(limit.t[k])
 
 
 if __name__ == "__main__":

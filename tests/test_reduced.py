@@ -143,3 +143,23 @@ def test_what_the_reduction_does_not_cover_is_refused_by_name(change, parameter)
         RD.reduced_limit(population_config().updated(change), level=2)
     with pytest.raises(ConfigError, match="rule"):
         RD.reduced_limit(population_config(), level=2, rule="monte carlo")
+
+
+def test_the_predictor_distance_to_the_limit_is_the_l2_norm_of_the_difference():
+    """d - k = 2: against the lifted limit (L = 64 directions per particle) as a weighted network
+    beside the m particles, the exact L2 norm of f_m - f_inf."""
+    rng = np.random.default_rng(3)
+    cfg = population_config("erf")
+    teacher = np.column_stack([rng.standard_normal((2, 2)), np.zeros((2, 2)), [1.0, -0.7]])
+    problem, Q = RD.Reduced.of(cfg, teacher, cosines=40)
+    Z, omega = reduced_cloud(rng, 5, 2)
+    theta = rng.standard_normal((6, 5))
+    L = 64
+    perp = np.linalg.svd(Q.T)[2][2:]
+    angles = rng.random(5)[:, None] * 2 * np.pi + 2 * np.pi * np.arange(L) / L
+    e = (np.cos(angles)[..., None] * perp[0] + np.sin(angles)[..., None] * perp[1]).reshape(-1, 4)
+    lifted = RD.lift(np.repeat(Z, L, axis=0), Q, e)
+    both = np.vstack([theta, lifted * np.array([1, 1, 1, 1, -1])])
+    weights = np.concatenate([np.full(6, 1 / 6), np.repeat(omega / L, L)])
+    exact = population.predictor_norm(both, cfg.network, weights=weights)
+    np.testing.assert_allclose(RD.predictor_distance(problem, Q, theta, cfg.network, Z, omega), exact, rtol=1e-12)
