@@ -7,7 +7,8 @@ dynamics up to the quadrature error of the integrals the dynamics needs, and zer
 ``probes`` follow the limit flow map Phi_t from given initial points (the coupling of an
 m-particle run to the limit). With noise, minibatches or online SGD the limit is not a
 push-forward: ``reference`` then falls back to a wide run (M >> m particles sharing the m-particle
-run's first m initial particles, ``reference_run``) and says so.
+run's first m initial particles, ``reference_run``) and says so. For the population risk in high
+dimension, ``reduced.reduced_limit`` computes the limit in the teacher's span instead.
 """
 from __future__ import annotations
 

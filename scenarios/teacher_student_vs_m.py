@@ -1,7 +1,9 @@
 """Over-parameterisation makes the mean-field flow global in d = 100: with m = m0 neurons every run
 stalls at a positive population risk, while from m = 2 m0 every run drives the risk below 1e-5 of
 its initial value and is still decreasing when stopped, its mass gathering on the teacher's
-directions.
+directions. The m = infinity limit, computed by the symmetry-reduced solver (``meanfield.reduced``),
+is approached by the finite widths' risk curves as m grows, and the predictor approaches it like
+m^-1/2.
 
 Source: Chizat & Bach (2018), On the global convergence of gradient descent for
 over-parameterized models using optimal transport (population loss against m in high dimension).
@@ -12,7 +14,11 @@ a ~ N(0, 1), both times tau = 0.1), Euler steps dt = 0.2 up to T. How this diffe
 the risk is the exact population risk rather than SGD on samples, and each width is stopped at T
 rather than at a tolerance; a run counts as stalled when its risk fell by less than 1 % over the
 last half of the horizon, and the plotted risk at T is an upper bound on the risk at convergence
-for runs still decreasing. Cone mass: signed mass of the 2-homogeneous projection within 10
+for runs still decreasing. The limit: particles reduced to (w_S, |w_perp|, a) by the rotations
+fixing the teacher's span (12 variables whatever d), 2^limit_level scrambled Sobol nodes, its error
+estimated from half as many, computed up to limit_until (its error grows with time: 7 % of the
+risk at t = 60 with 1024 nodes); the distance ||f_m - f_inf|| is measured with seed 0's teacher
+for every seed (only the initialisation varies). Cone mass: signed mass of the 2-homogeneous projection within 10
 degrees of a teacher direction (the teacher has mass m0).
 """
 import numpy as np
@@ -24,7 +30,7 @@ from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 from meanfield.measures import cone_masses
 
-SETTING = "d = 100, population risk, m0 = 10, m = 10-320, 4 seeds (full mode)"
+SETTING = "d = 100, population risk, m0 = 10, m = 10-320 and the m = ∞ limit (1024 nodes, t <= 185), 4 seeds (full mode)"
 D, M0 = 100, 10
 QUICK = {"widths": [10, 20, 40], "seeds": 2, "t_end": 1000.0, "limit_level": 9, "limit_until": 12.6}
 FULL = {"widths": [10, 20, 40, 80, 160, 320], "seeds": 4, "t_end": 2000.0, "limit_level": 10, "limit_until": 200.0}
@@ -107,10 +113,12 @@ def run(quick, out):
                                 rf"$\|f_m - f_\infty\|_{{L^2}}$ at t = {at:g} (same teacher)")["m particles"]
     ax.loglog(widths[over], np.median(distances[over][0]) * (widths[over] / widths[over][0]) ** -0.5, "k--", lw=1,
               label=r"$m^{-1/2}$ (propagation of chaos)")
+    plotting.label_ticks(ax, widths[over])
     ax.legend(fontsize=8)
     ax.set_title(f"the predictor approaches the limit's ({size['seeds']} seeds)")
     fig.suptitle(f"Chizat & Bach (2018) in d = {D}: teacher of m0 = {M0} ReLU neurons, exact population risk, "
-                 f"{size['seeds']} seeds per width, stopped at T = {size['t_end']:g}")
+                 f"{size['seeds']} seeds per width, stopped at T = {size['t_end']:g}; m = ∞ by the symmetry-reduced "
+                 "limit solver")
     fig.tight_layout()
     claims = [
         claim("at m = m0 every run stalls at a positive risk (less than 1 % decrease over the last half)",
@@ -127,9 +135,9 @@ def run(quick, out):
     limit_error = np.abs(limit.risk - limit.coarse_risk) / limit.risk
     gaps = {m: np.max(np.abs(curves[m][1][:len(limit.t)] * limit.risk[0] / limit.risk - 1)) for m in curves}
     claims += [
-        claim(f"the computed m = ∞ limit is accurate to 5 % of its risk up to t = {horizon:g} (its {nodes} nodes "
+        claim(f"the computed m = ∞ limit is accurate to 10 % of its risk up to t = {horizon:g} (its {nodes} nodes "
               f"against {nodes // 2}: an upper bound)", f"relative risk gap between the two levels, t <= {horizon:g}",
-              float(np.max(limit_error)), "<", 0.05),
+              float(np.max(limit_error)), "<", 0.10),
         claim(f"the widest network's risk is closer to the limit's than m = 2 m0's (largest relative gap, t <= {horizon:g})",
               f"max |R_m / R_inf - 1| at m = {widths[-1]} minus at m = {2 * M0}", gaps[int(widths[-1])] - gaps[2 * M0],
               "<", 0.0),
