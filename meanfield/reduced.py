@@ -34,10 +34,10 @@ from . import integrators, population, quadrature
 from .activations import ACTIVATIONS
 from .config import Config
 from .errors import ConfigError
+from .limits import COARSER, limit_applies
 from .model import train_mask
 
 COSINES = 10            # Gauss–Jacobi nodes in c; d - k = 90: relative error 1e-13 (8: 6e-12, 12: round-off)
-COARSER = 2 / 3         # the error estimate's second level, as in ``limits``
 
 
 def cosine_rule(dim: int, n: int = COSINES) -> tuple[np.ndarray, np.ndarray]:
@@ -197,8 +197,6 @@ class ReducedLimit:
 
 def applies(cfg: Config) -> tuple:
     """() when ``reduced_limit`` computes cfg's limit, else (parameter, value, what is allowed)."""
-    from .limits import limit_applies
-
     refused = limit_applies(cfg)
     if refused:
         return refused
