@@ -74,7 +74,8 @@ def _relu_terms(q1, q2, rho):
     return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
 
 
-PARALLEL_SIN2 = 1e-6       # relu, leaky_relu: second partials only where sin^2(angle) of a pair is above this
+KINKED = ("relu", "leaky_relu")    # closed forms that are not twice differentiable at parallel pairs
+PARALLEL_SIN2 = 1e-6       # KINKED: second partials only where sin^2(angle) of a pair is above this
 
 
 def pair_second(name: str, q1, q2, rho, params=None):
@@ -84,7 +85,7 @@ def pair_second(name: str, q1, q2, rho, params=None):
     differentiable at parallel pairs, and q1 q2 - rho^2 cancels to a relative error eps / sin^2)."""
     q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
     zero = np.zeros_like(rho)
-    if name in ("relu", "leaky_relu"):
+    if name in KINKED:
         slope = (DEFAULT_PARAMS if params is None else params)[0] if name == "leaky_relu" else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             sin2 = np.where((q1 > 0) & (q2 > 0), 1 - rho * rho / (q1 * q2), 0.0)
@@ -343,9 +344,8 @@ def population_hessian(theta, teacher, network, inputs="gaussian") -> tuple[np.n
     H[:, :d, :, d] = np.transpose(wa, (0, 2, 1))
     H[:, d, :, :d] = np.transpose(wa, (1, 0, 2))
     H[:, d, :, d] = s * s * K
-    kinked = name in ("relu", "leaky_relu")
     sin2 = 1.0
-    if kinked:
+    if name in KINKED:
         with np.errstate(divide="ignore", invalid="ignore"):
             pairs = [1 - (W @ V.T) ** 2 / np.outer(q, qv) for V, qv in ((W, q), (U, qu))]
         sin2 = min(float(np.min(pairs[0][off], initial=1.0)), float(np.min(pairs[1], initial=1.0)), 1.0)
