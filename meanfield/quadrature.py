@@ -149,9 +149,10 @@ def reduced_rule(network: NetworkConfig, init: InitConfig, level: int, k: int) -
     return _with_output_weights(init.w_scale * w, ww, init, level, k + 1)
 
 
-def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The reduced particles (w_S, r, a) of ``reduced_rule``'s law as 2^level equal-weight points of a
-    scrambled Sobol sequence in k + 2 dimensions (seed 0: reproducible), mapped by the inverse
+    scrambled Sobol sequence in k + 2 dimensions (``seed``: the scrambling, reproducible), mapped by the inverse
     distribution functions (normal for w_S and a Gaussian, chi_(d - k) for r): for large k, where
     tensor rules cannot reach, with an error near 1 / N for smooth integrands instead of N^-1/2."""
     from scipy.stats import chi, norm, qmc
@@ -161,7 +162,7 @@ def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int) 
     if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 20:
         raise ConfigError.invalid("level", level, "an integer from 1 to 20 (2^level Sobol points)")
     d = network.d
-    u = qmc.Sobol(k + 2, scramble=True, seed=0).random_base2(level)
+    u = qmc.Sobol(k + 2, scramble=True, seed=seed).random_base2(level)
     w = np.column_stack([norm.ppf(u[:, :k]), chi.ppf(u[:, k], d - k) if d > k else np.zeros(len(u))])
     w *= init.w_scale
     a = {"gaussian": init.a_scale * norm.ppf(u[:, k + 1]), "rademacher": init.a_scale * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),

@@ -218,8 +218,10 @@ def applies(cfg: Config) -> tuple:
     return ()
 
 
-RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER * level))),
-         "sobol": (quadrature.reduced_sobol, lambda level: level - 1)}
+# the coarser level of each rule, and how it is drawn: nested Sobol sets share their points and
+# their errors, so the coarser Sobol set is scrambled independently
+RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER * level)), {}),
+         "sobol": (quadrature.reduced_sobol, lambda level: level - 1, {"seed": 1})}
 
 
 def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
@@ -228,7 +230,7 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
     docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
     rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
     moved by cfg's integrator and dt to cfg's record times, the error estimated against the coarser
-    level (2/3 of it for "gauss", level - 1 for "sobol"); ``teacher`` (m0, d + 1): default, the
+    level (2/3 of it for "gauss"; for "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the
     teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it."""
     from .controller import run_data
     from .problem import record_steps
@@ -238,12 +240,12 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
         raise ConfigError.invalid(*refused[:2], f"{refused[2]} (reduced_limit)")
     if rule not in RULES:
         raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
-    make, coarser = RULES[rule]
+    make, coarser, options = RULES[rule]
     teacher = run_data(cfg).teacher if teacher is None else np.asarray(teacher, dtype=float)
     problem, Q = Reduced.of(cfg, teacher, cosines)
 
-    def run(at_level):
-        Z, omega = make(cfg.network, cfg.init, at_level, problem.k)
+    def run(at_level, **options):
+        Z, omega = make(cfg.network, cfg.init, at_level, problem.k, **options)
         flow = cfg.flow
         steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
         steps = steps if until is None else steps[steps * flow.dt <= until * (1 + 1e-12)]
@@ -256,6 +258,6 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
         return steps * flow.dt, np.array([risk(problem, z, omega, compiled) for z in out]), np.array(out), omega
 
     t, risks, snapshots, omega = run(level)
-    coarse = run(coarser(level))[1] if estimate else None
+    coarse = run(coarser(level), **options)[1] if estimate else None
     error = float(np.max(np.abs(risks - coarse))) if estimate else None
     return ReducedLimit(t, risks, snapshots, omega, Q, level, coarse, error)
