@@ -35,7 +35,7 @@ from .activations import ACTIVATIONS
 from .config import Config
 from .errors import ConfigError
 from .limits import COARSER, limit_applies
-from .model import train_mask
+from .model import output_weights, train_mask
 
 COSINES = 10            # Gauss–Jacobi nodes in c; d - k = 90: relative error 1e-13 (8: 6e-12, 12: round-off)
 
@@ -161,8 +161,6 @@ def predictor_distance(problem: Reduced, Q: np.ndarray, theta: np.ndarray, netwo
     own scale alpha s(m)) and the reduced limit (Z, omega): |f_m|^2 by the exact kernels, |f_inf|^2
     and the cross term by the cosine rule (the limit is invariant, so a fixed particle meets its
     particles at the law of c)."""
-    from .model import output_weights
-
     a, scale = output_weights(theta, network)
     k, alpha = problem.k, problem.alpha
     u = omega * Z[:, k + 1]
