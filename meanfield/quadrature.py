@@ -85,18 +85,32 @@ def w_rule(d: int, law: str, level: int) -> tuple[np.ndarray, np.ndarray]:
     return _tensor(*[(x[:, None], w)] * d)
 
 
+def _gaussian_nodes(d: int, level: int) -> int:
+    """How many nodes ``w_rule`` gives N(0, I_d) (1 for d = 0)."""
+    return (1, level, 2 * level ** 2, 2 * level ** 3)[d] if d <= 3 else level ** d
+
+
+def _check_level(level) -> None:
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise ConfigError.invalid("level", level, "an integer >= 1")
+
+
+def _check_size(w_nodes: int, init: InitConfig, level: int, where: str) -> None:
+    """Refuse a level whose rule (w_nodes times a's nodes, doubled when symmetric) would exceed
+    MAX_NODES, before any work."""
+    size = w_nodes * {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
+    if size > MAX_NODES:
+        raise ConfigError.invalid("level", level, f"a level whose rule has at most {MAX_NODES} nodes for {where} "
+                                  f"(about {size}); lower the level")
+
+
 def initial_rule(network: NetworkConfig, init: InitConfig, level: int) -> tuple[np.ndarray, np.ndarray]:
     """Weighted particles (theta (K, d + 1), omega (K,)) whose measure approximates the initial
     law of ``init.initial_particles``; ``level`` >= 1 refines every one-dimensional rule."""
     d = network.d
-    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-        raise ConfigError.invalid("level", level, "an integer >= 1")
-    w_nodes = {"gaussian": (level, 2 * level ** 2, 2 * level ** 3)[d - 1] if d <= 3 else level ** d,
-               "sphere": (2, 2 * level, 2 * level ** 2)[min(d, 3) - 1]}[init.w_law]
-    size = w_nodes * {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
-    if size > MAX_NODES:
-        raise ConfigError.invalid("level", level, f"a level whose rule has at most {MAX_NODES} nodes in d = {d} "
-                                  f"(about {size}); lower the level")
+    _check_level(level)
+    w_nodes = _gaussian_nodes(d, level) if init.w_law == "gaussian" else (2, 2 * level, 2 * level ** 2)[min(d, 3) - 1]
+    _check_size(w_nodes, init, level, f"d = {d}")
     w, ww = w_rule(d, init.w_law, level)
     return _with_output_weights(init.w_scale * w, ww, init, level, d)
 
@@ -136,13 +150,8 @@ def reduced_rule(network: NetworkConfig, init: InitConfig, level: int, k: int) -
     if init.w_law != "gaussian":
         raise ConfigError.invalid("init.w_law", init.w_law, "'gaussian' for the reduced limit (an isotropic law "
                                   "that splits into independent w_S and |w_perp|)")
-    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
-        raise ConfigError.invalid("level", level, "an integer >= 1")
-    size = ((level, 2 * level ** 2, 2 * level ** 3)[k - 1] if 1 <= k <= 3 else level ** k) * level * \
-        {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
-    if size > MAX_NODES:
-        raise ConfigError.invalid("level", level, f"a level whose reduced rule has at most {MAX_NODES} nodes for "
-                                  f"k = {k} (about {size}); lower the level")
+    _check_level(level)
+    _check_size(_gaussian_nodes(k, level) * level, init, level, f"the reduced rule with k = {k}")
     wS, wS_weights = w_rule(k, "gaussian", level) if k else (np.zeros((1, 0)), np.ones(1))
     r, wr = _radius(level, d - k) if d > k else (np.zeros(1), np.ones(1))
     w, ww = _tensor((wS, wS_weights), (r[:, None], wr))
