@@ -5,8 +5,9 @@ on these codes, written there as literals, so neither reordering nor extending a
 make a cached kernel compute another function; a test checks that the kernels' codes are these.
 ``value`` and ``derivative`` are the readable NumPy twins of the kernels' scalar functions, on
 arrays of any shape; ``params`` is ``network.activation_params`` = [leaky_slope, t1, t2, s1, s2].
-``population`` says how the exact population risk (Gaussian inputs) is computed: "closed form",
-"quadrature" (Gauss–Hermite, smooth activations) or None (not offered).
+``population`` says how the exact population risk (Gaussian inputs) is computed: "closed form"
+(compiled, with second partials), "orthant" (exact through bivariate normal orthant
+probabilities, NumPy only), "quadrature" (Gauss–Hermite, smooth activations) or None (not offered).
 
 Adding an activation: an entry here, its scalar twin in ``_kernels._act`` / ``_dact`` (all
 Numba code lives there, where the cache can see it), and a parameter of the tests.
@@ -81,7 +82,7 @@ ACTIVATIONS = {a.name: a for a in (
                second=lambda z, p: np.full_like(z, 2.0, dtype=float)),
     Activation("linear", 7, lambda z, p: np.asarray(z, dtype=float).copy(), lambda z, p: np.ones_like(z, dtype=float),
                "closed form", 1),
-    Activation("piecewise_linear", 8, _pwl, _pwl_derivative, None),
+    Activation("piecewise_linear", 8, _pwl, _pwl_derivative, "orthant"),
 )}
 
 LOSSES = {loss.name: loss for loss in (

@@ -581,9 +581,9 @@ class Config:
                     ("network.bias", net.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
                     ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
                     ("network.activation", activations.activation(net.activation).population is None,
-                     "an activation with a population kernel (not piecewise_linear)"),
+                     "an activation with a population kernel"),
                     ("data.teacher_activation", activations.activation(data.teacher_activation).population is None,
-                     "an activation with a population kernel (not piecewise_linear)"),
+                     "an activation with a population kernel"),
                     ("flow.loss", flow.loss != "squared", "'squared' with data.kind = 'population'"),
                     ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
                 if bad:

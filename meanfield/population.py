@@ -7,7 +7,8 @@ Student f(x) = alpha s(m) sum_i a_i sigma(w_i . x), teacher f*(x) = sum_j c_j si
 with K_ii' = kappa(w_i, w_i'), kappa(w, w') = E[sigma(w.x) sigma(w'.x)]. kappa depends on
 q = |w|^2, q' = |w'|^2 and rho = w.w' only, so grad_w kappa(w, w') = A w + B w' with
 A = 2 d kappa/dq and B = d kappa/d rho = E[sigma'(w.x) sigma'(w'.x)] (Price's theorem). Closed
-forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu; Gauss–Hermite
+forms for relu (arc-cosine), erf (arcsin), linear, quadratic and leaky_relu, and for
+piecewise_linear through bivariate normal orthant probabilities (``orthant``); Gauss–Hermite
 quadrature on the 2-D Gaussian (w.x, w'.x) for the others, and for the student-teacher pairs
 when the teacher's activation differs from the student's. ``pair_sums`` is the NumPy twin of
 the compiled ``_kernels.population_sums``. ``population_hessian``: the exact Hessian of R from the
@@ -23,8 +24,10 @@ from .quadrature import gauss_hermite
 from .scaling import time_factor
 
 CLOSED_FORMS = tuple(a.name for a in ACTIVATIONS.values() if a.population == "closed form")
+ORTHANT = tuple(a.name for a in ACTIVATIONS.values() if a.population == "orthant")         # NumPy only
+EXACT = CLOSED_FORMS + ORTHANT
 QUADRATURE = tuple(a.name for a in ACTIVATIONS.values() if a.population == "quadrature")   # smooth
-SUPPORTED = CLOSED_FORMS + QUADRATURE
+SUPPORTED = EXACT + QUADRATURE
 QUADRATURE_NODES = 96      # per axis; tanh: relative error 1e-11 (kappa), 1e-10 (A, B) at |w|^2 = 1, 1e-3 at 10
 QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
 
@@ -58,6 +61,8 @@ def pair_terms(name: str, q1, q2, rho, params=None, other: str | None = None):
         return rho.copy(), np.zeros_like(rho), np.ones_like(rho)
     if name == "quadratic":
         return q1 * q2 + 2 * rho * rho, 2 * q2, 4 * rho
+    if name == "piecewise_linear":
+        return _pwl_terms(q1, q2, rho, DEFAULT_PARAMS if params is None else params)
     if name in QUADRATURE:
         return _quadrature_terms(name, q1, q2, rho, params)
     raise ValueError(f"activation {name!r} has no exact population kernel here: allowed is one of "
@@ -72,6 +77,95 @@ def _relu_terms(q1, q2, rho):
     with np.errstate(divide="ignore", invalid="ignore"):
         A = np.where(q1 > 0, cross / (2 * np.pi * q1), 0.0)
     return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
+
+
+def _ratio(num, den):
+    """num / den elementwise, the limit sign(num) inf where den = 0 (0 where both are 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.where(num != 0, np.sign(num) * np.inf, 0.0))
+
+
+def _minus_r(y, x, r):
+    """y - r x, written (y - x) + (1 - r) x for r >= 0 and (y + x) - (1 + r) x below, so that no
+    rounding of r x cancels near r = +-1 (1 - r and 1 + r are exact there)."""
+    return np.where(r >= 0, (y - x) + (1 - r) * x, (y + x) - (1 + r) * x)
+
+
+def orthant(h, k, r):
+    """P(X > h, Y > k) for standard normals X, Y of correlation r, elementwise: Owen's formula
+    Phi2(x, y; r) = (Phi(x) + Phi(y)) / 2 - T(x, (y - r x) / (x s)) - T(y, (x - r y) / (y s)) - b / 2
+    at (x, y) = (-h, -k), s = sqrt(1 - r^2), b = 1 where xy < 0 or (xy = 0 and x + y < 0), with the
+    limits at x = y = 0 and |r| = 1 written out."""
+    from scipy.special import ndtr, owens_t
+
+    x, y, r = np.broadcast_arrays(-np.asarray(h, dtype=float), -np.asarray(k, dtype=float), np.asarray(r, dtype=float))
+    s = np.sqrt(np.clip((1 - r) * (1 + r), 0.0, None))
+    lower = (0.5 * (ndtr(x) + ndtr(y)) - owens_t(x, _ratio(_minus_r(y, x, r), x * s))
+             - owens_t(y, _ratio(_minus_r(x, y, r), y * s)) - 0.5 * ((x * y < 0) | ((x * y == 0) & (x + y < 0))))
+    lower = np.where((x == 0) & (y == 0), 0.25 + np.arcsin(np.clip(r, -1.0, 1.0)) / (2 * np.pi), lower)
+    return np.where(r >= 1, ndtr(np.minimum(x, y)), np.where(r <= -1, np.clip(ndtr(x) - ndtr(-y), 0.0, None), lower))
+
+
+def _pwl_terms(q1, q2, rho, params):
+    """kappa, A, B of sigma = s1 + slope [(z - t1)_+ - (z - t2)_+]: with U = w.x, V = w'.x of
+    standard deviations sd1, sd2 and correlation r, E[(U - a)_+ (V - b)_+] = sd1 sd2 g(a / sd1,
+    b / sd2) and g(al, be) = (r + al be) L - be phi(al) Phi(za) - al phi(be) Phi(zb)
+    + s^2 phi2(al, be; r), L = P(X > al, Y > be) (``orthant``), s = sqrt(1 - r^2),
+    za = (r al - be) / s, zb = (r be - al) / s; B = slope^2 sum +-L (Price's theorem) and
+    A = 2 d kappa / dq1 = slope^2 sum +-(sd2 / sd1) phi(al) [s phi(za) + (r al - be) Phi(za)]
+    (the heat equation d/dq1 = (1/2) d^2/dU^2), plus the one-point terms of s1. A neuron w = 0
+    has U = 0: kappa = sigma(0) E sigma(V), A = 0 (A w = 0), B = sigma'(0) E sigma'(V)."""
+    from scipy.special import ndtr
+
+    t1, t2, s1, s2 = params[1:5]
+    slope = (s2 - s1) / (t2 - t1)
+    phi = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    live = (q1 > 0) & (q2 > 0)
+    sd1, sd2 = np.sqrt(np.where(live, q1, 1.0)), np.sqrt(np.where(live, q2, 1.0))
+    r = np.clip(np.where(live, rho, 0.0) / (sd1 * sd2), -1.0, 1.0)
+    s = np.sqrt((1 - r) * (1 + r))
+    (m1, A1), (m2, _) = _pwl_mean(q1, params), _pwl_mean(q2, params)
+    kappa = s1 * s1 + s1 * (m1 - s1 + m2 - s1)
+    A, B = s1 * A1, np.zeros_like(r)
+    for sign_a, a in ((1.0, t1), (-1.0, t2)):
+        al = a / sd1
+        for sign_b, b in ((1.0, t1), (-1.0, t2)):
+            be, sign = b / sd2, sign_a * sign_b * slope * slope
+            L = orthant(al, be, r)
+            ra, rb = -_minus_r(be, al, r), -_minus_r(al, be, r)           # r al - be, r be - al
+            za, zb = _ratio(ra, s), _ratio(rb, s)
+            spread = np.where(r >= 0, (al - be) ** 2 + 2 * (1 - r) * al * be, (al + be) ** 2 - 2 * (1 + r) * al * be)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                quad = np.where(s > 0, s * np.exp(-spread / (2 * s * s)) / (2 * np.pi), 0.0)
+            g = (r + al * be) * L - be * phi(al) * ndtr(za) - al * phi(be) * ndtr(zb) + quad
+            kappa = kappa + sign * sd1 * sd2 * g
+            B = B + sign * L
+            A = A + sign * sd2 / sd1 * phi(al) * (s * phi(za) + ra * ndtr(za))
+    zero = np.zeros(1)
+    value0, slope0 = (float(f(zero, params)[0]) for f in (ACTIVATIONS["piecewise_linear"].value,
+                                                           ACTIVATIONS["piecewise_linear"].derivative))
+    one_point = lambda q: slope * (ndtr(-t1 / np.sqrt(np.where(q > 0, q, 1.0))) - ndtr(-t2 / np.sqrt(np.where(q > 0, q, 1.0))))
+    mean_slope2 = np.where(q2 > 0, one_point(q2), slope0)
+    kappa = np.where(live, kappa, np.where(q1 > 0, m1 * value0, value0 * m2))
+    A = np.where(live, A, 0.0)
+    B = np.where(live, B, np.where(q1 > 0, one_point(q1) * slope0, slope0 * mean_slope2))
+    return kappa, A, B
+
+
+def _pwl_mean(q, params):
+    """(E sigma(sqrt(q) G), 2 d/dq of it) for the piecewise-linear sigma: E (sqrt(q) G - t)_+ =
+    sd phi(t / sd) - t Phi(-t / sd), whose q-derivative is phi(t / sd) / (2 sd)."""
+    from scipy.special import ndtr
+
+    t1, t2, s1, s2 = params[1:5]
+    slope = (s2 - s1) / (t2 - t1)
+    live = q > 0
+    sd = np.sqrt(np.where(live, q, 1.0))
+    phi = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    ramp = lambda t: sd * phi(t / sd) - t * ndtr(-t / sd)
+    value0 = float(ACTIVATIONS["piecewise_linear"].value(np.zeros(1), params)[0])
+    return (np.where(live, s1 + slope * (ramp(t1) - ramp(t2)), value0),
+            np.where(live, slope * (phi(t1 / sd) - phi(t2 / sd)) / sd, 0.0))
 
 
 KINKED = ("relu", "leaky_relu")    # closed forms that are not twice differentiable at parallel pairs
