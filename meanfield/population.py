@@ -168,6 +168,28 @@ def _pwl_mean(q, params):
             np.where(live, slope * (phi(t1 / sd) - phi(t2 / sd)) / sd, 0.0))
 
 
+def _relu_mean(q):
+    live = q > 0
+    return np.sqrt(q / (2 * np.pi)), np.where(live, 1 / np.sqrt(2 * np.pi * np.where(live, q, 1.0)), 0.0)
+
+
+# (E sigma(sqrt(q) G), 2 d/dq of it) for G ~ N(0, 1): grad_w E sigma(w . x) = (2 d/dq) w, q = |w|^2
+MEANS = {"relu": lambda q, p: _relu_mean(q),
+         "leaky_relu": lambda q, p: tuple((1 - p[0]) * t for t in _relu_mean(q)),
+         "erf": lambda q, p: (np.zeros_like(q), np.zeros_like(q)),
+         "linear": lambda q, p: (np.zeros_like(q), np.zeros_like(q)),
+         "quadratic": lambda q, p: (q.copy(), np.full_like(q, 2.0)),
+         "piecewise_linear": lambda q, p: _pwl_mean(q, p)}
+
+
+def mean_terms(name: str, q, params=None):
+    """(E sigma(w . x), the coefficient of w in its gradient) elementwise in q = |w|^2, for x ~ N(0, I)
+    and the exact activations (``EXACT``)."""
+    if name not in MEANS:
+        raise ValueError(f"activation {name!r} has no closed-form mean here: allowed is one of {', '.join(MEANS)}")
+    return MEANS[name](np.asarray(q, dtype=float), DEFAULT_PARAMS if params is None else params)
+
+
 KINKED = ("relu", "leaky_relu")    # closed forms that are not twice differentiable at parallel pairs
 PARALLEL_SIN2 = 1e-6       # KINKED: second partials only where sin^2(angle) of a pair is above this
 
