@@ -178,12 +178,10 @@ def _target_sums(problem: Reduced, Z):
     return Kt, At, BtU
 
 
-def velocity(problem: Reduced, Z, omega, compiled: bool = False, rows=None) -> np.ndarray:
-    """dZ/dt (N, k + 2) of the reduced limit (module docstring); ``rows`` (P, k + 2): the velocity
-    of these particles in the field of (Z, omega) instead (NumPy)."""
+def velocity(problem: Reduced, Z, omega, compiled: bool = False) -> np.ndarray:
+    """dZ/dt (N, k + 2) of the reduced limit (module docstring)."""
     k, alpha = problem.k, problem.alpha
-    Kbar, Abar, BS, Br = sums(problem, Z, omega, compiled, rows)
-    Z = Z if rows is None else rows
+    Kbar, Abar, BS, Br = sums(problem, Z, omega, compiled)
     Kt, At, BtU = _target_sums(problem, Z)
     a = Z[:, k + 1]
     radial = alpha ** 2 * Abar - alpha * At
@@ -236,8 +234,7 @@ def lift(Z: np.ndarray, Q: np.ndarray, directions: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ReducedLimit:
     """The reduced limit's trajectory: record times t (T,), the population risk (T,), the reduced
-    particles (T, N + P, k + 2), the N nodes then the P probes, and their weights (N + P,) (0 for
-    the probes), the basis Q (d, k), the level, the risk at the
+    particles (T, N, k + 2) and their weights (N,), the basis Q (d, k), the level, the risk at the
     coarser level (T,) and ``error``: the largest gap between the two, an estimate of the coarser
     level's error (both None without ``estimate``)."""
 
@@ -287,15 +284,13 @@ RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER *
 
 
 def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
-                  estimate: bool = True, compiled: bool = True, until: float | None = None,
-                  probes=None) -> ReducedLimit:
+                  estimate: bool = True, compiled: bool = True, until: float | None = None) -> ReducedLimit:
     """The infinite-width limit of cfg's population flow by the symmetry reduction (module
     docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
     rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
     moved by cfg's integrator and dt to cfg's record times, the error estimated against the coarser
     level (2/3 of it for "gauss"; for "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the
-    teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it; ``probes``
-    (P, k + 2): reduced particles of weight 0 moved by the limit's field (its flow map)."""
+    teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it."""
     from .problem import record_steps
 
     refused = applies(cfg)
@@ -305,31 +300,20 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
         raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
     make, coarser, options = RULES[rule]
     problem, Q = Reduced.of(cfg, teacher, cosines)
-    probes = np.zeros((0, problem.k + 2)) if probes is None else np.asarray(probes, dtype=float)
-    if probes.ndim != 2 or probes.shape[1] != problem.k + 2:
-        raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, k + 2 = {problem.k + 2})")
-
-    def drift(Y, N, omega):
-        Z, P = Y[:N], Y[N:]
-        v = velocity(problem, Z, omega, compiled)
-        return np.vstack([v, velocity(problem, Z, omega, rows=P)]) if len(P) else v
-
-    def run(at_level, probes, **options):
+    def run(at_level, **options):
         Z, omega = make(cfg.network, cfg.init, at_level, problem.k, **options)
-        N, Z = len(Z), np.vstack([Z, probes])
         flow = cfg.flow
         steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
         steps = steps if until is None else steps[steps * flow.dt <= until * (1 + 1e-12)]
         out, done = [], 0
         for target in steps:
             for _ in range(done, int(target)):
-                Z = integrators.step(Z, lambda z: drift(z, N, omega), flow.dt, flow.integrator)
+                Z = integrators.step(Z, lambda z: velocity(problem, z, omega, compiled), flow.dt, flow.integrator)
             done = int(target)
             out.append(Z.copy())
-        return (steps * flow.dt, np.array([risk(problem, z[:N], omega, compiled) for z in out]), np.array(out),
-                np.concatenate([omega, np.zeros(len(probes))]))
+        return steps * flow.dt, np.array([risk(problem, z, omega, compiled) for z in out]), np.array(out), omega
 
-    t, risks, snapshots, omega = run(level, probes)
-    coarse = run(coarser(level), probes[:0], **options)[1] if estimate else None
+    t, risks, snapshots, omega = run(level)
+    coarse = run(coarser(level), **options)[1] if estimate else None
     error = float(np.max(np.abs(risks - coarse))) if estimate else None
     return ReducedLimit(t, risks, snapshots, omega, Q, level, coarse, error)

@@ -187,22 +187,6 @@ def test_what_the_reduction_does_not_cover_is_refused_by_name(change, parameter)
         RD.reduced_limit(population_config(), level=2, rule="monte carlo")
 
 
-def test_probes_follow_the_limit_flow_map():
-    """Probes of weight 0 placed on the nodes move with them (the field of the nodes alone), and
-    the limit is the same with and without probes."""
-    cfg = class_config(d=5, **{"init.a_law": "gaussian", "flow.t_end": 0.5, "record.n_records": 3})
-    plain = RD.reduced_limit(cfg, level=3, estimate=False)
-    probes = plain.snapshots[0]
-    probed = RD.reduced_limit(cfg, level=3, estimate=False, probes=probes)
-    N = len(probes)
-    np.testing.assert_array_equal(probed.snapshots[:, :N], plain.snapshots)
-    np.testing.assert_array_equal(probed.risk, plain.risk)
-    np.testing.assert_allclose(probed.snapshots[:, N:], plain.snapshots, rtol=1e-13, atol=1e-15)
-    np.testing.assert_array_equal(probed.weights, np.concatenate([plain.weights, np.zeros(N)]))
-    with pytest.raises(ConfigError, match="probes"):
-        RD.reduced_limit(cfg, level=3, probes=np.ones((2, 3)))
-
-
 @pytest.mark.parametrize("change, parameter", [({"flow.online": False, "flow.batch_size": 0}, "data.kind"),
                                                ({"network.bias": True}, "network.bias"),
                                                ({"flow.loss": "logistic"}, "flow.loss"),
