@@ -125,31 +125,27 @@ def _pwl_terms(q1, q2, rho, params):
     r = np.clip(np.where(live, rho, 0.0) / (sd1 * sd2), -1.0, 1.0)
     s = np.sqrt((1 - r) * (1 + r))
     (m1, A1), (m2, _) = _pwl_mean(q1, params), _pwl_mean(q2, params)
-    kappa = s1 * s1 + s1 * (m1 - s1 + m2 - s1)
-    A, B = s1 * A1, np.zeros_like(r)
-    for sign_a, a in ((1.0, t1), (-1.0, t2)):
-        al = a / sd1
-        for sign_b, b in ((1.0, t1), (-1.0, t2)):
-            be, sign = b / sd2, sign_a * sign_b * slope * slope
-            L = orthant(al, be, r)
-            ra, rb = -_minus_r(be, al, r), -_minus_r(al, be, r)           # r al - be, r be - al
-            za, zb = _ratio(ra, s), _ratio(rb, s)
-            spread = np.where(r >= 0, (al - be) ** 2 + 2 * (1 - r) * al * be, (al + be) ** 2 - 2 * (1 + r) * al * be)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                quad = np.where(s > 0, s * np.exp(-spread / (2 * s * s)) / (2 * np.pi), 0.0)
-            g = (r + al * be) * L - be * phi(al) * ndtr(za) - al * phi(be) * ndtr(zb) + quad
-            kappa = kappa + sign * sd1 * sd2 * g
-            B = B + sign * L
-            A = A + sign * sd2 / sd1 * phi(al) * (s * phi(za) + ra * ndtr(za))
-    zero = np.zeros(1)
-    value0, slope0 = (float(f(zero, params)[0]) for f in (ACTIVATIONS["piecewise_linear"].value,
-                                                           ACTIVATIONS["piecewise_linear"].derivative))
-    one_point = lambda q: slope * (ndtr(-t1 / np.sqrt(np.where(q > 0, q, 1.0))) - ndtr(-t2 / np.sqrt(np.where(q > 0, q, 1.0))))
-    mean_slope2 = np.where(q2 > 0, one_point(q2), slope0)
-    kappa = np.where(live, kappa, np.where(q1 > 0, m1 * value0, value0 * m2))
-    A = np.where(live, A, 0.0)
-    B = np.where(live, B, np.where(q1 > 0, one_point(q1) * slope0, slope0 * mean_slope2))
-    return kappa, A, B
+    # the four knot pairs (t_i, t_j) at once, along a leading axis, with signs +, -, -, +
+    sign = (slope * slope * np.array([1.0, -1.0, -1.0, 1.0])).reshape((4,) + (1,) * r.ndim)
+    al = np.array([t1, t1, t2, t2]).reshape(sign.shape) / sd1
+    be = np.array([t1, t2, t1, t2]).reshape(sign.shape) / sd2
+    L = orthant(al, be, r)
+    ra, rb = -_minus_r(be, al, r), -_minus_r(al, be, r)                   # r al - be, r be - al
+    za, zb = _ratio(ra, s), _ratio(rb, s)
+    spread = np.where(r >= 0, (al - be) ** 2 + 2 * (1 - r) * al * be, (al + be) ** 2 - 2 * (1 + r) * al * be)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quad = np.where(s > 0, s * np.exp(-spread / (2 * s * s)) / (2 * np.pi), 0.0)
+    g = (r + al * be) * L - be * phi(al) * ndtr(za) - al * phi(be) * ndtr(zb) + quad
+    kappa = s1 * s1 + s1 * (m1 - s1 + m2 - s1) + np.sum(sign * sd1 * sd2 * g, axis=0)
+    A = s1 * A1 + np.sum(sign * sd2 / sd1 * phi(al) * (s * phi(za) + ra * ndtr(za)), axis=0)
+    B = np.sum(sign * L, axis=0)
+    slope0 = float(ACTIVATIONS["piecewise_linear"].derivative(np.zeros(1), params)[0])
+
+    def mean_slope(q):                      # E sigma'(sqrt(q) G); sigma'(0) at q = 0
+        sd = np.sqrt(np.where(q > 0, q, 1.0))
+        return np.where(q > 0, slope * (ndtr(-t1 / sd) - ndtr(-t2 / sd)), slope0)
+    # a zero neuron's U = 0 is independent of V: kappa = sigma(0) E sigma(V) = m1 m2
+    return np.where(live, kappa, m1 * m2), np.where(live, A, 0.0), np.where(live, B, mean_slope(q1) * mean_slope(q2))
 
 
 def _pwl_mean(q, params):
