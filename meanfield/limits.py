@@ -111,9 +111,10 @@ def reference_run(cfg: Config, M: int, data=None) -> Result:
 
 
 def compare(result: Result, reference: Result, X: np.ndarray, method: str = "auto", w2_at: str = "all",
-            **w2_options) -> dict:
+            probes: tuple | None = None, **w2_options) -> dict:
     """Distances between a run and its limit (``mean_field_limit``, its probes the run's initial
-    particles) or a wide reference run, at each common record time.
+    particles; ``probes`` = (start, stop): they are these rows of the probes, so that one limit
+    serves several runs) or a wide reference run, at each common record time.
 
     Returns arrays over the record times: ``w2`` (between the measures on R^(d + 1), the limit's
     weighted, method reported under ``method``; computed at every time, the last one only, or none:
@@ -130,10 +131,13 @@ def compare(result: Result, reference: Result, X: np.ndarray, method: str = "aut
     if weights is None:
         coupled, support = slice(0, m), slice(None)
     else:
-        probes = reference.stats.get("limit", {}).get("probes", 0)
-        if probes != m:
-            raise ValueError(f"the limit has {probes} probes; compare needs the run's {m} initial particles as probes")
-        coupled, support = slice(len(weights) - m, None), slice(0, len(weights) - m)
+        total = reference.stats.get("limit", {}).get("probes", 0)
+        start, stop = (0, total) if probes is None else probes
+        if not (stop - start == m and 0 <= start <= stop <= total):
+            raise ValueError(f"probes = ({start}, {stop}) of the limit's {total}: compare needs the run's {m} initial "
+                             "particles among the probes")
+        nodes = len(weights) - total
+        coupled, support = slice(nodes + start, nodes + stop), slice(0, nodes)
     out = {"t": result.t, "w2": [], "coupled_distance": [], "predictor_distance": []}
     used = None
     last = len(result.snapshots) - 1

@@ -63,6 +63,23 @@ def test_probes_follow_the_limit_flow_map_without_changing_it(rng):
     assert probed.stats["limit"]["probes"] == 5
 
 
+def test_one_limit_serves_several_runs_through_their_rows_of_probes():
+    """Two runs' initial particles as the probes of one limit: each run's distances equal those
+    against a limit probed by that run alone; rows that are not the run's are refused."""
+    small, large = (mf.simulate(tanh_config(**{"network.m": m})) for m in (8, 16))
+    X = mf.run_data(tanh_config()).X
+    both = limits.mean_field_limit(tanh_config(), 4, probes=np.vstack([small.theta0, large.theta0]), estimate=False)
+    for run, rows in ((small, (0, 8)), (large, (8, 24))):
+        alone = limits.mean_field_limit(tanh_config(), 4, probes=run.theta0, estimate=False)
+        shared, own = limits.compare(run, both, X, w2_at="last", probes=rows), limits.compare(run, alone, X, w2_at="last")
+        for key in ("w2", "coupled_distance", "predictor_distance"):
+            np.testing.assert_allclose(shared[key], own[key], rtol=1e-12)
+    with pytest.raises(ValueError, match="probes"):
+        limits.compare(small, both, X, probes=(0, 16))
+    with pytest.raises(ValueError, match="probes"):
+        limits.compare(small, both, X)
+
+
 def test_where_the_limit_is_not_a_push_forward_it_is_refused_or_approximated_by_a_wide_run():
     for changes in ({"flow.temperature": 0.1}, {"flow.batch_size": 10}, {"network.scaling": "lazy"}):
         with pytest.raises(ConfigError, match="noiseless full-batch mean-field") as info:
