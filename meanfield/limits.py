@@ -93,9 +93,14 @@ def _predictor_gap(cfg, a: Result, b: Result, k: int) -> float:
 
 def reference(cfg: Config, probes=None, level: int = 16, M: int | None = None, data=None) -> Result:
     """The limit to compare cfg's m-particle run with: ``mean_field_limit`` (probes: the run's
-    initial particles) where it applies; else, with a warning saying why, a wide run of M
-    particles (default 64 m) coupled through its first m particles."""
+    initial particles) where it applies and its rule at ``level`` has at most
+    ``quadrature.MAX_NODES`` nodes; else, with a warning saying why, a wide run of M particles
+    (default 64 m) coupled through its first m particles."""
     refused = limit_applies(cfg)
+    nodes = quadrature.rule_size(cfg.network, cfg.init, level)
+    if not refused and nodes > quadrature.MAX_NODES:
+        refused = ("network.d", cfg.network.d, f"a rule of at most {quadrature.MAX_NODES} nodes, which level {level} "
+                   "exceeds here (in high dimension, see meanfield.reduced)")
     if not refused:
         return mean_field_limit(cfg, level, probes, data)
     warnings.warn(f"meanfield: the limit is approximated by a wide run of M particles ({refused[0]} = "

@@ -95,13 +95,27 @@ def _check_level(level) -> None:
         raise ConfigError.invalid("level", level, "an integer >= 1")
 
 
+def _size(w_nodes: int, init: InitConfig, level: int) -> int:
+    """The rule's node count: w_nodes times a's nodes, doubled when symmetric."""
+    return w_nodes * {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
+
+
 def _check_size(w_nodes: int, init: InitConfig, level: int, where: str) -> None:
-    """Refuse a level whose rule (w_nodes times a's nodes, doubled when symmetric) would exceed
-    MAX_NODES, before any work."""
-    size = w_nodes * {"gaussian": level, "rademacher": 2, "balanced": 2}.get(init.a_law, 1) * (1 + init.symmetric)
+    """Refuse a level whose rule would exceed MAX_NODES, before any work."""
+    size = _size(w_nodes, init, level)
     if size > MAX_NODES:
         raise ConfigError.invalid("level", level, f"a level whose rule has at most {MAX_NODES} nodes for {where} "
                                   f"(about {size}); lower the level")
+
+
+def _w_nodes(network: NetworkConfig, init: InitConfig, level: int) -> int:
+    d = network.d
+    return _gaussian_nodes(d, level) if init.w_law == "gaussian" else (2, 2 * level, 2 * level ** 2)[min(d, 3) - 1]
+
+
+def rule_size(network: NetworkConfig, init: InitConfig, level: int) -> int:
+    """How many nodes ``initial_rule`` gives at this level (without building it)."""
+    return _size(_w_nodes(network, init, level), init, level)
 
 
 def initial_rule(network: NetworkConfig, init: InitConfig, level: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +123,7 @@ def initial_rule(network: NetworkConfig, init: InitConfig, level: int) -> tuple[
     law of ``init.initial_particles``; ``level`` >= 1 refines every one-dimensional rule."""
     d = network.d
     _check_level(level)
-    w_nodes = _gaussian_nodes(d, level) if init.w_law == "gaussian" else (2, 2 * level, 2 * level ** 2)[min(d, 3) - 1]
-    _check_size(w_nodes, init, level, f"d = {d}")
+    _check_size(_w_nodes(network, init, level), init, level, f"d = {d}")
     w, ww = w_rule(d, init.w_law, level)
     return _with_output_weights(init.w_scale * w, ww, init, level, d)
 

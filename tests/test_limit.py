@@ -90,6 +90,10 @@ def test_where_the_limit_is_not_a_push_forward_it_is_refused_or_approximated_by_
     with pytest.warns(UserWarning, match="wide run"):
         wide = limits.reference(tanh_config(**{"flow.temperature": 0.01, "network.m": 8}), M=32)
     assert wide.theta.shape == (32, 3)
+    high = tanh_config(**{"network.d": 6, "network.m": 4, "flow.t_end": 0.1})   # level 16: 16^6 x 16 nodes
+    with pytest.warns(UserWarning, match="network.d = 6"):
+        wide = limits.reference(high, M=8)
+    assert wide.theta.shape == (8, 7)
     assert wide.weights is None
 
 
