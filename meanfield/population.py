@@ -79,6 +79,11 @@ def _relu_terms(q1, q2, rho):
     return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
 
 
+def _phi(z):
+    """The standard normal density."""
+    return np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+
+
 def _ratio(num, den):
     """num / den elementwise, the limit sign(num) inf where den = 0 (0 where both are 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,7 +124,7 @@ def _pwl_terms(q1, q2, rho, params):
 
     t1, t2, s1, s2 = params[1:5]
     slope = (s2 - s1) / (t2 - t1)
-    phi = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    phi = _phi
     live = (q1 > 0) & (q2 > 0)
     sd1, sd2 = np.sqrt(np.where(live, q1, 1.0)), np.sqrt(np.where(live, q2, 1.0))
     r = np.clip(np.where(live, rho, 0.0) / (sd1 * sd2), -1.0, 1.0)
@@ -157,7 +162,7 @@ def _pwl_mean(q, params):
     slope = (s2 - s1) / (t2 - t1)
     live = q > 0
     sd = np.sqrt(np.where(live, q, 1.0))
-    phi = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
+    phi = _phi
     ramp = lambda t: sd * phi(t / sd) - t * ndtr(-t / sd)
     value0 = float(ACTIVATIONS["piecewise_linear"].value(np.zeros(1), params)[0])
     return (np.where(live, s1 + slope * (ramp(t1) - ramp(t2)), value0),

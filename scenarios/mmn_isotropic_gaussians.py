@@ -26,13 +26,13 @@ PDE is off by O(1/d): the last panel fits the exponent of its risk and mean-radi
 """
 import numpy as np
 from matplotlib import pyplot as plt
-from scipy.special import erfc
 
 import meanfield as mf
 from meanfield.distances import w2
 from meanfield.claims import claim, rate
 from meanfield.figures import scenario_main
 from meanfield.fits import power_law, slope_interval
+from meanfield.population import mean_terms
 from meanfield.reduced import reduced_limit
 
 SETTING = ("d = 40, online SGD, m = 800, batches 50 and 800, 2 seeds; the exact m = infinity limit at "
@@ -44,6 +44,7 @@ SWEEP_LEVEL = 8            # the Gauss rule's nodes in r for the sweep over d (l
 SEEDS = (0, 1)
 DELTA, R0, DT = 0.5, 0.8, 0.02
 KNOTS, VALUES = (0.5, 1.5), (-2.5, 7.5)
+PARAMS = mf.NetworkConfig(pwl_knots=KNOTS, pwl_values=VALUES).activation_params
 
 
 def config(size, batch, seed=0):
@@ -59,12 +60,10 @@ def config(size, batch, seed=0):
 
 
 def q(s):
-    """E sigma(s G), G ~ N(0, 1), and its derivative in s, for the piecewise-linear sigma."""
-    (t1, t2), (s1, s2) = KNOTS, VALUES
-    slope = (s2 - s1) / (t2 - t1)
-    pdf = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-    ramp = lambda a: s * pdf(a / s) - a * 0.5 * erfc(a / s / np.sqrt(2))        # E (sG - a)_+
-    return s1 + slope * (ramp(t1) - ramp(t2)), slope * (pdf(t1 / s) - pdf(t2 / s))
+    """E sigma(s G), G ~ N(0, 1), and its derivative in s (s > 0), for the piecewise-linear sigma:
+    ``population.mean_terms`` gives the mean and 2 d/d(s^2) of it."""
+    mean, slope = mean_terms("piecewise_linear", s * s, PARAMS)
+    return mean, s * slope
 
 
 def reduced_dynamics(r, times, d, levels=32):
