@@ -35,49 +35,56 @@ def _config(args):
 
 
 def _run(args) -> int:
-    from . import checkpoint, files
+    """Own the folder (a lock), validate the run, then retire what ``--force`` replaces, write
+    the config and run: a refused run leaves the folder as it was."""
+    from . import files, runfolder
+    from .controller import prepare
 
     cfg, _ = _config(args)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to overwrite it, "
-                          f"`meanfield resume {out}` to continue it, or choose another --out",
-                          parameter="--out", value=str(out), allowed="a new or empty folder (or --force)")
-    files.make_folder(out)
-    if args.force:
-        checkpoint.remove(out)
-    with files.atomic_write(out / "config.toml") as handle:
-        handle.write(cfg.to_toml().encode())
-    return _execute(cfg, out, args.progress)
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy=f"pass --force to replace it, `meanfield resume {out}` to continue it, or choose "
+                              "another --out") as folder:
+        plan = prepare(cfg)
+        runfolder.retire(folder)
+        with files.atomic_write(folder / runfolder.CONFIG) as handle:
+            handle.write(cfg.to_toml().encode())
+        return _execute(plan, folder, args.progress)
 
 
 def _resume(args) -> int:
-    from . import checkpoint
+    from . import checkpoint, runfolder
     from .config import Config
+    from .controller import prepare
 
-    folder = Path(args.run_dir)
-    if not (folder / "config.toml").exists():
-        raise ConfigError(f"{str(folder)!r} is not a run folder (no config.toml)", parameter="RUN_DIR",
-                          value=str(folder), allowed="a folder written by `meanfield run`")
-    if not checkpoint.exists(folder):
-        if (folder / "manifest.json").exists():
-            raise ConfigError(f"the run in {str(folder)!r} has finished: nothing to resume (see `meanfield show "
-                              f"{folder}`)", parameter="RUN_DIR", value=str(folder), allowed="an interrupted run folder")
-        raise ConfigError(f"the run in {str(folder)!r} was stopped before its first checkpoint was written, so "
-                          f"nothing of it was kept; start it again with `meanfield run {folder / 'config.toml'} "
-                          f"--out {folder} --force`", parameter="RUN_DIR", value=str(folder),
-                          allowed="an interrupted run folder")
-    return _execute(Config.from_toml(folder / "config.toml"), folder, args.progress)
+    folder = runfolder.resolved(args.run_dir, "RUN_DIR")
+    not_a_run = ConfigError(f"{str(folder)!r} is not a run folder (no config.toml)", parameter="RUN_DIR",
+                            value=str(folder), allowed="a folder written by `meanfield run`")
+    if not folder.is_dir():
+        raise not_a_run
+    with runfolder.lock(folder, "RUN_DIR"):
+        if not (folder / runfolder.CONFIG).exists():
+            raise not_a_run
+        if not checkpoint.exists(folder):
+            if (folder / "manifest.json").exists():
+                raise ConfigError(f"the run in {str(folder)!r} has finished: nothing to resume (see `meanfield show "
+                                  f"{folder}`)", parameter="RUN_DIR", value=str(folder),
+                                  allowed="an interrupted run folder")
+            raise ConfigError(f"the run in {str(folder)!r} was stopped before its first checkpoint was written, so "
+                              f"nothing of it was kept; start it again with `meanfield run {folder / 'config.toml'} "
+                              f"--out {folder} --force`", parameter="RUN_DIR", value=str(folder),
+                              allowed="an interrupted run folder")
+        return _execute(prepare(Config.from_toml(folder / runfolder.CONFIG)), folder, args.progress)
 
 
-def _execute(cfg, out: Path, progress) -> int:
-    """Run (or continue) ``cfg`` with checkpoints in ``out``, save the result, drop the checkpoint."""
+def _execute(plan, out: Path, progress) -> int:
+    """Run (or continue) a plan with checkpoints in ``out``, save the result, drop the checkpoint."""
     from . import checkpoint
     from .progress import cli_mode
-    from .controller import simulate
+    from .controller import run
 
     try:
-        result = simulate(cfg, progress=cli_mode(progress), throw=False, checkpoint=out)
+        result = run(plan, progress=cli_mode(progress), throw=False, checkpoint=out)
     except KeyboardInterrupt:
         print(f"meanfield: interrupted; progress saved in {out}: continue with `meanfield resume {out}`",
               file=sys.stderr)
@@ -96,30 +103,28 @@ def _execute(cfg, out: Path, progress) -> int:
 
 
 def _limit(args) -> int:
-    from . import files
+    from . import files, runfolder
     from .limits import mean_field_limit
 
     cfg, _ = _config(args)
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise ConfigError(f"output folder {str(out)!r} exists and is not empty; pass --force to overwrite it or "
-                          "choose another --out", parameter="--out", value=str(out),
-                          allowed="a new or empty folder (or --force)")
     if isinstance(args.level, bool) or args.level < 1:
         raise ConfigError.invalid("--level", args.level, "an integer >= 1")
-    try:
-        result = mean_field_limit(cfg, args.level)
-    except KeyboardInterrupt:
-        print("meanfield: interrupted; nothing was saved", file=sys.stderr)
-        return 130
-    files.make_folder(out)
-    with files.atomic_write(out / "config.toml") as handle:
-        handle.write(cfg.to_toml().encode())
-    result.save(out)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy="pass --force to replace it or choose another --out") as folder:
+        try:
+            result = mean_field_limit(cfg, args.level)
+        except KeyboardInterrupt:
+            print("meanfield: interrupted; nothing was saved", file=sys.stderr)
+            return 130
+        runfolder.retire(folder)
+        with files.atomic_write(folder / runfolder.CONFIG) as handle:
+            handle.write(cfg.to_toml().encode())
+        result.save(folder)
     limit, risk = result.stats["limit"], result.observables["train_risk"]
     print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
           f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, predictor error estimate {limit['error']:.2g} "
-          f"(against level {limit['coarse_level']}); saved to {out}")
+          f"(against level {limit['coarse_level']}); saved to {folder}")
     return 0
 
 

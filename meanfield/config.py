@@ -10,6 +10,7 @@ import difflib
 import functools
 import math
 import numbers
+import sys
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -379,6 +380,12 @@ class InteractionConfig(_Section):
         self._check("kind", _choice, INTERACTIONS)
         self._check("strength", _float)
         self._check("bandwidth", _float, 0.0, True)
+        tiny, huge = sys.float_info.min, sys.float_info.max      # the kernels divide by 2 h^2, scale by strength / h^2
+        low, high = max(math.sqrt(tiny / 2), math.sqrt(abs(self.strength) / huge)), math.sqrt(huge / 2)
+        if not low <= self.bandwidth <= high:
+            raise ConfigError.invalid("flow.interaction.bandwidth", self.bandwidth,
+                                      f"a bandwidth h in [{low:.3g}, {high:.3g}], where 2 h^2 is a normal float64 "
+                                      f"and strength / h^2 is finite (strength = {self.strength:g})")
 
 
 @_strict

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import _lazy, adaptive, checkpoint, deep_run, integrators, memory, stepping
+from . import _lazy, adaptive, checkpoint, deep_run, files, integrators, memory, runfolder, stepping
 from . import threads as thread_policy
 from .config import Config
-from .data import Dataset, draw, make_data, split_arrays, validate_arrays
+from .data import Dataset, check_start, draw, make_data, split_arrays, validate_arrays
 from .errors import ConfigError, DataError, DivergenceError, OutputError
 from .init import initial_particles
 from .langevin import temperature
@@ -34,7 +35,7 @@ _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first ru
 
 def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None,
              weights=None) -> Result:
-    """Run the particle flow described by ``cfg``.
+    """Run the particle flow described by ``cfg``: ``run(prepare(cfg, data, theta0, weights), ...)``.
 
     data: None (generate from ``cfg.data``) or a pair (X, y) of the user's arrays.
     theta0: initial particles (m, d + 1) to use instead of drawing them from ``cfg.init``.
@@ -43,19 +44,28 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     (a quadrature of a law, ``meanfield.quadrature``). None: 1/m each.
     checkpoint: a folder: progress is saved there (see ``record.checkpoint_seconds``, and on
     Ctrl-C or SIGTERM), and a run whose checkpoint is found there resumes from it, bit for bit;
-    a changed config or other data is refused. The checkpoint is left in place.
+    a changed config or other data is refused. The checkpoint is left in place. The folder is
+    locked for the run (``runfolder.lock``): another process using it is refused.
     progress: None (a bar on a terminal once the run has lasted a few seconds), True, False, or
     "lines" (plain lines for logs); see ``meanfield.progress``.
     throw: on divergence raise DivergenceError (carrying the partial result as ``.result``);
     with throw=False return the partial result with status "diverged".
     """
+    check_progress(progress)
+    return run(prepare(cfg, data, theta0, weights), progress, throw, checkpoint)
+
+
+def prepare(cfg: Config, data=None, theta0=None, weights=None):
+    """Every check of a run, before it writes anything: the config against the data, the particles
+    and the weights, memory, and the record at t = 0 (an output that overflows is refused here,
+    not reported as a divergence). Draws the data and initial particles, chooses threads and
+    compiles (or loads) the kernels. Returns the run's plan, to be run once by ``run``."""
     if not isinstance(cfg, Config):
         raise ConfigError.invalid("cfg", type(cfg).__name__, "a meanfield.Config")
     if data is not None:
         data = validate_arrays(data, cfg)
         if cfg.data.kind != "arrays":
             cfg = cfg.updated({"data.kind": "arrays"})
-    check_progress(progress)
     _check_threads(cfg)
     if cfg.network.depth > 1:
         for name, given in (("theta0", theta0), ("weights", weights)):
@@ -65,19 +75,31 @@ def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=N
     weights = None if weights is None else _checked_weights(weights, cfg)
     memory.check_memory(cfg, data)
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
-    rng_data, rng_init, rng_noise, rng_batch = (np.random.default_rng(s) for s in seeds)
+    rng_data, rng_init = (np.random.default_rng(s) for s in seeds[:2])
     dataset = make_data(cfg, rng_data) if data is None else split_arrays(data, cfg, rng_data)
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
     if cfg.network.depth > 1:
-        return deep_run.simulate(cfg, dataset, rng_init, rng_batch, throw, checkpoint, progress)
+        return deep_run.prepare(cfg, dataset, rng_init, seeds[2:])
     if theta0 is None:
         theta0 = initial_particles(cfg.network, cfg.init, rng_init)
     else:
         theta0 = _checked_particles(theta0, cfg)
     problem = build(cfg, dataset, theta0, weights)
-    return _run(problem, dataset, rng_noise, rng_batch, progress, throw, checkpoint)
+    with _numerics(problem):
+        return _prepare(problem, dataset, seeds[2:])
+
+
+def run(plan, progress=None, throw: bool = True, checkpoint=None) -> Result:
+    """Run a plan made by ``prepare`` (once: its random streams are consumed); the arguments are
+    ``simulate``'s."""
+    check_progress(progress)
+    if checkpoint is None:
+        return _run(plan, progress, throw, None)
+    folder = files.make_folder(runfolder.resolved(checkpoint, "checkpoint"))
+    with runfolder.lock(folder, "checkpoint"):
+        return _run(plan, progress, throw, folder)
 
 
 def run_data(cfg: Config) -> Dataset:
@@ -122,20 +144,31 @@ def _checked_weights(weights, cfg) -> np.ndarray:
     return weights
 
 
-def _run(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
-    # One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads
-    # spinning against Numba's made the population step 16x slower at m = 160; and BLAS's own
-    # threads would make results depend on the thread count).
+@contextmanager
+def _numerics(problem: Problem):
+    """One thread pool: BLAS at 1 thread while Numba's parallel kernels run (BLAS threads spinning
+    against Numba's made the population step 16x slower at m = 160; and BLAS's own threads would
+    make results depend on the thread count). Overflow is detected and reported
+    (``data.check_start``, ``_divergence``), not warned about."""
     scipy_blas = problem.exact or problem.path == "blas"
-    # overflow is detected and reported (_check_overflow, _divergence), not warned about
-    with _kernels.blas_threads(1, scipy_blas), sigterm_as_interrupt(folder is not None), \
-            np.errstate(over="ignore", invalid="ignore"):
-        return _run_loop(problem, dataset, rng_noise, rng_batch, progress, throw, folder)
+    with _kernels.blas_threads(1, scipy_blas), np.errstate(over="ignore", invalid="ignore"):
+        yield
+
+
+def _run(plan, progress, throw, folder) -> Result:
+    if isinstance(plan, deep_run.Plan):
+        return deep_run.run(plan, throw, folder, progress)
+    if not isinstance(plan, Plan):
+        raise ConfigError.invalid("plan", type(plan).__name__, "what meanfield.controller.prepare returns")
+    _kernels.set_threads(plan.threads)
+    with _numerics(plan.problem), sigterm_as_interrupt(folder is not None):
+        return _run_loop(plan, progress, throw, folder)
 
 
 @dataclass
-class _Run:
-    """What stays fixed during a run's loop: the problem, the schedule and the step machinery."""
+class Plan:
+    """A two-layer run, validated and set up (``prepare``): the problem, the schedule, the step
+    machinery, the record at t = 0 and the seeds of the noise and minibatch streams."""
 
     problem: Problem
     dataset: object
@@ -146,10 +179,12 @@ class _Run:
     threads: int
     compile_seconds: float
     adaptive: bool               # error-controlled steps (``adaptive.py``) between the records
+    first: dict                  # the record at t = 0
+    streams: tuple               # SeedSequences of the noise and the minibatches
 
 
-def _prepare(problem: Problem, dataset) -> _Run:
-    """Threads, record steps, buffers, chunk size; compile (or load) the kernels."""
+def _prepare(problem: Problem, dataset, streams) -> Plan:
+    """Threads, record steps, buffers, chunk size; compile (or load) the kernels; the first record."""
     cfg = problem.cfg
     flow = cfg.flow
     m, p = problem.theta0.shape
@@ -163,12 +198,15 @@ def _prepare(problem: Problem, dataset) -> _Run:
     stepper = stepping.Stepper(problem, batch)
     with stepping.announced_compile() as compile_clock:
         stepping.compile_kernels(problem, full_rows[:, :batch], stepper.buffers)
-    return _Run(problem, dataset, record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing), stepper,
+    theta_lin = problem.theta0.copy() if "tangent_gap" in cfg.record.diagnostics else None
+    first = compute(problem, problem.theta0.copy(), theta_lin, 0.0)
+    check_start(first["train_risk"], {"X": problem.X, "y": problem.y, "theta0": problem.theta0})
+    return Plan(problem, dataset, record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing), stepper,
                 max(1, memory.CHUNK_BYTES // max(per_step, 1)), full_rows, threads, compile_clock(),
-                integrators.INTEGRATORS[flow.integrator].adaptive)
+                integrators.INTEGRATORS[flow.integrator].adaptive, first, tuple(streams))
 
 
-def _restore(run: _Run, folder, data_hash, rng_noise, rng_batch) -> checkpoint.Progress:
+def _restore(run: Plan, folder, data_hash, rng_noise, rng_batch) -> checkpoint.Progress:
     """The state at the first record, or the one a checkpoint in ``folder`` saved."""
     problem = run.problem
     if checkpoint.exists(folder):
@@ -178,15 +216,13 @@ def _restore(run: _Run, folder, data_hash, rng_noise, rng_batch) -> checkpoint.P
         return state
     theta = problem.theta0.copy()
     theta_lin = problem.theta0.copy() if "tangent_gap" in problem.cfg.record.diagnostics else None
-    first = compute(problem, theta, theta_lin, 0.0)
-    _check_overflow(problem, first["train_risk"])
     controllers = ({name: adaptive.Controller(problem.cfg.flow.dt) for name in ("theta", "theta_lin")[:1 + (
         theta_lin is not None)]} if run.adaptive else None)
-    return checkpoint.Progress(0, theta, theta_lin, [first], [theta.copy()] if problem.cfg.record.snapshots else None,
-                               {}, 0.0, controllers)
+    return checkpoint.Progress(0, theta, theta_lin, [dict(run.first)],
+                               [theta.copy()] if problem.cfg.record.snapshots else None, {}, 0.0, controllers)
 
 
-def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, rng_batch, bar) -> str:
+def _advance_to(run: Plan, state: checkpoint.Progress, target: int, rng_noise, rng_batch, bar) -> str:
     """Draw the samples and noise of the steps up to ``target`` and take them, chunk by chunk;
     adaptive runs integrate to the time of ``target`` instead. Returns "" or why the run stalled."""
     problem = run.problem
@@ -207,7 +243,7 @@ def _advance_to(run: _Run, state: checkpoint.Progress, target: int, rng_noise, r
     return ""
 
 
-def _integrate_to(run: _Run, state: checkpoint.Progress, target: int, bar) -> str:
+def _integrate_to(run: Plan, state: checkpoint.Progress, target: int, bar) -> str:
     """The error-controlled flow (``adaptive.advance``) from the current record time to target * dt."""
     problem, flow = run.problem, run.problem.cfg.flow
     counted = problem.mask.astype(bool)
@@ -243,7 +279,7 @@ def _snapshot(state: checkpoint.Progress, rng_noise, rng_batch, seconds: float, 
                                seconds, adaptive.copied(state.controllers))
 
 
-def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> Result:
+def _result(run: Plan, state: checkpoint.Progress, status, message, seconds) -> Result:
     problem = run.problem
     records = state.records
     return Result(
@@ -257,9 +293,10 @@ def _result(run: _Run, state: checkpoint.Progress, status, message, seconds) -> 
         data=Dataset(problem.X, problem.y, problem.X_test, problem.y_test, problem.teacher), weights=problem.weights)
 
 
-def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, folder) -> Result:
+def _run_loop(run: Plan, progress, throw, folder) -> Result:
+    problem = run.problem
     cfg = problem.cfg
-    run = _prepare(problem, dataset)
+    rng_noise, rng_batch = (np.random.default_rng(s) for s in run.streams)
     data_hash = checkpoint.arrays_hash(problem.X, problem.y, problem.X_test, problem.y_test, problem.theta0,
                                        *(() if problem.weights is None else (problem.weights,)))
     state = _restore(run, folder, data_hash, rng_noise, rng_batch)
@@ -301,19 +338,6 @@ def _run_loop(problem: Problem, dataset, rng_noise, rng_batch, progress, throw, 
         raise DivergenceError(message, time=state.done * cfg.flow.dt, result=result, parameter=parameter,
                               value=getattr(cfg.flow, parameter[5:]), allowed=allowed)
     return result
-
-
-def _check_overflow(problem, risk):
-    """A risk that is not finite before any step is an overflow of the inputs, labels or initial
-    particles (all finite, validated), not a too-large dt: say which is largest."""
-    if math.isfinite(risk):
-        return
-    sizes = {name: float(np.max(np.abs(a))) if a.size else 0.0
-             for name, a in (("X", problem.X), ("y", problem.y), ("theta0", problem.theta0))}
-    name = max(sizes, key=sizes.get)
-    raise DataError(f"the training risk at t = 0 is {risk}: the network's output overflows float64 (largest |X| = "
-                    f"{sizes['X']:.3g}, |y| = {sizes['y']:.3g}, |theta0| = {sizes['theta0']:.3g}); rescale {name}",
-                    parameter=name, value=sizes[name], allowed="values whose products and squares stay finite")
 
 
 class _Checkpoints:

@@ -153,3 +153,17 @@ def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     if cfg.network.bias:
         X = np.hstack([X, np.ones((len(X), 1))])
     return X, y
+
+
+def check_start(risk: float, arrays: dict):
+    """Refuse a run whose training risk at t = 0 is not finite. Its inputs, labels and initial
+    parameters (``arrays``, name -> array) are finite (validated), so the network's output
+    overflowed float64: a too-large dt is not to blame. DataError names the largest of them."""
+    if np.isfinite(risk):
+        return
+    sizes = {name: float(np.max(np.abs(a))) if a.size else 0.0 for name, a in arrays.items()}
+    name = max(sizes, key=sizes.get)
+    largest = ", ".join(f"|{key}| = {value:.3g}" for key, value in sizes.items())
+    raise DataError(f"the training risk at t = 0 is {risk}: the network's output overflows float64 (largest "
+                    f"{largest}); rescale {name}", parameter=name, value=sizes[name],
+                    allowed="values whose products and squares stay finite")

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import adaptive, checkpoint, integrators, model
 from . import threads as thread_policy
 from .config import Config
-from .data import draw
+from .data import check_start, draw
 from .deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict, resnet_scale, velocity
 from .errors import DivergenceError
 from .interrupts import sigterm_as_interrupt
@@ -97,28 +98,58 @@ def _batches(cfg: Config, dataset, rng_batch):
             yield dataset.X, dataset.y
 
 
-def simulate(cfg: Config, dataset, rng_init, rng_batch, throw: bool = True, folder=None, progress=None) -> Result:
-    """Train the deep network of ``cfg`` on ``dataset`` (``Dataset``). ``folder``: checkpoints go
-    there (``checkpoint.py``: every ``record.checkpoint_seconds`` at a record, and on Ctrl-C or
-    SIGTERM), and a checkpoint found there is resumed, bit for bit. ``progress``: as ``simulate``'s."""
+@dataclass
+class Plan:
+    """A deep run, validated and set up (``prepare``): the network, its initial parameters, the
+    schedule, the thread count, the record at t = 0 and the seed of the minibatch stream."""
+
+    cfg: Config
+    dataset: object
+    net: DeepNet
+    params0: list
+    theta0: np.ndarray
+    steps: np.ndarray
+    threads: int
+    records: _Records            # holds the record at t = 0
+    stream: np.random.SeedSequence
+
+
+def prepare(cfg: Config, dataset, rng_init, streams) -> Plan:
+    """The deep network of ``cfg`` at initialisation and its record at t = 0; an output that
+    overflows float64 there is refused (DataError naming X, y or the parameters), as for
+    two-layer runs. ``streams``: the noise and minibatch SeedSequences (noise unused)."""
     flow = cfg.flow
     net = network(cfg)
     params0 = net.init(rng_init)
-    theta0 = net.flatten(params0)
-    data_hash = checkpoint.arrays_hash(dataset.X, dataset.y, dataset.X_test, dataset.y_test, theta0)
-    steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
     batch = flow.batch_size or len(dataset.y)
-    method = integrators.INTEGRATORS[flow.integrator]
     threads = thread_policy.choose(flow.threads, batch * net.size(), thread_policy.usable_cpus())
+    with parallel(threads), np.errstate(over="ignore", invalid="ignore"):
+        records = _Records(cfg, net, dataset, params0)
+        risk = records.record(params0)["train_risk"]
+    theta0 = net.flatten(params0)
+    check_start(risk, {"X": dataset.X, "y": dataset.y, "theta0": theta0})
+    return Plan(cfg, dataset, net, params0, theta0, record_steps(flow.n_steps, cfg.record.n_records,
+                                                                   cfg.record.spacing), threads, records, streams[1])
+
+
+def run(plan: Plan, throw: bool = True, folder=None, progress=None) -> Result:
+    """Train the deep network of a plan. ``folder``: checkpoints go there (``checkpoint.py``:
+    every ``record.checkpoint_seconds`` at a record, and on Ctrl-C or SIGTERM), and a checkpoint
+    found there is resumed, bit for bit. ``progress``: as ``simulate``'s."""
+    cfg, dataset, net, theta0, steps, threads = plan.cfg, plan.dataset, plan.net, plan.theta0, plan.steps, plan.threads
+    flow = cfg.flow
+    rng_batch = np.random.default_rng(plan.stream)
+    data_hash = checkpoint.arrays_hash(dataset.X, dataset.y, dataset.X_test, dataset.y_test, theta0)
+    method = integrators.INTEGRATORS[flow.integrator]
     status, message = "completed", ""
     with parallel(threads), np.errstate(over="ignore", invalid="ignore"), sigterm_as_interrupt(folder is not None):
-        records = _Records(cfg, net, dataset, params0)
+        records = plan.records
+        records.rows = records.rows[:1]
         if checkpoint.exists(folder):
             state = checkpoint.load(folder, cfg, data_hash)
             rng_batch.bit_generator.state = state.rng_states["batch"]
             records.rows = state.records           # the records so far, one list
         else:
-            records.record(params0)
             state = checkpoint.Progress(0, theta0.copy(), None, records.rows, None, {}, 0.0,
                                         {"theta": adaptive.Controller(flow.dt)} if method.adaptive else None)
         earlier, tic, saved = state.run_seconds, time.perf_counter(), time.perf_counter()

@@ -2,13 +2,19 @@
 
 A saved state is one ``.npz`` of arrays and one JSON document. The document records every
 array's shape, dtype and SHA-256 and is itself sealed: its ``sha256`` field is the digest of the
-rest, so an edited status, step count, config or array value is detected on reading. Reading
-never unpickles. Every operating-system fault (read-only folder, full disk, a file where a folder
-should be) becomes :class:`~meanfield.errors.OutputError`, naming the path and the OS error.
+rest, so an accidental or partial edit of a status, step count, config or array value, and a
+truncated or swapped file, are detected on reading. A plain digest does not detect a deliberate
+forgery: whoever edits a file can compute the digest again (a re-seal). With the environment
+variable ``MEANFIELD_SEAL_KEY`` set, the seal is ``hmac_sha256``, an HMAC-SHA256 keyed by it:
+only a holder of the key can re-seal, and with the key set a document with a plain seal (or none)
+is refused. Reading never unpickles. Every operating-system fault (read-only folder, full disk,
+a file where a folder should be) becomes :class:`~meanfield.errors.OutputError`, naming the path
+and the OS error.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import platform
@@ -21,6 +27,22 @@ import numpy as np
 from .errors import CorruptedResultError, OutputError
 
 SEAL = "sha256"
+KEYED_SEAL = "hmac_sha256"
+KEY_VARIABLE = "MEANFIELD_SEAL_KEY"
+
+
+def _key() -> bytes | None:
+    """The sealing key from the environment, or None."""
+    key = os.environ.get(KEY_VARIABLE)
+    return key.encode() if key else None
+
+
+def _seal(body: dict, key: bytes | None) -> tuple[str, str]:
+    """(field name, seal) of a document's body: its SHA-256, or its HMAC-SHA256 under ``key``."""
+    if key is None:
+        return SEAL, json_sha256(body)
+    message = json.dumps(body, sort_keys=True, default=json_default).encode()
+    return KEYED_SEAL, hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 class atomic_write:
@@ -94,9 +116,12 @@ def write_arrays(path, arrays: dict) -> dict:
 
 
 def write_sealed(path, document: dict, indent: int | None = 2):
-    """Write ``document`` as JSON with its seal (the SHA-256 of everything else in it)."""
-    body = json.loads(json.dumps({k: v for k, v in document.items() if k != SEAL}, default=json_default))
-    sealed = {**body, SEAL: json_sha256(body)}            # sealed as it will be read back
+    """Write ``document`` as JSON with its seal: the SHA-256 of everything else in it, or its
+    HMAC-SHA256 when ``MEANFIELD_SEAL_KEY`` is set."""
+    body = json.loads(json.dumps({k: v for k, v in document.items() if k not in (SEAL, KEYED_SEAL)},
+                                 default=json_default))
+    name, seal = _seal(body, _key())
+    sealed = {**body, name: seal}                         # sealed as it will be read back
     with atomic_write(path) as handle:
         handle.write(json.dumps(sealed, indent=indent, default=json_default).encode())
 
@@ -112,12 +137,22 @@ def read_sealed(path, what: str) -> dict:
                                    parameter="path", value=str(path)) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CorruptedResultError(f"{path} is unreadable: {exc}", parameter="path", value=str(path)) from None
-    if not isinstance(document, dict) or SEAL not in document:
+    key = _key()
+    if not isinstance(document, dict) or not ({SEAL, KEYED_SEAL} & set(document)):
         raise CorruptedResultError(f"{path} has no {SEAL} seal: not {what} of this meanfield version, or damaged",
                                    parameter="path", value=str(path))
-    body = {k: v for k, v in document.items() if k != SEAL}
-    if json_sha256(body) != document[SEAL]:
-        raise CorruptedResultError(f"{path} was changed after it was written (its SHA-256 does not match its "
+    if key is None and KEYED_SEAL in document:
+        raise CorruptedResultError(f"{path} is sealed with a key: set {KEY_VARIABLE} to the key it was written "
+                                   "with to read it", parameter=KEY_VARIABLE, value=None, allowed="the sealing key")
+    if key is not None and KEYED_SEAL not in document:
+        raise CorruptedResultError(f"{path} has no keyed seal, and {KEY_VARIABLE} is set: anyone could have sealed "
+                                   "it; refusing to trust it (unset the variable to read files written without "
+                                   "it)", parameter="path", value=str(path))
+    body = {k: v for k, v in document.items() if k not in (SEAL, KEYED_SEAL)}
+    name, seal = _seal(body, key)
+    if not hmac.compare_digest(seal, str(document[name])):
+        what_seal = "its HMAC under the key" if key else "its SHA-256"
+        raise CorruptedResultError(f"{path} was changed after it was written ({what_seal} does not match its "
                                    "seal): refusing to trust it", parameter="path", value=str(path))
     return body
 

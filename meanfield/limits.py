@@ -29,6 +29,7 @@ def limit_applies(cfg: Config) -> tuple:
     """() when ``mean_field_limit`` computes cfg's limit, else (parameter, value, what is allowed)."""
     flow, net = cfg.flow, cfg.network
     for parameter, value, bad, allowed in (
+            ("network.depth", net.depth, net.depth > 1, "1: the limit is that of two-layer networks"),
             ("network.scaling", net.scaling, net.scaling != "mean_field", "'mean_field' (the limit of the 1/m predictor)"),
             ("network.linearized", net.linearized, net.linearized, "false: the tangent model has no mean-field limit here"),
             ("flow.temperature", flow.max_temperature, flow.max_temperature > 0,
@@ -50,7 +51,8 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     (``estimate=False`` skips the coarser run: ``error`` is then None)."""
     refused = limit_applies(cfg)
     if refused:
-        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (mean_field_limit: noiseless full-batch mean-field flows)")
+        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (the infinite-width limit is computed for "
+                                  "noiseless full-batch mean-field flows of two-layer networks)")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
         raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")

@@ -37,9 +37,10 @@ def memory_terms(cfg: Config, data=None) -> dict:
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
     if net.depth > 1:                   # deep_run: parameters (and their copies), activations per layer
-        size = parameter_count(net.d, net.m, net.depth)
         copies = 4 + 2 * integrators.INTEGRATORS[cfg.flow.integrator].stages
-        return {"data.n": n * (p + 2) * 8, "network.m": copies * size * 8 + 5 * max(batch, n) * net.m * net.depth * 8,
+        deep = lambda L: copies * parameter_count(net.d, net.m, L) * 8 + 5 * max(batch, n) * net.m * L * 8
+        # a network of depth 2 and this width, then what the layers beyond the second add
+        return {"data.n": n * (p + 2) * 8, "network.m": deep(2), "network.depth": deep(net.depth) - deep(2),
                 "buffers": CHUNK_BYTES}
     tiles = 0
     if blas:
@@ -84,9 +85,11 @@ def check_memory(cfg: Config, data):
     if need > have:
         parameter = max(terms, key=terms.get)
         value = {"data.n": len(data[1]) if data is not None else cfg.data.n, "network.m": cfg.network.m,
-                 "record.snapshots": True, "buffers": CHUNK_BYTES}[parameter]
+                 "network.depth": cfg.network.depth, "record.snapshots": True, "buffers": CHUNK_BYTES}[parameter]
         advice = {"data.n": "use fewer samples (data.n, or smaller arrays)",
                   "network.m": "reduce network.m",
+                  "network.depth": f"each of its {cfg.network.depth - 1} hidden layers beyond the first holds an "
+                                   f"m x m matrix (m = {cfg.network.m}): reduce network.depth",
                   "record.snapshots": f"the particles at {cfg.record.n_records} record times; set record.snapshots = "
                                       "false, or reduce record.n_records or network.m",
                   "buffers": "this machine has too little free memory for any run"}[parameter]

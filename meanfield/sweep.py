@@ -10,8 +10,9 @@ seed with ``SeedSequence(root, spawn_key=hash of its parameters)``: adding value
 never changes the other points' streams. Each point runs in ``OUT/points/ID`` with checkpoints;
 a rerun skips finished points, resumes interrupted ones and names damaged ones (``--redo ID``).
 Executors: serial, a local process pool, or Dask (optional extra ``distributed``); every worker
-runs Numba with one thread, set before it starts, and local workers die with the sweep. A lock
-file keeps a second sweep out of a folder while one runs.
+runs Numba with one thread, set before it starts, and local workers die with the sweep. The
+sweep folder and each point folder are locked while in use (``runfolder.lock``): a second sweep,
+or a ``meanfield resume`` of a running point, is refused naming the process that holds it.
 """
 from __future__ import annotations
 
@@ -29,9 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files
+from . import files, runfolder
 from .config import Config
-from .errors import ConfigError, CorruptedResultError, MeanfieldError, OutputError
+from .errors import ConfigError, CorruptedResultError, MeanfieldError
 from .progress import Reporter
 from .results import Result
 
@@ -144,22 +145,23 @@ def finished(point: Point, out, command: str = "meanfield sweep CONFIG --out OUT
 
 def run_point(point: Point, out) -> dict:
     """Run one point in OUT/points/ID (resuming its checkpoint); returns its summary row."""
-    from . import checkpoint
-    from .controller import simulate
+    from . import checkpoint, runfolder
+    from .controller import prepare, run
 
     folder = files.make_folder(Path(out) / "points" / point.id)
-    with files.atomic_write(folder / "config.toml") as handle:
-        handle.write(point.config.to_toml().encode())
-    result = simulate(point.config, throw=False, checkpoint=folder, progress=False)
-    result.save(folder)
-    if result.status == "completed":
-        checkpoint.remove(folder)
+    with runfolder.lock(folder, "--out"):
+        plan = prepare(point.config)
+        with files.atomic_write(folder / runfolder.CONFIG) as handle:
+            handle.write(point.config.to_toml().encode())
+        result = run(plan, throw=False, checkpoint=folder, progress=False)
+        result.save(folder)
+        if result.status == "completed":
+            checkpoint.remove(folder)
     return _row(point, result)
 
 
 SCHEDULERS = ("auto", "serial", "processes", "local")
 ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[\w.\-\[\]:]+:\d{1,5}$")
-LOCK = ".sweep.lock"
 STOP_SECONDS = 2.0               # SIGINT: how long running points get to write their checkpoints
 
 
@@ -187,7 +189,7 @@ def run(points: list[Point], out, scheduler: str = "auto", workers: int | None =
         raise ConfigError.invalid("--redo", unknown[0], "the id of a point of this sweep (a folder name under "
                                   "points/)")
     out = files.make_folder(out)
-    with _lock(out):
+    with runfolder.lock(out, "--out"):
         for point_id in redo:
             shutil.rmtree(out / "points" / point_id, ignore_errors=True)
         rows = [finished(p, out, command) for p in points]
@@ -211,39 +213,6 @@ def run(points: list[Point], out, scheduler: str = "auto", workers: int | None =
             reporter.close()
         write_summary(rows, out / "summary.csv")
     return rows
-
-
-class _lock:
-    """Hold an exclusive lock on OUT/.sweep.lock (the OS releases it if this process dies)."""
-
-    def __init__(self, out: Path):
-        self.path = out / LOCK
-
-    def __enter__(self):
-        import fcntl
-
-        try:
-            self.handle = open(self.path, "a+")
-        except OSError as exc:
-            raise OutputError.cannot_write(self.path, exc) from None
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.seek(0)
-            owner = self.handle.read().strip() or "unknown"
-            self.handle.close()
-            raise ConfigError(f"the sweep folder {str(self.path.parent)!r} is in use by another sweep (process "
-                              f"{owner}); wait for it to end or choose another --out", parameter="--out",
-                              value=str(self.path.parent), allowed="a folder no other sweep is running in") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(str(os.getpid()))
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.close()
-        return False
 
 
 def _die_with_parent(parent: int):

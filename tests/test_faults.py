@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import checkpoint, files, sweep
+from meanfield import checkpoint, files, runfolder, sweep
 from meanfield.cli import main
 
 from .conftest import assert_same_run, interruptible
@@ -308,12 +308,13 @@ def test_a_second_sweep_on_a_busy_folder_is_refused(tmp_path):
     config = sweep_file(tmp_path, values=(300,))
     first = interruptible([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "serial"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_for(lambda: (out / sweep.LOCK).exists() and (out / sweep.LOCK).read_text().strip() == str(first.pid))
+    lock = out / runfolder.LOCK
+    assert wait_for(lambda: lock.exists() and lock.read_text().startswith(f"{first.pid} (meanfield sweep"))
     second = cli("sweep", config, "--out", out)
     first.kill()
     first.communicate()
     assert second.returncode == 2
-    one_line_error(second.stderr, "in use by another sweep", f"process {first.pid}")
+    one_line_error(second.stderr, f"is in use by process {first.pid} (meanfield sweep {config}")
 
 
 @pytest.mark.parametrize("args,needle", [(["--scheduler", "bogus"], "--scheduler = 'bogus'"),
