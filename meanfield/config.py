@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import activations, energy, integrators, parameterizations
 from .errors import ConfigError
-from .scaling import SCALINGS
+from .model import activations, energy, integrators, parameterizations
+from .model.scaling import SCALINGS
 
 ACTIVATIONS = tuple(activations.ACTIVATIONS)          # the registries' names, for validation
 LOSSES = tuple(activations.LOSSES)
@@ -43,7 +43,7 @@ SCHEDULES = ("constant", "log", "power", "piecewise")
 def _diagnostics():
     """The registry of diagnostics (``observables.DIAGNOSTICS``), imported when first needed:
     observables imports this module."""
-    from .observables import DIAGNOSTICS
+    from .engine.observables import DIAGNOSTICS
 
     return DIAGNOSTICS
 
@@ -407,7 +407,7 @@ class FlowConfig(_Section):
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
-    ("auto", ``meanfield.threads``) uses one thread for small steps or on a busy machine and
+    ("auto", ``meanfield.engine.threads``) uses one thread for small steps or on a busy machine and
     every core otherwise; ``threads = k`` uses k. Results are the same bits for every count. ``engine``: "fused" (one compiled loop over steps, never forms
     the batch x m matrix), "blas" (one compiled call per step, BLAS products on blocks of neurons
     into preallocated buffers), or "auto" (blas when d > 3 and the batch x m matrix has at least

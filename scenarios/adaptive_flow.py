@@ -17,10 +17,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import integrators
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
-from meanfield.fits import seed_slopes
+from meanfield.analysis.claims import claim
+from meanfield.analysis.fits import seed_slopes
+from meanfield.model import integrators
+from meanfield.tools.figures import scenario_main
 
 SETTING = "tanh, m = 100, n = 200, d = 5, T = 10, 3 seeds (full mode)"
 QUICK = {"m": 40, "n": 80, "t_end": 5.0, "seeds": 2}

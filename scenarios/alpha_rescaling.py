@@ -25,10 +25,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.fits import power_law, seed_slopes
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.analysis.fits import power_law, seed_slopes
+from meanfield.tools.figures import scenario_main
 
 SETTING = "gap: d = 5, n = 30, m = 512, alpha = 1-1024, 2 seeds; test risk: d = 100, n = 200, m = 256, 3 seeds (full mode)"
 QUICK = {"alphas": [1, 4, 8, 16, 64, 256], "m": 256, "t_end": 60.0, "tanh_from": 16,

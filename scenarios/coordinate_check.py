@@ -22,9 +22,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import rate
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import rate
+from meanfield.tools.figures import scenario_main
 
 SETTING = "tanh mlp, L = 3, d = 10, n = 64, one step of eta = 0.01, m = 64-4096, 4 seeds (full mode)"
 DEPTH, ETA = 3, 0.01

@@ -25,9 +25,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import deep, ntk, plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.model import deep, ntk
+from meanfield.tools.figures import scenario_main
 
 SETTING = "ReLU, NTK parameterisation, n = 20 on the sphere in d = 10, L = 2-5, m = 128-1024, 3 seeds, T = 300 (full mode)"
 N, D, DT, C_RES = 20, 10, 0.2, 1.0

@@ -18,9 +18,10 @@ while Du et al.'s 1/L branches keep the residual stream, hence the constant, nea
 import numpy as np
 from matplotlib import pyplot as plt
 
-from meanfield import deep, ntk, plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.model import deep, ntk
+from meanfield.tools.figures import scenario_main
 
 SETTING = "ReLU, NTK parameterisation, n = 16 on the sphere in d = 4, L = 1-6, m = 64-4096, 16 seeds (full mode)"
 D, N, C_RES = 4, 16, 1.0

@@ -19,10 +19,11 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import ntk, plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.model import predict
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.model import ntk
+from meanfield.model.twolayer import predict
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10, n = 20, m = 64-16384, 4 seeds (full mode)"
 N, D, DT = 20, 10, 0.5

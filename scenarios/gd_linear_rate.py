@@ -20,9 +20,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import ntk, plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.model import ntk
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10, n = 20, m = 4096, 5 step sizes, 3 seeds (full mode)"
 N, D, STEPS = 20, 10, 400

@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10, n = 60 (noisy), m = 2-4096, 4 seeds (full mode)"
 D, N, NOISE = 10, 60, 0.1

@@ -19,9 +19,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import model, plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.model import twolayer
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10 (+ bias), n = 100, m = 400, 3 seeds; sweep: n = 50-200, 2 or 16 spurious, m = 200 (full mode)"
 SPURIOUS = 8
@@ -43,7 +44,7 @@ def path_margin(theta, X, y, network):
     """min_j y_j f(x_j) / ((1/m) sum_i |a_i| |w_i|): invariant to each model's own rescaling."""
     d = X.shape[1]
     path = np.mean(np.abs(theta[:, d]) * np.linalg.norm(theta[:, :d], axis=1))
-    return float(np.min(y * model.predict(theta, X, network)) / path)
+    return float(np.min(y * twolayer.predict(theta, X, network)) / path)
 
 
 def spurious_share(theta, spurious=SPURIOUS):
@@ -126,7 +127,7 @@ def run(quick, out):
     axes[4].set_title(f"over n and spurious dimensions (m = {grid['m']}, {size['seeds']} seeds)")
     axes[4].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)   # below: hides no data
     for ax, (train, res) in zip(axes[2:4], runs.items()):
-        f = model.predict(res.theta, plane, res.config.network).reshape(g1.shape)
+        f = twolayer.predict(res.theta, plane, res.config.network).reshape(g1.shape)
         ax.contourf(g1, g2, np.sign(f), levels=[-2, 0, 2], colors=["#cfe0f5", "#f5d3cf"], alpha=0.8)
         ax.contour(g1, g2, f, levels=[0], colors="k", linewidths=1.2)
         ax.scatter(*train_X[train_y > 0, :2].T, s=10, color="#c0392b", label="y = +1")

@@ -19,9 +19,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 100, m = 100, n = 300 (GD) or online, tau = 0.01-10, 3 seeds (full mode)"
 D, M0 = 100, 3

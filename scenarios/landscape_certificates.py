@@ -19,9 +19,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import landscape
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.theory import landscape
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = k0 = 8-12, population risk, k = k0 and 2 k0, 12 seeds, gradient flow to T = 400 (full mode)"
 QUICK = {"k0s": [10], "seeds": 2}

@@ -15,9 +15,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield.distances import w2
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.analysis.distances import w2
+from meanfield.tools.figures import scenario_main
 
 SETTING = "no data, d = 1, m = 2000 (2 x 10^5 for the stationary law), 1 seed (full mode)"
 LAM, T = 1.0, 0.5

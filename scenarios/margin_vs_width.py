@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 2 (+ bias), n = 40, m = 2-128, lambda = 1e-3-0.1, 3 seeds (full mode)"
 N = 40

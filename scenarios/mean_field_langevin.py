@@ -20,8 +20,8 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 2, n = 100, m = 1000, T = 0.005-0.1, 2 seeds (full mode)"
 QUICK = {"m": 300, "temperatures": [0.01, 0.05], "t_end": 40.0}

@@ -22,11 +22,12 @@ from matplotlib import pyplot as plt
 from matplotlib.colors import LogNorm
 
 import meanfield as mf
-from meanfield import model, plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.fits import power_law
-from meanfield.limits import compare, mean_field_limit
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.analysis.fits import power_law
+from meanfield.model import twolayer
+from meanfield.theory.limits import compare, mean_field_limit
+from meanfield.tools.figures import scenario_main
 
 SETTING = ("d = 2, tanh, teacher of 2 tanh neurons, n = 100, T = 3.2, dt = 0.05; limit at level 4-24 "
            "(128-27648 nodes); m = 16-65536, 18 seeds (full mode)")
@@ -61,8 +62,8 @@ def run(quick, out):
         limits[level] = mean_field_limit(config(1), int(level))
         seconds[level] = time.process_time() - tic
     finest = limits[levels[-1]]
-    f_limit = model.predict(finest.theta, X_test, finest.config.network, weights=finest.weights)
-    solver_error = np.array([np.sqrt(np.mean((model.predict(limits[L].theta, X_test, limits[L].config.network,
+    f_limit = twolayer.predict(finest.theta, X_test, finest.config.network, weights=finest.weights)
+    solver_error = np.array([np.sqrt(np.mean((twolayer.predict(limits[L].theta, X_test, limits[L].config.network,
                                                             weights=limits[L].weights) - f_limit) ** 2))
                              for L in levels[:-1]])
     nodes = np.array([limits[L].stats["limit"]["nodes"] for L in levels])

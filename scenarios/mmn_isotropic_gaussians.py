@@ -28,12 +28,12 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield.distances import w2
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.fits import power_law, slope_interval
-from meanfield.population import mean_terms
-from meanfield.reduced import reduced_limit
+from meanfield.analysis.claims import claim, rate
+from meanfield.analysis.distances import w2
+from meanfield.analysis.fits import power_law, slope_interval
+from meanfield.model.population import mean_terms
+from meanfield.theory.reduced import reduced_limit
+from meanfield.tools.figures import scenario_main
 
 SETTING = ("d = 40, online SGD, m = 800, batches 50 and 800, 2 seeds; the exact m = infinity limit at "
            "level 12; MMN's PDE against it for d = 10 .. 320 up to t = 10 (full mode)")

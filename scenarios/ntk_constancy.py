@@ -17,9 +17,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 5, n = 30, m = 16-8192, 4 seeds (full mode)"
 T = 20.0

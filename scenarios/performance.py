@@ -18,9 +18,10 @@ installed (extra ``bench``); in quick mode only the NumPy peers run.
 import numpy as np
 from matplotlib import pyplot as plt
 
-from meanfield import bench, plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.tools import bench
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10, m or n = 500-16000 (the other 1000), 1 thread (full mode)"
 D, FIXED = 10, 1000

@@ -18,12 +18,13 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import model, plotting
-from meanfield.distances import w2
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.fits import seed_slopes
-from meanfield.limits import compare, mean_field_limit
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.analysis.distances import w2
+from meanfield.analysis.fits import seed_slopes
+from meanfield.model import twolayer
+from meanfield.theory.limits import compare, mean_field_limit
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 2, n = 200, m = 16-512 against the computed limit (level 24: 27648 weighted nodes), 4 seeds (full mode)"
 QUICK = {"widths": [16, 64, 256], "level": 12, "seeds": 2, "dts": [0.8, 0.4, 0.2, 0.1], "dt_widths": [64, 512]}
@@ -48,13 +49,13 @@ DT_SEEDS = (0, 1)          # seeds of the dt panel
 def final_predictions(m, dt, X, seed=0):
     """f(x) on X at t = T of the m-particle mean-field run with step dt."""
     cfg = config(m, dt=dt, seed=seed).updated({"record.n_records": 2, "record.snapshots": False})
-    return model.predict(mf.simulate(cfg).theta, X, cfg.network)
+    return twolayer.predict(mf.simulate(cfg).theta, X, cfg.network)
 
 
 def limit_predictions(dt, X, level, seed=0):
     """f(x) on X at t = T of the computed limit with step dt, and its error estimate."""
     limit = mean_field_limit(config(1, dt=dt, seed=seed).updated({"record.n_records": 2}), level)
-    return model.predict(limit.theta, X, limit.config.network, weights=limit.weights), limit.stats["limit"]["error"]
+    return twolayer.predict(limit.theta, X, limit.config.network, weights=limit.weights), limit.stats["limit"]["error"]
 
 
 def run(quick, out):

@@ -23,9 +23,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import landscape
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.theory import landscape
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 20, n = 100, m = 3-16, 6 seeds (full mode)"
 QUICK = {"d": 8, "n": 20, "widths": [2, 3, 4, 6], "seeds": 2, "t_end": 3000.0}

@@ -12,9 +12,9 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import ntk
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.model import ntk
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 10, n = 100, m = 4096, 3 seeds (full mode)"
 QUICK = {"n": 50, "m": 512, "t_end": 2000.0, "dt": 2.0}

@@ -13,10 +13,10 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
-from meanfield.measures import homogeneous_projection
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim
+from meanfield.model.measures import homogeneous_projection
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 2, n = 200, m = 1000, 3 seeds (seed 1 drawn) (full mode)"
 SEED, SEEDS = 1, (0, 1, 2)          # the seed drawn; the claims hold for each of the seeds

@@ -20,10 +20,11 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import model, ntk, plotting
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.scaling import output_scale
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.model import ntk, twolayer
+from meanfield.model.scaling import output_scale
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 5, n = 50, m = 16-16384, 4 seeds (full mode)"
 T, CONVERGED = 200.0, 0.03
@@ -50,7 +51,7 @@ def config(scaling, m, seed):
 def relative_scale(theta, X, y, network) -> float:
     """kappa = ||y - f_0|| ||D^2 f|| / ||D f||^2 at theta (ReLU, empirical L2 norms)."""
     m, n = theta.shape[0], len(y)
-    f0 = model.predict(theta, X, network)
+    f0 = twolayer.predict(theta, X, network)
     jacobian_sq = ntk.tangent_kernel(theta, X, network, raw=True)           # J J^T with J = D f (n x P)
     d_norm_sq = np.linalg.eigvalsh(jacobian_sq / n)[-1]
     active = (X @ theta[:, :-1].T > 0).astype(float)                        # (n, m)
@@ -63,7 +64,7 @@ def measure(scaling, m, seed):
     cfg = config(scaling, m, seed)
     res = mf.simulate(cfg)
     data = res.data
-    f0, fT = model.predict(res.theta0, data.X, cfg.network), model.predict(res.theta, data.X, cfg.network)
+    f0, fT = twolayer.predict(res.theta0, data.X, cfg.network), twolayer.predict(res.theta, data.X, cfg.network)
     norm0 = np.sqrt(np.mean(f0 ** 2))
     risk = res.observables["train_risk"]
     return (norm0, res.observables["displacement_mean"][-1], np.sqrt(np.mean((fT - f0) ** 2)) / norm0,

@@ -26,10 +26,11 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting, reduced
-from meanfield.claims import claim, rate
-from meanfield.figures import scenario_main
-from meanfield.measures import cone_masses
+from meanfield.analysis import plotting
+from meanfield.analysis.claims import claim, rate
+from meanfield.model.measures import cone_masses
+from meanfield.theory import reduced
+from meanfield.tools.figures import scenario_main
 
 SETTING = "d = 100, population risk, m0 = 10, m = 10-320 and the m = ∞ limit (1024 nodes, t <= 50), 4 seeds (full mode)"
 D, M0 = 100, 10

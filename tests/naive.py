@@ -4,8 +4,8 @@ import numpy as np
 from scipy.linalg import expm
 
 import meanfield as mf
-from meanfield import model
-from meanfield.scaling import output_scale, time_factor
+from meanfield.model import twolayer
+from meanfield.model.scaling import output_scale, time_factor
 
 
 def output_only_exact(cfg, res, t):
@@ -14,7 +14,7 @@ def output_only_exact(cfg, res, t):
     data = mf.run_data(cfg)
     X, y = data.X, data.y
     n, theta0 = len(y), res.theta0
-    Phi = model.activation(net.activation, X @ theta0[:, :net.d].T)        # (n, m)
+    Phi = twolayer.activation(net.activation, X @ theta0[:, :net.d].T)        # (n, m)
     os_, tf = output_scale(net.m, net.scaling, net.alpha), time_factor(net.m, net.scaling, net.alpha)
     A = -tf * os_**2 / n * Phi.T @ Phi - flow.lam * np.eye(net.m)
     b = tf * os_ / n * Phi.T @ y
@@ -71,7 +71,7 @@ def linear_moment_flow(S, X, y, alpha, lam, dt, steps, method="rk4"):
     Runge–Kutta method takes it: every stage is a linear map theta -> B theta whose matrix depends
     on S only (f(x) = alpha beta . x with beta = S[:d, d]), so S' = C S C^T exactly. Returns the
     list of S after each step."""
-    from meanfield.integrators import INTEGRATORS
+    from meanfield.model.integrators import INTEGRATORS
 
     a_tab, b_tab = INTEGRATORS[method].tableau
     d, n, p = X.shape[1], len(y), S.shape[0]

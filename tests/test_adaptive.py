@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import adaptive, model
+from meanfield.engine import adaptive
 from meanfield.errors import ConfigError, DivergenceError
+from meanfield.model import twolayer
 
 from .conftest import fitted_slope
 
@@ -27,7 +28,7 @@ def output_layer_flow(rng):
     Phi = np.maximum(X @ theta0[:, :d].T, 0.0)
     A, c = -Phi.T @ Phi / (m * n) - lam * np.eye(m), Phi.T @ y / n
     probe = theta0.copy()
-    np.testing.assert_allclose(model.velocity(probe, X, y, cfg.network, cfg.flow)[:, d], A @ probe[:, d] + c,
+    np.testing.assert_allclose(twolayer.velocity(probe, X, y, cfg.network, cfg.flow)[:, d], A @ probe[:, d] + c,
                                rtol=1e-12, atol=1e-15)             # the drift is this affine map
     star = np.linalg.solve(-A, c)
     lam_A, V = np.linalg.eigh(A)
@@ -42,11 +43,11 @@ def kernel_flow(rng):
     data = mf.run_data(cfg)
     probe = mf.simulate(cfg.updated({"flow.t_end": 0.5}))
     H = mf.ntk.tangent_kernel(probe.theta0, data.X, cfg.network)
-    u0 = model.predict(probe.theta0, data.X, cfg.network, theta0=probe.theta0)
+    u0 = twolayer.predict(probe.theta0, data.X, cfg.network, theta0=probe.theta0)
     lam_H, V = np.linalg.eigh(H / len(data.y))
     exact = data.y + V @ (np.exp(-lam_H * 3.0) * (V.T @ (u0 - data.y)))
     return cfg, None, None, lambda res: np.max(np.abs(
-        model.predict(res.theta, data.X, cfg.network, theta0=res.theta0) - exact))
+        twolayer.predict(res.theta, data.X, cfg.network, theta0=res.theta0) - exact))
 
 
 def linear_activation_flow(rng):
@@ -193,7 +194,7 @@ def test_records_land_on_their_times_and_the_controller_keeps_its_step_across_th
 
 
 def test_the_command_line_runs_an_adaptive_config_and_show_reports_its_steps(tmp_path, capsys):
-    from meanfield.cli import main
+    from meanfield.tools.cli import main
 
     config = tmp_path / "c.toml"
     config.write_text(mf.Config(network={"m": 10, "d": 2, "activation": "tanh"}, data={"n": 20},

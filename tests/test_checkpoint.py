@@ -1,5 +1,6 @@
 """Checkpoints: an interrupted run, resumed, equals the uninterrupted one bit for bit; a changed
 config is refused; SIGINT and SIGTERM leave a resumable run folder."""
+import importlib
 import signal
 import subprocess
 import sys
@@ -9,12 +10,11 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-import importlib
-from meanfield import checkpoint
+from meanfield.store import checkpoint
 
 from .conftest import assert_same_run, interruptible
 
-simulate_module = importlib.import_module("meanfield.controller")
+simulate_module = importlib.import_module("meanfield.engine.controller")
 
 CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
                 flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.01, "batch_size": 8},
@@ -65,7 +65,7 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     config = tmp_path / "c.toml"
     config.write_text(cfg.to_toml())
     out = tmp_path / "run"
-    proc = interruptible([sys.executable, "-m", "meanfield.cli", "run", str(config), "--out", str(out)],
+    proc = interruptible([sys.executable, "-m", "meanfield.tools.cli", "run", str(config), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (out / checkpoint.STATE).exists() and time.time() < deadline and proc.poll() is None:
@@ -77,7 +77,7 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     assert "meanfield resume" in err
     assert checkpoint.exists(out)
     assert not (out / "manifest.json").exists()
-    done = subprocess.run([sys.executable, "-m", "meanfield.cli", "resume", str(out)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "resume", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert not checkpoint.exists(out)
     assert_same_run(mf.Result.load(out), mf.simulate(cfg))

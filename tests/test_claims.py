@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from meanfield.claims import claim, failed, rate
-from meanfield.fits import seed_slopes
+from meanfield.analysis.claims import claim, failed, rate
+from meanfield.analysis.fits import seed_slopes
 
 
 @pytest.mark.parametrize("value,relation,reference,holds", [
@@ -48,8 +48,8 @@ Source: a test.
 """
 from matplotlib import pyplot as plt
 
-from meanfield.claims import claim
-from meanfield.figures import scenario_main
+from meanfield.analysis.claims import claim
+from meanfield.tools.figures import scenario_main
 
 
 def run(quick, out):
@@ -68,7 +68,7 @@ def test_a_figure_whose_claim_fails_is_written_and_reported_and_fails_the_comman
     folder.mkdir()
     (folder / "fake.py").write_text(FAKE)
     out = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "figures", "--quick", "--scenarios", str(folder),
+    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "figures", "--quick", "--scenarios", str(folder),
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "claim failed" in proc.stdout

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.cli import main
+from meanfield.tools.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def test_divergence_exits_3_and_keeps_the_partial_result(tmp_path, capsys):
 
 
 def test_console_script_runs_the_example_config(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "run",
+    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "run",
                            str(ROOT / "scenarios/configs/teacher_student.toml"), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -105,7 +105,9 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
 def test_every_deep_benchmark_peer_takes_the_engine_s_deep_step():
     """PyTorch autograd and JAX's jitted loop (when installed) take deep.velocity's Euler steps, to 1e-12."""
     import numpy as np
-    from meanfield import bench, deep, peers
+
+    from meanfield.model import deep
+    from meanfield.tools import bench, peers
     for arch in ("mlp", "resnet"):
         net = deep.DeepNet(4, 24, 3, "relu", arch, "ntk", 2.0, deep.resnet_scale(3, 1.0, 2.0))
         rng = np.random.default_rng(3)
@@ -124,7 +126,8 @@ def test_every_benchmark_peer_takes_the_engine_s_step():
     """Naive and expert peers (NumPy always; PyTorch and JAX when the bench extra is installed)
     compute the same steps as the engine, to 1e-12."""
     import numpy as np
-    from meanfield import bench, peers
+
+    from meanfield.tools import bench, peers
     X, y, theta = bench._problem(30, 40, 5)
     found = peers.peers(X, y, theta)
     assert {"numpy", "numpy (expert)"} <= set(found)

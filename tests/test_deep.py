@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import deep, deep_run, model, ntk, threads
-from meanfield.parameterizations import ARCHITECTURES, PARAMETERIZATIONS
+from meanfield.engine import deep_run, threads
+from meanfield.model import deep, ntk, twolayer
+from meanfield.model.parameterizations import ARCHITECTURES, PARAMETERIZATIONS
 
 from . import naive
 from .conftest import fitted_slope
@@ -56,7 +57,7 @@ def test_the_kernels_are_the_jacobians_gram_matrices_and_set_the_predictions_vel
     du = (deep.predict(net, [w + eps * dw for w, dw in zip(params, v)], X)
           - deep.predict(net, [w - eps * dw for w, dw in zip(params, v)], X)) / (2 * eps)
     f = deep.predict(net, params, X)
-    expected = -deep.tangent_kernel(net, params, X) @ model.loss_derivative("logistic", f, y) / len(y)
+    expected = -deep.tangent_kernel(net, params, X) @ twolayer.loss_derivative("logistic", f, y) / len(y)
     np.testing.assert_allclose(du, expected, rtol=1e-7, atol=1e-10)
 
 
@@ -112,9 +113,9 @@ def test_depth_one_with_c_sigma_one_is_the_lazy_two_layer_network(rng):
     X, y = rng.standard_normal((n, d)), rng.standard_normal(n)
     theta = np.column_stack([params[0], params[1]])
     two = mf.Config(network={"m": m, "d": d, "activation": "tanh", "scaling": "lazy"}).network
-    np.testing.assert_allclose(deep.predict(net, params, X), model.predict(theta, X, two), rtol=1e-13)
+    np.testing.assert_allclose(deep.predict(net, params, X), twolayer.predict(theta, X, two), rtol=1e-13)
     v = deep.velocity(net, params, X, y)
-    np.testing.assert_allclose(np.column_stack([v[0], v[1]]), model.velocity(theta, X, y, two, mf.Config().flow),
+    np.testing.assert_allclose(np.column_stack([v[0], v[1]]), twolayer.velocity(theta, X, y, two, mf.Config().flow),
                                rtol=1e-12)
     np.testing.assert_allclose(deep.tangent_kernel(net, params, X), ntk.tangent_kernel(theta, X, two), rtol=1e-12)
 

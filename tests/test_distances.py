@@ -4,9 +4,9 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import meanfield as mf
-from meanfield import distances
-from meanfield.distances import gaussian_w2, w2
-from meanfield.measures import ParticleMeasure, sphere_measure, teacher_measure
+from meanfield.analysis import distances
+from meanfield.analysis.distances import gaussian_w2, w2
+from meanfield.model.measures import ParticleMeasure, sphere_measure, teacher_measure
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_measures_and_projections(rng):
 
 
 def test_gaussian_reference_measure_matches_its_closed_form(rng):
-    from meanfield.measures import gaussian_measure
+    from meanfield.model.measures import gaussian_measure
     mean, cov = np.array([1.0, -1.0]), np.array([[2.0, 0.5], [0.5, 1.0]])
     mu = gaussian_measure(mean, cov, 50_000, rng)
     assert mu.points.shape == (50_000, 2)
@@ -130,7 +130,7 @@ def test_gaussian_reference_measure_matches_its_closed_form(rng):
 def test_w1_on_the_line_is_the_closed_form_and_pot_agrees(rng):
     from scipy.stats import wasserstein_distance
 
-    from meanfield.distances import w1
+    from meanfield.analysis.distances import w1
 
     x, y = rng.standard_normal(40), 0.5 + 2.0 * rng.standard_normal(25)
     a, b = rng.random(40), rng.random(25)
@@ -143,7 +143,7 @@ def test_w1_on_the_line_is_the_closed_form_and_pot_agrees(rng):
 
 
 def test_w1_in_the_plane_is_at_most_w2_and_exact_for_a_translation(rng):
-    from meanfield.distances import w1
+    from meanfield.analysis.distances import w1
 
     x = rng.standard_normal((30, 2))
     y = rng.standard_normal((20, 2)) + [1.0, -0.5]

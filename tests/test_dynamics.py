@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import model
+from meanfield.model import twolayer
 
 from . import naive
 from .conftest import fitted_slope
@@ -26,7 +26,7 @@ def test_output_layer_training_is_the_linear_ode_with_euler_order_one(scaling, a
                       "network.alpha": alpha, "flow.lam": 0.1, "flow.dt": dt, "flow.t_end": 2.0})
         res = mf.simulate(cfg)
         exact, X = naive.output_only_exact(cfg, res, res.t[-1])
-        got = model.predict(res.theta, X, cfg.network)
+        got = twolayer.predict(res.theta, X, cfg.network)
         errors.append(np.max(np.abs(got - exact)))
         np.testing.assert_array_equal(res.theta[:, :-1], res.theta0[:, :-1])   # w frozen
     assert errors[-1] < 1e-2 * np.max(np.abs(exact))
@@ -40,7 +40,7 @@ def test_heun_is_second_order_on_the_linear_ode():
                       "flow.dt": dt, "flow.t_end": 2.0, "flow.integrator": "heun"})
         res = mf.simulate(cfg)
         exact, X = naive.output_only_exact(cfg, res, res.t[-1])
-        errors.append(np.max(np.abs(model.predict(res.theta, X, cfg.network) - exact)))
+        errors.append(np.max(np.abs(twolayer.predict(res.theta, X, cfg.network) - exact)))
     assert fitted_slope(dts, errors) == pytest.approx(2.0, abs=0.15)
 
 
@@ -61,7 +61,7 @@ def test_lazy_relu_follows_the_h_infinity_kernel_flow_with_error_m_to_minus_half
             data = mf.run_data(cfg)
             H = naive.h_inf(data.X)
             evals, evecs = np.linalg.eigh(H / n)
-            preds = np.array([model.predict(th, data.X, cfg.network) for th in res.snapshots])
+            preds = np.array([twolayer.predict(th, data.X, cfg.network) for th in res.snapshots])
             # the m -> infinity limit of the discretised flow: u_k = y - (I - dt H/n)^k y
             limit = np.array([data.y - evecs @ ((1 - dt * evals) ** round(t / dt) * (evecs.T @ data.y))
                               for t in res.t])
@@ -182,7 +182,7 @@ def test_online_sgd_draws_fresh_samples_and_learns_the_teacher():
 @pytest.mark.parametrize("spacing", ["geometric", "linear"])
 @pytest.mark.parametrize("n_steps,n_records", [(100, 2), (100, 3), (7, 50), (1, 2), (10**6, 40)])
 def test_record_steps_start_at_zero_end_at_the_last_step_and_increase(spacing, n_steps, n_records):
-    from meanfield.problem import record_steps
+    from meanfield.engine.problem import record_steps
     steps = record_steps(n_steps, n_records, spacing)
     assert steps[0] == 0
     assert steps[-1] == n_steps
@@ -205,14 +205,14 @@ def test_recorded_observables_equal_their_numpy_definitions():
                   "network.centered": True})
     res = mf.simulate(cfg)
     data = mf.run_data(cfg)
-    f0 = model.predict(res.theta0, data.X, cfg.network)
-    f0_test = model.predict(res.theta0, data.X_test, cfg.network)
+    f0 = twolayer.predict(res.theta0, data.X, cfg.network)
+    f0_test = twolayer.predict(res.theta0, data.X_test, cfg.network)
     obs = res.observables
     for k, theta in enumerate(res.snapshots):
-        assert obs["objective"][k] == pytest.approx(model.objective(theta, data.X, data.y, cfg.network, cfg.flow, f0), rel=1e-10)
-        assert obs["test_risk"][k] == pytest.approx(model.risk(theta, data.X_test, data.y_test, cfg.network, "squared", f0_test), rel=1e-10)
+        assert obs["objective"][k] == pytest.approx(twolayer.objective(theta, data.X, data.y, cfg.network, cfg.flow, f0), rel=1e-10)
+        assert obs["test_risk"][k] == pytest.approx(twolayer.risk(theta, data.X_test, data.y_test, cfg.network, "squared", f0_test), rel=1e-10)
         moved = np.linalg.norm(theta - res.theta0, axis=1)
         assert obs["displacement_max"][k] == pytest.approx(moved.max(), abs=1e-15)
-        pred = model.predict(theta, data.X, cfg.network, f0)
+        pred = twolayer.predict(theta, data.X, cfg.network, f0)
         assert obs["predictor_norm"][k] == pytest.approx(np.sqrt(np.mean(pred ** 2)), rel=1e-10, abs=1e-15)
     assert obs["predictor_norm"][0] == 0.0                  # centered: f - f0 = 0 at initialisation

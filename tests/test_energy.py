@@ -8,8 +8,9 @@ from scipy import integrate, optimize
 from scipy.special import gamma
 
 import meanfield as mf
-from meanfield import _kernels, energy, model
+from meanfield import _kernels
 from meanfield.config import FlowConfig
+from meanfield.model import energy, twolayer
 
 from . import naive
 
@@ -59,10 +60,10 @@ def test_the_objective_and_the_free_energy_count_every_term(rng):
                     flow={"lam": 0.3, **TERMS["both"]})
     theta = rng.standard_normal((50, 4))
     data = mf.run_data(cfg)
-    risk = model.risk(theta, data.X, data.y, cfg.network, "squared")
+    risk = twolayer.risk(theta, data.X, data.y, cfg.network, "squared")
     factor = 1 / (2.0 ** 2 * 50 * (1 / 50) ** 2)                    # time_factor = 1 / (alpha^2 m s(m)^2)
     expected = risk + 50 / factor * (0.3 * np.mean(np.sum(theta ** 2, axis=1)) / 2 + energy.mean_energy(theta, cfg.flow))
-    np.testing.assert_allclose(model.objective(theta, data.X, data.y, cfg.network, cfg.flow), expected, rtol=1e-13)
+    np.testing.assert_allclose(twolayer.objective(theta, data.X, data.y, cfg.network, cfg.flow), expected, rtol=1e-13)
 
 
 # --- exactly solvable systems -------------------------------------------------------------------

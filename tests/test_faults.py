@@ -16,15 +16,16 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import checkpoint, files, runfolder, sweep
-from meanfield.cli import main
+from meanfield.store import checkpoint, files, runfolder
+from meanfield.tools import sweep
+from meanfield.tools.cli import main
 
 from .conftest import assert_same_run, interruptible
 
 CFG = mf.Config(seed=3, network={"m": 40, "d": 3}, data={"n": 30},
                 flow={"dt": 0.05, "t_end": 60.0, "temperature": 0.01},
                 record={"n_records": 30, "spacing": "linear"})
-CLI = [sys.executable, "-m", "meanfield.cli"]
+CLI = [sys.executable, "-m", "meanfield.tools.cli"]
 
 
 def one_line_error(err: str, *needles):
@@ -219,8 +220,8 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_names_it(tmp_path, small_disk
 
 
 def _run_arrays(cfg):
-    from meanfield.data import make_data
-    from meanfield.init import initial_particles
+    from meanfield.model.data import make_data
+    from meanfield.model.init import initial_particles
 
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     data = make_data(cfg, np.random.default_rng(seeds[0]))
@@ -415,7 +416,7 @@ def test_a_byte_order_mark_is_accepted_and_an_empty_config_warned(tmp_path):
 # --- 7. progress ---------------------------------------------------------------------------
 
 def test_progress_lines_say_how_far_and_how_long_is_left(capsys):
-    from meanfield.progress import Reporter, cli_mode
+    from meanfield.engine.progress import Reporter, cli_mode
 
     reporter = Reporter("lines", total=8, unit="point", desc="meanfield sweep", every=0.0)
     time.sleep(0.01)
@@ -434,7 +435,7 @@ Source: a test.
 """
 import time
 
-from meanfield.figures import scenario_main
+from meanfield.tools.figures import scenario_main
 
 
 def run(quick, out):
@@ -502,10 +503,10 @@ def test_bad_overrides_are_one_line(tmp_path, args, needle):
 # --- 9. where figures go ---------------------------------------------------------------------
 
 def test_figures_outside_a_checkout_go_to_the_current_folder(tmp_path, monkeypatch):
-    from meanfield import figures
+    from meanfield.tools import figures
 
     monkeypatch.setattr(figures, "CHECKOUT", tmp_path / "site-packages")
     monkeypatch.chdir(tmp_path)
     assert figures.default_out() == tmp_path / "figures"
-    monkeypatch.setattr(figures, "CHECKOUT", Path(figures.__file__).resolve().parent.parent)
+    monkeypatch.setattr(figures, "CHECKOUT", Path(figures.__file__).resolve().parents[2])
     assert figures.default_out() == figures.CHECKOUT / "figures"

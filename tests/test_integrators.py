@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import energy, integrators, model, population, stepping
-from meanfield.problem import build
+from meanfield.engine import drifts
+from meanfield.engine.problem import build
 from meanfield.errors import ConfigError
+from meanfield.model import energy, integrators, population, twolayer
 
 from .conftest import fitted_slope
 
@@ -24,13 +25,13 @@ def smooth(path, **changes):
 
 
 def drift_twin(cfg, data):
-    """The NumPy drift of the run's flow: model.velocity, or the population drift in NumPy."""
+    """The NumPy drift of the run's flow: twolayer.velocity, or the population drift in NumPy."""
     if cfg.data.kind == "population":
-        mask = model.train_mask(cfg.network.train, cfg.network.d)
+        mask = twolayer.train_mask(cfg.network.train, cfg.network.d)
         return lambda at: (population.population_velocity(at, data.teacher, cfg.network, cfg.flow,
                                                           cfg.data.teacher_activation, compiled=False)
                            + energy.drift(at, cfg.flow, mask))
-    return lambda at: model.velocity(at, data.X, data.y, cfg.network, cfg.flow)
+    return lambda at: twolayer.velocity(at, data.X, data.y, cfg.network, cfg.flow)
 
 
 def test_the_tableaus_are_consistent_and_explicit():
@@ -52,7 +53,7 @@ def test_one_step_of_every_path_equals_the_numpy_twin(path, method):
     np.testing.assert_allclose(res.theta, expected, rtol=1e-11, atol=1e-13)
     if path != "population":
         data = mf.run_data(cfg)
-        np.testing.assert_allclose(model.step(res.theta0, data.X, data.y, cfg.network, cfg.flow), expected,
+        np.testing.assert_allclose(twolayer.step(res.theta0, data.X, data.y, cfg.network, cfg.flow), expected,
                                    rtol=1e-14, atol=1e-15)
 
 
@@ -67,8 +68,8 @@ def test_a_noisy_step_of_every_path_equals_the_twin_with_its_kick(path, method, 
     problem = build(cfg, data, theta0)
     noise, scale = rng.standard_normal((1,) + theta0.shape), np.array([np.sqrt(2 * 0.3 * cfg.flow.dt)])
     theta = theta0.copy()
-    stepping.advance(problem, theta, problem.X, problem.y, problem.f0, np.arange(len(problem.y))[None], noise, scale, 1,
-                     stepping.buffers(problem, len(problem.y)))
+    drifts.advance(problem, theta, problem.X, problem.y, problem.f0, np.arange(len(problem.y))[None], noise, scale, 1,
+                     drifts.buffers(problem, len(problem.y)))
     kick = scale[0] * problem.mask * noise[0]
     np.testing.assert_allclose(theta, integrators.step(theta0, drift_twin(cfg, data), cfg.flow.dt, method, kick),
                                rtol=1e-11, atol=1e-13)

@@ -1,13 +1,13 @@
-"""Every compiled kernel equals its NumPy twin in model.py; the twin's gradients equal finite differences."""
+"""Every compiled kernel equals its NumPy twin in twolayer.py; the twin's gradients equal finite differences."""
 import itertools
 
 import numpy as np
 import pytest
 
-from meanfield import _kernels, activations, energy, integrators, model
+from meanfield import _kernels
 from meanfield.config import ACTIVATIONS, LOSSES, FlowConfig, NetworkConfig
-from meanfield import scaling as mf_scaling
-from meanfield.scaling import output_scale, time_factor
+from meanfield.model import activations, energy, integrators, scaling as mf_scaling, twolayer
+from meanfield.model.scaling import output_scale, time_factor
 
 M, D, N = 7, 3, 11
 
@@ -24,7 +24,7 @@ def problem(rng):
 def kernel_args(net, flow):
     os_ = output_scale(net.m, net.scaling, net.alpha)
     return (os_, os_ * time_factor(net.m, net.scaling, net.alpha), activations.ACTIVATIONS[net.activation].code,
-            net.activation_params, activations.LOSSES[flow.loss].code, flow.lam, model.train_mask(net.train, net.d))
+            net.activation_params, activations.LOSSES[flow.loss].code, flow.lam, twolayer.train_mask(net.train, net.d))
 
 
 @pytest.mark.parametrize("activation,loss", list(itertools.product(ACTIVATIONS, LOSSES)))
@@ -34,14 +34,14 @@ def test_velocity_kernel_equals_numpy_twin(problem, activation, loss):
     for scaling, train, alpha in itertools.product(("mean_field", "lazy"), ("both", "hidden", "output"), (1.0, 2.5)):
         net = NetworkConfig(m=M, d=D, activation=activation, scaling=scaling, alpha=alpha, train=train)
         flow = FlowConfig(loss=loss, lam=0.3)
-        expected = model.velocity(theta, X, y, net, flow, f0)
+        expected = twolayer.velocity(theta, X, y, net, flow, f0)
         os_, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
         serial = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask, parallel=False)
         parallel = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask, parallel=True)
         np.testing.assert_allclose(serial, expected, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(parallel, serial, rtol=1e-13, atol=1e-15)
         f = _kernels.predict(theta, X, os_, act, slope)
-        np.testing.assert_allclose(f, model.predict(theta, X, net), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(f, twolayer.predict(theta, X, net), rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(_kernels.predict(theta, X, os_, act, slope, parallel=False), f, rtol=1e-13)
 
 
@@ -49,14 +49,14 @@ def test_velocity_kernel_equals_numpy_twin(problem, activation, loss):
 def test_risk_gradient_equals_central_differences(problem, activation, loss):
     theta, X, y, f0 = problem
     net = NetworkConfig(m=M, d=D, activation=activation, scaling="lazy", alpha=1.7)
-    grad = model.risk_gradient(theta, X, y, net, loss, f0)
+    grad = twolayer.risk_gradient(theta, X, y, net, loss, f0)
     h = 1e-6
     numeric = np.zeros_like(theta)
     for idx in np.ndindex(theta.shape):
         step = np.zeros_like(theta)
         step[idx] = h
-        numeric[idx] = (model.risk(theta + step, X, y, net, loss, f0)
-                        - model.risk(theta - step, X, y, net, loss, f0)) / (2 * h)
+        numeric[idx] = (twolayer.risk(theta + step, X, y, net, loss, f0)
+                        - twolayer.risk(theta - step, X, y, net, loss, f0)) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -77,17 +77,17 @@ def test_the_kernels_codes_are_the_registries_and_unknown_codes_raise(problem):
         with pytest.raises(ValueError, match="unknown"):
             _kernels.velocity(theta, X, y, f0, rows, *bad)
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
-        model.activation("swish", X)
+        twolayer.activation("swish", X)
     with pytest.raises(ValueError, match="unknown loss 'hinge'"):
-        model.loss("hinge", y, y)
+        twolayer.loss("hinge", y, y)
 
 
 def test_activation_derivatives_equal_central_differences():
     z = np.linspace(-3.07, 2.93, 41)        # avoids the kinks at 0 (relu) and 0.5, 1.5 (piecewise_linear)
     h = 1e-6
     for name in ACTIVATIONS:
-        numeric = (model.activation(name, z + h) - model.activation(name, z - h)) / (2 * h)
-        np.testing.assert_allclose(model.activation_derivative(name, z), numeric, rtol=1e-7, atol=1e-9)
+        numeric = (twolayer.activation(name, z + h) - twolayer.activation(name, z - h)) / (2 * h)
+        np.testing.assert_allclose(twolayer.activation_derivative(name, z), numeric, rtol=1e-7, atol=1e-9)
 
 
 def test_velocity_is_minus_time_factor_gradient_minus_decay(problem):
@@ -95,8 +95,8 @@ def test_velocity_is_minus_time_factor_gradient_minus_decay(problem):
     for scaling in ("mean_field", "lazy"):
         net = NetworkConfig(m=M, d=D, activation="tanh", scaling=scaling, alpha=3.0)
         flow = FlowConfig(lam=0.25)
-        expected = -time_factor(M, scaling, 3.0) * model.risk_gradient(theta, X, y, net, "squared", f0) - 0.25 * theta
-        np.testing.assert_allclose(model.velocity(theta, X, y, net, flow, f0), expected, rtol=1e-12)
+        expected = -time_factor(M, scaling, 3.0) * twolayer.risk_gradient(theta, X, y, net, "squared", f0) - 0.25 * theta
+        np.testing.assert_allclose(twolayer.velocity(theta, X, y, net, flow, f0), expected, rtol=1e-12)
     assert time_factor(M, "mean_field", 3.0) == pytest.approx(M / 9.0)
     assert time_factor(M, "lazy", 3.0) == pytest.approx(1 / 9.0)
 
@@ -114,10 +114,10 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
     expected = theta.copy()
     for s in range(k):
         rows = idx[s]
-        v = model.velocity(expected, X[rows], y[rows], net, flow, f0[rows])
+        v = twolayer.velocity(expected, X[rows], y[rows], net, flow, f0[rows])
         if heun:
             pred = expected + flow.dt * v + scale[s] * noise[s]
-            v = 0.5 * (v + model.velocity(pred, X[rows], y[rows], net, flow, f0[rows]))
+            v = 0.5 * (v + twolayer.velocity(pred, X[rows], y[rows], net, flow, f0[rows]))
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
     a, b = integrators.INTEGRATORS["heun" if heun else "euler"].tableau
@@ -136,24 +136,24 @@ def test_tangent_model_kernels_equal_numpy_twin_and_finite_differences(problem, 
         net = NetworkConfig(m=M, d=D, activation=activation, scaling="lazy", alpha=2.0, train=train, linearized=True)
         flow = FlowConfig(loss="squared", lam=0.1)
         os_, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
-        expected = model.velocity(theta, X, y, net, flow, f0, theta0)
+        expected = twolayer.velocity(theta, X, y, net, flow, f0, theta0)
         for parallel in (False, True):
             got = _kernels.velocity(theta, X, y, f0, rows, os_, vs, act, slope, loss_code, lam, mask,
                                     theta0=theta0, parallel=parallel)
             np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
         np.testing.assert_allclose(_kernels.predict(theta, X, os_, act, slope, theta0),
-                                   model.predict(theta, X, net, theta0=theta0), rtol=1e-10, atol=1e-13)
+                                   twolayer.predict(theta, X, net, theta0=theta0), rtol=1e-10, atol=1e-13)
     # at theta0 the tangent model is the network; its gradient is the network's gradient at theta0
     lin = NetworkConfig(m=M, d=D, activation=activation, linearized=True)
     plain = NetworkConfig(m=M, d=D, activation=activation)
-    np.testing.assert_allclose(model.predict(theta0, X, lin, theta0=theta0), model.predict(theta0, X, plain), rtol=1e-12)
-    grad = model.risk_gradient(theta, X, y, lin, "logistic", f0, theta0)
+    np.testing.assert_allclose(twolayer.predict(theta0, X, lin, theta0=theta0), twolayer.predict(theta0, X, plain), rtol=1e-12)
+    grad = twolayer.risk_gradient(theta, X, y, lin, "logistic", f0, theta0)
     h, numeric = 1e-6, np.zeros_like(theta)
     for idx in np.ndindex(theta.shape):
         step = np.zeros_like(theta)
         step[idx] = h
-        numeric[idx] = (model.risk(theta + step, X, y, lin, "logistic", f0, theta0)
-                        - model.risk(theta - step, X, y, lin, "logistic", f0, theta0)) / (2 * h)
+        numeric[idx] = (twolayer.risk(theta + step, X, y, lin, "logistic", f0, theta0)
+                        - twolayer.risk(theta - step, X, y, lin, "logistic", f0, theta0)) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -166,8 +166,8 @@ def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
         lam = wd * mf_scaling.time_factor(M, scaling, alpha)
         assert mf_scaling.learning_rate_from_dt(dt, M, scaling, alpha) == pytest.approx(lr)
         assert mf_scaling.weight_decay_from_lam(lam, M, scaling, alpha) == pytest.approx(wd)
-        gd = theta - lr * (model.risk_gradient(theta, X, y, net, "squared") + wd * theta)
-        euler = theta + dt * model.velocity(theta, X, y, net, FlowConfig(lam=lam))
+        gd = theta - lr * (twolayer.risk_gradient(theta, X, y, net, "squared") + wd * theta)
+        euler = theta + dt * twolayer.velocity(theta, X, y, net, FlowConfig(lam=lam))
         np.testing.assert_allclose(euler, gd, rtol=1e-12)
 
 
@@ -176,9 +176,9 @@ def test_learning_rate_helpers_reproduce_plain_gradient_descent(problem):
 def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypatch):
     monkeypatch.setattr(_kernels, "CHUNK", chunk)
     import meanfield as mf
-    from meanfield import stepping
-    from meanfield.data import Dataset
-    from meanfield.problem import build
+    from meanfield.engine import drifts
+    from meanfield.engine.problem import build
+    from meanfield.model.data import Dataset
     theta, X, y, f0 = problem
     for scaling, train, alpha in itertools.product(("mean_field", "lazy"), ("both", "hidden", "output"), (1.0, 2.5)):
         cfg = mf.Config(network={"m": M, "d": D, "activation": activation, "scaling": scaling, "alpha": alpha,
@@ -186,8 +186,8 @@ def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypa
         prob = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
         prob = type(prob)(**{**prob.__dict__, "f0": f0})
         assert prob.path == "blas"
-        out = stepping.blas_drift(prob, theta, X, y, f0, stepping.buffers(prob, N), np.empty_like(theta))
-        np.testing.assert_allclose(out, model.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
+        out = drifts.blas_drift(prob, theta, X, y, f0, drifts.buffers(prob, N), np.empty_like(theta))
+        np.testing.assert_allclose(out, twolayer.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("changes", [{}, {"flow.integrator": "heun", "flow.temperature": 0.01},
@@ -209,9 +209,9 @@ def test_blas_and_fused_engines_give_the_same_run_and_thread_counts_do_not_matte
 @pytest.mark.parametrize("n,m,d,path", [(10, 10, 5, "fused"), (200, 1000, 1, "fused"), (200, 1000, 3, "fused"),
                                         (200, 1000, 4, "blas"), (100, 300, 16, "blas"), (60, 400, 64, "blas")])
 def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
-    """The path "auto" picks for (n, m, d), run by simulate, equals Euler steps of model.velocity."""
+    """The path "auto" picks for (n, m, d), run by simulate, equals Euler steps of twolayer.velocity."""
     import meanfield as mf
-    from meanfield.problem import build
+    from meanfield.engine.problem import build
     cfg = mf.Config(seed=1, network={"m": m, "d": d, "activation": "relu"}, data={"n": n, "n_test": 0},
                     flow={"dt": 0.05, "t_end": 0.25}, record={"n_records": 2})
     result = mf.simulate(cfg)
@@ -219,7 +219,7 @@ def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
     assert build(cfg, data, result.theta0).path == path
     theta = result.theta0.copy()
     for _ in range(cfg.flow.n_steps):
-        theta = theta + cfg.flow.dt * model.velocity(theta, data.X, data.y, cfg.network, cfg.flow)
+        theta = theta + cfg.flow.dt * twolayer.velocity(theta, data.X, data.y, cfg.network, cfg.flow)
     np.testing.assert_allclose(result.theta, theta, rtol=1e-10, atol=1e-12)
 
 
@@ -227,7 +227,7 @@ def test_auto_engine_path_for_each_d_equals_the_numpy_oracle(n, m, d, path):
 @pytest.mark.parametrize("m,B", [(7, 11), (300, 200), (513, 129)])
 def test_small_d_relu_kernel_equals_the_general_kernel_and_the_numpy_twin(rng, d, m, B):
     """_relu_drift_small_d (odd and even m and B, several blocks of neurons and samples, weighted
-    particles, a mask, weight decay) against model.velocity and _network_drift; the same bits
+    particles, a mask, weight decay) against twolayer.velocity and _network_drift; the same bits
     for 1 and 2 threads."""
     theta, X = rng.standard_normal((m, d + 1)), rng.standard_normal((B + 5, d))
     y, f0 = rng.standard_normal(B + 5), 0.1 * rng.standard_normal(B + 5)
@@ -239,7 +239,7 @@ def test_small_d_relu_kernel_equals_the_general_kernel_and_the_numpy_twin(rng, d
     _, vs, act, slope, loss_code, lam, mask = kernel_args(net, flow)
     os_ = net.alpha                               # weighted particles: f = alpha sum_i omega_i a_i relu(w_i . x)
     mask[0] = 0.0
-    expected = model.velocity(theta, X[rows], y[rows], net, flow, f0[rows], weights=omega)
+    expected = twolayer.velocity(theta, X[rows], y[rows], net, flow, f0[rows], weights=omega)
     expected[:, 0] = 0.0
     out = {}
     for threads in (1, 2):
@@ -268,8 +268,8 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
     """Tiles kept or recomputed in per-thread buffers: identical runs, for 1 and 2 threads."""
     monkeypatch.setattr(_kernels, "CHUNK", chunk)
     import meanfield as mf
-    from meanfield import stepping
-    from meanfield.problem import build
+    from meanfield.engine import drifts
+    from meanfield.engine.problem import build
     cfg = mf.Config(seed=3, network={"m": 300, "d": 6, "activation": "tanh"}, data={"n": 150},
                     flow={"dt": 0.05, "t_end": 0.5, "engine": "blas"}, record={"n_records": 3})
     kept = mf.simulate(cfg)
@@ -278,7 +278,7 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
     for threads in (1, 2):
         run = cfg.updated({"flow.threads": threads})
         _kernels.set_threads(threads)
-        buffers = stepping.buffers(build(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
+        buffers = drifts.buffers(build(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
         assert buffers["Z"].shape[0] == threads < 5                # per-thread buffers, 5 blocks
         np.testing.assert_array_equal(mf.simulate(run).snapshots, kept.snapshots)
 
@@ -287,8 +287,8 @@ def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_th
     """With little free memory (simulated), d = 40 (where tiles are normally kept) recomputes its
     tiles: the run is not refused, allocates nothing of size m x B, and gives the same bits."""
     import meanfield as mf
-    from meanfield import memory, stepping
-    from meanfield.problem import build
+    from meanfield.engine import drifts, memory
+    from meanfield.engine.problem import build
     m, n = 300, 600
     cfg = mf.Config(seed=5, network={"m": m, "d": 40}, data={"n": n},
                     flow={"dt": 0.05, "t_end": 0.3, "engine": "blas"}, record={"n_records": 3})
@@ -301,7 +301,7 @@ def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_th
     assert memory.blas_plan(m, n, 40)[2] is True
     assert memory.estimated_bytes(cfg) <= free                              # the run is not refused
     problem = build(cfg, mf.make_data(cfg, np.random.default_rng(0)), kept.theta0)
-    assert stepping.buffers(problem, n)["Z"].size < m * n
+    assert drifts.buffers(problem, n)["Z"].size < m * n
     recomputed = mf.simulate(cfg)
     np.testing.assert_array_equal(recomputed.snapshots, kept.snapshots)
 
@@ -310,7 +310,8 @@ def test_blocked_diagnostics_equal_the_whole_matrix_formulas(monkeypatch, rng):
     """The tangent kernel and the pattern-flip fraction, summed over blocks of neurons, equal the
     formulas evaluated on the whole n x m matrix at once."""
     import meanfield as mf
-    from meanfield import model, ntk, observables
+    from meanfield.engine import observables
+    from meanfield.model import ntk, twolayer
     net = mf.NetworkConfig(m=50, d=4, activation="tanh")
     theta, theta0 = rng.standard_normal((50, 5)), rng.standard_normal((50, 5))
     X = rng.standard_normal((12, 4))
@@ -321,15 +322,15 @@ def test_blocked_diagnostics_equal_the_whole_matrix_formulas(monkeypatch, rng):
     assert observables.pattern_flips(X, theta, theta0) == flips
     Z, Z0 = X @ theta[:, :4].T, X @ theta0[:, :4].T
     assert flips == np.mean((Z > 0) != (Z0 > 0))
-    dZ = model.activation_derivative("tanh", Z) * theta[:, 4]
-    S = model.activation("tanh", Z)
+    dZ = twolayer.activation_derivative("tanh", Z) * theta[:, 4]
+    S = twolayer.activation("tanh", Z)
     np.testing.assert_allclose(whole, ((X @ X.T) * (dZ @ dZ.T) + S @ S.T) / 50, rtol=1e-12)
 
 
 BIG_RUN = """
 import resource, sys
 import meanfield as mf
-from meanfield import memory
+from meanfield.engine import memory
 GiB = 2 ** 30
 memory.available_bytes = lambda: 8 * GiB - resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 cfg = mf.Config(network={"m": 1_500_000, "d": 100}, data={"n": 1000}, flow={"dt": 0.05, "t_end": 0.05},

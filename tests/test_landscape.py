@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import landscape as L
+from meanfield.theory import landscape as L
 
 K0 = 3
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import langevin
 from meanfield.config import FlowConfig
+from meanfield.model import langevin
 
 
 def test_schedules_are_as_specified():
@@ -88,8 +88,8 @@ def test_gibbs_diagnostic_needs_decay_temperature_and_both_layers():
 
 def test_gibbs_samples_follow_the_exact_gibbs_law_without_data():
     # no data: p_mu = N(0, T / lam) in every coordinate; sampled by importance resampling
-    from meanfield.data import Dataset
-    from meanfield.problem import build
+    from meanfield.engine.problem import build
+    from meanfield.model.data import Dataset
     cfg = mf.Config(network={"m": 50, "d": 2}, data={"kind": "none"}, flow={"lam": 2.0, "temperature": 0.5})
     theta = np.random.default_rng(0).standard_normal((50, 3))
     empty = np.zeros((0, 2))

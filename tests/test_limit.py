@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import limits, model
 from meanfield.errors import ConfigError
+from meanfield.model import twolayer
+from meanfield.theory import limits
 
 from . import naive
 
@@ -29,7 +30,7 @@ def test_linear_activation_limit_is_the_exact_moment_flow(method):
         S = S0 if k == 0 else moments[int(round(t / dt)) - 1]
         theta, omega = limit.snapshots[k], limit.weights
         np.testing.assert_allclose(theta.T @ (omega[:, None] * theta), S, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(model.predict(theta, data.X, cfg.network, weights=omega),
+        np.testing.assert_allclose(twolayer.predict(theta, data.X, cfg.network, weights=omega),
                                    alpha * data.X @ S[:3, 3], rtol=1e-10, atol=1e-12)
     assert limit.stats["limit"]["error"] < 1e-12            # both levels exact
 
@@ -47,8 +48,8 @@ def test_the_error_estimate_falls_with_the_level_and_bounds_the_true_error():
     estimates = [runs[level].stats["limit"]["error"] for level in (4, 8, 16)]
     assert estimates[0] > estimates[1] > estimates[2]
     X = mf.run_data(cfg).X
-    best = model.predict(runs[16].theta, X, cfg.network, weights=runs[16].weights)
-    true_8 = np.sqrt(np.mean((model.predict(runs[8].theta, X, cfg.network, weights=runs[8].weights) - best) ** 2))
+    best = twolayer.predict(runs[16].theta, X, cfg.network, weights=runs[16].weights)
+    true_8 = np.sqrt(np.mean((twolayer.predict(runs[8].theta, X, cfg.network, weights=runs[8].weights) - best) ** 2))
     assert true_8 < estimates[1]            # the estimate is the coarser level's gap: conservative
 
 
@@ -120,9 +121,9 @@ def test_at_large_alpha_the_limit_follows_the_kernel_flow_of_its_tangent_kernel(
         features = np.concatenate([(theta0[:, 2] * act[1](z))[:, :, None] * X[:, None, :],
                                    act[0](z)[:, :, None]], axis=2)                    # grad_theta phi (n, K, 3)
         H = np.einsum("jkp,k,lkp->jl", features, omega, features)
-        f0 = model.predict(theta0, X, cfg.network, weights=omega)
+        f0 = twolayer.predict(theta0, X, cfg.network, weights=omega)
         kernel = y + expm(-limit.t[-1] * H / len(y)) @ (0.0 - y)
-        gaps.append(np.sqrt(np.mean((model.predict(limit.theta, X, cfg.network, weights=omega) - f0 - kernel) ** 2)))
+        gaps.append(np.sqrt(np.mean((twolayer.predict(limit.theta, X, cfg.network, weights=omega) - f0 - kernel) ** 2)))
     slope = np.polyfit(np.log(alphas), np.log(gaps), 1)[0]
     assert slope == pytest.approx(-order, abs=0.1)
     assert gaps[-1] < 0.01 * np.sqrt(np.mean(y ** 2))
@@ -139,8 +140,8 @@ def test_the_population_limit_estimates_its_error_by_the_exact_l2_gap_and_partic
     fine = limits.mean_field_limit(cfg, 10)
     coarse = limits.mean_field_limit(cfg, 7, estimate=False)
     x = np.random.default_rng(0).standard_normal((40_000, 2))
-    gaps = [np.sqrt(np.mean((model.predict(fine.snapshots[k], x, cfg.network, weights=fine.weights)
-                             - model.predict(coarse.snapshots[k], x, cfg.network, weights=coarse.weights)) ** 2))
+    gaps = [np.sqrt(np.mean((twolayer.predict(fine.snapshots[k], x, cfg.network, weights=fine.weights)
+                             - twolayer.predict(coarse.snapshots[k], x, cfg.network, weights=coarse.weights)) ** 2))
             for k in range(len(fine.t))]
     np.testing.assert_allclose(fine.stats["limit"]["error"], max(gaps), rtol=0.03)   # Monte Carlo: 40 000 inputs
     risk = fine.observables["train_risk"][-1]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import model
-from meanfield.distances import w2
-from meanfield.limits import compare, reference_run
+from meanfield.analysis.distances import w2
+from meanfield.model import twolayer
+from meanfield.theory.limits import compare, reference_run
 
 
 def config(m, **changes):
@@ -34,7 +34,7 @@ def test_compare_equals_direct_computations():
     assert found["method"] == "exact"
     for k, (th, th_ref) in enumerate(zip(res.snapshots, ref.snapshots)):
         assert found["coupled_distance"][k] == pytest.approx(np.sqrt(np.mean(np.sum((th - th_ref[:12]) ** 2, 1))), rel=1e-12)
-        gap = model.predict(th, X, res.config.network) - model.predict(th_ref, X, ref.config.network)
+        gap = twolayer.predict(th, X, res.config.network) - twolayer.predict(th_ref, X, ref.config.network)
         assert found["predictor_distance"][k] == pytest.approx(np.sqrt(np.mean(gap ** 2)), rel=1e-12)
         assert found["w2"][k] == pytest.approx(w2(th, th_ref, method="exact").value, rel=1e-12)
     assert found["coupled_distance"][0] == 0.0

@@ -5,8 +5,8 @@ import pytest
 from scipy.linalg import expm
 
 import meanfield as mf
-from meanfield import model, ntk
 from meanfield.config import NetworkConfig
+from meanfield.model import ntk, twolayer
 
 from . import naive
 
@@ -63,12 +63,12 @@ def test_tangent_kernel_equals_the_jacobian_gram_matrix(X, rng):
     theta = rng.standard_normal((m, d + 1))
     for scaling, alpha, train in (("mean_field", 1.0, "both"), ("lazy", 2.5, "hidden"), ("mean_field", 0.3, "output")):
         net = NetworkConfig(m=m, d=d, activation="tanh", scaling=scaling, alpha=alpha, train=train)
-        mask = model.train_mask(train, d)
+        mask = twolayer.train_mask(train, d)
         h, J = 1e-6, np.zeros((len(X), m, d + 1))
         for idx in np.ndindex(theta.shape):
             e = np.zeros_like(theta)
             e[idx] = h
-            J[(slice(None),) + idx] = (model.predict(theta + e, X, net) - model.predict(theta - e, X, net)) / (2 * h)
+            J[(slice(None),) + idx] = (twolayer.predict(theta + e, X, net) - twolayer.predict(theta - e, X, net)) / (2 * h)
         J = (J * mask).reshape(len(X), -1)
         np.testing.assert_allclose(ntk.tangent_kernel(theta, X, net, raw=True), J @ J.T, rtol=1e-6, atol=1e-9)
         factor = mf.time_factor(m, scaling, alpha)
@@ -125,9 +125,9 @@ def test_tangent_model_run_equals_the_kernel_gradient_descent_formula(scaling, a
     res = mf.simulate(cfg)
     data = mf.run_data(cfg)
     H0 = ntk.tangent_kernel(res.theta0, data.X, cfg.network)
-    u0 = model.predict(res.theta0, data.X, cfg.network, theta0=res.theta0)
+    u0 = twolayer.predict(res.theta0, data.X, cfg.network, theta0=res.theta0)
     expected = ntk.kernel_gradient_descent(H0, data.y, u0, np.round(res.t / dt), dt)
-    got = np.array([model.predict(th, data.X, cfg.network, theta0=res.theta0) for th in res.snapshots])
+    got = np.array([twolayer.predict(th, data.X, cfg.network, theta0=res.theta0) for th in res.snapshots])
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-11)
 
 
@@ -147,7 +147,7 @@ def test_diagnostics_equal_independent_computations():
         assert obs["kernel_change"][k] == pytest.approx(np.linalg.norm(H - H0) / np.linalg.norm(H0), rel=1e-10, abs=1e-15)
         flips = np.mean(np.sign(X @ th[:, :3].T) != np.sign(X @ res.theta0[:, :3].T))
         assert obs["pattern_flips"][k] == pytest.approx(flips, abs=1e-15)
-        gap = model.predict(th, X, cfg.network) - model.predict(th_lin, X, lin.config.network, theta0=res.theta0)
+        gap = twolayer.predict(th, X, cfg.network) - twolayer.predict(th_lin, X, lin.config.network, theta0=res.theta0)
         assert obs["tangent_gap"][k] == pytest.approx(np.sqrt(np.mean(gap ** 2)), rel=1e-8, abs=1e-14)
     assert obs["kernel_change"][0] == obs["pattern_flips"][0] == obs["tangent_gap"][0] == 0.0
     assert obs["tangent_gap"][-1] > 0

@@ -4,9 +4,9 @@ import pytest
 from matplotlib import pyplot as plt
 
 import meanfield as mf
-from meanfield import plotting
-from meanfield.figures import save_figure
-from meanfield.fits import power_law
+from meanfield.analysis import plotting
+from meanfield.analysis.fits import power_law
+from meanfield.tools.figures import save_figure
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import model, population
 from meanfield.config import NetworkConfig
-from meanfield.measures import cone_masses, homogeneous_projection
+from meanfield.model import population, twolayer
+from meanfield.model.measures import cone_masses, homogeneous_projection
 
 from . import naive
 
@@ -31,8 +31,8 @@ def test_population_risk_matches_monte_carlo(pair, rng, activation):
     net = NetworkConfig(m=5, d=D, activation=activation, scaling="lazy", alpha=1.3)
     exact = population.population_risk(theta, teacher, net, activation)
     X = rng.standard_normal((400_000, D))
-    target = model.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
-    samples = 0.5 * (model.predict(theta, X, net) - target) ** 2
+    target = twolayer.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
+    samples = 0.5 * (twolayer.predict(theta, X, net) - target) ** 2
     assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
 
 
@@ -50,8 +50,8 @@ def test_a_teacher_of_another_activation_by_quadrature(pair, rng, student, teach
         numeric = naive.central_gradient(lambda th: population.population_risk(th, teacher, net, teacher_activation),
                                          theta)
     X = rng.standard_normal((400_000, D))
-    target = model.activation(teacher_activation, X @ teacher[:, :D].T) @ teacher[:, D]
-    samples = 0.5 * (model.predict(theta, X, net) - target) ** 2
+    target = twolayer.activation(teacher_activation, X @ teacher[:, :D].T) @ teacher[:, D]
+    samples = 0.5 * (twolayer.predict(theta, X, net) - target) ** 2
     assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
@@ -65,14 +65,14 @@ def test_the_population_risk_on_the_sphere_matches_monte_carlo(pair, rng, activa
     exact = population.population_risk(theta, teacher, net, activation, inputs="sphere")
     X = rng.standard_normal((400_000, D))
     X /= np.linalg.norm(X, axis=1, keepdims=True)
-    target = model.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
-    samples = 0.5 * (model.predict(theta, X, net) - target) ** 2
+    target = twolayer.activation(activation, X @ teacher[:, :D].T) @ teacher[:, D]
+    samples = 0.5 * (twolayer.predict(theta, X, net) - target) ** 2
     assert abs(samples.mean() - exact) < 5 * samples.std() / np.sqrt(len(samples))
     gaussian = population.population_gradient(theta, teacher, net, activation)
     k = {"quadratic": 2}.get(activation, 1)
     np.testing.assert_allclose(population.population_gradient(theta, teacher, net, activation, inputs="sphere"),
                                gaussian / (D if k == 1 else D * (D + 2)), rtol=1e-12)
-    norm = np.sqrt(np.mean(model.predict(theta, X, net) ** 2))
+    norm = np.sqrt(np.mean(twolayer.predict(theta, X, net) ** 2))
     np.testing.assert_allclose(population.predictor_norm(theta, net, inputs="sphere"), norm, rtol=0.01)
 
 
@@ -131,7 +131,7 @@ def test_population_engine_follows_the_empirical_engine_with_a_large_sample():
     rng = np.random.default_rng(0)
     teacher = mf.run_data(cfg).teacher
     X = rng.standard_normal((200_000, D))
-    y = model.activation("erf", X @ teacher[:, :D].T) @ teacher[:, D]
+    y = twolayer.activation("erf", X @ teacher[:, :D].T) @ teacher[:, D]
     sampled = mf.simulate(cfg.updated({"data.kind": "arrays"}), data=(X, y))
     np.testing.assert_array_equal(sampled.theta0, exact.theta0)
     np.testing.assert_allclose(sampled.observables["train_risk"], exact.observables["train_risk"], rtol=0.02)
@@ -271,7 +271,7 @@ def test_piecewise_linear_kernel_equals_the_integral_it_stands_for(knots, values
     from scipy.special import ndtr
 
     params = NetworkConfig(pwl_knots=knots, pwl_values=values).activation_params
-    sigma = lambda z: model.activation("piecewise_linear", z, params)
+    sigma = lambda z: twolayer.activation("piecewise_linear", z, params)
     (t1, t2), (s1, s2) = knots, values
     slope = (s2 - s1) / (t2 - t1)
 

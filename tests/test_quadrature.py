@@ -7,9 +7,9 @@ import pytest
 from scipy.special import gamma
 
 import meanfield as mf
-from meanfield import quadrature
 from meanfield.config import InitConfig, NetworkConfig
-from meanfield.init import initial_particles
+from meanfield.model import quadrature
+from meanfield.model.init import initial_particles
 
 
 def double_factorial(k):

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import population, quadrature
-from meanfield import reduced as RD
 from meanfield.errors import ConfigError
+from meanfield.model import population, quadrature
+from meanfield.theory import reduced as RD
 
 from . import naive
 

@@ -24,7 +24,7 @@ def test_the_docs_are_self_contained():
     import re
 
     texts = {path: path.read_text() for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
-                                                *(ROOT / "meanfield").glob("*.py")]}
+                                                *(ROOT / "meanfield").rglob("*.py")]}
     for path, text in texts.items():
         assert "DESIGN" not in text, path
         assert "notes/performance" not in text, path

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import files
+from meanfield.store import files
 
 
 @pytest.fixture(scope="module")

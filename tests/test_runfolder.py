@@ -16,8 +16,8 @@ import time
 import pytest
 
 import meanfield as mf
-from meanfield import checkpoint, files, runfolder
-from meanfield.cli import main
+from meanfield.store import checkpoint, files, runfolder
+from meanfield.tools.cli import main
 
 from .conftest import assert_same_run, interruptible
 from .test_faults import CLI, cli, mount, one_line_error, wait_for

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from meanfield.figures import RECORD_KEYS, list_scenarios
+from meanfield.tools.figures import RECORD_KEYS, list_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDECAR_KEYS = {"name", "claim", "quick", "versions", "run_seconds", *RECORD_KEYS}
@@ -15,7 +15,7 @@ SIDECAR_KEYS = {"name", "claim", "quick", "versions", "run_seconds", *RECORD_KEY
 @pytest.fixture(scope="module")
 def quick_figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("figures")
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", "figures", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "figures", "--quick", "--out", str(out)],
                           capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[-1] == f"figures written to {out}"
@@ -60,7 +60,7 @@ def test_regimes_2d_writes_its_animation(quick_figures):
 
 
 def test_scenario_listing_and_unknown_names(capsys):
-    from meanfield.cli import main
+    from meanfield.tools.cli import main
     assert main(["scenarios"]) == 0
     listing = capsys.readouterr().out
     assert "regimes_2d" in listing

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import sweep
+from meanfield.tools import sweep
 
 BASE = mf.Config(seed=5, network={"m": 8, "d": 2}, data={"n": 12}, flow={"dt": 0.1, "t_end": 1.0, "temperature": 0.01},
                  record={"n_records": 3})
@@ -83,7 +83,7 @@ def test_fit_exponent_recovers_a_slope_with_a_confidence_interval():
 
 
 def test_sweep_command(tmp_path, capsys):
-    from meanfield.cli import main
+    from meanfield.tools.cli import main
     path = tmp_path / "s.toml"
     path.write_text(BASE.to_toml() + '\n[sweep]\n"network.m" = [8, 16]\nseeds = 2\n')
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--scheduler", "serial"]) == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import threads
+from meanfield.engine import threads
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import integrators, model, population, energy
 from meanfield.errors import ConfigError, DataError
+from meanfield.model import energy, integrators, population, twolayer
 
 PATHS = {
     "fused": {"flow.engine": "fused"},
@@ -59,12 +59,12 @@ def test_one_weighted_step_equals_the_numpy_twin(path, method, rng):
     res = mf.simulate(cfg, theta0=theta0, weights=omega)
     data = mf.run_data(cfg)
     if path == "population":
-        mask = model.train_mask("both", 5)
+        mask = twolayer.train_mask("both", 5)
         drift = lambda at: (population.population_velocity(at, data.teacher, cfg.network, cfg.flow, "relu",
                                                            weights=omega) + energy.drift(at, cfg.flow, mask, omega))
         expected = integrators.step(theta0, drift, cfg.flow.dt, method)
     else:
-        expected = model.step(theta0, data.X, data.y, cfg.network, cfg.flow, weights=omega)
+        expected = twolayer.step(theta0, data.X, data.y, cfg.network, cfg.flow, weights=omega)
     np.testing.assert_allclose(res.theta, expected, rtol=1e-11, atol=1e-13)
 
 
@@ -73,8 +73,8 @@ def test_the_weighted_predictor_is_the_weighted_sum(rng):
     theta, omega = rng.standard_normal((7, 6)), rng.dirichlet(np.ones(7))
     X = rng.standard_normal((9, 5))
     expected = 1.5 * np.tanh(X @ theta[:, :5].T) @ (omega * theta[:, 5])
-    np.testing.assert_allclose(model.predict(theta, X, cfg.network, weights=omega), expected, rtol=1e-14)
-    from meanfield.problem import build
+    np.testing.assert_allclose(twolayer.predict(theta, X, cfg.network, weights=omega), expected, rtol=1e-14)
+    from meanfield.engine.problem import build
     problem = build(cfg, mf.run_data(cfg), theta, omega)
     np.testing.assert_allclose(problem.predict(theta, X, np.zeros(9)), expected, rtol=1e-13)
 

@@ -1,0 +1,157 @@
+"""Error-controlled integration of a deterministic flow y' = v(y): Dormand–Prince 5(4).
+
+Why this pair: its 5th-order solution reaches the tolerances of the closed-form checks (1e-10)
+in few steps, its last stage is the next step's first (6 drifts per step), its two last stages
+sit at the same time and give a free estimate of the drift's stiffness, and it is the pair of
+ode45 / scipy's RK45, which users can compare against. Bogacki–Shampine 3(2) is cheaper per step
+but needs (rtol)^(-1/3) steps instead of (rtol)^(-1/5): at rtol = 1e-8 about 10x more.
+
+A step of size h from y (``integrators.INTEGRATORS["adaptive"]``) gives y5 and the embedded y4;
+
+    err = RMS over the trained coordinates of (y5 - y4) / (atol + rtol max(|y|, |y5|)),
+
+and the step is accepted when err <= 1 (and y5 is finite). The next step (Hairer, Nørsett &
+Wanner, Solving ODEs I, II.4, and Gustafsson's PI controller with beta = 0.04):
+
+    h_new = h * clip(0.9 err^-(1/5 - 0.75 beta) err_prev^beta, 1/5, 10),
+
+not larger than h after a rejection, and at most 0.9 * 3.3 / rho, where
+rho = |v(Y7) - v(Y6)| / |Y7 - Y6| estimates the spectral radius of the drift's Jacobian along the
+step: 3.3 bounds the method's stability interval on the negative real axis, and a gradient
+flow's Jacobian (- c Hessian) has a real spectrum. So steps stay stable, a trial that is not
+finite is rejected, and no accepted step can blow up. Steps land exactly on the requested times:
+the step before one is shortened, and the controller's proposal is kept across it.
+
+The global error of a smooth flow is then proportional to the tolerance (measured in
+tests/test_adaptive.py). ReLU on samples is not smooth: its drift jumps where a sample crosses a
+neuron's hyperplane and chatters where the flow slides along one, every method drops to order 1,
+and error control alone shrinks the step towards round-off; ``dt_floor`` bounds it from below
+(steps taken there above the tolerance are counted as forced; docs/conventions.md).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..model.integrators import INTEGRATORS
+
+SAFETY = 0.9
+GROWTH = (0.2, 10.0)            # the step changes by at least 1/5 and at most 10x per step
+BETA = 0.04                     # PI controller: weight of the previous step's error
+EXPONENT = 0.2 - 0.75 * BETA
+STABLE = 3.3                    # DP5's stability interval on the negative real axis is [-3.3, 0]
+SMALLEST = 1e-13                # a step below SMALLEST * max(1, |t|) stalls the run
+
+
+@dataclass
+class Controller:
+    """The step-size controller's state: the next step to try, the last accepted error, and
+    counts (what a checkpoint saves, ``state``); ``fsal`` is the drift at the current point."""
+
+    dt: float
+    err_prev: float = 1e-4
+    rejected_last: bool = False
+    accepted: int = 0
+    rejected: int = 0
+    dt_min: float = math.inf          # over the steps the controller chose (not those shortened
+    dt_max: float = 0.0               # to land on a record time)
+    evaluations: int = 0
+    forced: int = 0                   # steps at the floor accepted above the tolerance
+    fsal: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def state(self) -> dict:
+        """The JSON-able state (without ``fsal``, which a resumed run recomputes, to the same bits)."""
+        return {"dt": self.dt, "err_prev": self.err_prev, "rejected_last": self.rejected_last,
+                "accepted": self.accepted, "rejected": self.rejected, "evaluations": self.evaluations,
+                "forced": self.forced,
+                "dt_min": None if math.isinf(self.dt_min) else self.dt_min, "dt_max": self.dt_max}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Controller":
+        return cls(**{**state, "dt_min": math.inf if state["dt_min"] is None else state["dt_min"]})
+
+    def stats(self) -> dict:
+        """What ``Result.stats`` reports: ``steps`` (accepted), ``rejected_steps``, ``forced_steps``
+        (accepted at flow.dt_floor above the tolerance), the smallest and largest step the controller
+        chose, and the drift evaluations."""
+        return {"steps": self.accepted, "rejected_steps": self.rejected, "forced_steps": self.forced,
+                "dt_min": None if math.isinf(self.dt_min) else self.dt_min,
+                "dt_max": self.dt_max or None, "drift_evaluations": self.evaluations}
+
+
+def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], np.ndarray], ctrl: Controller,
+            rtol: float, atol: float, counted=None, K=None, dt_floor: float = 0.0) -> str:
+    """Integrate y' = drift(y) from t0 to t1, moving y in place (any shape); ``counted``: a boolean
+    array broadcasting to y, the coordinates the error norm counts (the trained ones; all if None);
+    K: a work array (7,) + y.shape for the stage drifts, or None; dt_floor: the smallest step, taken
+    (and counted as forced) even when its error exceeds the tolerance (0: none).
+    Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)), why."""
+    method = INTEGRATORS["adaptive"]
+    a, b = method.tableau
+    e = b - np.array(method.embedded)
+    counted = np.ones(y.shape, dtype=bool) if counted is None else np.broadcast_to(counted, y.shape)
+    if ctrl.fsal is None:
+        ctrl.fsal, ctrl.evaluations = drift(y), ctrl.evaluations + 1
+    K = np.empty((len(b),) + y.shape) if K is None else K
+    t, t1 = float(t0), float(t1)
+    while t < t1:
+        last = t + 1.01 * ctrl.dt >= t1
+        h = t1 - t if last else ctrl.dt
+        if h < SMALLEST * max(1.0, abs(t)):
+            return (f"the adaptive step fell to {h:.3g} at t = {t:.6g}: the flow cannot be followed to "
+                    f"rtol = {rtol:g}, atol = {atol:g} (not finite, too stiff, or a discontinuous drift: "
+                    "set flow.dt_floor)")
+        K[0] = ctrl.fsal
+        before = None
+        for i in range(1, len(b)):
+            point = y.copy()
+            for j in range(i):
+                if a[i, j]:
+                    point += (h * a[i, j]) * K[j]
+            if i == len(b) - 2:
+                before = point
+            K[i] = drift(point)
+        new = point                                  # the last stage's point is y5 (first same as last)
+        ctrl.evaluations += len(b) - 1
+        err = _error(h * np.tensordot(e, K, axes=1), y, new, rtol, atol, counted)
+        forced = err > 1.0 and h <= dt_floor
+        if (err <= 1.0 or forced) and math.isfinite(err) and np.all(np.isfinite(new)):
+            ctrl.forced += forced
+            proposal = h / float(np.clip(err ** EXPONENT / ctrl.err_prev ** BETA / SAFETY, 1 / GROWTH[1], 1 / GROWTH[0]))
+            if ctrl.rejected_last:
+                proposal = min(proposal, h)
+            step = float(np.linalg.norm(new - before))
+            rho = float(np.linalg.norm(K[-1] - K[-2])) / step if step > 0 else 0.0
+            if rho > 0:
+                proposal = min(proposal, SAFETY * STABLE / rho)
+            shortened = last and h < ctrl.dt
+            if not shortened:
+                ctrl.dt_min, ctrl.dt_max = min(ctrl.dt_min, h), max(ctrl.dt_max, h)
+            y[...] = new
+            t = t1 if last else t + h
+            ctrl.fsal = K[-1].copy()
+            ctrl.dt = max(proposal, ctrl.dt if shortened else 0.0, dt_floor)
+            ctrl.err_prev, ctrl.rejected_last, ctrl.accepted = max(err, 1e-4), False, ctrl.accepted + 1
+        elif h <= dt_floor:
+            return f"the drift is not finite within flow.dt_floor = {dt_floor:g} of t = {t:.6g}"
+        else:
+            shrink = GROWTH[0] if not math.isfinite(err) else max(GROWTH[0], SAFETY / err ** EXPONENT)
+            ctrl.dt, ctrl.rejected_last, ctrl.rejected = max(h * min(shrink, 1.0), dt_floor), True, ctrl.rejected + 1
+    return ""
+
+
+def _error(delta, y, new, rtol, atol, counted) -> float:
+    """RMS of delta / (atol + rtol max(|y|, |new|)) over the counted coordinates (inf if not finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = delta[counted] / (atol + rtol * np.maximum(np.abs(y[counted]), np.abs(new[counted])))
+        err = float(np.sqrt(np.mean(np.square(scaled)))) if scaled.size else 0.0
+    return err if math.isfinite(err) else math.inf
+
+
+def copied(controllers: dict | None) -> dict | None:
+    """Copies of the controllers (what a checkpoint of the state keeps), or None."""
+    return None if controllers is None else {k: Controller.from_state(c.state()) for k, c in controllers.items()}
+

@@ -1,0 +1,100 @@
+"""How much memory a run needs, how much the machine has, and the BLAS path's tile plan.
+
+A run is refused before any work when it would not fit, naming the parameter that dominates.
+"""
+from __future__ import annotations
+
+import os
+
+from .. import _lazy
+from ..config import Config
+from ..errors import ConfigError
+from ..model import integrators
+from ..model.parameterizations import parameter_count
+from .problem import path, record_steps
+
+_kernels = _lazy.module("meanfield._kernels")
+
+CHUNK_BYTES = 32 * 2**20   # memory for the noise and samples drawn at once
+
+
+def memory_terms(cfg: Config, data=None) -> dict:
+    """The memory a run needs, in bytes, by the parameter that drives each term.
+
+    data: None or the validated user arrays (X, y)."""
+    net, rec = cfg.network, cfg.record
+    p = net.d + 1
+    n = len(data[1]) if data is not None else cfg.data.n + cfg.data.n_test
+    if cfg.data.kind == "none":
+        n = 0
+    n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
+    particles = net.m * p * 8
+    batch = cfg.flow.batch_size or n
+    exact = cfg.data.kind == "population"
+    blas = not exact and path(cfg, batch) == "blas"
+    # (m, d + 1) arrays: theta, theta0, the first stage's drift, two temporaries of a record; then
+    # what stepping.buffers allocates (more stages, a stage point, theta^T or the BLAS path's W),
+    # a lockstep tangent model, the population drift's own
+    stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
+    copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
+    if net.depth > 1:                   # deep_run: parameters (and their copies), activations per layer
+        copies = 4 + 2 * integrators.INTEGRATORS[cfg.flow.integrator].stages
+        deep = lambda L: copies * parameter_count(net.d, net.m, L) * 8 + 5 * max(batch, n) * net.m * L * 8
+        # a network of depth 2 and this width, then what the layers beyond the second add
+        return {"data.n": n * (p + 2) * 8, "network.m": deep(2), "network.depth": deep(net.depth) - deep(2),
+                "buffers": CHUNK_BYTES}
+    tiles = 0
+    if blas:
+        block, chunk, recompute = blas_plan(net.m, batch, net.d)
+        lanes = min(-(-net.m // block), _kernels.max_threads())             # one tile per busy thread
+        tiles = (block * chunk * lanes if recompute else net.m * batch) * 8
+    return {"data.n": n * (p + 2) * 8, "network.m": copies * particles + tiles,
+            "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
+
+
+def estimated_bytes(cfg: Config, data=None) -> int:
+    """Memory a run needs (data, particles, buffers, snapshots, noise chunk), in bytes."""
+    return int(sum(memory_terms(cfg, data).values()))
+
+
+STORED_SHARE = 0.5       # the BLAS path keeps its m x B matrix only if it takes under this share of free memory
+
+
+def blas_plan(m: int, batch: int, d: int) -> tuple:
+    """``_kernels.blas_plan`` for this machine: tiles recomputed when the m x B matrix would not fit."""
+    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()))
+
+
+def available_bytes() -> int:
+    """Memory this machine can still give (MemAvailable), or a large number if unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 2**62
+
+
+def check_memory(cfg: Config, data):
+    terms, have = memory_terms(cfg, data), available_bytes()
+    need = sum(terms.values())
+    if need > have:
+        parameter = max(terms, key=terms.get)
+        value = {"data.n": len(data[1]) if data is not None else cfg.data.n, "network.m": cfg.network.m,
+                 "network.depth": cfg.network.depth, "record.snapshots": True, "buffers": CHUNK_BYTES}[parameter]
+        advice = {"data.n": "use fewer samples (data.n, or smaller arrays)",
+                  "network.m": "reduce network.m",
+                  "network.depth": f"each of its {cfg.network.depth - 1} hidden layers beyond the first holds an "
+                                   f"m x m matrix (m = {cfg.network.m}): reduce network.depth",
+                  "record.snapshots": f"the particles at {cfg.record.n_records} record times; set record.snapshots = "
+                                      "false, or reduce record.n_records or network.m",
+                  "buffers": "this machine has too little free memory for any run"}[parameter]
+        raise ConfigError(
+            f"this run needs about {need / 2**30:.3g} GiB but only {have / 2**30:.3g} GiB are available; "
+            f"most of it ({terms[parameter] / 2**30:.3g} GiB) comes from {parameter} = {value}: {advice}",
+            parameter=parameter, value=value, allowed=f"a run that fits in {have / 2**30:.3g} GiB")

@@ -1,0 +1,153 @@
+"""The result of a run, and its folder: ``arrays.npz``, a sealed ``manifest.json`` and, for
+people and spreadsheets, ``observables.csv``.
+
+The manifest (written last) records the status, config, statistics and the SHA-256 of every
+array and of the config, and is sealed (``files.write_sealed``): loading refuses, with
+CorruptedResultError naming the file, any edit, truncation, missing field or pickle.
+"""
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ConfigError, CorruptedResultError
+from ..model.data import Dataset
+from ..model.parameterizations import parameter_count
+from . import files
+
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+ARRAYS = "arrays.npz"
+TABLE = "observables.csv"
+STATUSES = ("completed", "diverged")
+
+
+@dataclass
+class Result:
+    """Record times ``t`` (R,), ``observables`` name -> (R,), ``snapshots`` (R, m, d + 1) or None,
+    the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status``
+    ("completed" | "diverged"), ``message``, ``stats`` (steps, compile and run seconds, ...) and
+    ``data``, the samples the run used (``Dataset``: X (n, d), y (n,), X_test, y_test, teacher),
+    and ``weights`` (m,), the particles' weights, or None (each 1/m)."""
+
+    config: Config
+    t: np.ndarray
+    observables: dict[str, np.ndarray]
+    snapshots: np.ndarray | None
+    theta: np.ndarray
+    theta0: np.ndarray
+    status: str = "completed"
+    message: str = ""
+    stats: dict = field(default_factory=dict)
+    data: Dataset | None = None
+    weights: np.ndarray | None = None
+
+    @property
+    def teacher(self) -> np.ndarray | None:
+        """The teacher network (m0, d + 1) = [u | c] that labelled the data, or None."""
+        return None if self.data is None else self.data.teacher
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"t": self.t, "theta": self.theta, "theta0": self.theta0}
+        arrays.update({f"obs/{k}": v for k, v in self.observables.items()})
+        if self.snapshots is not None:
+            arrays["snapshots"] = self.snapshots
+        if self.weights is not None:
+            arrays["weights"] = self.weights
+        if self.data is not None:
+            arrays.update({f"data/{k}": v for k, v in vars(self.data).items() if v is not None})
+        return arrays
+
+    def save(self, path) -> Path:
+        """Write the result into the folder ``path`` (created if needed, replacing a result saved
+        there before); returns the folder. OutputError if it cannot be written."""
+        folder = files.make_folder(path)
+        specs = files.write_arrays(folder / ARRAYS, self._arrays())
+        with files.atomic_write(folder / TABLE) as handle:
+            handle.write(self.table().encode())
+        config = self.config.to_dict()
+        files.write_sealed(folder / MANIFEST, {
+            "format_version": FORMAT_VERSION, "status": self.status, "message": self.message,
+            "config": config, "config_sha256": files.json_sha256(config), "stats": self.stats,
+            "arrays": specs, "versions": files.versions()})
+        return folder
+
+    def table(self) -> str:
+        """The observables as CSV: a column t, then one column per observable."""
+        names = list(self.observables)
+        columns = np.column_stack([self.t, *(self.observables[k] for k in names)])
+        buffer = io.StringIO()
+        np.savetxt(buffer, columns, delimiter=",", header=",".join(["t", *names]), comments="", fmt="%.17g")
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path) -> "Result":
+        """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
+        folder = Path(path)
+        if not (folder / MANIFEST).exists():
+            raise CorruptedResultError(f"{folder} holds no {MANIFEST}: not a saved result, or the "
+                                       "save was interrupted", parameter="path", value=str(folder))
+        manifest = files.read_sealed(folder / MANIFEST, "a saved result")
+        where = folder / MANIFEST
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CorruptedResultError(
+                f"{where} has format_version {version!r}; this meanfield reads {FORMAT_VERSION}",
+                parameter="format_version", value=version, allowed=str(FORMAT_VERSION))
+        values = {key: files.field(manifest, key, where)
+                  for key in ("status", "message", "config", "config_sha256", "stats", "arrays")}
+        if files.json_sha256(values["config"]) != values["config_sha256"]:
+            raise CorruptedResultError(f"the config in {where} does not match its SHA-256",
+                                       parameter="config", value=str(where))
+        try:
+            config = Config.from_dict(values["config"])
+        except ConfigError as exc:
+            raise CorruptedResultError(f"the config in {where} is invalid: {exc}", parameter="config",
+                                       value=str(where)) from None
+        arrays = files.read_arrays(folder / ARRAYS, values["arrays"])
+        for name in ("t", "theta", "theta0"):
+            files.field(arrays, name, folder / ARRAYS)
+        data = {k[5:]: v for k, v in arrays.items() if k.startswith("data/")}
+        result = cls(config=config, t=arrays["t"],
+                     observables={k[4:]: v for k, v in arrays.items() if k.startswith("obs/")},
+                     snapshots=arrays.get("snapshots"), theta=arrays["theta"], theta0=arrays["theta0"],
+                     status=values["status"], message=values["message"], stats=values["stats"],
+                     data=Dataset(**data) if data else None, weights=arrays.get("weights"))
+        result._check(where)
+        return result
+
+    def _check(self, where):
+        """What a sealed but inconsistent result would break: status, horizon, finiteness."""
+        if self.status not in STATUSES:
+            raise CorruptedResultError(f"{where} has status {self.status!r}; allowed: {', '.join(STATUSES)}",
+                                       parameter="status", value=self.status)
+        if self.status == "completed":
+            t_end = self.config.flow.n_steps * self.config.flow.dt
+            if not (len(self.t) and math.isclose(self.t[-1], t_end, rel_tol=1e-12)):
+                raise CorruptedResultError(f"{where} is 'completed' but its records end at t = "
+                                           f"{self.t[-1] if len(self.t) else None}, not flow.t_end = {t_end:g}",
+                                           parameter="t", value=str(where))
+            if not np.all(np.isfinite(self.theta)):
+                raise CorruptedResultError(f"{where} is 'completed' but its particles are not finite",
+                                           parameter="theta", value=str(where))
+        if self.theta.shape != self.theta0.shape:
+            raise CorruptedResultError(f"{where}: theta {self.theta.shape} and theta0 {self.theta0.shape} differ in "
+                                       "shape", parameter="theta", value=str(where))
+        if self.weights is not None and self.weights.shape != (len(self.theta),):
+            raise CorruptedResultError(f"{where}: weights of shape {self.weights.shape} for {len(self.theta)} particles",
+                                       parameter="weights", value=str(where))
+        net = self.config.network
+        if net.depth > 1:
+            size = parameter_count(net.d, net.m, net.depth)
+            if self.theta.shape != (size,):
+                raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's deep network has "
+                                           f"{size} parameters", parameter="network.m", value=str(where))
+        elif self.theta.shape != (net.m, net.d + 1):
+            raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
+                                       f"(m, d + 1) = ({net.m}, {net.d + 1})", parameter="network.m", value=str(where))
+

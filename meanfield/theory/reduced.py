@@ -1,0 +1,319 @@
+"""The infinite-width limit of the population flow in high dimension, reduced by symmetry.
+
+For Gaussian inputs x ~ N(0, I_d), a teacher whose neurons span S (dimension k, orthonormal basis
+Q (d, k)) and an initial law invariant under the rotations that fix S (w ~ N(0, w_scale^2 I_d), a
+independent of w), the flow commutes with those rotations, so the limit measure mu_t stays
+invariant. A particle then reduces to z = (w_S, r, a) in R^(k + 2): w_S = Q^T w, r = |w_perp|, its
+direction e in S^perp uniform and independent of z. Two particles' inner product is
+w_S . w_S' + r r' c with c = e . e', the cosine of two independent uniform directions in d - k
+dimensions, whose density is proportional to (1 - c^2)^((d - k - 3) / 2) on [-1, 1]: integrated by
+Gauss–Jacobi (``cosine_rule``), not sampled. With (kappa, A, B) the pair terms of
+``population.pair_terms`` averaged over c (an overline), u_j = omega_j a_j, and the teacher [U_S | c*]
+in these coordinates, the reduced particles move by the weighted-particle velocity of
+``population.population_velocity`` (mean-field scaling, v = -grad / alpha^2 - lam z):
+
+    grad_{w_S} = a [(alpha^2 sum_j u_j A_ij - alpha sum_j c*_j A*_ij) w_S + alpha^2 sum_j u_j B_ij w_S,j
+                    - alpha sum_j c*_j B*_ij u_S,j]
+    grad_r     = a [(alpha^2 sum_j u_j A_ij - alpha sum_j c*_j A*_ij) r + alpha^2 sum_j u_j r_j (B c)_ij]
+    grad_a     = alpha^2 sum_j u_j kappa_ij - alpha sum_j c*_j kappa*_ij
+
+(the component of grad_{w_perp} across e averages to zero, so e never moves: r carries it all).
+The limit's population risk is R = alpha^2/2 sum_i u_i (sum_j u_j kappa_ij) - alpha sum_i u_i
+(sum_j c*_j kappa*_ij) + c*^T K** c* / 2. The cost is N^2 L pair terms per drift for N reduced
+particles and L cosine nodes, independent of d: the m = infinity limit in d = 100 costs a
+(k + 2)-dimensional quadrature. ``sums`` is the NumPy twin of ``_kernels.reduced_sums``.
+
+Mei, Montanari & Nguyen's isotropic Gaussian classes (y = +-1, x ~ N(0, (1 + y delta)^2 I_d)) are
+the case k = 0 (no teacher direction, z = (r, a)): a mixture of two Gaussian laws, whose kernels
+are those of tau w, and a label term E[y sigma(w.x)] of one particle (``LAWS``), in place of the
+teacher's pairs. Shapes: Z (N, k + 2) = [w_S | r | a], omega (N,).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ConfigError
+from ..model import integrators, population, quadrature
+from ..model.activations import ACTIVATIONS
+from ..model.twolayer import output_weights, train_mask
+from .limits import COARSER, limit_applies
+
+COSINES = 10            # Gauss–Jacobi nodes in c; d - k = 90: relative error 1e-13 (8: 6e-12, 12: round-off)
+
+
+def cosine_rule(dim: int, n: int = COSINES) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (n,) of c = e . e' for independent uniform unit vectors e, e' in R^dim:
+    c = ±1 for dim = 1; Gauss–Jacobi with exponents (dim - 3) / 2 for dim >= 2 (exact for
+    polynomials in c of degree <= 2n - 1); c = 0 for dim = 0 (r is then 0)."""
+    if dim == 0:
+        return np.zeros(1), np.ones(1)
+    if dim == 1:
+        return np.array([-1.0, 1.0]), np.array([0.5, 0.5])
+    from scipy.special import roots_jacobi
+
+    c, w = roots_jacobi(n, (dim - 3) / 2, (dim - 3) / 2)
+    return c, w / w.sum()
+
+
+def teacher_basis(teacher: np.ndarray) -> np.ndarray:
+    """An orthonormal basis Q (d, k) of the span of the teacher's neurons (rows of teacher[:, :d])."""
+    d = teacher.shape[1] - 1
+    if not len(teacher):
+        return np.zeros((d, 0))
+    _, s, vt = np.linalg.svd(teacher[:, :d], full_matrices=False)
+    k = int(np.sum(s > 1e-12 * s[0])) if len(s) and s[0] > 0 else 0
+    return np.ascontiguousarray(vt[:k].T)
+
+
+def _teacher_law(cfg: Config, teacher) -> tuple[np.ndarray, np.ndarray]:
+    """data.kind = "population": x ~ N(0, I_d), y = f*(x) (the teacher (m0, d + 1) ``simulate``
+    draws, or the one given)."""
+    from ..engine.controller import run_data
+
+    teacher = run_data(cfg).teacher if teacher is None else np.asarray(teacher, dtype=float)
+    return np.array([[1.0, 1.0, 0.0]]), teacher
+
+
+def _class_law(cfg: Config, teacher) -> tuple[np.ndarray, np.ndarray]:
+    """data.kind = "isotropic_gaussians": y = +-1 with probability 1/2, x ~ N(0, (1 + y delta)^2 I_d)."""
+    if teacher is not None:
+        raise ConfigError.invalid("teacher", "an array", "None with data.kind = 'isotropic_gaussians' (no teacher)")
+    delta = cfg.data.delta
+    return np.array([[0.5, (1 + delta) ** 2, 1.0], [0.5, (1 - delta) ** 2, -1.0]]), np.zeros((0, cfg.network.d + 1))
+
+
+# data.kind -> (components (C, 3): rows (probability, tau^2, label) of the input law, a mixture of
+# N(0, tau^2 I_d) with a constant label each (label 0: none), and the teacher (m0, d + 1))
+LAWS = {"population": _teacher_law, "isotropic_gaussians": _class_law}
+
+
+@dataclass(frozen=True)
+class Reduced:
+    """The reduced flow of one config: activation, alpha, lam, the train mask (k + 2,), the teacher
+    [U_S | c*] (m0, k + 1) in S's basis, the input law's components (C, 3) (``LAWS``) and the
+    cosine rule."""
+
+    activation: str
+    params: np.ndarray
+    alpha: float
+    lam: float
+    mask: np.ndarray
+    teacher: np.ndarray
+    components: np.ndarray
+    cosines: tuple
+
+    @classmethod
+    def of(cls, cfg: Config, teacher=None, cosines: int = COSINES) -> tuple["Reduced", np.ndarray]:
+        """(the reduced flow, the basis Q (d, k)) of cfg's population flow (``teacher``: the
+        population's, default the one ``simulate(cfg)`` draws)."""
+        net = cfg.network
+        components, teacher = LAWS[cfg.data.kind](cfg, teacher)
+        Q = teacher_basis(teacher)
+        d, k = net.d, Q.shape[1]
+        mask = train_mask(net.train, d)
+        mask = np.concatenate([mask[:1].repeat(k + 1), mask[d:]])
+        reduced_teacher = np.column_stack([teacher[:, :d] @ Q, teacher[:, d]])
+        return cls(net.activation, np.asarray(net.activation_params, dtype=float), float(net.alpha), float(cfg.flow.lam),
+                   mask, reduced_teacher, components, cosine_rule(d - k, cosines)), Q
+
+    @property
+    def k(self) -> int:
+        return self.teacher.shape[1] - 1
+
+
+def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = False, rows=None):
+    """(Kbar, Abar, BS, Br): sum_j u_j kappa_ij, sum_j u_j A_ij (N,), sum_j u_j B_ij w_S,j (N, k),
+    sum_j u_j r_j (B c)_ij (N,), each pair term averaged over the cosine rule and over the input
+    law's components (x ~ N(0, tau^2 I): the terms of tau w, times 1, tau^2, tau, tau); u = omega a.
+    rows (P, k + 2): the particles i to sum for (default Z; NumPy only)."""
+    k = problem.k
+    total = None
+    for p, tau2, _ in problem.components:
+        tau = np.sqrt(tau2)
+        scale = np.concatenate([np.full(k + 1, tau), [1.0]])
+        part = _standard_sums(problem, Z * scale, omega, compiled, None if rows is None else rows * scale)
+        part = [p * t for t in (part[0], tau2 * part[1], tau * part[2], tau * part[3])]
+        total = part if total is None else [a + b for a, b in zip(total, part)]
+    return tuple(total)
+
+
+def _standard_sums(problem: Reduced, Z, omega, compiled, rows):
+    """``sums`` for x ~ N(0, I_d); ``_kernels.reduced_sums`` for the compiled closed forms."""
+    k, (c, nu) = problem.k, problem.cosines
+    if compiled and rows is None and problem.activation in population.CLOSED_FORMS:
+        from .. import _kernels
+
+        N = len(Z)
+        Kbar, Abar, Br, BS = np.empty(N), np.empty(N), np.empty(N), np.empty((N, k))
+        _kernels.reduced_sums(np.ascontiguousarray(Z), np.ascontiguousarray(omega), c, nu,
+                              ACTIVATIONS[problem.activation].code, problem.params, Kbar, Abar, BS, Br)
+        return Kbar, Abar, BS, Br
+    rows = Z if rows is None else rows
+    WS, r, u = Z[:, :k], Z[:, k], omega * Z[:, k + 1]
+    q, qi = (np.sum(P[:, :k + 1] ** 2, axis=1) for P in (Z, rows))
+    rho = (rows[:, :k] @ WS.T)[:, :, None] + np.outer(rows[:, k], r)[:, :, None] * c        # (P, N, L)
+    kappa, A, B = population.pair_terms(problem.activation, qi[:, None, None], q[None, :, None], rho, problem.params)
+    EB = B @ nu
+    return (kappa @ nu) @ u, (A @ nu) @ u, (EB * u) @ WS, ((B * c) @ nu) @ (u * r)
+
+
+def _target_sums(problem: Reduced, Z):
+    """(E[y sigma(w.x)], the coefficients of w and of U_S c* in its gradient): (N,), (N,), (N, k).
+    The teacher's pairs need no cosine (u_j lies in S); each labelled component adds p y
+    (mean(tau^2 q), tau^2 slope(tau^2 q)) (``population.mean_terms``)."""
+    k = problem.k
+    US, cs = problem.teacher[:, :k], problem.teacher[:, k]
+    WS, r = Z[:, :k], Z[:, k]
+    q = np.sum(WS * WS, axis=1) + r * r
+    kappa, A, B = population.pair_terms(problem.activation, q[:, None], np.sum(US * US, axis=1)[None, :], WS @ US.T,
+                                        problem.params)
+    Kt, At, BtU = kappa @ cs, A @ cs, (B * cs) @ US
+    for p, tau2, label in problem.components:
+        if label:
+            mean, slope = population.mean_terms(problem.activation, tau2 * q, problem.params)
+            Kt, At = Kt + p * label * mean, At + p * label * tau2 * slope
+    return Kt, At, BtU
+
+
+def velocity(problem: Reduced, Z, omega, compiled: bool = False) -> np.ndarray:
+    """dZ/dt (N, k + 2) of the reduced limit (module docstring)."""
+    k, alpha = problem.k, problem.alpha
+    Kbar, Abar, BS, Br = sums(problem, Z, omega, compiled)
+    Kt, At, BtU = _target_sums(problem, Z)
+    a = Z[:, k + 1]
+    radial = alpha ** 2 * Abar - alpha * At
+    grad = np.empty_like(Z)
+    grad[:, :k] = a[:, None] * (radial[:, None] * Z[:, :k] + alpha ** 2 * BS - alpha * BtU)
+    grad[:, k] = a * (radial * Z[:, k] + alpha ** 2 * Br)
+    grad[:, k + 1] = alpha ** 2 * Kbar - alpha * Kt
+    return (-grad / alpha ** 2 - problem.lam * Z) * problem.mask
+
+
+def risk(problem: Reduced, Z, omega, compiled: bool = False) -> float:
+    """The limit's population risk E[(f - y)^2] / 2 at the reduced measure (Z, omega)."""
+    k, alpha = problem.k, problem.alpha
+    u = omega * Z[:, k + 1]
+    US, cs = problem.teacher[:, :k], problem.teacher[:, k]
+    Ktt = population.kernel_matrices(problem.activation, US, US, problem.params)[0]
+    labels = problem.components[:, 0] @ problem.components[:, 2] ** 2
+    return float(0.5 * alpha ** 2 * u @ sums(problem, Z, omega, compiled)[0] - alpha * u @ _target_sums(problem, Z)[0]
+                 + 0.5 * cs @ Ktt @ cs + 0.5 * labels)
+
+
+def reduce(theta: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """Reduced coordinates Z (m, k + 2) = [Q^T w | |w - Q Q^T w| | a] of particles theta (m, d + 1)."""
+    d, k = Q.shape
+    WS = theta[:, :d] @ Q
+    return np.column_stack([WS, np.linalg.norm(theta[:, :d] - WS @ Q.T, axis=1), theta[:, d]])
+
+
+def predictor_distance(problem: Reduced, Q: np.ndarray, theta: np.ndarray, network, Z, omega) -> float:
+    """||f_m - f_inf||_L2 over the input law between the m-particle network theta (m, d + 1) (its
+    own scale alpha s(m)) and the reduced limit (Z, omega): |f_m|^2 by the exact kernels, |f_inf|^2
+    and the cross term by the cosine rule (the limit is invariant, so a fixed particle meets its
+    particles at the law of c)."""
+    a, scale = output_weights(theta, network)
+    k, alpha = problem.k, problem.alpha
+    u = omega * Z[:, k + 1]
+    own = sum(p * population.predictor_norm(theta * np.append(np.full(theta.shape[1] - 1, np.sqrt(tau2)), 1.0),
+                                            network) ** 2 for p, tau2, _ in problem.components)
+    limit = alpha ** 2 * u @ sums(problem, Z, omega, compiled=True)[0]
+    cross = scale * alpha * a @ sums(problem, Z, omega, rows=reduce(theta, Q))[0]
+    return float(np.sqrt(max(own + limit - 2 * cross, 0.0)))
+
+
+def lift(Z: np.ndarray, Q: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """Full particles theta (N, d + 1) = [Q w_S + r e | a] for unit directions e (N, d) orthogonal to Q."""
+    k = Q.shape[1]
+    return np.column_stack([Z[:, :k] @ Q.T + Z[:, k:k + 1] * directions, Z[:, k + 1]])
+
+
+@dataclass(frozen=True)
+class ReducedLimit:
+    """The reduced limit's trajectory: record times t (T,), the population risk (T,), the reduced
+    particles (T, N, k + 2) and their weights (N,), the basis Q (d, k), the level, the risk at the
+    coarser level (T,) and ``error``: the largest gap between the two, an estimate of the coarser
+    level's error (both None without ``estimate``)."""
+
+    t: np.ndarray
+    risk: np.ndarray
+    snapshots: np.ndarray
+    weights: np.ndarray
+    basis: np.ndarray
+    level: int
+    coarse_risk: np.ndarray | None
+    error: float | None
+
+
+def applies(cfg: Config) -> tuple:
+    """() when ``reduced_limit`` computes cfg's limit, else (parameter, value, what is allowed).
+    data.kind = "isotropic_gaussians" with online SGD: the limit is the population gradient flow
+    of the law it samples (m -> infinity and SGD's noise, of variance ~ dt / batch, gone)."""
+    net, data, flow = cfg.network, cfg.data, cfg.flow
+    classes = data.kind == "isotropic_gaussians" and flow.online
+    refused = limit_applies(cfg)
+    if refused and not (classes and refused[0] == "flow.batch_size"):
+        return refused
+    for parameter, value, bad, allowed in (
+            ("data.kind", data.kind, data.kind != "population" and not classes,
+             "'population' (the exact risk, Gaussian inputs), or 'isotropic_gaussians' with flow.online"),
+            ("data.inputs", data.inputs, data.inputs != "gaussian", "'gaussian' (rotation invariant)"),
+            ("network.bias", net.bias, net.bias, "false (a constant input breaks the rotation invariance)"),
+            ("flow.loss", flow.loss, flow.loss != "squared", "'squared'"),
+            ("network.activation", net.activation, net.activation not in population.EXACT,
+             f"one of {', '.join(population.EXACT)} (exact kernels)"),
+            ("data.teacher_activation", data.teacher_activation, not classes and data.teacher_activation != net.activation,
+             f"{net.activation!r}, the student's"),
+            ("init.w_law", cfg.init.w_law, cfg.init.w_law != "gaussian", "'gaussian' (isotropic)"),
+            ("flow.integrator", flow.integrator, flow.integrator not in integrators.FIXED_STEP,
+             f"one of {', '.join(integrators.FIXED_STEP)}"),
+            ("flow.potential", flow.potential.kind, flow.potential.kind != "none", "'none'"),
+            ("flow.interaction", flow.interaction.kind, flow.interaction.kind != "none", "'none'")):
+        if bad:
+            return parameter, value, allowed
+    return ()
+
+
+# the coarser level of each rule, and how it is drawn: nested Sobol sets share their points and
+# their errors, so the coarser Sobol set is scrambled independently
+RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER * level)), {}),
+         "sobol": (quadrature.reduced_sobol, lambda level: level - 1, {"seed": 1})}
+
+
+def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
+                  estimate: bool = True, compiled: bool = True, until: float | None = None) -> ReducedLimit:
+    """The infinite-width limit of cfg's population flow by the symmetry reduction (module
+    docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
+    rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
+    moved by cfg's integrator and dt to cfg's record times, the error estimated against the coarser
+    level (2/3 of it for "gauss"; for "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the
+    teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it."""
+    from ..engine.problem import record_steps
+
+    refused = applies(cfg)
+    if refused:
+        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (reduced_limit)")
+    if rule not in RULES:
+        raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
+    make, coarser, options = RULES[rule]
+    problem, Q = Reduced.of(cfg, teacher, cosines)
+    def run(at_level, **options):
+        Z, omega = make(cfg.network, cfg.init, at_level, problem.k, **options)
+        flow = cfg.flow
+        steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
+        steps = steps if until is None else steps[steps * flow.dt <= until * (1 + 1e-12)]
+        out, done = [], 0
+        for target in steps:
+            for _ in range(done, int(target)):
+                Z = integrators.step(Z, lambda z: velocity(problem, z, omega, compiled), flow.dt, flow.integrator)
+            done = int(target)
+            out.append(Z.copy())
+        return steps * flow.dt, np.array([risk(problem, z, omega, compiled) for z in out]), np.array(out), omega
+
+    t, risks, snapshots, omega = run(level)
+    coarse = run(coarser(level), **options)[1] if estimate else None
+    error = float(np.max(np.abs(risks - coarse))) if estimate else None
+    return ReducedLimit(t, risks, snapshots, omega, Q, level, coarse, error)

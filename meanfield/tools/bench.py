@@ -1,0 +1,332 @@
+"""``meanfield bench``: one full-batch training step (ReLU, squared loss, both layers, float64) of
+the engine against the same step written naively and as an expert would in NumPy and, when
+installed, PyTorch and JAX (``meanfield.tools.peers``), timed in one process and alternating (min /
+median / max of rounds after warm-up, CPU time and wall time). Each thread setting
+runs in its own process pinned to that many CPUs (``os.sched_setaffinity``), since JAX's thread
+pool cannot be resized once made. Also the machine's single-thread dgemm rate, the population step
+per particle pair, W2 solvers, Numba compile times (cold and from cache) and the import time.
+Speeds are reported as ratios: absolute times on a shared machine are noise.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import _kernels
+from .peers import DT, peers
+
+SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
+QUICK_SIZES = [(200, 400, 10), (100, 3000, 2)]
+DEEP_SIZES = [(256, 1024, 10, 3, "mlp"), (256, 1024, 10, 3, "resnet")]       # (n, m, d, depth, architecture)
+QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
+
+
+def flops(n, m, d) -> float:
+    """The step's nominal flop count 4 n m d + 7 n m."""
+    return 4.0 * n * m * d + 7.0 * n * m
+
+
+def _problem(n, m, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n), rng.standard_normal((m, d + 1))
+
+
+def engine_stepper(X, y, theta):
+    """The engine's step, through the same code path as ``simulate``."""
+    import meanfield as mf
+    from meanfield.model.data import Dataset
+    from meanfield.engine.problem import build
+    from meanfield.engine.drifts import Stepper
+
+    n, d = X.shape
+    cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
+    problem = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
+    stepper, state = Stepper(problem, n), theta.copy()
+    idx, none3, none1, f0 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0), np.zeros(n)
+
+    def step():
+        stepper(state, X, y, f0, idx, none3, none1, 1)
+    step.state = lambda: (state[:, :d], state[:, d])
+    return step
+
+
+def deep_engine_stepper(net, params, X, y):
+    """meanfield's deep step (``deep.velocity``, Euler), as ``deep_run`` takes it, run under
+    ``deep.parallel`` at the current Numba thread count."""
+    from ..model import deep
+
+    state = [w.copy() for w in params]
+
+    def step():
+        with deep.parallel(_kernels.threads()):
+            for w, v in zip(state, deep.velocity(net, state, X, y)):
+                w += DT * v
+    step.state, step.steps = (lambda: state), 1
+    return step
+
+
+def deep_rows(sizes, threads: int, quick: bool) -> list:
+    """Time one deep step (ReLU, squared loss, NTK parameterisation) of the engine against
+    ``peers.deep_peers`` at each (n, m, d, depth, architecture), in this process."""
+    from ..model import deep
+    from .peers import deep_peers
+
+    rows = []
+    for n, m, d, depth, arch in sizes:
+        net = deep.DeepNet(d, m, depth, "relu", arch, "ntk", 2.0, deep.resnet_scale(depth, 1.0, 2.0))
+        rng = np.random.default_rng(0)
+        params, X, y = net.init(rng), rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n)
+        steppers = {"engine": deep_engine_stepper(net, params, X, y), **({} if quick else deep_peers(net, params, X, y))}
+        _threads(threads)
+        timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        ms = {name: t["ms"] for name, t in timed.items()}
+        ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
+        rows.append({"n": n, "m": m, "d": d, "depth": depth, "architecture": arch, "threads": threads, "ms": ms,
+                     "clocks": timed, "ratio": ratio})
+    return rows
+
+
+def _threads(count):
+    """Set every pool we drive to ``count`` threads: Numba, and PyTorch if loaded. BLAS is held
+    at one thread inside the engine (determinism); NumPy's BLAS follows ``count``."""
+    _kernels.set_threads(count)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(count)
+
+
+def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
+    """Per-step milliseconds of each stepper, alternating between them round by round: {"cpu":
+    [min, median, max], "wall": [min, median, max], "ms": the median quoted}. The engine runs as
+    ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at ``threads``.
+    With one thread the quoted clock is CPU time, which other jobs on a shared machine do not
+    inflate; with more, wall time (CPU time would count spinning workers)."""
+    def blas_threads(name):
+        return _kernels.blas_threads(1 if name == "engine" else threads)
+
+    for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
+        with blas_threads(name):
+            step()
+            step()
+    samples = {name: {"cpu": [], "wall": []} for name in steppers}
+    for _ in range(rounds):
+        for name, step in steppers.items():
+            with blas_threads(name):
+                calls, wall, cpu = 0, time.perf_counter(), time.process_time()
+                while True:
+                    step()
+                    calls += 1
+                    elapsed = time.perf_counter() - wall
+                    if elapsed >= seconds / rounds / len(steppers) or calls >= 50:
+                        break
+                per_step = 1e3 / (calls * getattr(step, "steps", 1))
+                samples[name]["wall"].append(elapsed * per_step)
+                samples[name]["cpu"].append((time.process_time() - cpu) * per_step)
+    out = {}
+    for name, clocks in samples.items():
+        stats = {clock: [min(v), statistics.median(v), max(v)] for clock, v in clocks.items()}
+        out[name] = {**stats, "ms": stats["cpu" if threads == 1 else "wall"][1]}
+    return out
+
+
+def dgemm_rate(size=1500) -> float:
+    """Single-thread dgemm GFLOP/s, best of three."""
+    A = np.random.default_rng(0).standard_normal((size, size))
+    with _kernels.blas_threads(1):
+        A @ A
+        best = min(_timed(lambda: A @ A) for _ in range(3))
+    return 2 * size ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    tic = time.perf_counter()
+    fn()
+    return time.perf_counter() - tic
+
+
+def population_ns_per_pair(m, d=10) -> float:
+    """One exact population step (m students, 5 teachers), ns per particle pair (1 thread)."""
+    import meanfield as mf
+    from meanfield.model import population
+
+    rng = np.random.default_rng(0)
+    theta, teacher = rng.standard_normal((m, d + 1)), rng.standard_normal((5, d + 1))
+    net, flow = mf.NetworkConfig(m=m, d=d), mf.FlowConfig()
+    _kernels.set_threads(1)
+    with _kernels.blas_threads(1):
+        population.population_velocity(theta, teacher, net, flow, compiled=True)
+        best = min(_timed(lambda: population.population_velocity(theta, teacher, net, flow, compiled=True))
+                   for _ in range(3))
+    return best / m ** 2 * 1e9
+
+
+def w2_seconds(N, quick) -> dict:
+    """Seconds for W2 between two N-point clouds in d = 10 (exact, sliced) and in 1-D."""
+    from meanfield.analysis.distances import w2
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((N, 10)), rng.standard_normal((N, 10)) + 0.1
+    w2(x[:5], y[:5], method="exact")                     # warm-up: imports POT
+    out = {"sliced": _timed(lambda: w2(x, y, method="sliced")),
+           "1d": _timed(lambda: w2(x[:, 0], y[:, 0], method="1d"))}
+    if not quick or N <= 1000:
+        out["exact"] = _timed(lambda: w2(x, y, method="exact"))
+    return out
+
+
+def compile_and_import_seconds() -> dict:
+    """Cold compile (empty NUMBA_CACHE_DIR), load from that cache, and `import meanfield`, each in a
+    fresh interpreter."""
+    code = ("import time; t = time.perf_counter(); import meanfield as mf; i = time.perf_counter() - t; "
+            "cfg = mf.Config(network={'m': 300, 'd': 5}, data={'n': 200}, flow={'dt': 0.1, 't_end': 0.2}); "
+            "r = mf.simulate(cfg); print(i, r.stats['compile_seconds'])")
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold", "cached"):
+            text = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            import_seconds, compile_seconds = map(float, text.stdout.split())
+            out[f"compile_{label}"] = compile_seconds
+            out[f"import_{label}"] = import_seconds
+    return out
+
+
+THREAD_CASES = {"small, busy": {"n": 30, "m": 50, "d": 5, "t_end": 100.0},          # 10^4 steps
+                "medium, busy": {"n": 1000, "m": 1000, "d": 10, "t_end": 1.0},    # 100 steps
+                "large, quiet": {"n": 1000, "m": 2000, "d": 100, "t_end": 0.3}}   # 30 steps
+
+
+def _run_seconds(case: dict, threads: int) -> tuple:
+    """(wall, cpu) seconds of the stepping of one run in a fresh process (start-up excluded)."""
+    code = ("import json, sys, time, meanfield as mf; c = json.loads(sys.argv[1]); "
+            "cfg = mf.Config(network={'m': c['m'], 'd': c['d']}, data={'kind': 'teacher', 'n': c['n'], 'n_test': 0}, "
+            "flow={'dt': 0.01, 't_end': c['t_end'], 'threads': c['threads']}, record={'n_records': 2}); "
+            "mf.simulate(cfg.updated({'flow.t_end': 0.01})); w, p = time.perf_counter(), time.process_time(); "
+            "mf.simulate(cfg); print(time.perf_counter() - w, time.process_time() - p)")
+    text = subprocess.run([sys.executable, "-c", code, json.dumps({**case, "threads": threads})],
+                          capture_output=True, text=True, check=True).stdout
+    wall, cpu = map(float, text.split())
+    return wall, cpu
+
+
+def thread_policy(quick: bool) -> dict:
+    """The default thread policy (``flow.threads = 0``) against one thread: a small and a medium
+    run with one busy-loop process per CPU beside them (a shared machine), and a large one
+    (d = 100) on the machine as it is. Alternating rounds; min / median / max of wall and CPU seconds and the
+    ratio default / one thread of the medians."""
+    rounds = 1 if quick else 5
+    out = {}
+    for name, case in THREAD_CASES.items():
+        busy = []
+        if name.endswith("busy"):
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+        try:
+            times = {0: [], 1: []}
+            for _ in range(rounds):
+                for threads in (0, 1):
+                    times[threads].append(_run_seconds(case, threads))
+        finally:
+            for proc in busy:
+                proc.kill()
+                proc.wait()
+        row = {"case": case, "busy_processes": len(busy)}
+        for threads, label in ((0, "default"), (1, "one_thread")):
+            wall, cpu = (sorted(v) for v in zip(*times[threads]))
+            row[label] = {"wall": [wall[0], statistics.median(wall), wall[-1]],
+                          "cpu": [cpu[0], statistics.median(cpu), cpu[-1]]}
+        row["ratio_wall"] = row["default"]["wall"][1] / row["one_thread"]["wall"][1]
+        out[name] = row
+    return out
+
+
+def step_rows(sizes, threads: int, quick: bool) -> list:
+    """Time the step at each (n, m, d) with ``threads`` threads, in this process."""
+    rows = []
+    for n, m, d in sizes:
+        X, y, theta = _problem(n, m, d)
+        steppers = {"engine": engine_stepper(X, y, theta), **peers(X, y, theta, quick)}
+        _threads(threads)
+        timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        ms = {name: t["ms"] for name, t in timed.items()}
+        ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
+        best = min(ratio, key=lambda peer: ms[peer])
+        rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms, "clocks": timed, "ratio": ratio,
+                     "best_peer": best, "ratio_to_best_peer": ratio[best],
+                     "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6})
+    return rows
+
+
+def pinned_step_rows(sizes, threads: int, quick: bool, rows: str = "step_rows") -> list:
+    """``step_rows`` (or ``deep_rows``) in a fresh process restricted to ``threads`` CPUs (and JAX
+    told so), so that every library in it, JAX included, runs on that many cores."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads] if hasattr(os, "sched_getaffinity") else None
+    code = ("import json, os, sys; args = json.loads(sys.argv[1]); "
+            "cpus = args.pop('cpus'); cpus and os.sched_setaffinity(0, cpus); "
+            f"from meanfield.tools.bench import {rows} as rows; "
+            "open(args.pop('out'), 'w').write(json.dumps(rows(**args)))")
+    env = dict(os.environ)
+    if threads == 1:
+        env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                            " intra_op_parallelism_threads=1").strip()
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "rows.json"
+        args = {"sizes": sizes, "threads": threads, "quick": quick, "cpus": cpus, "out": str(out)}
+        subprocess.run([sys.executable, "-c", code, json.dumps(args)], env=env, check=True)
+        return json.loads(out.read_text())
+
+
+def run(quick: bool = False, out=None, echo=print) -> dict:
+    """Measure everything; write the JSON report to ``out`` if given; return it."""
+    sizes = QUICK_SIZES if quick else SIZES
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    report = {"machine": {"cpus": cpus, "python": platform.python_version(), "processor": platform.processor()},
+              "quick": quick, "dgemm_gflops_1_thread": dgemm_rate(800 if quick else 2000), "steps": []}
+    for threads in sorted({1, cpus}):
+        for row in pinned_step_rows(sizes, threads, quick):
+            row["fraction_of_dgemm"] = row["engine_gflops"] / report["dgemm_gflops_1_thread"]
+            report["steps"].append(row)
+            echo(f"(n, m, d) = ({row['n']}, {row['m']}, {row['d']}), {threads} thread(s): "
+                 + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
+                 + f"; engine {row['engine_gflops']:.1f} GFLOP/s")
+    report["steps"].sort(key=lambda row: (sizes.index((row["n"], row["m"], row["d"])), row["threads"]))
+    report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
+    for row in report["deep_steps"]:
+        echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
+             "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items()))
+    report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
+    report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
+    report.update(compile_and_import_seconds())
+    report["thread_policy"] = thread_policy(quick)
+    for name, row in report["thread_policy"].items():
+        echo(f"thread policy, {name} ({row['busy_processes']} busy processes beside it): default / one "
+             f"thread = {row['ratio_wall']:.2f} in wall time (medians)")
+    if out:
+        from ..store.files import atomic_write, json_default
+
+        with atomic_write(Path(out)) as handle:
+            handle.write(json.dumps(report, indent=2, default=json_default).encode())
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    """The step timings as a Markdown table (for the README): the engine's time (CPU time at one
+    thread, wall time above; median with min-max), its ratio to the best peer and to each peer."""
+    peers = sorted({p for row in report["steps"] for p in row["ratio"]})
+    lines = ["| (n, m, d) | threads | engine ms, median [min-max] | best peer | engine / best | "
+             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | of dgemm |",
+             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|"]
+    for row in report["steps"]:
+        clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
+        ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
+        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | {clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
+                     f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
+                     f"{row['fraction_of_dgemm']:.0%} |")
+    return "\n".join(lines)

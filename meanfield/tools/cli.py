@@ -1,0 +1,290 @@
+"""The ``meanfield`` command. Exit codes: 0 success, 1 a figure's claim failed, 2 bad input,
+configuration or file-system fault, 3 divergence, 130 interrupted (progress kept)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+from ..errors import ConfigError, MeanfieldError
+
+
+def _config(args):
+    """The config file with ``--set key=value`` and ``--seed`` applied (validated like the TOML)."""
+    from ..config import Config
+    from .sweep import load as load_sweep
+
+    if getattr(args, "grid", False):
+        cfg, grid = load_sweep(args.config)
+    else:
+        cfg, grid = Config.from_toml(args.config), None
+    changes = {}
+    for item in args.set or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError.invalid("--set", item, "key=value, e.g. --set network.m=200")
+        try:
+            value = tomllib.loads(f"value = {text}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text                                         # a bare word: a string
+        changes[key.strip()] = value
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return (cfg.updated(changes) if changes else cfg), grid
+
+
+def _run(args) -> int:
+    """Own the folder (a lock), validate the run, then retire what ``--force`` replaces, write
+    the config and run: a refused run leaves the folder as it was."""
+    from ..engine.controller import prepare
+    from ..store import files, runfolder
+
+    cfg, _ = _config(args)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy=f"pass --force to replace it, `meanfield resume {out}` to continue it, or choose "
+                              "another --out") as folder:
+        plan = prepare(cfg)
+        runfolder.retire(folder)
+        with files.atomic_write(folder / runfolder.CONFIG) as handle:
+            handle.write(cfg.to_toml().encode())
+        return _execute(plan, folder, args.progress)
+
+
+def _resume(args) -> int:
+    from ..config import Config
+    from ..engine.controller import prepare
+    from ..store import checkpoint, runfolder
+
+    folder = runfolder.resolved(args.run_dir, "RUN_DIR")
+    not_a_run = ConfigError(f"{str(folder)!r} is not a run folder (no config.toml)", parameter="RUN_DIR",
+                            value=str(folder), allowed="a folder written by `meanfield run`")
+    if not folder.is_dir():
+        raise not_a_run
+    with runfolder.lock(folder, "RUN_DIR"):
+        if not (folder / runfolder.CONFIG).exists():
+            raise not_a_run
+        if not checkpoint.exists(folder):
+            if (folder / "manifest.json").exists():
+                raise ConfigError(f"the run in {str(folder)!r} has finished: nothing to resume (see `meanfield show "
+                                  f"{folder}`)", parameter="RUN_DIR", value=str(folder),
+                                  allowed="an interrupted run folder")
+            raise ConfigError(f"the run in {str(folder)!r} was stopped before its first checkpoint was written, so "
+                              f"nothing of it was kept; start it again with `meanfield run {folder / 'config.toml'} "
+                              f"--out {folder} --force`", parameter="RUN_DIR", value=str(folder),
+                              allowed="an interrupted run folder")
+        return _execute(prepare(Config.from_toml(folder / runfolder.CONFIG)), folder, args.progress)
+
+
+def _execute(plan, out: Path, progress) -> int:
+    """Run (or continue) a plan with checkpoints in ``out``, save the result, drop the checkpoint."""
+    from ..engine.controller import run
+    from ..engine.progress import cli_mode
+    from ..store import checkpoint
+
+    try:
+        result = run(plan, progress=cli_mode(progress), throw=False, checkpoint=out)
+    except KeyboardInterrupt:
+        print(f"meanfield: interrupted; progress saved in {out}: continue with `meanfield resume {out}`",
+              file=sys.stderr)
+        return 130
+    result.save(out)
+    if result.status == "completed":          # a diverged run keeps its last finite state
+        checkpoint.remove(out)
+    obs = result.observables
+    print(f"{result.status}: {result.stats['steps']} steps to t = {result.t[-1]:.6g} in "
+          f"{result.stats['run_seconds']:.3g} s (+{result.stats['compile_seconds']:.2g} s compile), "
+          f"train risk {obs['train_risk'][0]:.4g} -> {obs['train_risk'][-1]:.4g}; saved to {out}")
+    if result.status == "diverged":
+        print(f"meanfield: {result.message}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _limit(args) -> int:
+    from ..store import files, runfolder
+    from ..theory.limits import mean_field_limit
+
+    cfg, _ = _config(args)
+    if isinstance(args.level, bool) or args.level < 1:
+        raise ConfigError.invalid("--level", args.level, "an integer >= 1")
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy="pass --force to replace it or choose another --out") as folder:
+        try:
+            result = mean_field_limit(cfg, args.level)
+        except KeyboardInterrupt:
+            print("meanfield: interrupted; nothing was saved", file=sys.stderr)
+            return 130
+        runfolder.retire(folder)
+        with files.atomic_write(folder / runfolder.CONFIG) as handle:
+            handle.write(cfg.to_toml().encode())
+        result.save(folder)
+    limit, risk = result.stats["limit"], result.observables["train_risk"]
+    print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
+          f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, predictor error estimate {limit['error']:.2g} "
+          f"(against level {limit['coarse_level']}); saved to {folder}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from ..engine.progress import cli_mode
+    from . import sweep
+
+    base, grid = _config(args)
+    points = sweep.expand(base, grid)
+    command = f"meanfield sweep {args.config} --out {args.out}"
+    try:
+        rows = sweep.run(points, args.out, scheduler=args.scheduler, workers=args.workers,
+                         progress=cli_mode(args.progress), redo=args.redo or (), command=command)
+    except KeyboardInterrupt:
+        print(f"meanfield: interrupted; running points kept their checkpoints: `{command}` continues the sweep",
+              file=sys.stderr)
+        return 130
+    failed = [r for r in rows if r["status"] != "completed"]
+    print(f"{len(rows)} points ({len(failed)} diverged); summary in {Path(args.out) / 'summary.csv'}")
+    return 3 if failed else 0
+
+
+def _show(args) -> int:
+    from ..store.results import Result
+    from .show import describe, plot
+
+    print(describe(args.run_dir))
+    if args.plot:
+        print(f"risk curves drawn in {plot(Result.load(args.run_dir), args.plot)}")
+    return 0
+
+
+def _bench(args) -> int:
+    from . import bench
+
+    report = bench.run(quick=args.quick, out=args.out)
+    print(bench.markdown_table(report))
+    print("population step: " + ", ".join(f"m = {m}: {v:.1f} ns/pair" for m, v in report["population_ns_per_pair"].items())
+          + f"; compile {report['compile_cold']:.1f} s cold, {report['compile_cached']:.2f} s from cache; "
+          f"import {report['import_cached']:.2f} s" + (f"; report in {args.out}" if args.out else ""))
+    return 0
+
+
+def _scenarios(args) -> int:
+    from .figures import list_scenarios
+
+    for scenario in list_scenarios(args.scenarios):
+        print(f"{scenario.name:24s} {scenario.claim}")
+    return 0
+
+
+def _figures(args) -> int:
+    from .figures import run_scenarios
+
+    outcomes = run_scenarios(args.names, quick=args.quick, folder=args.scenarios, out=args.out)
+    failed = [o for o in outcomes if o.status != "ok"]
+    return 1 if failed else 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _overrides(command):
+    command.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="change one setting, validated like the TOML (repeatable), e.g. --set network.m=200")
+    command.add_argument("--seed", type=int, help="the root seed (replaces the config's)")
+
+
+def _progress(command):
+    command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                         help="progress on stderr (default: a bar on a terminal, plain lines in logs)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="meanfield", description=__doc__)
+    top.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one configuration and save its result")
+    run.add_argument("config", help="a TOML configuration file")
+    run.add_argument("--out", help="result folder (default runs/CONFIG_NAME)")
+    run.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
+    _overrides(run)
+    _progress(run)
+    run.set_defaults(func=_run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run from its checkpoint")
+    resume.add_argument("run_dir", help="the run folder (written by `meanfield run`)")
+    _progress(resume)
+    resume.set_defaults(func=_resume)
+
+    limit = sub.add_parser("limit", help="compute the infinite-width (mean-field) limit of a noiseless run")
+    limit.add_argument("config", help="a TOML configuration file (mean-field scaling, no noise, full batch)")
+    limit.add_argument("--level", type=int, default=16,
+                       help="refinement of the initial law's quadrature (default 16; d = 2: 2 level^3 nodes)")
+    limit.add_argument("--out", help="result folder (default runs/CONFIG_NAME-limit)")
+    limit.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
+    _overrides(limit)
+    limit.set_defaults(func=_limit)
+
+    show = sub.add_parser("show", help="a saved run at a glance: status, config, statistics, observables")
+    show.add_argument("run_dir", help="the run folder")
+    show.add_argument("--plot", metavar="FILE.png", help="also draw the risk curves into this file")
+    show.set_defaults(func=_show)
+
+    sweep = sub.add_parser("sweep", help="run the grid of a [sweep] table (rerun to resume)")
+    sweep.add_argument("config", help="a TOML configuration with a [sweep] table")
+    sweep.add_argument("--out", required=True, help="sweep folder (points/ID/ and summary.csv)")
+    sweep.add_argument("--scheduler", default="auto",
+                       help="serial, processes, local (Dask LocalCluster) or a Dask scheduler address")
+    sweep.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
+    sweep.add_argument("--redo", action="append", metavar="ID", help="run this point again from scratch (repeatable)")
+    _overrides(sweep)
+    _progress(sweep)
+    sweep.set_defaults(func=_sweep, grid=True)
+
+    bench = sub.add_parser("bench", help="time the engine against NumPy, PyTorch and JAX in one run")
+    bench.add_argument("--quick", action="store_true", help="small sizes, NumPy peer only (seconds)")
+    bench.add_argument("--out", default=None, help="write the JSON report here")
+    bench.set_defaults(func=_bench)
+
+    scen = sub.add_parser("scenarios", help="list the scenarios and their claims")
+    scen.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")
+    scen.set_defaults(func=_scenarios)
+
+    figs = sub.add_parser("figures", help="run the scenarios and regenerate their figures")
+    figs.add_argument("names", nargs="*", help="scenarios to run (default: all)")
+    figs.add_argument("--quick", action="store_true", help="small sizes: seconds per scenario")
+    figs.add_argument("--out", help="figure folder (default: the checkout's figures/, else ./figures)")
+    figs.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")
+    figs.set_defaults(func=_figures)
+    return top
+
+
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"meanfield: warning: {message}\n"
+
+
+def main(argv=None) -> int:
+    import warnings
+
+    args = parser().parse_args(argv)
+    previous, warnings.formatwarning = warnings.formatwarning, _one_line_warning
+    try:
+        return args.func(args)
+    except MeanfieldError as exc:
+        if args.debug:
+            raise
+        print(f"meanfield: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("meanfield: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = previous
+
+
+if __name__ == "__main__":
+    sys.exit(main())
