@@ -17,7 +17,7 @@ MOVED = {
     "quadrature": "model.quadrature", "measures": "model.measures", "langevin": "model.langevin",
     "files": "store.files", "results": "store.results", "runfolder": "store.runfolder",
     "checkpoint": "store.checkpoint",
-    "controller": "engine.controller", "stepping": "engine.drifts", "deep_run": "engine.deep_run",
+    "controller": "engine.controller", "stepping": "engine.drifts", "deep_run": "engine.deep_net",
     "adaptive": "engine.adaptive", "observables": "engine.observables", "threads": "engine.threads",
     "memory": "engine.memory", "progress": "engine.progress", "interrupts": "engine.interrupts",
     "problem": "engine.problem",

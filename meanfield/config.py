@@ -7,7 +7,6 @@ the value and what is allowed; an unknown key suggests the closest valid one.
 from __future__ import annotations
 
 import difflib
-import functools
 import math
 import numbers
 import sys
@@ -17,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from . import rules
 from .model import activations, energy, integrators, parameterizations
+from .model.diagnostics import DIAGNOSTICS
 from .model.scaling import SCALINGS
 
 ACTIVATIONS = tuple(activations.ACTIVATIONS)          # the registries' names, for validation
@@ -28,7 +29,7 @@ PARAMETERIZATIONS = tuple(parameterizations.PARAMETERIZATIONS)
 W_LAWS = ("gaussian", "sphere")
 A_LAWS = ("gaussian", "rademacher", "zero", "balanced", "constant")
 DATA_KINDS = ("teacher", "population", "isotropic_gaussians", "random_labels", "none", "arrays")
-SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD can sample
+SAMPLED_KINDS = rules.SAMPLED_KINDS
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = tuple(integrators.INTEGRATORS)
@@ -38,14 +39,6 @@ INTERACTIONS = tuple(energy.INTERACTIONS)
 ENGINES = ("auto", "fused", "blas")
 SPACINGS = ("geometric", "linear")
 SCHEDULES = ("constant", "log", "power", "piecewise")
-
-
-def _diagnostics():
-    """The registry of diagnostics (``observables.DIAGNOSTICS``), imported when first needed:
-    observables imports this module."""
-    from .engine.observables import DIAGNOSTICS
-
-    return DIAGNOSTICS
 
 
 # --- field checks: each raises ConfigError.invalid(name, value, allowed) ---------------------
@@ -398,12 +391,14 @@ class FlowConfig(_Section):
     from schedule_times[k - 1] on (schedule_values has one more entry than schedule_times).
 
     ``integrator``: "euler" (Euler–Maruyama with noise), "heun" (stochastic Heun with noise),
-    "rk4" (deterministic flows only), see ``integrators.py``, or "adaptive" (deterministic flows
-    only): Dormand–Prince 5(4) with the step chosen to keep the error within ``rtol`` / ``atol``
-    (``adaptive.py``); ``dt`` is then its first trial step, and the records are at the same times;
-    ``dt_floor`` > 0: steps never shorter, taken even above the tolerance (for ReLU on samples, whose
-    drift jumps where a sample crosses a neuron's hyperplane; ``Result.stats["forced_steps"]``). ``potential`` and ``interaction``:
-    the energy terms ``[flow.potential]`` and ``[flow.interaction]`` (``energy.py``).
+    "rk4" (deterministic flows only), see ``model/integrators.py``, or an embedded pair
+    (deterministic flows only): "dopri5" (Dormand–Prince 5(4), alias "adaptive"), "bs3"
+    (Bogacki–Shampine 3(2)) or "tsit5" (Tsitouras 5(4)), with the step chosen to keep the error
+    within ``rtol`` / ``atol`` (``engine/adaptive.py``); ``dt`` is then its first trial step, and the
+    records are at the same times; ``dt_floor`` > 0: steps never shorter, taken even above the
+    tolerance (for ReLU on samples, whose drift jumps where a sample crosses a neuron's hyperplane;
+    ``Result.stats["forced_steps"]``). ``potential`` and ``interaction``: the energy terms
+    ``[flow.potential]`` and ``[flow.interaction]`` (``model/energy.py``).
 
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
@@ -467,13 +462,7 @@ class FlowConfig(_Section):
         self._check("engine", _choice, ENGINES)
         _subsection(self, "potential", PotentialConfig)
         _subsection(self, "interaction", InteractionConfig)
-        method = integrators.INTEGRATORS[self.integrator]
-        for name, bad, allowed in (("flow.temperature", self.max_temperature > 0, "0: it integrates deterministic flows"),
-                                   ("flow.batch_size", self.batch_size > 0, "0 (full batch): it integrates deterministic flows")):
-            if bad and not method.noise:
-                raise ConfigError.invalid(name, getattr(self, name.split(".")[1]),
-                                          f"{allowed} with flow.integrator = {self.integrator!r}",
-                                          "use 'euler' (Euler–Maruyama) or 'heun' with noise or minibatches")
+        rules.refuse(rules.Subject(None, flow=self), rules.FLOW)
         if self.n_steps < 1:
             raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
         steps = self.t_end / self.dt
@@ -527,7 +516,7 @@ class RecordConfig(_Section):
         self._check("spacing", _choice, SPACINGS)
         self._check("snapshots", _bool)
         self._check("divergence_factor", _float, 1.0, True)
-        self._check("diagnostics", _choices, tuple(_diagnostics()))
+        self._check("diagnostics", _choices, tuple(DIAGNOSTICS))
         self._check("cone_angle", _float, 0.0, True)
         self._check("checkpoint_seconds", _float, 0.0)
         if self.cone_angle > 180.0:
@@ -562,96 +551,7 @@ class Config:
         self._check_consistency()
 
     def _check_consistency(self):
-        net, init, data, flow = self.network, self.init, self.data, self.flow
-        if init.symmetric and net.m % 2:
-            raise ConfigError.invalid("network.m", net.m, "an even integer when init.symmetric is true")
-        if flow.online and data.kind not in SAMPLED_KINDS:
-            raise ConfigError.invalid("flow.online", True, "false unless data.kind is one of "
-                                      + ", ".join(map(repr, SAMPLED_KINDS)),
-                                      "online SGD needs a data law to sample from")
-        if flow.engine == "blas" and net.linearized:
-            raise ConfigError.invalid("flow.engine", "blas", "'fused' or 'auto' for the tangent model (network.linearized)")
-        A = flow.potential.matrix
-        if A and len(A) != net.d + 1:
-            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A],
-                                      f"a (network.d + 1) x (network.d + 1) = {net.d + 1} x {net.d + 1} matrix")
-        if flow.batch_size and data.kind == "none":
-            raise ConfigError.invalid("flow.batch_size", flow.batch_size, "0 when data.kind = 'none'")
-        if data.kind == "population":
-            for name, bad, allowed in (
-                    ("data.inputs", data.inputs == "sphere" and not (
-                        activations.activation(net.activation).homogeneity is not None and
-                        activations.activation(net.activation).homogeneity ==
-                        activations.activation(data.teacher_activation).homogeneity),
-                     "'gaussian' with data.kind = 'population', or 'sphere' when network.activation and "
-                     "data.teacher_activation are homogeneous of one degree (relu, leaky_relu, linear; quadratic)"),
-                    ("network.bias", net.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
-                    ("data.label_noise", data.label_noise > 0, "0 with data.kind = 'population'"),
-                    ("network.activation", activations.activation(net.activation).population is None,
-                     "an activation with a population kernel"),
-                    ("data.teacher_activation", activations.activation(data.teacher_activation).population is None,
-                     "an activation with a population kernel"),
-                    ("flow.loss", flow.loss != "squared", "'squared' with data.kind = 'population'"),
-                    ("flow.batch_size", flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)")):
-                if bad:
-                    raise ConfigError.invalid(name, getattr(getattr(self, name.split(".")[0]), name.split(".")[1]), allowed)
-            sample_based = [d.name for d in _diagnostics().values() if d.samples]
-            if set(self.record.diagnostics) & set(sample_based):
-                raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
-                                          "no sample-based diagnostic (" + ", ".join(sample_based)
-                                          + ") with data.kind = 'population'")
-        if "gibbs" in self.record.diagnostics:
-            for name, bad, allowed in (("flow.lam", flow.lam <= 0, "> 0 for the 'gibbs' diagnostic"),
-                                       ("flow.temperature", flow.max_temperature <= 0, "> 0 for the 'gibbs' diagnostic"),
-                                       ("network.train", net.train != "both", "'both' for the 'gibbs' diagnostic")):
-                if bad:
-                    raise ConfigError.invalid(name, getattr(getattr(self, name.split(".")[0]), name.split(".")[1]), allowed)
-        if "masses" in self.record.diagnostics and data.kind not in ("teacher", "population"):
-            raise ConfigError.invalid("record.diagnostics", list(self.record.diagnostics),
-                                      "'masses' only with a teacher (data.kind = 'teacher' or 'population')")
-        if data.teacher_weights:
-            rows = data.teacher_weights
-            for name, bad, allowed in (
-                    ("data.kind", data.kind not in ("teacher", "population"), "'teacher' or 'population' with data.teacher_weights"),
-                    ("data.teacher_weights", len(rows[0]) != net.d + 1,
-                     f"rows of network.d + 1 = {net.d + 1} numbers [u_j | c_j]"),
-                    ("data.teacher_m0", data.teacher_m0 != len(rows),
-                     f"{len(rows)}, the number of rows of data.teacher_weights"),
-                    ("data.teacher_orthonormal", data.teacher_orthonormal, "false with data.teacher_weights")):
-                if bad:
-                    raise ConfigError.invalid(name, getattr(data, name.split(".")[1]) if name != "data.teacher_weights"
-                                              else [list(r) for r in rows], allowed)
-        if data.teacher_orthonormal and data.teacher_m0 > net.d:
-            raise ConfigError.invalid("data.teacher_m0", data.teacher_m0,
-                                      f"at most network.d = {net.d} with data.teacher_orthonormal")
-        if net.depth > 1:
-            self._check_deep()
-        if data.test_fraction and data.kind != "arrays":
-            raise ConfigError.invalid("data.test_fraction", data.test_fraction,
-                                      "0 unless data.kind = 'arrays' (use data.n_test)")
-
-    def _check_deep(self):
-        """What a deep network (network.depth >= 2, ``deep_run.py``) does not take, by name."""
-        net, flow, data, init, rec = self.network, self.flow, self.data, self.init, self.record
-        default = NetworkConfig()
-        for name, bad, allowed in (
-                ("network.scaling", net.scaling != default.scaling,
-                 f"{default.scaling!r} (unused) with network.depth >= 2: set network.parameterization instead"),
-                ("network.alpha", net.alpha != 1.0, "1 with network.depth >= 2 (network.parameterization sets the scales)"),
-                ("network.centered", net.centered, "false with network.depth >= 2"),
-                ("network.linearized", net.linearized, "false with network.depth >= 2"),
-                ("network.train", net.train != "both", "'both' with network.depth >= 2 (every layer is trained)"),
-                ("data.kind", data.kind == "population", "a sampled kind with network.depth >= 2 (no exact population risk)"),
-                ("flow.temperature", flow.max_temperature > 0, "0 with network.depth >= 2"),
-                ("flow.potential.kind", flow.potential.kind != "none", "'none' with network.depth >= 2"),
-                ("flow.interaction.kind", flow.interaction.kind != "none", "'none' with network.depth >= 2"),
-                ("init.symmetric", init.symmetric, "false with network.depth >= 2 (network.parameterization sets the initial law)")):
-            if bad:
-                raise ConfigError.invalid(name, functools.reduce(getattr, name.split("."), self), allowed)
-        unknown = set(rec.diagnostics) - {"lambda_min", "kernel_change"}
-        if unknown:
-            raise ConfigError.invalid("record.diagnostics", list(rec.diagnostics),
-                                      "'lambda_min' and 'kernel_change' with network.depth >= 2")
+        rules.refuse(self, rules.CONFIG)
 
     # --- construction and serialisation ----------------------------------------------------
 

@@ -164,7 +164,7 @@ def limit_and_distances(size, widths):
     teacher = mf.run_data(base).teacher
     limit = reduced.reduced_limit(base, level=size["limit_level"], rule="sobol", teacher=teacher,
                                   until=size["limit_until"])
-    problem, Q = reduced.Reduced.of(base, teacher)
+    problem, Q = reduced.ReducedFlow.of(base, teacher)
     k = int(np.argmin(np.abs(limit.t - DISTANCE_AT)))
     distances = np.zeros((len(widths), size["seeds"]))
     for a, m in enumerate(widths):

@@ -43,3 +43,20 @@ def assert_same_run(a, b):
     np.testing.assert_array_equal(a.theta, b.theta)
     for name in a.observables:
         np.testing.assert_array_equal(a.observables[name], b.observables[name])
+
+
+def interrupt_at_record(monkeypatch, count):
+    """Make the controller raise KeyboardInterrupt as it takes its ``count``-th record after t = 0
+    (a checkpoint then keeps the previous record's state); returns a function that undoes it."""
+    from meanfield.engine import controller
+
+    original, calls = controller._record, []
+
+    def record(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == count:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(controller, "_record", record)
+    return lambda: monkeypatch.setattr(controller, "_record", original)

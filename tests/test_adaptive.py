@@ -6,9 +6,9 @@ import pytest
 import meanfield as mf
 from meanfield.engine import adaptive
 from meanfield.errors import ConfigError, DivergenceError
-from meanfield.model import twolayer
+from meanfield.model import ntk, twolayer
 
-from .conftest import fitted_slope
+from .conftest import fitted_slope, interrupt_at_record
 
 TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
 
@@ -42,7 +42,7 @@ def kernel_flow(rng):
                     data={"n": 25}, flow={"dt": 0.5, "t_end": 3.0}, record={"n_records": 2})
     data = mf.run_data(cfg)
     probe = mf.simulate(cfg.updated({"flow.t_end": 0.5}))
-    H = mf.ntk.tangent_kernel(probe.theta0, data.X, cfg.network)
+    H = ntk.tangent_kernel(probe.theta0, data.X, cfg.network)
     u0 = twolayer.predict(probe.theta0, data.X, cfg.network, theta0=probe.theta0)
     lam_H, V = np.linalg.eigh(H / len(data.y))
     exact = data.y + V @ (np.exp(-lam_H * 3.0) * (V.T @ (u0 - data.y)))
@@ -145,18 +145,10 @@ def test_an_adaptive_run_has_the_same_bits_on_one_and_two_threads_and_when_resum
                             "diagnostics": ["tangent_gap"] if depth == 1 else []})
     whole = mf.simulate(cfg.updated({"flow.threads": 1}))
     np.testing.assert_array_equal(mf.simulate(cfg.updated({"flow.threads": 2})).theta, whole.theta)
-    owner, name = (mf.controller, "compute") if depth == 1 else (mf.deep_run._Records, "record")
-    original, calls = getattr(owner, name), []
-
-    def interrupting(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-    monkeypatch.setattr(owner, name, interrupting)
+    undo = interrupt_at_record(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         mf.simulate(cfg.updated({"flow.threads": 1}), checkpoint=tmp_path)
-    monkeypatch.setattr(owner, name, original)
+    undo()
     resumed = mf.simulate(cfg.updated({"flow.threads": 1}), checkpoint=tmp_path)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     for key, values in whole.observables.items():

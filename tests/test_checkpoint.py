@@ -1,6 +1,5 @@
 """Checkpoints: an interrupted run, resumed, equals the uninterrupted one bit for bit; a changed
 config is refused; SIGINT and SIGTERM leave a resumable run folder."""
-import importlib
 import signal
 import subprocess
 import sys
@@ -12,9 +11,7 @@ import pytest
 import meanfield as mf
 from meanfield.store import checkpoint
 
-from .conftest import assert_same_run, interruptible
-
-simulate_module = importlib.import_module("meanfield.engine.controller")
+from .conftest import assert_same_run, interrupt_at_record, interruptible
 
 CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n": 30, "n_test": 10},
                 flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.01, "batch_size": 8},
@@ -22,16 +19,8 @@ CFG = mf.Config(seed=11, network={"m": 40, "d": 3, "scaling": "lazy"}, data={"n"
 
 
 def interrupt_at(monkeypatch, call):
-    original, calls = simulate_module.compute, []
-
-    def compute(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(simulate_module, "compute", compute)
-    return lambda: monkeypatch.setattr(simulate_module, "compute", original)
+    """Interrupt at the ``call``-th record, counting the one at t = 0."""
+    return interrupt_at_record(monkeypatch, call - 1)
 
 
 def test_interrupted_then_resumed_run_equals_the_uninterrupted_run(tmp_path, monkeypatch):

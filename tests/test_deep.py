@@ -1,4 +1,4 @@
-"""Deep networks (``deep.py``, ``deep_run.py``): central differences and PyTorch autograd for every
+"""Deep networks (``model/deep.py``, ``engine/deep_net.py``): central differences and PyTorch autograd for every
 architecture and parameterisation, the time convention, the two-layer network they extend, the
 infinite-width kernels they converge to, and deep runs through ``simulate``."""
 import itertools
@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.engine import deep_run, threads
+from meanfield.engine import deep_net, threads
 from meanfield.model import deep, ntk, twolayer
 from meanfield.model.parameterizations import ARCHITECTURES, PARAMETERIZATIONS
 
 from . import naive
-from .conftest import fitted_slope
+from .conftest import fitted_slope, interrupt_at_record
 
 KINDS = list(itertools.product(ARCHITECTURES, PARAMETERIZATIONS))
 
@@ -175,7 +175,7 @@ def test_a_deep_run_takes_the_integrators_steps_of_the_velocity_and_records_what
     law; the records are the functions of the unflattened parameters they name."""
     cfg = _deep_cfg(architecture=architecture, parameterization=parameterization).updated({"flow.integrator": "heun"})
     result = mf.simulate(cfg)
-    net, data = deep_run.network(cfg), result.data
+    net, data = deep_net.network(cfg), result.data
     params = net.init(np.random.default_rng(np.random.SeedSequence(cfg.seed).spawn(4)[1]))     # simulate's rng_init
     np.testing.assert_array_equal(net.flatten(params), result.theta0)
     theta = result.theta0.copy()
@@ -233,17 +233,10 @@ def test_an_interrupted_deep_run_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
     resumed from the checkpoint, it ends exactly where the uninterrupted run does."""
     cfg = _deep_cfg(architecture="resnet").updated({"flow.batch_size": 8, "record.checkpoint_seconds": 0.0})
     whole = mf.simulate(cfg)
-    record, calls = deep_run._Records.record, []
-
-    def interrupting(self, params):
-        calls.append(1)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return record(self, params)
-    monkeypatch.setattr(deep_run._Records, "record", interrupting)
+    undo = interrupt_at_record(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         mf.simulate(cfg, checkpoint=tmp_path)
-    monkeypatch.setattr(deep_run._Records, "record", record)
+    undo()
     resumed = mf.simulate(cfg, checkpoint=tmp_path)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     np.testing.assert_array_equal(resumed.t, whole.t)

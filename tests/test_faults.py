@@ -18,9 +18,10 @@ import pytest
 import meanfield as mf
 from meanfield.store import checkpoint, files, runfolder
 from meanfield.tools import sweep
+from meanfield.engine.problem import record_steps
 from meanfield.tools.cli import main
 
-from .conftest import assert_same_run, interruptible
+from .conftest import assert_same_run, interrupt_at_record, interruptible
 
 CFG = mf.Config(seed=3, network={"m": 40, "d": 3}, data={"n": 30},
                 flow={"dt": 0.05, "t_end": 60.0, "temperature": 0.01},
@@ -100,20 +101,10 @@ def test_a_run_killed_before_its_first_checkpoint_says_so_and_how_to_start_again
 def interrupted(tmp_path, cfg=CFG):
     """A checkpoint folder of ``cfg`` stopped at its 10th record."""
     cfg = cfg.updated({"record.checkpoint_seconds": 0.0})
-    real, calls = mf.simulate.__globals__["compute"], []
-
-    def stop(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 10:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    mf.simulate.__globals__["compute"] = stop
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        interrupt_at_record(patch, 9)
         with pytest.raises(KeyboardInterrupt):
             mf.simulate(cfg, checkpoint=tmp_path)
-    finally:
-        mf.simulate.__globals__["compute"] = real
     return cfg
 
 
@@ -214,7 +205,8 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_names_it(tmp_path, small_disk
     proc = cli("run", config, "--out", small_disk / "run")
     assert proc.returncode == 2
     one_line_error(proc.stderr, "No space left on device", "the last checkpoint, at t = ", "is kept in")
-    kept = checkpoint.load(small_disk / "run", cfg, checkpoint.arrays_hash(*_run_arrays(cfg)))
+    steps = record_steps(cfg.flow.n_steps, cfg.record.n_records, cfg.record.spacing)
+    kept = checkpoint.load(small_disk / "run", cfg, checkpoint.arrays_hash(*_run_arrays(cfg)), ["theta"], steps)
     assert kept.done > 0
     assert kept.done * cfg.flow.dt == pytest.approx(float(proc.stderr.split("at t = ")[1].split(" ")[0]))
 

@@ -68,8 +68,8 @@ def test_a_noisy_step_of_every_path_equals_the_twin_with_its_kick(path, method, 
     problem = build(cfg, data, theta0)
     noise, scale = rng.standard_normal((1,) + theta0.shape), np.array([np.sqrt(2 * 0.3 * cfg.flow.dt)])
     theta = theta0.copy()
-    drifts.advance(problem, theta, problem.X, problem.y, problem.f0, np.arange(len(problem.y))[None], noise, scale, 1,
-                     drifts.buffers(problem, len(problem.y)))
+    drifts.strategy(problem, len(problem.y)).advance(theta, problem.X, problem.y, problem.f0,
+                                                     np.arange(len(problem.y))[None], noise, scale, 1)
     kick = scale[0] * problem.mask * noise[0]
     np.testing.assert_allclose(theta, integrators.step(theta0, drift_twin(cfg, data), cfg.flow.dt, method, kick),
                                rtol=1e-11, atol=1e-13)

@@ -186,7 +186,7 @@ def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypa
         prob = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
         prob = type(prob)(**{**prob.__dict__, "f0": f0})
         assert prob.path == "blas"
-        out = drifts.blas_drift(prob, theta, X, y, f0, drifts.buffers(prob, N), np.empty_like(theta))
+        out = drifts.blas_drift(prob, theta, X, y, f0, drifts.Blas(prob, N).buffers, np.empty_like(theta))
         np.testing.assert_allclose(out, twolayer.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
 
 
@@ -278,7 +278,7 @@ def test_blas_path_recomputing_its_tiles_gives_the_same_bits_on_any_thread_count
     for threads in (1, 2):
         run = cfg.updated({"flow.threads": threads})
         _kernels.set_threads(threads)
-        buffers = drifts.buffers(build(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150)
+        buffers = drifts.Blas(build(run, mf.make_data(run, np.random.default_rng(0)), kept.theta0), 150).buffers
         assert buffers["Z"].shape[0] == threads < 5                # per-thread buffers, 5 blocks
         np.testing.assert_array_equal(mf.simulate(run).snapshots, kept.snapshots)
 
@@ -301,7 +301,7 @@ def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_th
     assert memory.blas_plan(m, n, 40)[2] is True
     assert memory.estimated_bytes(cfg) <= free                              # the run is not refused
     problem = build(cfg, mf.make_data(cfg, np.random.default_rng(0)), kept.theta0)
-    assert drifts.buffers(problem, n)["Z"].size < m * n
+    assert drifts.Blas(problem, n).buffers["Z"].size < m * n
     recomputed = mf.simulate(cfg)
     np.testing.assert_array_equal(recomputed.snapshots, kept.snapshots)
 

@@ -36,7 +36,7 @@ def test_the_reduced_velocity_is_the_full_velocity_averaged_over_the_orbits(acti
     rng = np.random.default_rng(0)
     cfg = population_config(activation)
     teacher = np.column_stack([rng.standard_normal((2, 2)), np.zeros((2, 2)), [1.0, -0.7]])
-    problem, Q = RD.Reduced.of(cfg, teacher, cosines=cosines)
+    problem, Q = RD.ReducedFlow.of(cfg, teacher, cosines=cosines)
     Z, omega = reduced_cloud(rng, 6, 2)
     perp = np.linalg.svd(Q.T)[2][2:]                                        # (2, d): S^perp
     angles = rng.random(6)[:, None] * 2 * np.pi + 2 * np.pi * np.arange(L) / L
@@ -70,7 +70,7 @@ def test_the_class_law_is_the_mixture_of_its_gaussian_laws_averaged_over_the_orb
     up to 6e-9 relative at L = 128: the kernel's kink where a particle meets its own orbit), and the risks."""
     rng = np.random.default_rng(0)
     cfg = class_config()
-    problem, Q = RD.Reduced.of(cfg, cosines=100)
+    problem, Q = RD.ReducedFlow.of(cfg, cosines=100)
     N, L, d, net = 3, 128, 2, cfg.network
     Z = np.column_stack([np.abs(rng.standard_normal(N)) + 0.2, rng.standard_normal(N)])
     omega = rng.random(N)
@@ -103,7 +103,7 @@ def test_the_compiled_reduced_sums_are_their_numpy_twin(activation):
     import numba
 
     cfg = population_config(activation, d=100, m0=10)
-    problem, _ = RD.Reduced.of(cfg, mf.run_data(cfg).teacher)
+    problem, _ = RD.ReducedFlow.of(cfg, mf.run_data(cfg).teacher)
     Z, omega = reduced_cloud(np.random.default_rng(1), 40, 10)
     twin = RD.sums(problem, Z, omega)
     compiled = RD.sums(problem, Z, omega, compiled=True)
@@ -129,8 +129,8 @@ def test_the_cosine_rule_has_the_law_of_two_random_directions():
     cfg = population_config("relu", d=100, m0=10)
     teacher = mf.run_data(cfg).teacher
     Z, omega = reduced_cloud(np.random.default_rng(2), 50, 10)
-    fine = RD.sums(RD.Reduced.of(cfg, teacher, cosines=48)[0], Z, omega)
-    for a, b in zip(RD.sums(RD.Reduced.of(cfg, teacher)[0], Z, omega), fine):
+    fine = RD.sums(RD.ReducedFlow.of(cfg, teacher, cosines=48)[0], Z, omega)
+    for a, b in zip(RD.sums(RD.ReducedFlow.of(cfg, teacher)[0], Z, omega), fine):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12 * np.max(np.abs(b)))
 
 
@@ -177,7 +177,6 @@ def test_the_sobol_rule_samples_the_reduced_initial_law():
                                                 "network.activation"),
                                                ({"data.teacher_activation": "erf"}, "data.teacher_activation"),
                                                ({"init.w_law": "sphere"}, "init.w_law"),
-                                               ({"flow.integrator": "adaptive"}, "flow.integrator"),
                                                ({"flow.temperature": 0.1}, "flow.temperature"),
                                                ({"network.scaling": "lazy"}, "network.scaling")])
 def test_what_the_reduction_does_not_cover_is_refused_by_name(change, parameter):
@@ -207,7 +206,7 @@ def test_the_predictor_distance_to_the_limit_is_the_l2_norm_of_the_difference():
     rng = np.random.default_rng(3)
     cfg = population_config("erf")
     teacher = np.column_stack([rng.standard_normal((2, 2)), np.zeros((2, 2)), [1.0, -0.7]])
-    problem, Q = RD.Reduced.of(cfg, teacher, cosines=40)
+    problem, Q = RD.ReducedFlow.of(cfg, teacher, cosines=40)
     Z, omega = reduced_cloud(rng, 5, 2)
     theta = rng.standard_normal((6, 5))
     L = 64

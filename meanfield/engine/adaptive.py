@@ -1,26 +1,29 @@
-"""Error-controlled integration of a deterministic flow y' = v(y): Dormand–Prince 5(4).
+"""Error-controlled integration of a deterministic flow y' = v(y) by any embedded Runge–Kutta pair
+of ``model.integrators`` (``dopri5`` by default, alias ``adaptive``; ``bs3``, ``tsit5``): the
+method is apart from the step-size controller below.
 
-Why this pair: its 5th-order solution reaches the tolerances of the closed-form checks (1e-10)
-in few steps, its last stage is the next step's first (6 drifts per step), its two last stages
-sit at the same time and give a free estimate of the drift's stiffness, and it is the pair of
-ode45 / scipy's RK45, which users can compare against. Bogacki–Shampine 3(2) is cheaper per step
-but needs (rtol)^(-1/3) steps instead of (rtol)^(-1/5): at rtol = 1e-8 about 10x more.
+Why Dormand–Prince 5(4) by default: its 5th-order solution reaches the tolerances of the
+closed-form checks (1e-10) in few steps, its last stage is the next step's first (6 drifts per
+step), and it is the pair of ode45 / scipy's RK45, which users can compare against.
+Bogacki–Shampine 3(2) is cheaper per step but needs (rtol)^(-1/3) steps instead of (rtol)^(-1/5):
+at rtol = 1e-8 about 10x more; Tsitouras 5(4) has smaller error constants than DP5.
 
-A step of size h from y (``integrators.INTEGRATORS["adaptive"]``) gives y5 and the embedded y4;
+A step of size h from y gives the solution y_new and the embedded one y_hat;
 
-    err = RMS over the trained coordinates of (y5 - y4) / (atol + rtol max(|y|, |y5|)),
+    err = RMS over the trained coordinates of (y_new - y_hat) / (atol + rtol max(|y|, |y_new|)),
 
-and the step is accepted when err <= 1 (and y5 is finite). The next step (Hairer, Nørsett &
+and the step is accepted when err <= 1 (and y_new is finite). The next step (Hairer, Nørsett &
 Wanner, Solving ODEs I, II.4, and Gustafsson's PI controller with beta = 0.04):
 
-    h_new = h * clip(0.9 err^-(1/5 - 0.75 beta) err_prev^beta, 1/5, 10),
+    h_new = h * clip(0.9 err^-(1/(q + 1) - 0.75 beta) err_prev^beta, 1/5, 10),
 
-not larger than h after a rejection, and at most 0.9 * 3.3 / rho, where
-rho = |v(Y7) - v(Y6)| / |Y7 - Y6| estimates the spectral radius of the drift's Jacobian along the
-step: 3.3 bounds the method's stability interval on the negative real axis, and a gradient
-flow's Jacobian (- c Hessian) has a real spectrum. So steps stay stable, a trial that is not
-finite is rejected, and no accepted step can blow up. Steps land exactly on the requested times:
-the step before one is shortened, and the controller's proposal is kept across it.
+q the embedded solution's order, not larger than h after a rejection, and at most
+0.9 * S / rho, where S is the method's stability interval on the negative real axis (stored with
+the method) and rho = |v(Y_s) - v(Y_s-1)| / |Y_s - Y_s-1| estimates the spectral radius of the
+drift's Jacobian from its last two stages: a gradient flow's Jacobian (- c Hessian) has a real
+spectrum. So steps stay stable, a trial that is not finite is rejected, and no accepted step can
+blow up. Steps land exactly on the requested times: the step before one is shortened, and the
+controller's proposal is kept across it.
 
 The global error of a smooth flow is then proportional to the tolerance (measured in
 tests/test_adaptive.py). ReLU on samples is not smooth: its drift jumps where a sample crosses a
@@ -36,13 +39,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..model.integrators import INTEGRATORS
+from ..model.integrators import DOPRI5, Integrator
 
 SAFETY = 0.9
 GROWTH = (0.2, 10.0)            # the step changes by at least 1/5 and at most 10x per step
 BETA = 0.04                     # PI controller: weight of the previous step's error
-EXPONENT = 0.2 - 0.75 * BETA
-STABLE = 3.3                    # DP5's stability interval on the negative real axis is [-3.3, 0]
 SMALLEST = 1e-13                # a step below SMALLEST * max(1, |t|) stalls the run
 
 
@@ -82,16 +83,22 @@ class Controller:
                 "dt_max": self.dt_max or None, "drift_evaluations": self.evaluations}
 
 
+def exponent(method: Integrator) -> float:
+    """The PI controller's error exponent, 1 / (q + 1) - 0.75 beta for an embedded solution of order q."""
+    return 1 / (method.embedded_order + 1) - 0.75 * BETA
+
+
 def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], np.ndarray], ctrl: Controller,
-            rtol: float, atol: float, counted=None, K=None, dt_floor: float = 0.0) -> str:
-    """Integrate y' = drift(y) from t0 to t1, moving y in place (any shape); ``counted``: a boolean
-    array broadcasting to y, the coordinates the error norm counts (the trained ones; all if None);
-    K: a work array (7,) + y.shape for the stage drifts, or None; dt_floor: the smallest step, taken
-    (and counted as forced) even when its error exceeds the tolerance (0: none).
-    Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)), why."""
-    method = INTEGRATORS["adaptive"]
+            rtol: float, atol: float, counted=None, K=None, dt_floor: float = 0.0, method: Integrator = DOPRI5) -> str:
+    """Integrate y' = drift(y) from t0 to t1 by the embedded pair ``method``, moving y in place (any
+    shape); ``counted``: a boolean array broadcasting to y, the coordinates the error norm counts
+    (the trained ones; all if None); K: a work array (stages,) + y.shape for the stage drifts, or
+    None; dt_floor: the smallest step, taken (and counted as forced) even when its error exceeds
+    the tolerance (0: none). Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)),
+    why."""
     a, b = method.tableau
     e = b - np.array(method.embedded)
+    power, stable = exponent(method), SAFETY * method.stability
     counted = np.ones(y.shape, dtype=bool) if counted is None else np.broadcast_to(counted, y.shape)
     if ctrl.fsal is None:
         ctrl.fsal, ctrl.evaluations = drift(y), ctrl.evaluations + 1
@@ -105,40 +112,45 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
                     f"rtol = {rtol:g}, atol = {atol:g} (not finite, too stiff, or a discontinuous drift: "
                     "set flow.dt_floor)")
         K[0] = ctrl.fsal
-        before = None
+        points = [y]
         for i in range(1, len(b)):
             point = y.copy()
             for j in range(i):
                 if a[i, j]:
                     point += (h * a[i, j]) * K[j]
-            if i == len(b) - 2:
-                before = point
+            points.append(point)
             K[i] = drift(point)
-        new = point                                  # the last stage's point is y5 (first same as last)
-        ctrl.evaluations += len(b) - 1
+        if method.fsal:
+            new = points[-1]                          # the last stage's point is the new solution
+            evaluations = len(b) - 1
+        else:
+            new = y + h * np.tensordot(b, K, axes=1)
+            evaluations = len(b)
+        ctrl.evaluations += evaluations
         err = _error(h * np.tensordot(e, K, axes=1), y, new, rtol, atol, counted)
         forced = err > 1.0 and h <= dt_floor
         if (err <= 1.0 or forced) and math.isfinite(err) and np.all(np.isfinite(new)):
             ctrl.forced += forced
-            proposal = h / float(np.clip(err ** EXPONENT / ctrl.err_prev ** BETA / SAFETY, 1 / GROWTH[1], 1 / GROWTH[0]))
+            proposal = h / float(np.clip(err ** power / ctrl.err_prev ** BETA / SAFETY, 1 / GROWTH[1], 1 / GROWTH[0]))
             if ctrl.rejected_last:
                 proposal = min(proposal, h)
-            step = float(np.linalg.norm(new - before))
+            step = float(np.linalg.norm(points[-1] - points[-2]))
             rho = float(np.linalg.norm(K[-1] - K[-2])) / step if step > 0 else 0.0
             if rho > 0:
-                proposal = min(proposal, SAFETY * STABLE / rho)
+                proposal = min(proposal, stable / rho)
             shortened = last and h < ctrl.dt
             if not shortened:
                 ctrl.dt_min, ctrl.dt_max = min(ctrl.dt_min, h), max(ctrl.dt_max, h)
             y[...] = new
             t = t1 if last else t + h
-            ctrl.fsal = K[-1].copy()
+            ctrl.fsal = K[-1].copy() if method.fsal else drift(y)
+            ctrl.evaluations += not method.fsal
             ctrl.dt = max(proposal, ctrl.dt if shortened else 0.0, dt_floor)
             ctrl.err_prev, ctrl.rejected_last, ctrl.accepted = max(err, 1e-4), False, ctrl.accepted + 1
         elif h <= dt_floor:
             return f"the drift is not finite within flow.dt_floor = {dt_floor:g} of t = {t:.6g}"
         else:
-            shrink = GROWTH[0] if not math.isfinite(err) else max(GROWTH[0], SAFETY / err ** EXPONENT)
+            shrink = GROWTH[0] if not math.isfinite(err) else max(GROWTH[0], SAFETY / err ** power)
             ctrl.dt, ctrl.rejected_last, ctrl.rejected = max(h * min(shrink, 1.0), dt_floor), True, ctrl.rejected + 1
     return ""
 

@@ -50,6 +50,11 @@ class Problem:
         return path(self.cfg, self.cfg.flow.batch_size or len(self.y))
 
     @property
+    def strategy(self) -> str:
+        """The drift strategy (``drifts.STRATEGIES``): "population" for the exact risk, else ``path``."""
+        return "population" if self.exact else self.path
+
+    @property
     def exact(self) -> bool:
         """True when the risk is the exact population risk (no samples)."""
         return self.cfg.data.kind == "population"

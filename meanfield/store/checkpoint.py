@@ -1,8 +1,8 @@
 """Checkpoints of a run in progress: ``checkpoint.json`` + ``checkpoint-STEP.npz`` in the run folder.
 
 A checkpoint is taken at a record time, so the loop restarts exactly where it stopped: the
-particles, the records and snapshots so far, the step, and the states of the noise and minibatch
-generators. Resuming gives the uninterrupted run bit for bit. The arrays go to a new file named
+state's arrays, the records and snapshots so far, the step, the states of the random generators
+and of the adaptive step controllers. Resuming gives the uninterrupted run bit for bit. The arrays go to a new file named
 by the step; the sealed JSON, written after them, names that file with the SHA-256 of every
 array, of the config and of the data and initial particles; only then is the previous arrays
 file removed. An interruption at any moment (a kill, a full disk) therefore leaves the previous
@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..engine import adaptive
 from ..errors import ConfigError, CorruptedResultError
 from . import files
 
@@ -34,16 +33,18 @@ def arrays_hash(*arrays) -> str:
 
 @dataclass
 class Progress:
-    """The loop's state at a record time."""
+    """A run's state at a record time: steps done, the state's arrays by name (``theta``, and
+    ``theta_lin`` for a lockstep tangent model), the records and snapshots so far, the random
+    generators' states, the run time so far and the adaptive step controllers' states (plain
+    dicts, by array name; None for fixed steps)."""
 
     done: int
-    theta: np.ndarray
-    theta_lin: np.ndarray | None
+    state: dict
     records: list
     snapshots: list | None
     rng_states: dict
     run_seconds: float
-    controllers: dict | None = None      # the adaptive integrator's (``adaptive.Controller``) by array name
+    controllers: dict | None = None
 
 
 def exists(folder) -> bool:
@@ -57,9 +58,7 @@ def _arrays_files(folder: Path) -> list[Path]:
 def save(folder, progress: Progress, cfg: Config, data_hash: str):
     """Write the checkpoint; OutputError (the previous checkpoint kept whole) if it cannot be."""
     folder = files.make_folder(folder)
-    arrays = {"theta": progress.theta}
-    if progress.theta_lin is not None:
-        arrays["theta_lin"] = progress.theta_lin
+    arrays = dict(progress.state)
     if progress.snapshots is not None:
         arrays["snapshots"] = np.array(progress.snapshots)
     for name in progress.records[0]:
@@ -70,16 +69,16 @@ def save(folder, progress: Progress, cfg: Config, data_hash: str):
         "format_version": FORMAT_VERSION, "config": cfg.to_dict(), "config_hash": config_hash(cfg),
         "data_hash": data_hash, "done": progress.done, "t": progress.done * cfg.flow.dt,
         "rng_states": progress.rng_states, "run_seconds": progress.run_seconds, "arrays_file": name,
-        "controllers": None if progress.controllers is None else
-        {key: ctrl.state() for key, ctrl in progress.controllers.items()},
-        "arrays": specs}, indent=None)
+        "controllers": progress.controllers, "state": sorted(progress.state), "arrays": specs}, indent=None)
     for old in _arrays_files(folder):
         if old.name != name:
             old.unlink(missing_ok=True)
 
 
-def load(folder, cfg: Config, data_hash: str) -> Progress:
-    """The saved progress; refuses another config, other data, or a damaged or edited file."""
+def load(folder, cfg: Config, data_hash: str, names, steps) -> Progress:
+    """The saved progress of a run whose state has the arrays ``names`` and records at ``steps``;
+    refuses another config, other data, a damaged or edited file, and one that contradicts itself
+    (records that do not match its step, as a re-sealed forgery could)."""
     folder = Path(folder)
     where = folder / STATE
     state = files.read_sealed(where, "a checkpoint")
@@ -100,33 +99,34 @@ def load(folder, cfg: Config, data_hash: str) -> Progress:
         raise ConfigError(f"the data or initial particles differ from the checkpoint's in {folder}",
                           parameter="data", value="changed", allowed="the data the run was started with")
     done = values["done"]
-    if isinstance(done, bool) or not isinstance(done, int) or not 0 <= done <= cfg.flow.n_steps:
-        raise CorruptedResultError(f"{where} has done = {done!r}; allowed: a step in 0..{cfg.flow.n_steps}",
-                                   parameter="done", value=done)
+    if isinstance(done, bool) or not isinstance(done, int) or done not in set(int(s) for s in steps):
+        raise CorruptedResultError(f"{where} has done = {done!r}; allowed: one of the run's record steps in "
+                                   f"0..{cfg.flow.n_steps}", parameter="done", value=done)
     arrays = files.read_arrays(folder / Path(str(values["arrays_file"])).name, values["arrays"])
-    names = [k[4:] for k in arrays if k.startswith("obs/")]
-    if "theta" not in arrays or not names:
-        raise CorruptedResultError(f"{folder / values['arrays_file']} lacks theta or the records",
+    observed = [k[4:] for k in arrays if k.startswith("obs/")]
+    missing = [name for name in names if name not in arrays]
+    if missing or not observed:
+        raise CorruptedResultError(f"{folder / values['arrays_file']} lacks {', '.join(missing) or 'the records'}",
                                    parameter="checkpoint", value=str(folder))
-    if not np.all(np.isfinite(arrays["theta"])):
-        raise CorruptedResultError(f"the particles in {folder / values['arrays_file']} are not finite",
-                                   parameter="theta", value=str(folder))
-    n_records = len(arrays[f"obs/{names[0]}"])
-    records = [{name: float(arrays[f"obs/{name}"][k]) for name in names} for k in range(n_records)]
+    for name in names:
+        if not np.all(np.isfinite(arrays[name])):
+            raise CorruptedResultError(f"the array {name!r} in {folder / values['arrays_file']} is not finite",
+                                       parameter=name, value=str(folder))
+    n_records = len(arrays[f"obs/{observed[0]}"])
+    expected = int(np.searchsorted(steps, done, side="right"))
+    counts = {len(arrays[k]) for k in arrays if k.startswith("obs/") or k == "snapshots"}
+    if counts != {expected}:
+        raise CorruptedResultError(f"{where} is at step {done}, which is record {expected} of the run, but holds "
+                                   f"{sorted(counts)} records: refusing a checkpoint that contradicts itself",
+                                   parameter="done", value=done)
+    records = [{name: float(arrays[f"obs/{name}"][k]) for name in observed} for k in range(n_records)]
     snapshots = list(arrays["snapshots"]) if "snapshots" in arrays else None
-    return Progress(done, arrays["theta"], arrays.get("theta_lin"), records, snapshots,
-                    values["rng_states"], values["run_seconds"], _controllers(state.get("controllers"), where))
-
-
-def _controllers(saved, where) -> dict | None:
-    """The adaptive integrator's saved controllers, or None (fixed-step runs)."""
-    if saved is None:
-        return None
-    try:
-        return {key: adaptive.Controller.from_state(value) for key, value in saved.items()}
-    except (AttributeError, TypeError, KeyError) as exc:
-        raise CorruptedResultError(f"{where} has unreadable controllers: {exc}", parameter="controllers",
-                                   value=str(where)) from None
+    controllers = state.get("controllers")
+    if controllers is not None and (not isinstance(controllers, dict) or set(controllers) != set(names)):
+        raise CorruptedResultError(f"{where} has controllers for {controllers!r}, not for {sorted(names)}",
+                                   parameter="controllers", value=str(where))
+    return Progress(done, {name: arrays[name] for name in names}, records, snapshots, values["rng_states"],
+                    values["run_seconds"], controllers)
 
 
 def remove(folder):

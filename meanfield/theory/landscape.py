@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from ..rules import LANDSCAPE, Subject, refuse
 from ..model import activations, energy, population, twolayer
 from ..model.scaling import output_scale, time_factor
 
@@ -60,13 +61,7 @@ class Landscape:
     def of(cls, result) -> "Landscape":
         """The landscape a ``Result`` was trained on (two-layer, unweighted, not the tangent model)."""
         cfg = result.config
-        for name, bad, allowed in (("network.depth", cfg.network.depth > 1, "1 (two-layer networks)"),
-                                   ("network.linearized", cfg.network.linearized, "false"),
-                                   ("network.centered", cfg.network.centered, "false"),
-                                   ("weights", result.weights is not None, "None (unweighted particles)")):
-            if bad:
-                raise ConfigError.invalid(name, True if name != "network.depth" else cfg.network.depth,
-                                          f"{allowed} for meanfield.theory.landscape")
+        refuse(Subject(cfg, weights=result.weights), LANDSCAPE, " for meanfield.theory.landscape")
         exact = cfg.data.kind == "population"
         return cls(cfg, None if exact else result.data.X, None if exact else result.data.y, result.data.teacher)
 

@@ -20,6 +20,7 @@ from ..analysis import distances
 from ..config import Config
 from ..engine.controller import simulate
 from ..errors import ConfigError
+from ..rules import LIMIT, broken, refuse
 from ..model import quadrature, twolayer
 from ..store.results import Result
 
@@ -27,18 +28,10 @@ COARSER = 2 / 3          # the error estimate's second level: round(COARSER * le
 
 
 def limit_applies(cfg: Config) -> tuple:
-    """() when ``mean_field_limit`` computes cfg's limit, else (parameter, value, what is allowed)."""
-    flow, net = cfg.flow, cfg.network
-    for parameter, value, bad, allowed in (
-            ("network.depth", net.depth, net.depth > 1, "1: the limit is that of two-layer networks"),
-            ("network.scaling", net.scaling, net.scaling != "mean_field", "'mean_field' (the limit of the 1/m predictor)"),
-            ("network.linearized", net.linearized, net.linearized, "false: the tangent model has no mean-field limit here"),
-            ("flow.temperature", flow.max_temperature, flow.max_temperature > 0,
-             "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward"),
-            ("flow.batch_size", flow.batch_size, flow.batch_size > 0, "0: minibatch SGD is not the gradient flow of one risk")):
-        if bad:
-            return parameter, value, allowed
-    return ()
+    """() when ``mean_field_limit`` computes cfg's limit, else (parameter, value, what is allowed)
+    (``rules.LIMIT``)."""
+    rule = broken(cfg, LIMIT)
+    return () if rule is None else (rule.field, rule.value(cfg), rule.allowed)
 
 
 def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estimate: bool = True) -> Result:
@@ -50,10 +43,8 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     training inputs over the record times (the population predictor's L2 gap for data.kind =
     "population"): an estimate of the coarser level's error, so conservative for ``level``
     (``estimate=False`` skips the coarser run: ``error`` is then None)."""
-    refused = limit_applies(cfg)
-    if refused:
-        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (the infinite-width limit is computed for "
-                                  "noiseless full-batch mean-field flows of two-layer networks)")
+    refuse(cfg, LIMIT, " (the infinite-width limit is computed for noiseless full-batch mean-field flows of "
+                       "two-layer networks)")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
         raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")

@@ -31,15 +31,21 @@ teacher's pairs. Shapes: Z (N, k + 2) = [w_S | r | a], omega (N,).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
+from ..engine.controller import run
+from ..engine.system import System
 from ..errors import ConfigError
 from ..model import integrators, population, quadrature
 from ..model.activations import ACTIVATIONS
+from ..model.data import check_start
 from ..model.twolayer import output_weights, train_mask
-from .limits import COARSER, limit_applies
+from ..rules import REDUCED, broken, refuse
+from ..store.checkpoint import arrays_hash
+from .limits import COARSER
 
 COSINES = 10            # Gauss–Jacobi nodes in c; d - k = 90: relative error 1e-13 (8: 6e-12, 12: round-off)
 
@@ -91,7 +97,7 @@ LAWS = {"population": _teacher_law, "isotropic_gaussians": _class_law}
 
 
 @dataclass(frozen=True)
-class Reduced:
+class ReducedFlow:
     """The reduced flow of one config: activation, alpha, lam, the train mask (k + 2,), the teacher
     [U_S | c*] (m0, k + 1) in S's basis, the input law's components (C, 3) (``LAWS``) and the
     cosine rule."""
@@ -106,7 +112,7 @@ class Reduced:
     cosines: tuple
 
     @classmethod
-    def of(cls, cfg: Config, teacher=None, cosines: int = COSINES) -> tuple["Reduced", np.ndarray]:
+    def of(cls, cfg: Config, teacher=None, cosines: int = COSINES) -> tuple["ReducedFlow", np.ndarray]:
         """(the reduced flow, the basis Q (d, k)) of cfg's population flow (``teacher``: the
         population's, default the one ``simulate(cfg)`` draws)."""
         net = cfg.network
@@ -124,7 +130,7 @@ class Reduced:
         return self.teacher.shape[1] - 1
 
 
-def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = False, rows=None):
+def sums(problem: ReducedFlow, Z: np.ndarray, omega: np.ndarray, compiled: bool = False, rows=None):
     """(Kbar, Abar, BS, Br): sum_j u_j kappa_ij, sum_j u_j A_ij (N,), sum_j u_j B_ij w_S,j (N, k),
     sum_j u_j r_j (B c)_ij (N,), each pair term averaged over the cosine rule and over the input
     law's components (x ~ N(0, tau^2 I): the terms of tau w, times 1, tau^2, tau, tau); u = omega a.
@@ -140,7 +146,7 @@ def sums(problem: Reduced, Z: np.ndarray, omega: np.ndarray, compiled: bool = Fa
     return tuple(total)
 
 
-def _standard_sums(problem: Reduced, Z, omega, compiled, rows):
+def _standard_sums(problem: ReducedFlow, Z, omega, compiled, rows):
     """``sums`` for x ~ N(0, I_d); ``_kernels.reduced_sums`` for the compiled closed forms."""
     k, (c, nu) = problem.k, problem.cosines
     if compiled and rows is None and problem.activation in population.CLOSED_FORMS:
@@ -160,7 +166,7 @@ def _standard_sums(problem: Reduced, Z, omega, compiled, rows):
     return (kappa @ nu) @ u, (A @ nu) @ u, (EB * u) @ WS, ((B * c) @ nu) @ (u * r)
 
 
-def _target_sums(problem: Reduced, Z):
+def _target_sums(problem: ReducedFlow, Z):
     """(E[y sigma(w.x)], the coefficients of w and of U_S c* in its gradient): (N,), (N,), (N, k).
     The teacher's pairs need no cosine (u_j lies in S); each labelled component adds p y
     (mean(tau^2 q), tau^2 slope(tau^2 q)) (``population.mean_terms``)."""
@@ -178,7 +184,7 @@ def _target_sums(problem: Reduced, Z):
     return Kt, At, BtU
 
 
-def velocity(problem: Reduced, Z, omega, compiled: bool = False) -> np.ndarray:
+def velocity(problem: ReducedFlow, Z, omega, compiled: bool = False) -> np.ndarray:
     """dZ/dt (N, k + 2) of the reduced limit (module docstring)."""
     k, alpha = problem.k, problem.alpha
     Kbar, Abar, BS, Br = sums(problem, Z, omega, compiled)
@@ -192,7 +198,7 @@ def velocity(problem: Reduced, Z, omega, compiled: bool = False) -> np.ndarray:
     return (-grad / alpha ** 2 - problem.lam * Z) * problem.mask
 
 
-def risk(problem: Reduced, Z, omega, compiled: bool = False) -> float:
+def risk(problem: ReducedFlow, Z, omega, compiled: bool = False) -> float:
     """The limit's population risk E[(f - y)^2] / 2 at the reduced measure (Z, omega)."""
     k, alpha = problem.k, problem.alpha
     u = omega * Z[:, k + 1]
@@ -210,7 +216,7 @@ def reduce(theta: np.ndarray, Q: np.ndarray) -> np.ndarray:
     return np.column_stack([WS, np.linalg.norm(theta[:, :d] - WS @ Q.T, axis=1), theta[:, d]])
 
 
-def predictor_distance(problem: Reduced, Q: np.ndarray, theta: np.ndarray, network, Z, omega) -> float:
+def predictor_distance(problem: ReducedFlow, Q: np.ndarray, theta: np.ndarray, network, Z, omega) -> float:
     """||f_m - f_inf||_L2 over the input law between the m-particle network theta (m, d + 1) (its
     own scale alpha s(m)) and the reduced limit (Z, omega): |f_m|^2 by the exact kernels, |f_inf|^2
     and the cross term by the cosine rule (the limit is invariant, so a fixed particle meets its
@@ -249,32 +255,62 @@ class ReducedLimit:
 
 
 def applies(cfg: Config) -> tuple:
-    """() when ``reduced_limit`` computes cfg's limit, else (parameter, value, what is allowed).
-    data.kind = "isotropic_gaussians" with online SGD: the limit is the population gradient flow
-    of the law it samples (m -> infinity and SGD's noise, of variance ~ dt / batch, gone)."""
-    net, data, flow = cfg.network, cfg.data, cfg.flow
-    classes = data.kind == "isotropic_gaussians" and flow.online
-    refused = limit_applies(cfg)
-    if refused and not (classes and refused[0] == "flow.batch_size"):
-        return refused
-    for parameter, value, bad, allowed in (
-            ("data.kind", data.kind, data.kind != "population" and not classes,
-             "'population' (the exact risk, Gaussian inputs), or 'isotropic_gaussians' with flow.online"),
-            ("data.inputs", data.inputs, data.inputs != "gaussian", "'gaussian' (rotation invariant)"),
-            ("network.bias", net.bias, net.bias, "false (a constant input breaks the rotation invariance)"),
-            ("flow.loss", flow.loss, flow.loss != "squared", "'squared'"),
-            ("network.activation", net.activation, net.activation not in population.EXACT,
-             f"one of {', '.join(population.EXACT)} (exact kernels)"),
-            ("data.teacher_activation", data.teacher_activation, not classes and data.teacher_activation != net.activation,
-             f"{net.activation!r}, the student's"),
-            ("init.w_law", cfg.init.w_law, cfg.init.w_law != "gaussian", "'gaussian' (isotropic)"),
-            ("flow.integrator", flow.integrator, flow.integrator not in integrators.FIXED_STEP,
-             f"one of {', '.join(integrators.FIXED_STEP)}"),
-            ("flow.potential", flow.potential.kind, flow.potential.kind != "none", "'none'"),
-            ("flow.interaction", flow.interaction.kind, flow.interaction.kind != "none", "'none'")):
-        if bad:
-            return parameter, value, allowed
-    return ()
+    """() when ``reduced_limit`` computes cfg's limit, else (parameter, value, what is allowed)
+    (``rules.REDUCED``). data.kind = "isotropic_gaussians" with online SGD: the limit is the
+    population gradient flow of the law it samples (m -> infinity and SGD's noise, of variance
+    ~ dt / batch, gone)."""
+    rule = broken(cfg, REDUCED)
+    return () if rule is None else (rule.field, rule.value(cfg), rule.allowed(cfg) if callable(rule.allowed)
+                                    else rule.allowed)
+
+
+class Reduced(System):
+    """The reduced limit as a system the controller runs: reduced particles Z (N, k + 2) of weights
+    omega (N,), moved by ``velocity`` with cfg's integrator and dt (fixed or error-controlled
+    steps), recorded at cfg's record times up to ``until``; its ``train_risk`` is the limit's
+    population risk, and every record keeps Z."""
+
+    def __init__(self, cfg: Config, flow: ReducedFlow, Z0: np.ndarray, omega: np.ndarray, compiled: bool = True,
+                 until: float | None = None):
+        self.cfg, self.flow, self.Z0, self.omega, self.compiled, self.until = cfg, flow, Z0, omega, compiled, until
+        with self.session():
+            self.first = self.observe({"Z": Z0}, 0.0)
+        check_start(self.first["train_risk"], {"Z": Z0})
+
+    def initial(self) -> dict:
+        return {"Z": self.Z0.copy()}
+
+    def identity(self) -> str:
+        flow = self.flow
+        return arrays_hash(self.Z0, self.omega, flow.teacher, flow.components, *flow.cosines)
+
+    def steps(self) -> np.ndarray:
+        steps = super().steps()
+        return steps if self.until is None else steps[steps * self.cfg.flow.dt <= self.until * (1 + 1e-12)]
+
+    def _velocity(self, Z):
+        return velocity(self.flow, Z, self.omega, self.compiled)
+
+    def advance(self, state: dict, draws, noise, scale, k: int):
+        flow = self.cfg.flow
+        for _ in range(k):
+            state["Z"] = integrators.step(state["Z"], self._velocity, flow.dt, flow.integrator)
+
+    def drift(self, name: str):
+        return self._velocity
+
+    def counted(self, name: str):
+        return self.flow.mask.astype(bool)
+
+    def observe(self, state: dict, t: float) -> dict:
+        return {"train_risk": risk(self.flow, state["Z"], self.omega, self.compiled)}
+
+    def snapshot(self, state: dict):
+        return state["Z"].copy()
+
+    def outcome(self, state: dict) -> dict:
+        return {"theta": state["Z"], "theta0": self.Z0, "weights": self.omega,
+                "stats": {"nodes": len(self.omega), "threads": 1, "compile_seconds": 0.0}}
 
 
 # the coarser level of each rule, and how it is drawn: nested Sobol sets share their points and
@@ -284,36 +320,30 @@ RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER *
 
 
 def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
-                  estimate: bool = True, compiled: bool = True, until: float | None = None) -> ReducedLimit:
+                  estimate: bool = True, compiled: bool = True, until: float | None = None, progress=None,
+                  checkpoint=None) -> ReducedLimit:
     """The infinite-width limit of cfg's population flow by the symmetry reduction (module
     docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
     rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
-    moved by cfg's integrator and dt to cfg's record times, the error estimated against the coarser
-    level (2/3 of it for "gauss"; for "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the
-    teacher ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it."""
-    from ..engine.problem import record_steps
-
-    refused = applies(cfg)
-    if refused:
-        raise ConfigError.invalid(*refused[:2], f"{refused[2]} (reduced_limit)")
+    moved by cfg's integrator and dt to cfg's record times (the controller: progress, divergence,
+    checkpoints), the error estimated against the coarser level (2/3 of it for "gauss"; for "sobol"
+    half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the teacher
+    ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it. ``checkpoint``: a folder
+    (each level in its subfolder ``level-L``): an interrupted computation resumes bit for bit."""
+    refuse(cfg, REDUCED, " (reduced_limit)")
     if rule not in RULES:
         raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
     make, coarser, options = RULES[rule]
-    problem, Q = Reduced.of(cfg, teacher, cosines)
-    def run(at_level, **options):
-        Z, omega = make(cfg.network, cfg.init, at_level, problem.k, **options)
-        flow = cfg.flow
-        steps = record_steps(flow.n_steps, cfg.record.n_records, cfg.record.spacing)
-        steps = steps if until is None else steps[steps * flow.dt <= until * (1 + 1e-12)]
-        out, done = [], 0
-        for target in steps:
-            for _ in range(done, int(target)):
-                Z = integrators.step(Z, lambda z: velocity(problem, z, omega, compiled), flow.dt, flow.integrator)
-            done = int(target)
-            out.append(Z.copy())
-        return steps * flow.dt, np.array([risk(problem, z, omega, compiled) for z in out]), np.array(out), omega
+    flow, Q = ReducedFlow.of(cfg, teacher, cosines)
 
-    t, risks, snapshots, omega = run(level)
-    coarse = run(coarser(level), **options)[1] if estimate else None
+    def solve(at_level, **options):
+        Z, omega = make(cfg.network, cfg.init, at_level, flow.k, **options)
+        system = Reduced(cfg, flow, Z, omega, compiled, until)
+        folder = None if checkpoint is None else Path(checkpoint) / f"level-{at_level}"
+        return run(system, progress=progress, checkpoint=folder)
+
+    fine = solve(level)
+    risks = fine.observables["train_risk"]
+    coarse = solve(coarser(level), **options).observables["train_risk"] if estimate else None
     error = float(np.max(np.abs(risks - coarse))) if estimate else None
-    return ReducedLimit(t, risks, snapshots, omega, Q, level, coarse, error)
+    return ReducedLimit(fine.t, risks, fine.snapshots, fine.weights, Q, level, coarse, error)

@@ -45,16 +45,16 @@ def engine_stepper(X, y, theta):
     import meanfield as mf
     from meanfield.model.data import Dataset
     from meanfield.engine.problem import build
-    from meanfield.engine.drifts import Stepper
+    from meanfield.engine.drifts import strategy
 
     n, d = X.shape
     cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
     problem = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
-    stepper, state = Stepper(problem, n), theta.copy()
+    stepper, state = strategy(problem, n), theta.copy()
     idx, none3, none1, f0 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0), np.zeros(n)
 
     def step():
-        stepper(state, X, y, f0, idx, none3, none1, 1)
+        stepper.advance(state, X, y, f0, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
     return step
 

@@ -1,0 +1,162 @@
+"""A deep network (``network.depth >= 2``, ``model/deep.py``) as a system: the run's integrator
+(``integrators.step``) on d w_l / dt = -dR/dw_l - lam w_l, in the two-layer engine's time
+convention, on the full batch, minibatches or fresh online samples.
+
+The result's ``theta`` and ``theta0`` are the flat raw parameters (``DeepNet.flatten``; views by
+layer: ``network(cfg).unflatten(theta)``); there are no snapshots. Observables at every record:
+
+- ``train_risk``, ``test_risk``, ``predictor_norm`` as for two-layer runs;
+- ``weight_change_l{l}``: ||w_l(t) - w_l(0)||_F / ||w_l(0)||_F for each layer l = 1 .. L + 1
+  (L + 1: the read-out);
+- ``feature_update_l{l}``: the root mean square over training inputs and units of
+  h^(l)(t) - h^(l)(0), the change of layer l's pre-activations (the "coordinate check");
+- diagnostics ``lambda_min`` (of H(t) on the training inputs) and ``kernel_change``
+  (||H(t) - H(0)||_F / ||H(0)||_F), with ``kernel_change_l{l}`` per layer.
+
+Matrix products run in fixed blocks of rows on ``flow.threads`` threads (0: ``threads.choose``,
+from the step's multiply-adds), each block one single-threaded BLAS call (``deep.matmul``): the
+same bits on any thread count. (OpenBLAS's own threads do not give the same bits: measured.)
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..config import Config
+from ..model import integrators, twolayer
+from ..model.data import check_start, draw
+from ..model.deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict, resnet_scale, velocity
+from ..rules import DEEP_INPUTS, Subject, refuse
+from ..store import checkpoint
+from . import threads as thread_policy
+from .system import System
+
+
+def network(cfg: Config) -> DeepNet:
+    """The deep network of a config: c_sigma = 1 / E[sigma(g)^2] (Du et al.), and for resnets the
+    branch factor of Du et al.'s c_res / (L sqrt(m))."""
+    net = cfg.network
+    params = tuple(net.activation_params)
+    c_sigma = c_sigma_of(net.activation, params)
+    return DeepNet(net.d, net.m, net.depth, net.activation, net.architecture, net.parameterization, c_sigma,
+                   resnet_scale(net.depth, net.c_res, c_sigma), params)
+
+
+class _Records:
+    """The observables at a record, and what they compare against at t = 0."""
+
+    def __init__(self, cfg: Config, net: DeepNet, dataset, params0):
+        self.cfg, self.net, self.data, self.params0 = cfg, net, dataset, [w.copy() for w in params0]
+        self.h0 = forward(net, params0, dataset.X)[0]
+        self.kernels = bool(cfg.record.diagnostics)
+        self.H0 = layer_kernels(net, params0, dataset.X) if self.kernels else None
+
+    def record(self, params):
+        net, data, loss = self.net, self.data, self.cfg.flow.loss
+        h, _, f = forward(net, params, data.X)
+        row = {"train_risk": float(np.mean(twolayer.loss(loss, f, data.y))),
+               "test_risk": float(np.mean(twolayer.loss(loss, predict(net, params, data.X_test), data.y_test)))
+               if len(data.y_test) else math.nan,
+               "predictor_norm": float(np.sqrt(np.mean(f ** 2)))}
+        for l, (w, w0) in enumerate(zip(params, self.params0), start=1):
+            row[f"weight_change_l{l}"] = float(np.linalg.norm(w - w0) / np.linalg.norm(w0))
+        for l, (hl, hl0) in enumerate(zip(h, self.h0), start=1):
+            row[f"feature_update_l{l}"] = float(np.sqrt(np.mean((hl - hl0) ** 2)))
+        if self.kernels:
+            H = layer_kernels(net, params, data.X)
+            for l, (Hl, Hl0) in enumerate(zip(H, self.H0), start=1):
+                row[f"kernel_change_l{l}"] = float(np.linalg.norm(Hl - Hl0) / np.linalg.norm(Hl0))
+            total, total0 = sum(H), sum(self.H0)
+            if "kernel_change" in self.cfg.record.diagnostics:
+                row["kernel_change"] = float(np.linalg.norm(total - total0) / np.linalg.norm(total0))
+            if "lambda_min" in self.cfg.record.diagnostics:
+                row["lambda_min"] = float(np.linalg.eigvalsh(total)[0])
+        return row
+
+
+class Deep(System):
+    """A deep network's flat parameters (module docstring); made by ``prepare``."""
+
+    streams = ("batch",)
+
+    @staticmethod
+    def takes(cfg: Config) -> bool:
+        return cfg.network.depth > 1
+
+    @staticmethod
+    def inputs(cfg: Config, theta0, weights) -> tuple:
+        """Deep runs draw their parameters: a given theta0 or weights is refused by name."""
+        refuse(Subject(cfg, theta0=theta0, weights=weights), DEEP_INPUTS)
+        return None, None
+
+    @classmethod
+    def prepare(cls, cfg: Config, dataset, rng_init, theta0=None, weights=None) -> "Deep":
+        """The network at initialisation and its record at t = 0; an output that overflows float64
+        there is refused (DataError naming X, y or the parameters), as for two-layer runs."""
+        return cls(cfg, dataset, rng_init)
+
+    def __init__(self, cfg: Config, dataset, rng_init):
+        flow = cfg.flow
+        self.cfg, self.dataset = cfg, dataset
+        self.net = network(cfg)
+        params0 = self.net.init(rng_init)
+        self.theta0 = self.net.flatten(params0)
+        self.batch = flow.batch_size or len(dataset.y)
+        self.threads = thread_policy.choose(flow.threads, self.batch * self.net.size(), thread_policy.usable_cpus())
+        with self.session():
+            self.records = _Records(cfg, self.net, dataset, params0)
+            self.first = self.records.record(params0)
+        check_start(self.first["train_risk"], {"X": dataset.X, "y": dataset.y, "theta0": self.theta0})
+
+    def initial(self) -> dict:
+        return {"theta": self.theta0.copy()}
+
+    def identity(self) -> str:
+        d = self.dataset
+        return checkpoint.arrays_hash(d.X, d.y, d.X_test, d.y_test, self.theta0)
+
+    def step_bytes(self) -> int:
+        flow = self.cfg.flow
+        return self.batch * (self.cfg.network.d + 2) * 8 if flow.online or flow.batch_size else 0
+
+    def draws(self, k: int, rngs: dict) -> list:
+        """The samples (X, y) of each of k steps: the full batch, a minibatch without replacement
+        within the step, or fresh samples from the data law (online)."""
+        cfg, data, B = self.cfg, self.dataset, self.cfg.flow.batch_size
+        if cfg.flow.online:
+            return [draw(cfg, data.teacher, B, rngs["batch"]) for _ in range(k)]
+        if B:
+            return [(data.X[rows], data.y[rows]) for rows in (rngs["batch"].permutation(len(data.y))[:B]
+                                                              for _ in range(k))]
+        return [(data.X, data.y)] * k
+
+    def _velocity(self, X, y):
+        net, flow = self.net, self.cfg.flow
+        return lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
+
+    def advance(self, state: dict, draws, noise, scale, k: int):
+        flow = self.cfg.flow
+        for X, y in draws:
+            state["theta"] = integrators.step(state["theta"], self._velocity(X, y), flow.dt, flow.integrator)
+
+    def drift(self, name: str):
+        return self._velocity(self.dataset.X, self.dataset.y)
+
+    def observe(self, state: dict, t: float) -> dict:
+        return self.records.record(self.net.unflatten(state["theta"]))
+
+    def snapshot(self, state: dict):
+        return None
+
+    @contextmanager
+    def session(self):
+        with parallel(self.threads), np.errstate(over="ignore", invalid="ignore"):
+            yield
+
+    def outcome(self, state: dict) -> dict:
+        d = self.dataset
+        return {"theta": state["theta"], "theta0": self.theta0, "weights": None, "data": d,
+                "stats": {"compile_seconds": 0.0, "threads": self.threads, "parameters": self.net.size(),
+                          "n_train": len(d.y), "n_test": len(d.y_test)}}

@@ -1,0 +1,216 @@
+"""Every cross-field refusal as data: one ``Rule`` type, the tables, and one place that applies them.
+
+A rule names the ``field`` its refusal is about, ``when`` the combination is refused (a function
+of the subject: the config, seen together with the call's own arguments such as ``weights``),
+what is ``allowed`` instead (text, or a function of the subject) and an optional ``hint``; the
+refusal is ``ConfigError.invalid(field, value, allowed, hint)``, value the field's (tuples shown
+as lists). Tables: ``CONFIG`` (checked on every ``Config``), ``FLOW`` (on the flow section),
+``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS`` its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed
+mean-field limit), ``REDUCED`` (the limit reduced by symmetry), ``LANDSCAPE`` (critical points
+and certificates). ``refuse`` raises the first broken rule; ``broken`` returns it.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import ConfigError
+from .model import activations, integrators
+from .model.diagnostics import SAMPLE_BASED
+
+SAMPLED_KINDS = ("teacher", "isotropic_gaussians")        # laws that online SGD can sample
+EXACT = tuple(a.name for a in activations.ACTIVATIONS.values() if a.population in ("closed form", "orthant"))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A refused combination (module docstring)."""
+
+    field: str
+    when: Callable
+    allowed: str | Callable
+    hint: str = ""
+    shown: Callable | None = None        # the value to show, if not the field's own
+
+    def value(self, subject):
+        if self.shown is not None:
+            return self.shown(subject)
+        return _plain(functools.reduce(getattr, self.field.split("."), subject))
+
+
+class Subject:
+    """A config seen with the call's arguments: ``Subject(cfg, weights=w).weights``, ``.network``."""
+
+    def __init__(self, cfg, **given):
+        self._cfg, self._given = cfg, given
+
+    def __getattr__(self, name):
+        given = self.__dict__["_given"]
+        return given[name] if name in given else getattr(self.__dict__["_cfg"], name)
+
+
+def broken(subject, rules) -> Rule | None:
+    """The first rule of ``rules`` that ``subject`` breaks, or None."""
+    return next((rule for rule in rules if rule.when(subject)), None)
+
+
+def refuse(subject, rules, context: str = ""):
+    """Raise ConfigError for the first rule ``subject`` breaks; ``context`` follows what is allowed."""
+    rule = broken(subject, rules)
+    if rule is not None:
+        allowed = rule.allowed(subject) if callable(rule.allowed) else rule.allowed
+        raise ConfigError.invalid(rule.field, rule.value(subject), allowed + context, rule.hint)
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _same_degree(s) -> bool:
+    """Student and teacher activations homogeneous of one degree (the sphere's population risk)."""
+    k = activations.activation(s.network.activation).homogeneity
+    return k is not None and k == activations.activation(s.data.teacher_activation).homogeneity
+
+
+def _no_kernel(name) -> bool:
+    return activations.activation(name).population is None
+
+
+def _population(field, when, allowed):
+    return Rule(field, lambda s: s.data.kind == "population" and when(s), allowed)
+
+
+def _gibbs(field, when, allowed):
+    return Rule(field, lambda s: "gibbs" in s.record.diagnostics and when(s), allowed)
+
+
+def _teacher_rows(field, when, allowed, shown=None):
+    return Rule(field, lambda s: bool(s.data.teacher_weights) and when(s), allowed, shown=shown)
+
+
+# what a deep network (network.depth >= 2) does not take, by name
+DEEP = (
+    Rule("network.scaling", lambda s: s.network.scaling != "mean_field",
+         "'mean_field' (unused) with network.depth >= 2: set network.parameterization instead"),
+    Rule("network.alpha", lambda s: s.network.alpha != 1.0, "1 with network.depth >= 2 (network.parameterization sets "
+         "the scales)"),
+    Rule("network.centered", lambda s: s.network.centered, "false with network.depth >= 2"),
+    Rule("network.linearized", lambda s: s.network.linearized, "false with network.depth >= 2"),
+    Rule("network.train", lambda s: s.network.train != "both", "'both' with network.depth >= 2 (every layer is trained)"),
+    Rule("data.kind", lambda s: s.data.kind == "population", "a sampled kind with network.depth >= 2 (no exact "
+         "population risk)"),
+    Rule("flow.temperature", lambda s: s.flow.max_temperature > 0, "0 with network.depth >= 2"),
+    Rule("flow.potential.kind", lambda s: s.flow.potential.kind != "none", "'none' with network.depth >= 2"),
+    Rule("flow.interaction.kind", lambda s: s.flow.interaction.kind != "none", "'none' with network.depth >= 2"),
+    Rule("init.symmetric", lambda s: s.init.symmetric, "false with network.depth >= 2 (network.parameterization sets "
+         "the initial law)"),
+    Rule("record.diagnostics", lambda s: bool(set(s.record.diagnostics) - {"lambda_min", "kernel_change"}),
+         "'lambda_min' and 'kernel_change' with network.depth >= 2"),
+)
+DEEP_INPUTS = tuple(Rule(name, lambda s, name=name: getattr(s, name) is not None,
+                         "None with network.depth >= 2 (deep runs draw their parameters from network.parameterization)",
+                         shown=lambda s, name=name: type(getattr(s, name)).__name__) for name in ("theta0", "weights"))
+
+
+
+CONFIG = (
+    Rule("network.m", lambda s: s.init.symmetric and s.network.m % 2, "an even integer when init.symmetric is true"),
+    Rule("flow.online", lambda s: s.flow.online and s.data.kind not in SAMPLED_KINDS,
+         "false unless data.kind is one of " + ", ".join(map(repr, SAMPLED_KINDS)),
+         "online SGD needs a data law to sample from"),
+    Rule("flow.engine", lambda s: s.flow.engine == "blas" and s.network.linearized,
+         "'fused' or 'auto' for the tangent model (network.linearized)"),
+    Rule("flow.potential.matrix", lambda s: bool(s.flow.potential.matrix) and len(s.flow.potential.matrix) != s.network.d + 1,
+         lambda s: f"a (network.d + 1) x (network.d + 1) = {s.network.d + 1} x {s.network.d + 1} matrix"),
+    Rule("flow.batch_size", lambda s: s.flow.batch_size and s.data.kind == "none", "0 when data.kind = 'none'"),
+    _population("data.inputs", lambda s: s.data.inputs == "sphere" and not _same_degree(s),
+                "'gaussian' with data.kind = 'population', or 'sphere' when network.activation and "
+                "data.teacher_activation are homogeneous of one degree (relu, leaky_relu, linear; quadratic)"),
+    _population("network.bias", lambda s: s.network.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
+    _population("data.label_noise", lambda s: s.data.label_noise > 0, "0 with data.kind = 'population'"),
+    _population("network.activation", lambda s: _no_kernel(s.network.activation), "an activation with a population kernel"),
+    _population("data.teacher_activation", lambda s: _no_kernel(s.data.teacher_activation),
+                "an activation with a population kernel"),
+    _population("flow.loss", lambda s: s.flow.loss != "squared", "'squared' with data.kind = 'population'"),
+    _population("flow.batch_size", lambda s: s.flow.batch_size > 0, "0 with data.kind = 'population' (exact risk)"),
+    _population("record.diagnostics", lambda s: bool(set(s.record.diagnostics) & set(SAMPLE_BASED)),
+                "no sample-based diagnostic (" + ", ".join(SAMPLE_BASED) + ") with data.kind = 'population'"),
+    _gibbs("flow.lam", lambda s: s.flow.lam <= 0, "> 0 for the 'gibbs' diagnostic"),
+    _gibbs("flow.temperature", lambda s: s.flow.max_temperature <= 0, "> 0 for the 'gibbs' diagnostic"),
+    _gibbs("network.train", lambda s: s.network.train != "both", "'both' for the 'gibbs' diagnostic"),
+    Rule("record.diagnostics", lambda s: "masses" in s.record.diagnostics and s.data.kind not in ("teacher", "population"),
+         "'masses' only with a teacher (data.kind = 'teacher' or 'population')"),
+    _teacher_rows("data.kind", lambda s: s.data.kind not in ("teacher", "population"),
+                  "'teacher' or 'population' with data.teacher_weights"),
+    _teacher_rows("data.teacher_weights", lambda s: len(s.data.teacher_weights[0]) != s.network.d + 1,
+                  lambda s: f"rows of network.d + 1 = {s.network.d + 1} numbers [u_j | c_j]"),
+    _teacher_rows("data.teacher_m0", lambda s: s.data.teacher_m0 != len(s.data.teacher_weights),
+                  lambda s: f"{len(s.data.teacher_weights)}, the number of rows of data.teacher_weights"),
+    _teacher_rows("data.teacher_orthonormal", lambda s: s.data.teacher_orthonormal, "false with data.teacher_weights"),
+    Rule("data.teacher_m0", lambda s: s.data.teacher_orthonormal and s.data.teacher_m0 > s.network.d,
+         lambda s: f"at most network.d = {s.network.d} with data.teacher_orthonormal"),
+    *(Rule(rule.field, lambda s, rule=rule: s.network.depth > 1 and rule.when(s), rule.allowed, rule.hint, rule.shown)
+      for rule in DEEP),
+    Rule("data.test_fraction", lambda s: s.data.test_fraction and s.data.kind != "arrays",
+         "0 unless data.kind = 'arrays' (use data.n_test)"),
+)
+
+# the flow section: methods without noise integrate deterministic flows only
+FLOW = tuple(
+    Rule(field, lambda s, when=when: when(s.flow) and not integrators.INTEGRATORS[s.flow.integrator].noise,
+         lambda s, allowed=allowed: f"{allowed} with flow.integrator = {s.flow.integrator!r}",
+         "use 'euler' (Euler–Maruyama) or 'heun' with noise or minibatches")
+    for field, when, allowed in (
+        ("flow.temperature", lambda f: f.max_temperature > 0, "0: it integrates deterministic flows"),
+        ("flow.batch_size", lambda f: f.batch_size > 0, "0 (full batch): it integrates deterministic flows")))
+
+WEIGHTED = (
+    Rule("network.scaling", lambda s: s.network.scaling != "mean_field",
+         "'mean_field' with weighted particles (the weights replace the 1/m of the mean-field predictor)"),
+    Rule("network.linearized", lambda s: s.network.linearized, "false with weighted particles"),
+    Rule("record.diagnostics", lambda s: bool(s.record.diagnostics),
+         "[] with weighted particles (the diagnostics assume equal weights)"),
+)
+
+LIMIT = (
+    Rule("network.depth", lambda s: s.network.depth > 1, "1: the limit is that of two-layer networks"),
+    Rule("network.scaling", lambda s: s.network.scaling != "mean_field", "'mean_field' (the limit of the 1/m predictor)"),
+    Rule("network.linearized", lambda s: s.network.linearized, "false: the tangent model has no mean-field limit here"),
+    Rule("flow.temperature", lambda s: s.flow.max_temperature > 0,
+         "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward", shown=lambda s: s.flow.max_temperature),
+    Rule("flow.batch_size", lambda s: s.flow.batch_size > 0, "0: minibatch SGD is not the gradient flow of one risk"),
+)
+
+
+def _classes(s) -> bool:
+    """Mei, Montanari & Nguyen's isotropic Gaussian classes sampled by online SGD: the limit is the
+    population flow of the law it samples (m -> infinity, and SGD's noise of variance ~ dt / batch gone)."""
+    return s.data.kind == "isotropic_gaussians" and s.flow.online
+
+
+REDUCED = (
+    *(rule for rule in LIMIT if rule.field != "flow.batch_size"),
+    Rule("flow.batch_size", lambda s: s.flow.batch_size > 0 and not _classes(s),
+         "0: minibatch SGD is not the gradient flow of one risk"),
+    Rule("data.kind", lambda s: s.data.kind != "population" and not _classes(s),
+         "'population' (the exact risk, Gaussian inputs), or 'isotropic_gaussians' with flow.online"),
+    Rule("data.inputs", lambda s: s.data.inputs != "gaussian", "'gaussian' (rotation invariant)"),
+    Rule("network.bias", lambda s: s.network.bias, "false (a constant input breaks the rotation invariance)"),
+    Rule("flow.loss", lambda s: s.flow.loss != "squared", "'squared'"),
+    Rule("network.activation", lambda s: s.network.activation not in EXACT,
+         f"one of {', '.join(EXACT)} (exact kernels)"),
+    Rule("data.teacher_activation", lambda s: not _classes(s) and s.data.teacher_activation != s.network.activation,
+         lambda s: f"{s.network.activation!r}, the student's"),
+    Rule("init.w_law", lambda s: s.init.w_law != "gaussian", "'gaussian' (isotropic)"),
+    Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
+    Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
+         shown=lambda s: s.flow.interaction.kind),
+)
+
+LANDSCAPE = (
+    Rule("network.depth", lambda s: s.network.depth > 1, "1 (two-layer networks)"),
+    Rule("network.linearized", lambda s: s.network.linearized, "false"),
+    Rule("network.centered", lambda s: s.network.centered, "false"),
+    Rule("weights", lambda s: s.weights is not None, "None (unweighted particles)", shown=lambda s: True),
+)
