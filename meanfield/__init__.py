@@ -33,7 +33,8 @@ def __getattr__(name):
     if name in _aliases.MOVED:
         import importlib
 
-        return importlib.import_module(f"meanfield.{_aliases.new_home(name)}")
+        module = globals()[name] = importlib.import_module(f"meanfield.{_aliases.new_home(name)}")    # warned once
+        return module
     raise AttributeError(f"module 'meanfield' has no attribute {name!r}")
 
 __version__ = "0.1.0"

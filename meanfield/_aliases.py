@@ -53,7 +53,9 @@ class _Loader(importlib.abc.Loader):
         sys.modules[self.new] = module
 
     def get_code(self, fullname):
-        return importlib.util.find_spec(self.new).loader.get_code(self.new)
+        """``python -m meanfield.OLD``: run the new module as the main one."""
+        return compile(f"import runpy; runpy.run_module({self.new!r}, run_name='__main__', alter_sys=True)",
+                       f"<meanfield.{fullname}>", "exec")
 
 
 class _Finder(importlib.abc.MetaPathFinder):

@@ -179,7 +179,7 @@ def test_a_user_given_teacher_labels_the_data_and_is_checked():
 
 
 def test_diagnostics_are_validated_from_their_registry():
-    from meanfield.engine.observables import DIAGNOSTICS
+    from meanfield.model.diagnostics import DIAGNOSTICS
 
     with pytest.raises(mf.ConfigError, match="did you mean 'lambda_min'") as info:
         mf.Config(record={"diagnostics": ["lambda_mn"]})

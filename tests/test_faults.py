@@ -211,6 +211,39 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_names_it(tmp_path, small_disk
     assert kept.done * cfg.flow.dt == pytest.approx(float(proc.stderr.split("at t = ")[1].split(" ")[0]))
 
 
+def test_a_deep_run_on_a_full_disk_keeps_the_last_checkpoint_and_names_it(tmp_path, small_disk):
+    """The disk fills while a deep run writes a checkpoint at every record: the same one line as a
+    two-layer run's (one controller), and the checkpoint it names resumes."""
+    cfg = mf.Config(seed=3, network={"m": 64, "d": 3, "depth": 2}, data={"n": 30},
+                    flow={"dt": 0.01, "t_end": 100.0},
+                    record={"n_records": 1000, "spacing": "linear", "checkpoint_seconds": 0.0})
+    config = tmp_path / "c.toml"
+    config.write_text(cfg.to_toml())
+    out = small_disk / "run"
+    proc = interruptible([*CLI, "run", str(config), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    assert wait_for(lambda: checkpoint.exists(out) and json.loads((out / checkpoint.STATE).read_text())["done"] > 0)
+    with open(small_disk / "filler", "wb") as handle:          # take every byte left
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError:
+            pass
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    one_line_error(err, "No space left on device", "the last checkpoint, at t = ", "is kept in")
+    (small_disk / "filler").unlink()
+    assert cli("resume", out).returncode == 0
+    assert_same_run_but_snapshots(mf.Result.load(out), mf.simulate(cfg))
+
+
+def assert_same_run_but_snapshots(a, b):
+    np.testing.assert_array_equal(a.theta, b.theta)
+    for name in a.observables:
+        np.testing.assert_array_equal(a.observables[name], b.observables[name])
+
+
 def _run_arrays(cfg):
     from meanfield.model.data import make_data
     from meanfield.model.init import initial_particles

@@ -3,15 +3,9 @@
 convention, on the full batch, minibatches or fresh online samples.
 
 The result's ``theta`` and ``theta0`` are the flat raw parameters (``DeepNet.flatten``; views by
-layer: ``network(cfg).unflatten(theta)``); there are no snapshots. Observables at every record:
-
-- ``train_risk``, ``test_risk``, ``predictor_norm`` as for two-layer runs;
-- ``weight_change_l{l}``: ||w_l(t) - w_l(0)||_F / ||w_l(0)||_F for each layer l = 1 .. L + 1
-  (L + 1: the read-out);
-- ``feature_update_l{l}``: the root mean square over training inputs and units of
-  h^(l)(t) - h^(l)(0), the change of layer l's pre-activations (the "coordinate check");
-- diagnostics ``lambda_min`` (of H(t) on the training inputs) and ``kernel_change``
-  (||H(t) - H(0)||_F / ||H(0)||_F), with ``kernel_change_l{l}`` per layer.
+layer: ``network(cfg).unflatten(theta)``); there are no snapshots. Its observables are those of
+the shared registry (``observables.py``) that ``DeepView`` has the quantities of: the risks, the
+predictor's norm, per-layer weight changes and feature updates, and the kernel diagnostics.
 
 Matrix products run in fixed blocks of rows on ``flow.threads`` threads (0: ``threads.choose``,
 from the step's multiply-adds), each block one single-threaded BLAS call (``deep.matmul``): the
@@ -21,6 +15,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from functools import cached_property
 
 import numpy as np
 
@@ -31,6 +26,7 @@ from ..model.deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, 
 from ..rules import DEEP_INPUTS, Subject, refuse
 from ..store import checkpoint
 from . import threads as thread_policy
+from .observables import observe
 from .system import System
 
 
@@ -44,36 +40,56 @@ def network(cfg: Config) -> DeepNet:
                    resnet_scale(net.depth, net.c_res, c_sigma), params)
 
 
-class _Records:
-    """The observables at a record, and what they compare against at t = 0."""
+class DeepView:
+    """A deep network's parameters (by layer) at a record time, and the quantities its
+    observables read (``observables.OBSERVABLES``), each computed once, on first use; ``start``
+    holds what they compare against at t = 0."""
 
-    def __init__(self, cfg: Config, net: DeepNet, dataset, params0):
-        self.cfg, self.net, self.data, self.params0 = cfg, net, dataset, [w.copy() for w in params0]
-        self.h0 = forward(net, params0, dataset.X)[0]
-        self.kernels = bool(cfg.record.diagnostics)
-        self.H0 = layer_kernels(net, params0, dataset.X) if self.kernels else None
+    def __init__(self, start: "DeepView | None", net: DeepNet, params, dataset, cfg: Config):
+        self.start, self.net, self.params, self.data, self.cfg = start or self, net, params, dataset, cfg
 
-    def record(self, params):
-        net, data, loss = self.net, self.data, self.cfg.flow.loss
-        h, _, f = forward(net, params, data.X)
-        row = {"train_risk": float(np.mean(twolayer.loss(loss, f, data.y))),
-               "test_risk": float(np.mean(twolayer.loss(loss, predict(net, params, data.X_test), data.y_test)))
-               if len(data.y_test) else math.nan,
-               "predictor_norm": float(np.sqrt(np.mean(f ** 2)))}
-        for l, (w, w0) in enumerate(zip(params, self.params0), start=1):
-            row[f"weight_change_l{l}"] = float(np.linalg.norm(w - w0) / np.linalg.norm(w0))
-        for l, (hl, hl0) in enumerate(zip(h, self.h0), start=1):
-            row[f"feature_update_l{l}"] = float(np.sqrt(np.mean((hl - hl0) ** 2)))
-        if self.kernels:
-            H = layer_kernels(net, params, data.X)
-            for l, (Hl, Hl0) in enumerate(zip(H, self.H0), start=1):
-                row[f"kernel_change_l{l}"] = float(np.linalg.norm(Hl - Hl0) / np.linalg.norm(Hl0))
-            total, total0 = sum(H), sum(self.H0)
-            if "kernel_change" in self.cfg.record.diagnostics:
-                row["kernel_change"] = float(np.linalg.norm(total - total0) / np.linalg.norm(total0))
-            if "lambda_min" in self.cfg.record.diagnostics:
-                row["lambda_min"] = float(np.linalg.eigvalsh(total)[0])
-        return row
+    @cached_property
+    def _forward(self):
+        return forward(self.net, self.params, self.data.X)
+
+    @property
+    def train_risk(self) -> float:
+        return float(np.mean(twolayer.loss(self.cfg.flow.loss, self._forward[2], self.data.y)))
+
+    @property
+    def test_risk(self) -> float:
+        data = self.data
+        if not len(data.y_test):
+            return math.nan
+        return float(np.mean(twolayer.loss(self.cfg.flow.loss, predict(self.net, self.params, data.X_test), data.y_test)))
+
+    @property
+    def predictor_norm(self) -> float:
+        return float(np.sqrt(np.mean(self._forward[2] ** 2)))
+
+    @property
+    def weight_changes(self) -> list:
+        return [float(np.linalg.norm(w - w0) / np.linalg.norm(w0)) for w, w0 in zip(self.params, self.start.params)]
+
+    @property
+    def feature_updates(self) -> list:
+        return [float(np.sqrt(np.mean((h - h0) ** 2))) for h, h0 in zip(self._forward[0], self.start._forward[0])]
+
+    @cached_property
+    def layer_kernels(self) -> list:
+        return layer_kernels(self.net, self.params, self.data.X)
+
+    @property
+    def layer_kernels0(self) -> list:
+        return self.start.layer_kernels
+
+    @cached_property
+    def kernel(self) -> np.ndarray:
+        return sum(self.layer_kernels)
+
+    @property
+    def kernel0(self) -> np.ndarray:
+        return self.start.kernel
 
 
 class Deep(System):
@@ -106,8 +122,8 @@ class Deep(System):
         self.batch = flow.batch_size or len(dataset.y)
         self.threads = thread_policy.choose(flow.threads, self.batch * self.net.size(), thread_policy.usable_cpus())
         with self.session():
-            self.records = _Records(cfg, self.net, dataset, params0)
-            self.first = self.records.record(params0)
+            self.start = DeepView(None, self.net, [w.copy() for w in params0], dataset, cfg)
+            self.first = observe(self.start, cfg.record.diagnostics)
         check_start(self.first["train_risk"], {"X": dataset.X, "y": dataset.y, "theta0": self.theta0})
 
     def initial(self) -> dict:
@@ -145,7 +161,8 @@ class Deep(System):
         return self._velocity(self.dataset.X, self.dataset.y)
 
     def observe(self, state: dict, t: float) -> dict:
-        return self.records.record(self.net.unflatten(state["theta"]))
+        view = DeepView(self.start, self.net, self.net.unflatten(state["theta"]), self.dataset, self.cfg)
+        return observe(view, self.cfg.record.diagnostics)
 
     def snapshot(self, state: dict):
         return None

@@ -1,24 +1,29 @@
-"""What is recorded along a run: every observable is a function of the particles at a record
-time, and the diagnostics are a registry (``DIAGNOSTICS``: name, cost, whether it needs training
-samples, and the function). ``record.diagnostics`` is validated from it. Quantities several
-observables share (predictions, risk, objective, tangent kernel) are computed once per record
-(``Record``).
+"""What is recorded along a run: one registry of observables (``OBSERVABLES``), shared by every
+system. At a record a system gives a view of its state (``view(state, t)``), whose quantities are
+each computed once, on first use; an observable is recorded for every system whose view has the
+quantities it ``needs``, and a diagnostic only when named in ``record.diagnostics``. The
+diagnostics' names, costs and systems are the leaf ``model.diagnostics``, which the config
+validates against (a test checks that it and this registry agree).
 
 - ``train_risk``, ``test_risk``: mean loss on the training / test samples (test: NaN if none);
+  with ``data.kind = "population"`` both are the exact risk E[(f - f*)^2]/2 for x ~ N(0, I), and
+  the reduced limit's is its population risk;
 - ``objective``: the Lyapunov function J = R + lam alpha^2 m s(m)^2 sum_i |theta_i|^2 / 2 of the
   noiseless flow (see ``twolayer.objective``);
 - ``displacement_mean``, ``displacement_max``: mean (weighted by omega for weighted particles)
   and max over i of |theta_i(t) - theta_i(0)|;
 - ``balance_drift``: max_i |(a_i^2 - |w_i|^2)(t) - (a_i^2 - |w_i|^2)(0)|, conserved by the
   noiseless, unregularised flow of a 1-homogeneous activation (ReLU, leaky ReLU, linear);
-- ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs.
+- ``predictor_norm``: sqrt(mean_j f(x_j)^2) on the training inputs (sqrt(E f(x)^2) exactly on
+  the population);
+- deep networks: ``weight_change_l{l}`` = ||w_l(t) - w_l(0)||_F / ||w_l(0)||_F for each layer
+  l = 1 .. L + 1 (L + 1: the read-out) and ``feature_update_l{l}``, the root mean square over
+  training inputs and units of h^(l)(t) - h^(l)(0) (the "coordinate check").
 
-With ``data.kind = "population"`` the risks are exact: train_risk = test_risk = E[(f - f*)^2]/2
-for x ~ N(0, I), and predictor_norm = sqrt(E f(x)^2).
-
-Lazy-regime diagnostics, recorded when named in ``record.diagnostics`` (each costs O(n^2 m)):
+Diagnostics, recorded when named in ``record.diagnostics``:
 - ``lambda_min``: smallest eigenvalue of the tangent kernel H(theta_t) on the training inputs;
-- ``kernel_change``: ||H(t) - H(0)||_F / ||H(0)||_F;
+- ``kernel_change``: ||H(t) - H(0)||_F / ||H(0)||_F (deep networks: and ``kernel_change_l{l}``
+  per layer);
 - ``pattern_flips``: fraction of (neuron, training input) pairs whose sign of w_i . x_j differs
   from initialisation (the ReLU activation patterns);
 - ``tangent_gap``: sqrt(mean_j (f(x_j) - f_lin(x_j))^2), f_lin the tangent model at theta_0
@@ -45,8 +50,69 @@ import numpy as np
 from ..model import langevin, measures, ntk, population, twolayer
 from .problem import Problem
 
-NAMES = ("train_risk", "test_risk", "objective", "displacement_mean", "displacement_max",
-         "balance_drift", "predictor_norm")
+
+@dataclass(frozen=True)
+class Observable:
+    """An entry of the registry: ``compute(view) -> {name: value}`` for every view that has the
+    quantities ``needs``; a ``diagnostic`` only when named in ``record.diagnostics``."""
+
+    name: str
+    needs: tuple
+    compute: Callable
+    diagnostic: bool = False
+
+    def applies(self, view) -> bool:
+        return all(hasattr(type(view), need) for need in self.needs)
+
+
+def _values(*names) -> Callable:
+    return lambda at: {name: getattr(at, name) for name in names}
+
+
+def _per_layer(name: str, quantity: str) -> Callable:
+    return lambda at: {f"{name}_l{l}": value for l, value in enumerate(getattr(at, quantity), start=1)}
+
+
+def _relative_change(A, A0) -> float:
+    return float(np.linalg.norm(A - A0) / np.linalg.norm(A0))
+
+
+def _kernel_change(at) -> dict:
+    layers = getattr(at, "layer_kernels", None)
+    out = {} if layers is None else {f"kernel_change_l{l}": _relative_change(H, H0)
+                                     for l, (H, H0) in enumerate(zip(layers, at.layer_kernels0), start=1)}
+    return {**out, "kernel_change": _relative_change(at.kernel, at.kernel0)}
+
+
+OBSERVABLES = (
+    Observable("train_risk", ("train_risk",), _values("train_risk")),
+    Observable("test_risk", ("test_risk",), _values("test_risk")),
+    Observable("objective", ("objective",), _values("objective")),
+    Observable("displacement", ("displacement_mean", "displacement_max"),
+               _values("displacement_mean", "displacement_max")),
+    Observable("balance_drift", ("balance_drift",), _values("balance_drift")),
+    Observable("predictor_norm", ("predictor_norm",), _values("predictor_norm")),
+    Observable("weight_change", ("weight_changes",), _per_layer("weight_change", "weight_changes")),
+    Observable("feature_update", ("feature_updates",), _per_layer("feature_update", "feature_updates")),
+    Observable("lambda_min", ("kernel",), lambda at: {"lambda_min": ntk.lambda_min(at.kernel)}, True),
+    Observable("kernel_change", ("kernel", "kernel0"), _kernel_change, True),
+    Observable("pattern_flips", ("pattern_flips",), _values("pattern_flips"), True),
+    Observable("masses", ("masses",), lambda at: at.masses, True),
+    Observable("free_energy", ("free_energy",), lambda at: at.free_energy, True),
+    Observable("gibbs", ("gibbs_gap",), _values("gibbs_gap"), True),
+    Observable("margins", ("margins",), lambda at: at.margins, True),
+    Observable("tangent_gap", ("tangent_gap",), _values("tangent_gap"), True),
+)
+REGISTRY = {o.name: o for o in OBSERVABLES}
+
+
+def observe(view, diagnostics=()) -> dict[str, float]:
+    """Every observable of the registry that applies to ``view``, diagnostics only if named."""
+    out = {}
+    for observable in OBSERVABLES:
+        if (not observable.diagnostic or observable.name in diagnostics) and observable.applies(view):
+            out.update(observable.compute(view))
+    return out
 
 
 def pattern_flips(X: np.ndarray, theta: np.ndarray, theta0: np.ndarray) -> float:
@@ -74,9 +140,10 @@ def margins(predictions: np.ndarray, y: np.ndarray, theta: np.ndarray, out_scale
             "train_error": float(np.mean(products <= 0))}
 
 
-class Record:
-    """The particles theta (m, d + 1) at one record time, and what the observables share,
-    each computed once, on first use. theta_tangent: the lockstep tangent model's particles."""
+class TwoLayerView:
+    """A two-layer run's particles theta (m, d + 1) at one record time, and the quantities its
+    observables read, each computed once, on first use. theta_tangent: the lockstep tangent
+    model's particles (or None)."""
 
     def __init__(self, problem: Problem, theta: np.ndarray, theta_tangent, time: float):
         self.problem, self.theta, self.theta_tangent, self.time = problem, theta, theta_tangent, time
@@ -96,83 +163,85 @@ class Record:
         return float(np.mean(twolayer.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
 
     @cached_property
+    def test_risk(self) -> float:
+        p = self.problem
+        if p.exact:
+            return self.train_risk
+        return p.risk(self.theta, p.X_test, p.y_test, p.f0_test) if len(p.y_test) else float("nan")
+
+    @cached_property
     def objective(self) -> float:
         return self.train_risk + twolayer.penalty(self.theta, self.cfg.network, self.cfg.flow, self.problem.weights)
+
+    @cached_property
+    def _moved(self) -> np.ndarray:
+        return np.linalg.norm(self.theta - self.problem.theta0, axis=1)
+
+    @property
+    def displacement_mean(self) -> float:
+        weights = self.problem.weights
+        return float(self._moved.mean() if weights is None else weights @ self._moved)
+
+    @property
+    def displacement_max(self) -> float:
+        return float(self._moved.max())
+
+    @property
+    def balance_drift(self) -> float:
+        return float(np.abs(balance(self.theta) - balance(self.problem.theta0)).max())
+
+    @cached_property
+    def predictor_norm(self) -> float:
+        if self.problem.exact:
+            return population.predictor_norm(self.theta, self.cfg.network, compiled=True, inputs=self.cfg.data.inputs,
+                                             weights=self.problem.weights)
+        return float(np.sqrt(np.mean(self.train_pred ** 2))) if len(self.train_pred) else 0.0
 
     @cached_property
     def kernel(self) -> np.ndarray:
         return self.problem.kernel(self.theta)
 
+    @property
+    def kernel0(self) -> np.ndarray:
+        return self.problem.kernel0
+
+    @property
+    def pattern_flips(self) -> float:
+        return pattern_flips(self.problem.X, self.theta, self.problem.theta0)
+
+    @property
+    def masses(self) -> dict:
+        return measures.mass_summary(self.theta, self.problem.teacher, self.cfg.record.cone_angle,
+                                     self.problem.out_scale)
+
     @cached_property
     def temperature(self) -> float:
         return float(langevin.temperature(self.cfg.flow, self.time))
 
+    @property
+    def free_energy(self) -> dict:
+        return langevin.free_energy(self.problem, self.theta[:, self.problem.mask > 0], self.objective,
+                                    self.temperature)
 
-def _base(at: Record) -> dict:
-    problem, theta = at.problem, at.theta
-    if problem.exact:
-        test_risk = at.train_risk
-        norm = population.predictor_norm(theta, at.cfg.network, compiled=True, inputs=at.cfg.data.inputs,
-                                         weights=problem.weights)
-    else:
-        test_risk = (problem.risk(theta, problem.X_test, problem.y_test, problem.f0_test)
-                     if len(problem.y_test) else float("nan"))
-        norm = float(np.sqrt(np.mean(at.train_pred ** 2))) if len(at.train_pred) else 0.0
-    moved = np.linalg.norm(theta - problem.theta0, axis=1)
-    return {"train_risk": at.train_risk, "test_risk": test_risk, "objective": at.objective,
-            "displacement_mean": float(moved.mean() if problem.weights is None else problem.weights @ moved), "displacement_max": float(moved.max()),
-            "balance_drift": float(np.abs(balance(theta) - balance(problem.theta0)).max()),
-            "predictor_norm": norm}
+    @property
+    def gibbs_gap(self) -> float:
+        residuals = twolayer.loss_derivative(self.cfg.flow.loss, self.train_pred, self.problem.y)
+        return langevin.gibbs_gap(self.problem, self.theta, residuals, self.temperature)
 
+    @property
+    def margins(self) -> dict:
+        p = self.problem
+        test_error = (float(np.mean(p.y_test * p.predict(self.theta, p.X_test, p.f0_test) <= 0)) if len(p.y_test)
+                      else float("nan"))
+        return {**margins(self.train_pred, p.y, self.theta, p.out_scale), "test_error": test_error}
 
-def _test_error(at: Record) -> float:
-    p = at.problem
-    if not len(p.y_test):
-        return float("nan")
-    return float(np.mean(p.y_test * p.predict(at.theta, p.X_test, p.f0_test) <= 0))
-
-
-def _tangent_gap(at: Record) -> float:
-    gap = at.train_pred - at.problem.predict_tangent(at.theta_tangent, at.problem.X, at.problem.f0)
-    return float(np.sqrt(np.mean(gap ** 2)))
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    """A diagnostic named in ``record.diagnostics``: ``compute(record) -> {name: value}``."""
-
-    name: str
-    compute: Callable[[Record], dict]
-    cost: str                    # per record
-    samples: bool                # needs training samples (not with data.kind = "population")
-
-
-DIAGNOSTICS = {d.name: d for d in (
-    Diagnostic("lambda_min", lambda at: {"lambda_min": ntk.lambda_min(at.kernel)}, "O(n^2 m d + n^3)", True),
-    Diagnostic("kernel_change", lambda at: {"kernel_change": float(
-        np.linalg.norm(at.kernel - at.problem.kernel0) / np.linalg.norm(at.problem.kernel0))}, "O(n^2 m d)", True),
-    Diagnostic("pattern_flips", lambda at: {"pattern_flips": pattern_flips(at.problem.X, at.theta, at.problem.theta0)},
-               "O(n m d)", True),
-    Diagnostic("masses", lambda at: measures.mass_summary(at.theta, at.problem.teacher, at.cfg.record.cone_angle,
-                                                          at.problem.out_scale), "O(m m0 d)", False),
-    Diagnostic("free_energy", lambda at: langevin.free_energy(at.problem, at.theta[:, at.problem.mask > 0],
-                                                              at.objective, at.temperature), "O(m^2 d)", False),
-    Diagnostic("gibbs", lambda at: {"gibbs_gap": langevin.gibbs_gap(
-        at.problem, at.theta, twolayer.loss_derivative(at.cfg.flow.loss, at.train_pred, at.problem.y), at.temperature)},
-        "O(S n d), S importance samples", True),
-    Diagnostic("margins", lambda at: {**margins(at.train_pred, at.problem.y, at.theta, at.problem.out_scale),
-                                      "test_error": _test_error(at)}, "O(n m d)", True),
-    Diagnostic("tangent_gap", lambda at: {"tangent_gap": _tangent_gap(at)}, "O(n m d), and a second run in lockstep",
-               True),
-)}
+    @property
+    def tangent_gap(self) -> float:
+        p = self.problem
+        gap = self.train_pred - p.predict_tangent(self.theta_tangent, p.X, p.f0)
+        return float(np.sqrt(np.mean(gap ** 2)))
 
 
 def compute(problem: Problem, theta: np.ndarray, theta_tangent=None, time: float = 0.0) -> dict[str, float]:
-    """Every observable of NAMES, and the requested diagnostics (in registry order), at the
-    particles ``theta`` at ``time``; ``theta_tangent``: the lockstep tangent model's particles."""
-    at = Record(problem, theta, theta_tangent, time)
-    out = _base(at)
-    for diagnostic in DIAGNOSTICS.values():
-        if diagnostic.name in problem.cfg.record.diagnostics:
-            out.update(diagnostic.compute(at))
-    return out
+    """The observables of a two-layer run at particles ``theta`` at ``time`` (``observe``)."""
+    return observe(TwoLayerView(problem, theta, theta_tangent, time), problem.cfg.record.diagnostics)

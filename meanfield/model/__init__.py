@@ -16,4 +16,5 @@ def __getattr__(name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(f"meanfield.model.{name} moved to meanfield.model.twolayer.{name}; the old path works until "
                   "the next release", DeprecationWarning, stacklevel=2)
-    return getattr(twolayer, name)
+    value = globals()[name] = getattr(twolayer, name)          # warned once
+    return value

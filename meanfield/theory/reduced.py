@@ -37,6 +37,7 @@ import numpy as np
 
 from ..config import Config
 from ..engine.controller import run
+from ..engine.observables import observe
 from ..engine.system import System
 from ..errors import ConfigError
 from ..model import integrators, population, quadrature
@@ -264,6 +265,18 @@ def applies(cfg: Config) -> tuple:
                                     else rule.allowed)
 
 
+@dataclass(frozen=True)
+class ReducedView:
+    """The reduced limit at a record time, for the shared registry of observables: its risk."""
+
+    system: "Reduced"
+    Z: np.ndarray
+
+    @property
+    def train_risk(self) -> float:
+        return risk(self.system.flow, self.Z, self.system.omega, self.system.compiled)
+
+
 class Reduced(System):
     """The reduced limit as a system the controller runs: reduced particles Z (N, k + 2) of weights
     omega (N,), moved by ``velocity`` with cfg's integrator and dt (fixed or error-controlled
@@ -303,7 +316,7 @@ class Reduced(System):
         return self.flow.mask.astype(bool)
 
     def observe(self, state: dict, t: float) -> dict:
-        return {"train_risk": risk(self.flow, state["Z"], self.omega, self.compiled)}
+        return observe(ReducedView(self, state["Z"]), ())
 
     def snapshot(self, state: dict):
         return state["Z"].copy()

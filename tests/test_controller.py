@@ -1,0 +1,99 @@
+"""The controller runs any system (``engine/system.py``): a fourth system is one class. The example
+here is N independent Ornstein–Uhlenbeck particles, d x = -lam x dt + sqrt(2 T) dB, whose
+Euler–Maruyama variance obeys an exact recursion and whose noiseless flow is x0 exp(-lam t); it
+gets the controller's noise, schedule, adaptive steps, checkpoints and divergence check for free.
+Also: the registry of observables agrees with the diagnostics' catalog.
+"""
+import numpy as np
+import pytest
+
+import meanfield as mf
+from meanfield.engine import controller
+from meanfield.engine.deep_net import DeepView
+from meanfield.engine.observables import OBSERVABLES, TwoLayerView
+from meanfield.engine.system import System
+from meanfield.model.diagnostics import DIAGNOSTICS
+
+from .conftest import interrupt_at_record
+
+
+class OrnsteinUhlenbeck(System):
+    """N particles in R, pulled to 0 at rate lam = cfg.flow.lam, with the controller's noise."""
+
+    streams = ("noise",)
+
+    def __init__(self, cfg: mf.Config, N: int = 4000):
+        self.cfg, self.noise_shape = cfg, (N, 1)
+        self.x0 = np.linspace(-1.0, 1.0, N)[:, None]
+        self.first = self.observe(self.initial(), 0.0)
+
+    def initial(self):
+        return {"theta": self.x0.copy()}
+
+    def advance(self, state, draws, noise, scale, k):
+        x, lam, dt = state["theta"], self.cfg.flow.lam, self.cfg.flow.dt
+        for s in range(k):
+            x += -lam * dt * x + (scale[s] * noise[s] if len(noise) else 0.0)
+
+    def drift(self, name):
+        return lambda x: -self.cfg.flow.lam * x
+
+    def observe(self, state, t):
+        return {"train_risk": float(np.mean(state["theta"] ** 2) / 2)}
+
+    def outcome(self, state):
+        return {"theta": state["theta"], "theta0": self.x0, "stats": {}}
+
+
+def ou_config(**flow):
+    return mf.Config(seed=4, network={"m": 1, "d": 1}, data={"kind": "none"},
+                     flow={"dt": 0.01, "t_end": 2.0, "lam": 1.5, **flow},
+                     record={"n_records": 9, "spacing": "linear", "snapshots": False})
+
+
+def test_a_new_system_gets_the_noise_and_its_variance_follows_the_exact_recursion():
+    cfg = ou_config(temperature=0.2)
+    result = controller.run(OrnsteinUhlenbeck(cfg))
+    lam, dt, T = 1.5, 0.01, 0.2
+    variance = np.mean(OrnsteinUhlenbeck(cfg).x0 ** 2)
+    for _ in range(cfg.flow.n_steps):
+        variance = (1 - lam * dt) ** 2 * variance + 2 * T * dt     # x0 is centred; noise independent
+    np.testing.assert_allclose(2 * result.observables["train_risk"][-1], variance, rtol=4 * np.sqrt(2 / 4000))
+    assert result.status == "completed"
+    np.testing.assert_array_equal(result.t, np.linspace(0.0, 2.0, 9))
+
+
+def test_a_new_system_takes_error_controlled_steps_to_its_exact_flow():
+    result = controller.run(OrnsteinUhlenbeck(ou_config(integrator="tsit5", rtol=1e-9, atol=1e-12)))
+    x0 = OrnsteinUhlenbeck(ou_config()).x0
+    np.testing.assert_allclose(result.theta, x0 * np.exp(-1.5 * 2.0), rtol=1e-8, atol=1e-12)
+    assert result.stats["steps"] < 100
+
+
+def test_a_new_system_resumes_bit_for_bit_and_diverges_with_the_step_named(tmp_path, monkeypatch):
+    cfg = ou_config(temperature=0.2).updated({"record.checkpoint_seconds": 0.0})
+    whole = controller.run(OrnsteinUhlenbeck(cfg))
+    undo = interrupt_at_record(monkeypatch, 5)
+    with pytest.raises(KeyboardInterrupt):
+        controller.run(OrnsteinUhlenbeck(cfg), checkpoint=tmp_path)
+    undo()
+    resumed = controller.run(OrnsteinUhlenbeck(cfg), checkpoint=tmp_path)
+    np.testing.assert_array_equal(resumed.theta, whole.theta)
+    np.testing.assert_array_equal(resumed.observables["train_risk"], whole.observables["train_risk"])
+    with pytest.raises(mf.DivergenceError, match=r"\(step \d+\).*try a smaller flow.dt") as info:
+        controller.run(OrnsteinUhlenbeck(ou_config(lam=300.0)))           # 1 - lam dt = -2: unstable steps
+    assert info.value.parameter == "flow.dt"
+
+
+def test_run_refuses_what_is_not_a_system():
+    with pytest.raises(mf.ConfigError, match="system = 'Config'"):
+        controller.run(ou_config())
+
+
+def test_the_registry_of_observables_and_the_diagnostics_catalog_agree():
+    views = {"two_layer": TwoLayerView, "deep": DeepView}
+    registered = {o.name: o for o in OBSERVABLES if o.diagnostic}
+    assert set(registered) == set(DIAGNOSTICS)
+    for name, diagnostic in DIAGNOSTICS.items():
+        has = {system for system, view in views.items() if all(hasattr(view, need) for need in registered[name].needs)}
+        assert has == set(diagnostic.systems), name
