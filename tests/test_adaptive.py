@@ -1,5 +1,6 @@
-"""flow.integrator = "adaptive": Dormand–Prince 5(4) with error control follows the gradient flow
-in continuous time, with a global error proportional to the tolerance (closed-form flows)."""
+"""Error-controlled steps (flow.integrator = "dopri5", alias "adaptive"; "bs3", "tsit5") follow the
+gradient flow in continuous time, with a global error proportional to the tolerance (closed-form
+flows)."""
 import numpy as np
 import pytest
 
@@ -13,8 +14,8 @@ from .conftest import fitted_slope, interrupt_at_record
 TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
 
 
-def run(cfg, rtol, data=None, theta0=None):
-    cfg = cfg.updated({"flow.integrator": "adaptive", "flow.rtol": rtol, "flow.atol": 1e-3 * rtol})
+def run(cfg, rtol, data=None, theta0=None, method="adaptive"):
+    cfg = cfg.updated({"flow.integrator": method, "flow.rtol": rtol, "flow.atol": 1e-3 * rtol})
     return mf.simulate(cfg, data=data, theta0=theta0)
 
 
@@ -64,10 +65,12 @@ def linear_activation_flow(rng):
     return cfg, (X, y), np.array([[0.3, 0.3]]), lambda res: abs(res.theta[0, 0] * res.theta[0, 1] - exact)
 
 
+@pytest.mark.parametrize("method", ["dopri5", "bs3", "tsit5"])
 @pytest.mark.parametrize("flow", [output_layer_flow, kernel_flow, linear_activation_flow])
-def test_the_global_error_is_proportional_to_the_tolerance(flow, rng):
+def test_the_global_error_is_proportional_to_the_tolerance(flow, method, rng):
+    """For every embedded pair: the step size controller keeps the error proportional to rtol."""
     cfg, data, theta0, error = flow(rng)
-    errors = [error(run(cfg, rtol, data, theta0)) for rtol in TOLERANCES]
+    errors = [error(run(cfg, rtol, data, theta0, method)) for rtol in TOLERANCES]
     assert fitted_slope(TOLERANCES, errors) == pytest.approx(1.0, abs=0.2)
     assert max(e / tol for e, tol in zip(errors, TOLERANCES)) < 30.0
 

@@ -105,10 +105,11 @@ FIXED_STEP = tuple(name for name, method in INTEGRATORS.items() if not method.ad
 
 
 def step(theta: np.ndarray, drift: Callable[[np.ndarray], np.ndarray], dt: float, name: str = "euler",
-         kick=0.0) -> np.ndarray:
-    """One step of the method ``name`` from theta (m, d + 1) with drift(theta) -> (m, d + 1) and
-    the noise ``kick`` (scalar 0 or (m, d + 1)); returns the new theta (NumPy twin of the kernels)."""
-    method = INTEGRATORS[name]
+         kick=0.0, methods: dict = INTEGRATORS) -> np.ndarray:
+    """One step of the method ``name`` (of ``methods``) from theta (m, d + 1) with drift(theta) ->
+    (m, d + 1) and the noise ``kick`` (scalar 0 or (m, d + 1)); returns the new theta (NumPy twin of
+    the kernels)."""
+    method = methods[name]
     a, b = method.tableau
     K = []
     for i in range(method.stages):
