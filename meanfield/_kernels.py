@@ -36,6 +36,8 @@ LOSS_CODES = {"squared": SQUARED, "logistic": LOGISTIC}
 # Long sums go through _sum8 / _dot8 instead: fixed partial sums that vectorise without it.
 FASTMATH = {"nsz", "arcp", "contract"}
 NO_WEIGHTS = np.empty(0)      # omega for unweighted particles: every kernel keeps its uniform arithmetic
+# The network's constants travel to the kernels as one tuple, built once by ``problem.Problem.model``:
+MODEL = ("out_scale", "vel_scale", "act", "params", "omega", "loss", "lam", "mask")
 
 
 def _jit(**options):
@@ -474,10 +476,11 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
 
 
 @_jit()
-def drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-          tangent, parallel, r, vel, work):
+def drift(theta, feat, X, y, f0, rows, model, tangent, parallel, r, vel, work):
     """The drift of every particle on the samples ``rows`` into vel (m, d + 1) (the network's, or
-    its tangent model's at feat = theta0); r (B,) and work (``work_size``) are work buffers."""
+    its tangent model's at feat = theta0); ``model`` the network's constants (``MODEL``); r (B,) and
+    work (``work_size``) are work buffers."""
+    out_scale, vel_scale, act, params, omega, loss, lam, mask = model
     check_codes(act, loss)
     if parallel and not tangent and act == RELU and theta.shape[1] - 1 <= SMALL_D:
         _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
@@ -524,9 +527,9 @@ def velocity(theta, X, y, f0, rows, out_scale, vel_scale, act, params, loss, lam
     r = np.empty(rows.shape[0])
     vel = np.empty_like(theta)
     feat = theta if theta0 is None else theta0
-    drift(theta, feat, X, y, f0, rows, out_scale, vel_scale, act, params,
-           NO_WEIGHTS if omega is None else omega, loss, lam, mask,
-           theta0 is not None, parallel, r, vel, np.empty(work_size(theta.shape[0], rows.shape[0], theta.shape[1] - 1, act)))
+    model = (out_scale, vel_scale, act, params, NO_WEIGHTS if omega is None else omega, loss, lam, mask)
+    drift(theta, feat, X, y, f0, rows, model, theta0 is not None, parallel, r, vel,
+          np.empty(work_size(theta.shape[0], rows.shape[0], theta.shape[1] - 1, act)))
     return vel
 
 
@@ -565,27 +568,29 @@ def update(theta, K, b, dt, noise, scale, s, mask):
 
 
 @_jit()
-def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, dt, out_scale, vel_scale,
-            act, params, omega, loss, lam, mask, tangent, a, b, energy, parallel, r, K, point, work):
-    """Advance theta in place by n_steps of the Runge–Kutta method (a, b) (``integrators.py``;
-    with noise: Euler–Maruyama or stochastic Heun) of the network, or of its tangent model
-    linearised at theta0 when ``tangent``, plus the energy terms ``energy`` (``energy_drift``);
-    omega (m,): the particles' weights (empty: unweighted).
+def advance(theta, theta0, X, y, f0, idx, noise, noise_scale, n_steps, model, method, energy, tangent, parallel,
+            buffers):
+    """Advance theta in place by n_steps of the Runge–Kutta method ``method`` = (a, b, dt)
+    (``integrators.py``; with noise: Euler–Maruyama or stochastic Heun) of the network whose
+    constants are ``model`` (``MODEL``), or of its tangent model linearised at theta0 when
+    ``tangent``, plus the energy terms ``energy`` (``energy_drift``).
 
     Step s uses the samples idx[s % len(idx)] and the noise noise_scale[s] * noise[s] (if any).
-    r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), work (``work_size``)
-    are work buffers: nothing of size B x m is allocated here. This loop over stages is the one
-    of ``stepping.integrate``, compiled here so that small steps pay no Python.
+    buffers = (r (B,), K (stages, m, d + 1), point (m, d + 1) (unused by one-stage methods), work
+    (``work_size``)): nothing of size B x m is allocated here. This loop over stages is the one of
+    ``drifts.integrate``, compiled here so that small steps pay no Python.
     """
-    check_codes(act, loss)
+    a, b, dt = method
+    r, K, point, work = buffers
+    mask = model[7]
+    check_codes(model[2], model[5])
     for s in range(n_steps):
         rows = idx[s % idx.shape[0]]
         for stage in range(b.shape[0]):
             at = theta if stage == 0 else stage_point(theta, K, a, stage, dt, noise, noise_scale, s, mask, point)
             feat = theta0 if tangent else at
-            drift(at, feat, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
-                   tangent, parallel, r, K[stage], work)
-            energy_drift(at, mask, omega, energy, parallel, K[stage])
+            drift(at, feat, X, y, f0, rows, model, tangent, parallel, r, K[stage], work)
+            energy_drift(at, model[7], model[4], energy, parallel, K[stage])
         update(theta, K, b, dt, noise, noise_scale, s, mask)
 
 
@@ -969,8 +974,7 @@ def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
 
 
 @_jit(parallel=True)
-def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, omega, loss, lam, mask, block,
-               W, Z, fpart, r, vel):
+def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
     """The drift of every particle on the samples y (B,) with inputs in tiles (``chunked``), by
     matrix products on tiles of ``block`` neurons x chunk samples; the same velocity as the loops above.
 
@@ -981,8 +985,9 @@ def blas_drift(theta, Xc, XTc, y, f0, out_scale, vel_scale, act, params, omega, 
     chunks), or one tile per thread (recomputed in phase 2: nothing of size m x B). Each block is
     computed the same way whichever lane takes it and BLAS runs single-threaded inside, so no
     result depends on the thread count. Work arrays: W (m, d); fpart (blocks, chunks chunk);
-    r (B,); writes vel (m, d + 1).
+    r (B,); writes vel (m, d + 1). ``model``: the network's constants (``MODEL``).
     """
+    out_scale, vel_scale, act, params, omega, loss, lam, mask = model
     check_codes(act, loss)
     m, p = theta.shape
     d = p - 1

@@ -122,8 +122,9 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
     got = theta.copy()
     a, b = integrators.INTEGRATORS["heun" if heun else "euler"].tableau
     buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty(_kernels.work_size(M, B, D, act)))
-    _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, flow.dt, os_, vs, act, slope, _kernels.NO_WEIGHTS,
-                     loss_code, lam, mask, False, a, b, energy.kernel_form(flow, D + 1), True, *buffers)
+    model = (os_, vs, act, slope, _kernels.NO_WEIGHTS, loss_code, lam, mask)
+    _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, model, (a, b, flow.dt), energy.kernel_form(flow, D + 1),
+                     False, True, buffers)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import meanfield as mf
 from meanfield.config import NetworkConfig
-from meanfield.model import population, twolayer
+from meanfield.model import activations, population, twolayer
 from meanfield.model.measures import cone_masses, homogeneous_projection
 
 from . import naive
@@ -255,10 +255,10 @@ def test_orthant_probabilities_agree_with_scipy_on_a_grid_with_their_limits():
         for k in (-0.4, 0.0, 2.1):
             for r in (-0.9, -0.3, 0.0, 0.5, 0.99):
                 genz = multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, r], [r, 1.0]]).cdf([-h, -k])
-                np.testing.assert_allclose(population.orthant(h, k, r), genz, rtol=0, atol=1e-12)
-            np.testing.assert_allclose(population.orthant(h, k, 1.0), ndtr(-max(h, k)), rtol=1e-15)
-            np.testing.assert_allclose(population.orthant(h, k, -1.0), max(0.0, ndtr(-h) - ndtr(k)), rtol=0, atol=1e-16)
-            np.testing.assert_allclose(population.orthant(h, k, 1 - 1e-14), population.orthant(h, k, 1.0), atol=1e-6)
+                np.testing.assert_allclose(activations.orthant(h, k, r), genz, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(activations.orthant(h, k, 1.0), ndtr(-max(h, k)), rtol=1e-15)
+            np.testing.assert_allclose(activations.orthant(h, k, -1.0), max(0.0, ndtr(-h) - ndtr(k)), rtol=0, atol=1e-16)
+            np.testing.assert_allclose(activations.orthant(h, k, 1 - 1e-14), activations.orthant(h, k, 1.0), atol=1e-6)
 
 
 @pytest.mark.parametrize("knots,values", [((0.5, 1.5), (-2.5, 7.5)), ((0.0, 1.0), (0.0, 1.0)), ((-0.3, 1.2), (-1.0, 2.0))])
@@ -299,8 +299,8 @@ def test_piecewise_linear_kernel_equals_the_integral_it_stands_for(knots, values
         kappa = population.pair_terms("piecewise_linear", q1, q2, rho, params)[0]
         np.testing.assert_allclose(kappa, integral(q1, q2, rho), rtol=1e-11, atol=1e-13)
     q = rng.uniform(0.05, 5, 8)
-    mean, A1 = population._pwl_mean(q, params)
+    mean, A1 = activations._pwl_mean(q, params)
     np.testing.assert_allclose(mean, [given(0.0, np.sqrt(v)) for v in q], rtol=1e-13)
     h = 1e-6
-    np.testing.assert_allclose(A1, (population._pwl_mean(q + h, params)[0] - population._pwl_mean(q - h, params)[0]) / h,
+    np.testing.assert_allclose(A1, (activations._pwl_mean(q + h, params)[0] - activations._pwl_mean(q - h, params)[0]) / h,
                                rtol=1e-6)

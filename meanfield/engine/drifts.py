@@ -51,11 +51,8 @@ class Fused:
         problem, b = self.problem, self.buffers
         cfg = problem.cfg
         tangent = cfg.network.linearized if tangent is None else tangent
-        a, w = self.tableau
-        _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, cfg.flow.dt,
-                         problem.out_scale, problem.vel_scale, problem.act, cfg.network.activation_params,
-                         problem.omega, problem.loss, cfg.flow.lam, problem.mask, tangent, a, w, problem.energy, True,
-                         b["r"], b["K"], b["point"], b["work"])
+        _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, problem.model, (*self.tableau, cfg.flow.dt),
+                         problem.energy, tangent, True, (b["r"], b["K"], b["point"], b["work"]))
 
     def drift(self, theta, tangent=None) -> np.ndarray:
         """The full-batch drift at theta, energy terms included, as a new (m, d + 1) array."""
@@ -63,9 +60,8 @@ class Fused:
         tangent = cfg.network.linearized if tangent is None else tangent
         out = np.empty_like(theta)
         _kernels.drift(theta, problem.theta0 if tangent else theta, problem.X, problem.y, problem.f0,
-                       np.arange(len(problem.y), dtype=np.int64), problem.out_scale, problem.vel_scale, problem.act,
-                       cfg.network.activation_params, problem.omega, problem.loss, cfg.flow.lam, problem.mask,
-                       tangent, True, self.buffers["r"], out, self.buffers["work"])
+                       np.arange(len(problem.y), dtype=np.int64), problem.model, tangent, True, self.buffers["r"], out,
+                       self.buffers["work"])
         return _with_energy(problem, theta, out)
 
 
@@ -201,13 +197,11 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
 
     X (B, d), y, f0 (B,): this step's samples; tiles: X in sample tiles (``_kernels.chunked``) if
     already made. Same velocity as ``model.velocity``."""
-    cfg = problem.cfg
     m, p = theta.shape
     block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
     Xc, XTc = _kernels.chunked(X, chunk) if tiles is None else tiles
-    _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.out_scale, problem.vel_scale, problem.act,
-                        cfg.network.activation_params, problem.omega, problem.loss, cfg.flow.lam, problem.mask, block,
-                        buffers["W"], buffers["Z"], buffers["fpart"], buffers["r"], out)
+    _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.model, block, buffers["W"], buffers["Z"], buffers["fpart"],
+                        buffers["r"], out)
     return out
 
 

@@ -77,6 +77,14 @@ class Problem:
         """The weights as the kernels take them: (m,), or empty for unweighted particles."""
         return _kernels.NO_WEIGHTS if self.weights is None else self.weights
 
+    @cached_property
+    def model(self) -> tuple:
+        """The network's constants as the kernels take them (``_kernels.MODEL``): (out_scale,
+        vel_scale, act, params, omega, loss, lam, mask), built once."""
+        cfg = self.cfg
+        return (self.out_scale, self.vel_scale, self.act, cfg.network.activation_params, self.omega, self.loss,
+                cfg.flow.lam, self.mask)
+
     @property
     def act(self) -> int:
         return activations.activation(self.cfg.network.activation).code

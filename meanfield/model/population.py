@@ -44,187 +44,38 @@ def pair_terms(name: str, q1, q2, rho, params=None, other: str | None = None):
                 raise ValueError(f"activation {activation_name!r} has no population kernel here: allowed is one of "
                                  f"{', '.join(SUPPORTED)}")
         return _quadrature_terms(name, q1, q2, rho, params, other=other)
-    if name == "relu":
-        return _relu_terms(q1, q2, rho)
-    if name == "leaky_relu":
-        # sigma = s z + (1 - s) relu(z):  kappa = s^2 rho + s (1 - s) rho + (1 - s)^2 kappa_relu,
-        # using E[z relu(z')] = rho / 2.
-        s = (DEFAULT_PARAMS if params is None else params)[0]
-        k, A, B = _relu_terms(q1, q2, rho)
-        return (s * rho + (1 - s) ** 2 * k, (1 - s) ** 2 * A, s + (1 - s) ** 2 * B)
-    if name == "erf":
-        g1, g2 = 1 + 2 * q1, 1 + 2 * q2
-        u = np.clip(2 * rho / np.sqrt(g1 * g2), -1.0, 1.0)
-        inv = 2 / (np.pi * np.sqrt(np.clip(1 - u * u, 1e-300, None)))
-        return 2 / np.pi * np.arcsin(u), inv * (-2 * u / g1), inv * 2 / np.sqrt(g1 * g2)
-    if name == "linear":
-        return rho.copy(), np.zeros_like(rho), np.ones_like(rho)
-    if name == "quadratic":
-        return q1 * q2 + 2 * rho * rho, 2 * q2, 4 * rho
-    if name == "piecewise_linear":
-        return _pwl_terms(q1, q2, rho, DEFAULT_PARAMS if params is None else params)
+    entry = ACTIVATIONS[name] if name in ACTIVATIONS else None
+    if entry is not None and entry.kernel is not None:
+        return entry.kernel(q1, q2, rho, DEFAULT_PARAMS if params is None else params)
     if name in QUADRATURE:
         return _quadrature_terms(name, q1, q2, rho, params)
     raise ValueError(f"activation {name!r} has no exact population kernel here: allowed is one of "
                      f"{', '.join(SUPPORTED)} (quadrature cannot resolve its kinks)")
 
 
-def _relu_terms(q1, q2, rho):
-    """kappa = (sqrt(q1 q2 - rho^2) + (pi - t) rho) / (2 pi), t the angle;
-    A = sqrt(q1 q2 - rho^2) / (2 pi q1), B = (pi - t) / (2 pi)."""
-    cross = np.sqrt(np.clip(q1 * q2 - rho * rho, 0.0, None))
-    t = np.arctan2(cross, rho)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        A = np.where(q1 > 0, cross / (2 * np.pi * q1), 0.0)
-    return (cross + (np.pi - t) * rho) / (2 * np.pi), A, (np.pi - t) / (2 * np.pi)
-
-
-def _phi(z):
-    """The standard normal density."""
-    return np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)
-
-
-def _ratio(num, den):
-    """num / den elementwise, the limit sign(num) inf where den = 0 (0 where both are 0)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.where(num != 0, np.sign(num) * np.inf, 0.0))
-
-
-def _minus_r(y, x, r):
-    """y - r x, written (y - x) + (1 - r) x for r >= 0 and (y + x) - (1 + r) x below, so that no
-    rounding of r x cancels near r = +-1 (1 - r and 1 + r are exact there)."""
-    return np.where(r >= 0, (y - x) + (1 - r) * x, (y + x) - (1 + r) * x)
-
-
-def orthant(h, k, r):
-    """P(X > h, Y > k) for standard normals X, Y of correlation r, elementwise: Owen's formula
-    Phi2(x, y; r) = (Phi(x) + Phi(y)) / 2 - T(x, (y - r x) / (x s)) - T(y, (x - r y) / (y s)) - b / 2
-    at (x, y) = (-h, -k), s = sqrt(1 - r^2), b = 1 where xy < 0 or (xy = 0 and x + y < 0), with the
-    limits at x = y = 0 and |r| = 1 written out."""
-    from scipy.special import ndtr, owens_t
-
-    x, y, r = np.broadcast_arrays(-np.asarray(h, dtype=float), -np.asarray(k, dtype=float), np.asarray(r, dtype=float))
-    s = np.sqrt(np.clip((1 - r) * (1 + r), 0.0, None))
-    lower = (0.5 * (ndtr(x) + ndtr(y)) - owens_t(x, _ratio(_minus_r(y, x, r), x * s))
-             - owens_t(y, _ratio(_minus_r(x, y, r), y * s)) - 0.5 * ((x * y < 0) | ((x * y == 0) & (x + y < 0))))
-    lower = np.where((x == 0) & (y == 0), 0.25 + np.arcsin(np.clip(r, -1.0, 1.0)) / (2 * np.pi), lower)
-    return np.where(r >= 1, ndtr(np.minimum(x, y)), np.where(r <= -1, np.clip(ndtr(x) - ndtr(-y), 0.0, None), lower))
-
-
-def _pwl_terms(q1, q2, rho, params):
-    """kappa, A, B of sigma = s1 + slope [(z - t1)_+ - (z - t2)_+]: with U = w.x, V = w'.x of
-    standard deviations sd1, sd2 and correlation r, E[(U - a)_+ (V - b)_+] = sd1 sd2 g(a / sd1,
-    b / sd2) and g(al, be) = (r + al be) L - be phi(al) Phi(za) - al phi(be) Phi(zb)
-    + s^2 phi2(al, be; r), L = P(X > al, Y > be) (``orthant``), s = sqrt(1 - r^2),
-    za = (r al - be) / s, zb = (r be - al) / s; B = slope^2 sum +-L (Price's theorem) and
-    A = 2 d kappa / dq1 = slope^2 sum +-(sd2 / sd1) phi(al) [s phi(za) + (r al - be) Phi(za)]
-    (the heat equation d/dq1 = (1/2) d^2/dU^2), plus the one-point terms of s1. A neuron w = 0
-    has U = 0: kappa = sigma(0) E sigma(V), A = 0 (A w = 0), B = sigma'(0) E sigma'(V)."""
-    from scipy.special import ndtr
-
-    t1, t2, s1, s2 = params[1:5]
-    slope = (s2 - s1) / (t2 - t1)
-    phi = _phi
-    live = (q1 > 0) & (q2 > 0)
-    sd1, sd2 = np.sqrt(np.where(live, q1, 1.0)), np.sqrt(np.where(live, q2, 1.0))
-    r = np.clip(np.where(live, rho, 0.0) / (sd1 * sd2), -1.0, 1.0)
-    s = np.sqrt((1 - r) * (1 + r))
-    (m1, A1), (m2, _) = _pwl_mean(q1, params), _pwl_mean(q2, params)
-    # the four knot pairs (t_i, t_j) at once, along a leading axis, with signs +, -, -, +
-    sign = (slope * slope * np.array([1.0, -1.0, -1.0, 1.0])).reshape((4,) + (1,) * r.ndim)
-    al = np.array([t1, t1, t2, t2]).reshape(sign.shape) / sd1
-    be = np.array([t1, t2, t1, t2]).reshape(sign.shape) / sd2
-    L = orthant(al, be, r)
-    ra, rb = -_minus_r(be, al, r), -_minus_r(al, be, r)                   # r al - be, r be - al
-    za, zb = _ratio(ra, s), _ratio(rb, s)
-    spread = np.where(r >= 0, (al - be) ** 2 + 2 * (1 - r) * al * be, (al + be) ** 2 - 2 * (1 + r) * al * be)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quad = np.where(s > 0, s * np.exp(-spread / (2 * s * s)) / (2 * np.pi), 0.0)
-    g = (r + al * be) * L - be * phi(al) * ndtr(za) - al * phi(be) * ndtr(zb) + quad
-    kappa = s1 * s1 + s1 * (m1 - s1 + m2 - s1) + np.sum(sign * sd1 * sd2 * g, axis=0)
-    A = s1 * A1 + np.sum(sign * sd2 / sd1 * phi(al) * (s * phi(za) + ra * ndtr(za)), axis=0)
-    B = np.sum(sign * L, axis=0)
-    slope0 = float(ACTIVATIONS["piecewise_linear"].derivative(np.zeros(1), params)[0])
-
-    def mean_slope(q):                      # E sigma'(sqrt(q) G); sigma'(0) at q = 0
-        sd = np.sqrt(np.where(q > 0, q, 1.0))
-        return np.where(q > 0, slope * (ndtr(-t1 / sd) - ndtr(-t2 / sd)), slope0)
-    # a zero neuron's U = 0 is independent of V: kappa = sigma(0) E sigma(V) = m1 m2
-    return np.where(live, kappa, m1 * m2), np.where(live, A, 0.0), np.where(live, B, mean_slope(q1) * mean_slope(q2))
-
-
-def _pwl_mean(q, params):
-    """(E sigma(sqrt(q) G), 2 d/dq of it) for the piecewise-linear sigma: E (sqrt(q) G - t)_+ =
-    sd phi(t / sd) - t Phi(-t / sd), whose q-derivative is phi(t / sd) / (2 sd)."""
-    from scipy.special import ndtr
-
-    t1, t2, s1, s2 = params[1:5]
-    slope = (s2 - s1) / (t2 - t1)
-    live = q > 0
-    sd = np.sqrt(np.where(live, q, 1.0))
-    phi = _phi
-    ramp = lambda t: sd * phi(t / sd) - t * ndtr(-t / sd)
-    value0 = float(ACTIVATIONS["piecewise_linear"].value(np.zeros(1), params)[0])
-    return (np.where(live, s1 + slope * (ramp(t1) - ramp(t2)), value0),
-            np.where(live, slope * (phi(t1 / sd) - phi(t2 / sd)) / sd, 0.0))
-
-
-def _relu_mean(q):
-    live = q > 0
-    return np.sqrt(q / (2 * np.pi)), np.where(live, 1 / np.sqrt(2 * np.pi * np.where(live, q, 1.0)), 0.0)
-
-
-# (E sigma(sqrt(q) G), 2 d/dq of it) for G ~ N(0, 1): grad_w E sigma(w . x) = (2 d/dq) w, q = |w|^2
-MEANS = {"relu": lambda q, p: _relu_mean(q),
-         "leaky_relu": lambda q, p: tuple((1 - p[0]) * t for t in _relu_mean(q)),
-         "erf": lambda q, p: (np.zeros_like(q), np.zeros_like(q)),
-         "linear": lambda q, p: (np.zeros_like(q), np.zeros_like(q)),
-         "quadratic": lambda q, p: (q.copy(), np.full_like(q, 2.0)),
-         "piecewise_linear": lambda q, p: _pwl_mean(q, p)}
-
-
 def mean_terms(name: str, q, params=None):
     """(E sigma(w . x), the coefficient of w in its gradient) elementwise in q = |w|^2, for x ~ N(0, I)
-    and the exact activations (``EXACT``)."""
-    if name not in MEANS:
-        raise ValueError(f"activation {name!r} has no closed-form mean here: allowed is one of {', '.join(MEANS)}")
-    return MEANS[name](np.asarray(q, dtype=float), DEFAULT_PARAMS if params is None else params)
+    and the exact activations (``EXACT``): the activation's ``mean``."""
+    entry = ACTIVATIONS.get(name)
+    if entry is None or entry.mean is None:
+        raise ValueError(f"activation {name!r} has no closed-form mean here: allowed is one of "
+                         f"{', '.join(n for n, a in ACTIVATIONS.items() if a.mean is not None)}")
+    return entry.mean(np.asarray(q, dtype=float), DEFAULT_PARAMS if params is None else params)
 
 
-KINKED = ("relu", "leaky_relu")    # closed forms that are not twice differentiable at parallel pairs
-PARALLEL_SIN2 = 1e-6       # KINKED: second partials only where sin^2(angle) of a pair is above this
+KINKED = tuple(a.name for a in ACTIVATIONS.values() if a.kinked)   # not twice differentiable at parallel pairs
 
 
 def pair_second(name: str, q1, q2, rho, params=None):
     """(F11, F12, F13, F33): the second partials of kappa = F(q1, q2, rho) for the closed forms,
-    elementwise (F22, F23: F11, F13 with q1 and q2 swapped). relu and leaky_relu: nan where the
-    pair's sin^2(angle) = 1 - rho^2 / (q1 q2) is below PARALLEL_SIN2 (the kernel is not twice
-    differentiable at parallel pairs, and q1 q2 - rho^2 cancels to a relative error eps / sin^2)."""
+    elementwise (F22, F23: F11, F13 with q1 and q2 swapped): the activation's ``kernel_second``
+    (relu and leaky_relu: nan at nearly parallel pairs, ``activations.PARALLEL_SIN2``)."""
     q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
-    zero = np.zeros_like(rho)
-    if name in KINKED:
-        slope = (DEFAULT_PARAMS if params is None else params)[0] if name == "leaky_relu" else 0.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sin2 = np.where((q1 > 0) & (q2 > 0), 1 - rho * rho / (q1 * q2), 0.0)
-            cross = np.where(sin2 >= PARALLEL_SIN2, np.sqrt(np.clip(q1 * q2 - rho * rho, 0.0, None)), np.nan)
-            scale = (1 - slope) ** 2 / (2 * np.pi * cross)
-            return (scale * (2 * rho * rho - q1 * q2) / (4 * q1 * q1), scale / 4, -scale * rho / (2 * q1), scale)
-    if name == "erf":
-        # F = h(u), h = (2/pi) arcsin, u = 2 rho / sqrt(g1 g2), g = 1 + 2 q: F_ab = h'' u_a u_b + h' u_ab
-        g1, g2 = 1 + 2 * q1, 1 + 2 * q2
-        u3 = 2 / np.sqrt(g1 * g2)
-        u = u3 * rho
-        h1 = 2 / (np.pi * np.sqrt(1 - u * u))
-        h2 = h1 * u / (1 - u * u)
-        u1 = -u / g1
-        return (h2 * u1 * u1 + h1 * 3 * u / g1 ** 2, h2 * u1 * (-u / g2) + h1 * u / (g1 * g2),
-                h2 * u1 * u3 - h1 * u3 / g1, h2 * u3 * u3)
-    if name == "linear":
-        return zero, zero, zero, zero
-    if name == "quadratic":
-        return zero, zero + 1.0, zero, zero + 4.0
-    raise ValueError(f"activation {name!r} has no closed-form second derivatives here: allowed is one of "
-                     f"{', '.join(CLOSED_FORMS)}")
+    entry = ACTIVATIONS.get(name)
+    if entry is None or entry.kernel_second is None:
+        raise ValueError(f"activation {name!r} has no closed-form second derivatives here: allowed is one of "
+                         f"{', '.join(CLOSED_FORMS)}")
+    return entry.kernel_second(q1, q2, rho, DEFAULT_PARAMS if params is None else params)
 
 
 QUADRATURE_TOL = 1e-6      # warn when the estimated relative error of the quadrature exceeds this
