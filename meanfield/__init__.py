@@ -14,16 +14,28 @@ from runs), ``theory`` (limits and landscapes), ``tools`` (the command line); ``
     res = mf.simulate(cfg)
     res.t, res.observables["train_risk"], res.snapshots, res.status, res.stats
 """
+from . import _aliases
 from .config import Config, DataConfig, FlowConfig, InitConfig, NetworkConfig, RecordConfig
 from .engine.controller import run_data, simulate
-from .errors import (ConfigError, CorruptedResultError, DataError, DistanceError, DivergenceError, MeanfieldError,
-                     OutputError)
+from .errors import (
+    ConfigError,
+    CorruptedResultError,
+    DataError,
+    DistanceError,
+    DivergenceError,
+    MeanfieldError,
+    OutputError,
+)
 from .model.data import Dataset, make_data
 from .model.init import initial_particles
-from .model.scaling import (dt_from_learning_rate, learning_rate_from_dt, output_scale, time_factor,
-                            weight_decay_from_lam)
+from .model.scaling import (
+    dt_from_learning_rate,
+    learning_rate_from_dt,
+    output_scale,
+    time_factor,
+    weight_decay_from_lam,
+)
 from .store.results import Result
-from . import _aliases
 
 _aliases.install()
 

@@ -6,7 +6,7 @@ integer codes fixed forever (``activations.py``), so that every kernel can be ca
 code raises, nothing falls through. Each parallel loop iteration owns its output slot (a sample's residual, a block of
 neurons' velocities) and sums in an order fixed by the shapes, so results do not depend on the
 thread count, nor on whether a kernel was compiled or loaded from the cache. Noise is drawn by the
-caller and passed in. ``model.py`` is the readable NumPy twin of the network kernels here,
+caller and passed in. ``model/twolayer.py`` is the readable NumPy twin of the network kernels here,
 ``population.pair_sums`` of the population one.
 
 Shapes: theta (m, d + 1) = [w | a]; X (n, d); y, f0 (n,); idx (k or 1, B) sample rows used at each
@@ -27,7 +27,8 @@ from numba import prange
 RELU, LEAKY_RELU, TANH, SIGMOID, ERF, SOFTPLUS, QUADRATIC, LINEAR, PIECEWISE_LINEAR = 0, 1, 2, 3, 4, 5, 6, 7, 8
 SQUARED, LOGISTIC = 0, 1
 ACTIVATION_CODES = {"relu": RELU, "leaky_relu": LEAKY_RELU, "tanh": TANH, "sigmoid": SIGMOID, "erf": ERF,
-                    "softplus": SOFTPLUS, "quadratic": QUADRATIC, "linear": LINEAR, "piecewise_linear": PIECEWISE_LINEAR}
+                    "softplus": SOFTPLUS, "quadratic": QUADRATIC, "linear": LINEAR,
+                    "piecewise_linear": PIECEWISE_LINEAR}
 LOSS_CODES = {"squared": SQUARED, "logistic": LOGISTIC}
 
 # Never fastmath=True: it lets isnan return False. This subset keeps NaN and inf semantics. No
@@ -406,9 +407,10 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
 
     Every loop is vectorised over the index it does not sum over, so no sum is split into lanes:
     forward, blocks of samples in parallel, each sample's f_j = sum_i a_i relu(w_i . x_j) summed
-    over the neurons in order, two neurons per pass (the block size changes no bits); backward, blocks of neurons in parallel, each
-    neuron's gradient summed over the samples in order, two samples per pass. No sum depends on the
-    thread count. work: ``work_size`` floats (theta^T (SMALL_D + 1, m), then X_batch^T (SMALL_D, B)).
+    over the neurons in order, two neurons per pass (the block size changes no bits); backward,
+    blocks of neurons in parallel, each neuron's gradient summed over the samples in order, two
+    samples per pass. No sum depends on the thread count. work: ``work_size`` floats (theta^T
+    (SMALL_D + 1, m), then X_batch^T (SMALL_D, B)).
     """
     m, p = theta.shape
     d = p - 1

@@ -9,14 +9,13 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-import sys
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
 from . import rules
+from .errors import ConfigError
 from .model import activations, energy, integrators, parameterizations
 from .model.diagnostics import DIAGNOSTICS
 from .model.scaling import SCALINGS
@@ -33,7 +32,7 @@ SAMPLED_KINDS = rules.SAMPLED_KINDS
 INPUT_LAWS = ("gaussian", "sphere")
 TEACHER_SIGNS = ("positive", "rademacher")
 INTEGRATORS = tuple(integrators.INTEGRATORS)
-RTOL_MIN = 1e-13            # flow.rtol: about 500 ulps, the smallest tolerance rounding lets a step meet
+
 POTENTIALS = tuple(energy.POTENTIALS)
 INTERACTIONS = tuple(energy.INTERACTIONS)
 ENGINES = ("auto", "fused", "blas")
@@ -142,13 +141,24 @@ def _strict(cls):
     return cls
 
 
+def _field(default, check, *args, factory: bool = False):
+    """A section's field, declared once with its check: ``check(name, value, *args)`` runs on
+    construction and returns the stored value (``factory``: the default is a class to call)."""
+    return field(**({"default_factory": default} if factory else {"default": default}),
+                 metadata={"check": (check, args)})
+
+
 class _Section:
-    """Shared behaviour of the config sections: strict construction from dicts."""
+    """Shared behaviour of the config sections: each field's check (``_field``), then the section's
+    cross-field rules (``rules.SECTIONS``), and strict construction from dicts."""
 
     _name = ""
 
-    def _check(self, attr, checker, *args):
-        object.__setattr__(self, attr, checker(f"{self._name}.{attr}", getattr(self, attr), *args))
+    def __post_init__(self):
+        for f in fields(self):
+            check, args = f.metadata["check"]
+            object.__setattr__(self, f.name, check(f"{self._name}.{f.name}", getattr(self, f.name), *args))
+        rules.refuse(rules.section_subject(self), rules.SECTIONS.get(self._name, ()))
 
     @classmethod
     def from_dict(cls, values: dict, prefix: str | None = None):
@@ -187,46 +197,22 @@ class NetworkConfig(_Section):
     """
 
     _name = "network"
-    m: int = 100
-    d: int = 2
-    activation: str = "relu"
-    scaling: str = "mean_field"
-    alpha: float = 1.0
-    centered: bool = False
-    bias: bool = False
-    train: str = "both"
-    leaky_slope: float = 0.01
-    pwl_knots: tuple = (0.5, 1.5)
-    pwl_values: tuple = (-2.5, 7.5)
-    linearized: bool = False
-    depth: int = 1
-    architecture: str = "mlp"
-    parameterization: str = "ntk"
-    c_res: float = 1.0
-
-    def __post_init__(self):
-        self._check("m", _int, 1)
-        self._check("d", _int, 1)
-        self._check("activation", _choice, ACTIVATIONS)
-        self._check("scaling", _choice, SCALINGS)
-        self._check("alpha", _float, 0.0, True)
-        self._check("centered", _bool)
-        self._check("bias", _bool)
-        self._check("train", _choice, TRAIN_MODES)
-        self._check("leaky_slope", _float)
-        self._check("pwl_knots", _pair_of_floats)
-        self._check("pwl_values", _pair_of_floats)
-        if not self.pwl_knots[0] < self.pwl_knots[1]:
-            raise ConfigError.invalid("network.pwl_knots", list(self.pwl_knots), "two knots t1 < t2")
-        self._check("linearized", _bool)
-        self._check("depth", _int, 1)
-        self._check("architecture", _choice, ARCHITECTURES)
-        self._check("parameterization", _choice, PARAMETERIZATIONS)
-        self._check("c_res", _float, 0.0, True)
-        if self.bias and self.d < 2:
-            raise ConfigError.invalid("network.d", self.d, "an integer >= 2 when network.bias is true",
-                                      "d counts the constant bias coordinate")
-
+    m: int = _field(100, _int, 1)
+    d: int = _field(2, _int, 1)
+    activation: str = _field("relu", _choice, ACTIVATIONS)
+    scaling: str = _field("mean_field", _choice, SCALINGS)
+    alpha: float = _field(1.0, _float, 0.0, True)
+    centered: bool = _field(False, _bool)
+    bias: bool = _field(False, _bool)
+    train: str = _field("both", _choice, TRAIN_MODES)
+    leaky_slope: float = _field(0.01, _float)
+    pwl_knots: tuple = _field((0.5, 1.5), _pair_of_floats)
+    pwl_values: tuple = _field((-2.5, 7.5), _pair_of_floats)
+    linearized: bool = _field(False, _bool)
+    depth: int = _field(1, _int, 1)
+    architecture: str = _field("mlp", _choice, ARCHITECTURES)
+    parameterization: str = _field("ntk", _choice, PARAMETERIZATIONS)
+    c_res: float = _field(1.0, _float, 0.0, True)
 
     @property
     def activation_params(self):
@@ -247,21 +233,12 @@ class InitConfig(_Section):
     """
 
     _name = "init"
-    w_law: str = "gaussian"
-    w_scale: float = 1.0
-    a_law: str = "gaussian"
-    a_scale: float = 1.0
-    tau: float = 1.0
-    symmetric: bool = False
-
-    def __post_init__(self):
-        self._check("w_law", _choice, W_LAWS)
-        self._check("w_scale", _float, 0.0)
-        self._check("a_law", _choice, A_LAWS)
-        self._check("a_scale", _float, 0.0)
-        self._check("tau", _float, 0.0)
-        self._check("symmetric", _bool)
-
+    w_law: str = _field("gaussian", _choice, W_LAWS)
+    w_scale: float = _field(1.0, _float, 0.0)
+    a_law: str = _field("gaussian", _choice, A_LAWS)
+    a_scale: float = _field(1.0, _float, 0.0)
+    tau: float = _field(1.0, _float, 0.0)
+    symmetric: bool = _field(False, _bool)
 
 @_strict
 @dataclass(frozen=True)
@@ -281,48 +258,27 @@ class DataConfig(_Section):
     """
 
     _name = "data"
-    kind: str = "teacher"
-    n: int = 100
-    n_test: int = 0
-    inputs: str = "gaussian"
-    teacher_m0: int = 3
-    teacher_activation: str = "relu"
-    teacher_scale: float = 1.0
-    teacher_signs: str = "positive"
-    teacher_orthonormal: bool = False
-    teacher_weights: tuple = ()
-    label_noise: float = 0.0
-    delta: float = 0.5
-    test_fraction: float = 0.0
+    kind: str = _field("teacher", _choice, DATA_KINDS)
+    n: int = _field(100, _int, 1)
+    n_test: int = _field(0, _int, 0)
+    inputs: str = _field("gaussian", _choice, INPUT_LAWS)
+    teacher_m0: int = _field(3, _int, 1)
+    teacher_activation: str = _field("relu", _choice, ACTIVATIONS)
+    teacher_scale: float = _field(1.0, _float)
+    teacher_signs: str = _field("positive", _choice, TEACHER_SIGNS)
+    teacher_orthonormal: bool = _field(False, _bool)
+    teacher_weights: tuple = _field((), _matrix)
+    label_noise: float = _field(0.0, _float, 0.0)
+    delta: float = _field(0.5, _float, 0.0)
+    test_fraction: float = _field(0.0, _float, 0.0)
 
-    def __post_init__(self):
-        self._check("kind", _choice, DATA_KINDS)
-        self._check("n", _int, 1)
-        self._check("n_test", _int, 0)
-        self._check("inputs", _choice, INPUT_LAWS)
-        self._check("teacher_m0", _int, 1)
-        self._check("teacher_activation", _choice, ACTIVATIONS)
-        self._check("teacher_scale", _float)
-        self._check("teacher_signs", _choice, TEACHER_SIGNS)
-        self._check("teacher_orthonormal", _bool)
-        self._check("teacher_weights", _matrix)
-        self._check("label_noise", _float, 0.0)
-        self._check("delta", _float, 0.0)
-        if self.delta >= 1.0:
-            raise ConfigError.invalid("data.delta", self.delta, "a number in [0, 1)")
-        self._check("test_fraction", _float, 0.0)
-        if self.test_fraction >= 1.0:
-            raise ConfigError.invalid("data.test_fraction", self.test_fraction, "a number in [0, 1)")
-
-
-def _subsection(owner, attr, cls):
+def _table(name, value, cls):
     """A nested table (``[flow.potential]``) given as a dict or a section object."""
-    value = getattr(owner, attr)
     if isinstance(value, dict):
-        value = cls.from_dict(value, f"{owner._name}.{attr}")
-    elif not isinstance(value, cls):
-        raise ConfigError.invalid(f"{owner._name}.{attr}", value, f"a table of {owner._name}.{attr} settings")
-    object.__setattr__(owner, attr, value)
+        return cls.from_dict(value, name)
+    if not isinstance(value, cls):
+        raise ConfigError.invalid(name, value, f"a table of {name} settings")
+    return value
 
 
 @_strict
@@ -335,26 +291,11 @@ class PotentialConfig(_Section):
     ((theta_k / center)^2 - 1)^2)."""
 
     _name = "flow.potential"
-    kind: str = "none"
-    matrix: tuple = ()
-    strength: float = 1.0
-    depth: float = 1.0
-    center: float = 1.0
-
-    def __post_init__(self):
-        self._check("kind", _choice, POTENTIALS)
-        self._check("matrix", _matrix)
-        self._check("strength", _float)
-        self._check("depth", _float)
-        self._check("center", _float, 0.0, True)
-        A = self.matrix
-        if (self.kind == "quadratic") != bool(A):
-            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A],
-                                      "a matrix exactly when flow.potential.kind = 'quadratic'")
-        if A and (len(A) != len(A[0]) or any(abs(A[i][j] - A[j][i]) > 1e-12 * max(1.0, abs(A[i][j]))
-                                             for i in range(len(A)) for j in range(i))):
-            raise ConfigError.invalid("flow.potential.matrix", [list(r) for r in A], "a symmetric square matrix")
-
+    kind: str = _field("none", _choice, POTENTIALS)
+    matrix: tuple = _field((), _matrix)
+    strength: float = _field(1.0, _float)
+    depth: float = _field(1.0, _float)
+    center: float = _field(1.0, _float, 0.0, True)
 
 @_strict
 @dataclass(frozen=True)
@@ -365,21 +306,9 @@ class InteractionConfig(_Section):
     exp(-|theta - theta'|^2 / (2 bandwidth^2)))."""
 
     _name = "flow.interaction"
-    kind: str = "none"
-    strength: float = 1.0
-    bandwidth: float = 1.0
-
-    def __post_init__(self):
-        self._check("kind", _choice, INTERACTIONS)
-        self._check("strength", _float)
-        self._check("bandwidth", _float, 0.0, True)
-        tiny, huge = sys.float_info.min, sys.float_info.max      # the kernels divide by 2 h^2, scale by strength / h^2
-        low, high = max(math.sqrt(tiny / 2), math.sqrt(abs(self.strength) / huge)), math.sqrt(huge / 2)
-        if not low <= self.bandwidth <= high:
-            raise ConfigError.invalid("flow.interaction.bandwidth", self.bandwidth,
-                                      f"a bandwidth h in [{low:.3g}, {high:.3g}], where 2 h^2 is a normal float64 "
-                                      f"and strength / h^2 is finite (strength = {self.strength:g})")
-
+    kind: str = _field("none", _choice, INTERACTIONS)
+    strength: float = _field(1.0, _float)
+    bandwidth: float = _field(1.0, _float, 0.0, True)
 
 @_strict
 @dataclass(frozen=True)
@@ -403,77 +332,33 @@ class FlowConfig(_Section):
     ``batch_size = 0`` is full-batch gradient descent; ``batch_size = B`` samples B training points
     per step (SGD); ``online`` draws B fresh samples from the data law each step. ``threads = 0``
     ("auto", ``meanfield.engine.threads``) uses one thread for small steps or on a busy machine and
-    every core otherwise; ``threads = k`` uses k. Results are the same bits for every count. ``engine``: "fused" (one compiled loop over steps, never forms
-    the batch x m matrix), "blas" (one compiled call per step, BLAS products on blocks of neurons
-    into preallocated buffers), or "auto" (blas when d > 3 and the batch x m matrix has at least
-    20 000 entries: measured crossovers, ``problem.FUSED_MAX_D`` and ``BLAS_MIN_ENTRIES``).
+    every core otherwise; ``threads = k`` uses k. Results are the same bits for every count.
+    ``engine``: "fused" (one compiled loop over steps, never forms the batch x m matrix), "blas"
+    (one compiled call per step, BLAS products on blocks of neurons into preallocated buffers), or
+    "auto" (blas when d > 3 and the batch x m matrix has at least 20 000 entries: measured
+    crossovers, ``problem.FUSED_MAX_D`` and ``BLAS_MIN_ENTRIES``).
     """
 
     _name = "flow"
-    loss: str = "squared"
-    dt: float = 0.01
-    t_end: float = 1.0
-    lam: float = 0.0
-    temperature: float = 0.0
-    schedule: str = "constant"
-    schedule_power: float = 1.0
-    schedule_times: tuple = ()
-    schedule_values: tuple = ()
-    batch_size: int = 0
-    online: bool = False
-    integrator: str = "euler"
-    rtol: float = 1e-6
-    atol: float = 1e-9
-    dt_floor: float = 0.0
-    threads: int = 0
-    engine: str = "auto"
-    potential: PotentialConfig = field(default_factory=PotentialConfig)
-    interaction: InteractionConfig = field(default_factory=InteractionConfig)
-
-    def __post_init__(self):
-        self._check("loss", _choice, LOSSES)
-        self._check("dt", _float, 0.0, True)
-        self._check("t_end", _float, 0.0, True)
-        self._check("lam", _float, 0.0)
-        self._check("temperature", _float, 0.0)
-        self._check("schedule", _choice, SCHEDULES)
-        self._check("schedule_power", _float, 0.0, True)
-        self._check("schedule_times", _floats)
-        self._check("schedule_values", _floats)
-        if self.schedule == "piecewise":
-            times, values = self.schedule_times, self.schedule_values
-            if len(values) != len(times) + 1:
-                raise ConfigError.invalid("flow.schedule_values", list(values),
-                                          f"{len(times) + 1} temperatures (one more than flow.schedule_times)")
-            if any(b <= a for a, b in zip(times, times[1:])) or any(t <= 0 for t in times):
-                raise ConfigError.invalid("flow.schedule_times", list(times), "increasing positive times")
-            if any(v < 0 for v in values):
-                raise ConfigError.invalid("flow.schedule_values", list(values), "temperatures >= 0")
-        self._check("batch_size", _int, 0)
-        self._check("online", _bool)
-        self._check("integrator", _choice, INTEGRATORS)
-        self._check("rtol", _float, 0.0, True)
-        self._check("atol", _float, 0.0)
-        self._check("dt_floor", _float, 0.0)
-        if self.rtol < RTOL_MIN or self.rtol >= 1:
-            raise ConfigError.invalid("flow.rtol", self.rtol, f"a relative tolerance in [{RTOL_MIN:g}, 1) (float64 "
-                                      "rounding makes smaller ones unreachable)")
-        self._check("threads", _int, 0)
-        self._check("engine", _choice, ENGINES)
-        _subsection(self, "potential", PotentialConfig)
-        _subsection(self, "interaction", InteractionConfig)
-        rules.refuse(rules.Subject(None, flow=self), rules.FLOW)
-        if self.n_steps < 1:
-            raise ConfigError.invalid("flow.t_end", self.t_end, f"a time >= flow.dt = {self.dt}")
-        steps = self.t_end / self.dt
-        if abs(steps - self.n_steps) > 1e-9 * steps:          # never shorten or stretch the horizon silently
-            raise ConfigError(
-                f"flow.t_end = {self.t_end!r} is not a multiple of flow.dt = {self.dt!r} ({steps:.6g} steps); "
-                f"the nearest valid flow.t_end is {self.n_steps * self.dt!r}", parameter="flow.t_end",
-                value=self.t_end, allowed=f"a multiple of flow.dt, e.g. {self.n_steps * self.dt!r}")
-        if self.online and self.batch_size < 1:
-            raise ConfigError.invalid("flow.batch_size", self.batch_size,
-                                      "an integer >= 1 when flow.online is true")
+    loss: str = _field("squared", _choice, LOSSES)
+    dt: float = _field(0.01, _float, 0.0, True)
+    t_end: float = _field(1.0, _float, 0.0, True)
+    lam: float = _field(0.0, _float, 0.0)
+    temperature: float = _field(0.0, _float, 0.0)
+    schedule: str = _field("constant", _choice, SCHEDULES)
+    schedule_power: float = _field(1.0, _float, 0.0, True)
+    schedule_times: tuple = _field((), _floats)
+    schedule_values: tuple = _field((), _floats)
+    batch_size: int = _field(0, _int, 0)
+    online: bool = _field(False, _bool)
+    integrator: str = _field("euler", _choice, INTEGRATORS)
+    rtol: float = _field(1e-6, _float, 0.0, True)
+    atol: float = _field(1e-9, _float, 0.0)
+    dt_floor: float = _field(0.0, _float, 0.0)
+    threads: int = _field(0, _int, 0)
+    engine: str = _field("auto", _choice, ENGINES)
+    potential: PotentialConfig = _field(PotentialConfig, _table, PotentialConfig, factory=True)
+    interaction: InteractionConfig = _field(InteractionConfig, _table, InteractionConfig, factory=True)
 
     @property
     def max_temperature(self) -> float:
@@ -503,25 +388,13 @@ class RecordConfig(_Section):
     """
 
     _name = "record"
-    n_records: int = 50
-    spacing: str = "geometric"
-    snapshots: bool = True
-    divergence_factor: float = 1e6
-    diagnostics: tuple = ()
-    cone_angle: float = 10.0
-    checkpoint_seconds: float = 10.0
-
-    def __post_init__(self):
-        self._check("n_records", _int, 2)
-        self._check("spacing", _choice, SPACINGS)
-        self._check("snapshots", _bool)
-        self._check("divergence_factor", _float, 1.0, True)
-        self._check("diagnostics", _choices, tuple(DIAGNOSTICS))
-        self._check("cone_angle", _float, 0.0, True)
-        self._check("checkpoint_seconds", _float, 0.0)
-        if self.cone_angle > 180.0:
-            raise ConfigError.invalid("record.cone_angle", self.cone_angle, "an angle in (0, 180] degrees")
-
+    n_records: int = _field(50, _int, 2)
+    spacing: str = _field("geometric", _choice, SPACINGS)
+    snapshots: bool = _field(True, _bool)
+    divergence_factor: float = _field(1e6, _float, 1.0, True)
+    diagnostics: tuple = _field((), _choices, tuple(DIAGNOSTICS))
+    cone_angle: float = _field(10.0, _float, 0.0, True)
+    checkpoint_seconds: float = _field(10.0, _float, 0.0)
 
 _SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
              "flow": FlowConfig, "record": RecordConfig}

@@ -1,18 +1,23 @@
 """Every cross-field refusal as data: one ``Rule`` type, the tables, and one place that applies them.
 
-A rule names the ``field`` its refusal is about, ``when`` the combination is refused (a function
-of the subject: the config, seen together with the call's own arguments such as ``weights``),
-what is ``allowed`` instead (text, or a function of the subject) and an optional ``hint``; the
-refusal is ``ConfigError.invalid(field, value, allowed, hint)``, value the field's (tuples shown
-as lists). Tables: ``CONFIG`` (checked on every ``Config``), ``FLOW`` (on the flow section),
-``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS`` its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed
-mean-field limit), ``REDUCED`` (the limit reduced by symmetry), ``LANDSCAPE`` (critical points
-and certificates). ``refuse`` raises the first broken rule; ``broken`` returns it.
+A rule names the ``field`` its refusal is about, ``when`` the combination is refused (a function of
+the subject: the config, seen together with the call's own arguments such as ``weights``), what is
+``allowed`` instead (text, or a function of the subject) and an optional ``hint``; the refusal is
+``ConfigError.invalid(field, value, allowed, hint)``, value the field's (tuples shown as lists).
+Tables: ``SECTIONS`` (each config section's own, checked when it is built), ``CONFIG`` (checked on
+every ``Config``), ``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS``
+its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed mean-field limit),
+``REDUCED`` (the limit reduced by symmetry), ``LANDSCAPE`` (critical points and certificates).
+``refuse`` raises the first broken rule; ``broken`` returns it. A field's own type and range are
+declared with it, in ``config.py``.
 """
 from __future__ import annotations
 
 import functools
+import math
+import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Callable
 
 from .errors import ConfigError
@@ -32,6 +37,7 @@ class Rule:
     allowed: str | Callable
     hint: str = ""
     shown: Callable | None = None        # the value to show, if not the field's own
+    message: Callable | None = None      # the whole message, where the standard one does not fit
 
     def value(self, subject):
         if self.shown is not None:
@@ -58,9 +64,18 @@ def broken(subject, rules) -> Rule | None:
 def refuse(subject, rules, context: str = ""):
     """Raise ConfigError for the first rule ``subject`` breaks; ``context`` follows what is allowed."""
     rule = broken(subject, rules)
-    if rule is not None:
-        allowed = rule.allowed(subject) if callable(rule.allowed) else rule.allowed
-        raise ConfigError.invalid(rule.field, rule.value(subject), allowed + context, rule.hint)
+    if rule is None:
+        return
+    allowed = (rule.allowed(subject) if callable(rule.allowed) else rule.allowed) + context
+    if rule.message is not None:
+        raise ConfigError(rule.message(subject), parameter=rule.field, value=rule.value(subject), allowed=allowed)
+    raise ConfigError.invalid(rule.field, rule.value(subject), allowed, rule.hint)
+
+
+def section_subject(section) -> Subject:
+    """A config section seen as the config shows it: ``flow.potential`` as ``s.flow.potential``."""
+    outer, _, inner = section._name.partition(".")
+    return Subject(None, **{outer: SimpleNamespace(**{inner: section}) if inner else section})
 
 
 def _plain(value):
@@ -89,6 +104,79 @@ def _teacher_rows(field, when, allowed, shown=None):
     return Rule(field, lambda s: bool(s.data.teacher_weights) and when(s), allowed, shown=shown)
 
 
+# the sections' own cross-field rules, checked when a section is built (``config._Section``)
+def _symmetric_square(A) -> bool:
+    return len(A) == len(A[0]) and all(abs(A[i][j] - A[j][i]) <= 1e-12 * max(1.0, abs(A[i][j]))
+                                       for i in range(len(A)) for j in range(i))
+
+
+def _bandwidths(s) -> tuple:
+    """The Gaussian interaction's bandwidths h for which 2 h^2 is a normal float64 and strength / h^2
+    is finite (the kernels divide by 2 h^2 and scale by strength / h^2)."""
+    tiny, huge = sys.float_info.min, sys.float_info.max
+    return max(math.sqrt(tiny / 2), math.sqrt(abs(s.flow.interaction.strength) / huge)), math.sqrt(huge / 2)
+
+
+def _piecewise(field, when, allowed):
+    return Rule(field, lambda s: s.flow.schedule == "piecewise" and when(s.flow), allowed)
+
+
+def _horizon(s) -> str:
+    flow = s.flow
+    return (f"flow.t_end = {flow.t_end!r} is not a multiple of flow.dt = {flow.dt!r} "
+            f"({flow.t_end / flow.dt:.6g} steps); the nearest valid flow.t_end is {flow.n_steps * flow.dt!r}")
+
+
+RTOL_MIN = 1e-13            # flow.rtol: about 500 ulps, the smallest tolerance rounding lets a step meet
+
+SECTIONS = {
+    "network": (
+        Rule("network.pwl_knots", lambda s: not s.network.pwl_knots[0] < s.network.pwl_knots[1], "two knots t1 < t2"),
+        Rule("network.d", lambda s: s.network.bias and s.network.d < 2, "an integer >= 2 when network.bias is true",
+             "d counts the constant bias coordinate"),
+    ),
+    "data": (
+        Rule("data.delta", lambda s: s.data.delta >= 1.0, "a number in [0, 1)"),
+        Rule("data.test_fraction", lambda s: s.data.test_fraction >= 1.0, "a number in [0, 1)"),
+    ),
+    "flow.potential": (
+        Rule("flow.potential.matrix", lambda s: (s.flow.potential.kind == "quadratic") != bool(s.flow.potential.matrix),
+             "a matrix exactly when flow.potential.kind = 'quadratic'"),
+        Rule("flow.potential.matrix", lambda s: bool(s.flow.potential.matrix)
+             and not _symmetric_square(s.flow.potential.matrix), "a symmetric square matrix"),
+    ),
+    "flow.interaction": (
+        Rule("flow.interaction.bandwidth",
+             lambda s: not _bandwidths(s)[0] <= s.flow.interaction.bandwidth <= _bandwidths(s)[1],
+             lambda s: (f"a bandwidth h in [{_bandwidths(s)[0]:.3g}, {_bandwidths(s)[1]:.3g}], where 2 h^2 is a "
+                        f"normal float64 and strength / h^2 is finite (strength = {s.flow.interaction.strength:g})")),
+    ),
+    "flow": (
+        _piecewise("flow.schedule_values", lambda f: len(f.schedule_values) != len(f.schedule_times) + 1,
+                   lambda s: f"{len(s.flow.schedule_times) + 1} temperatures (one more than flow.schedule_times)"),
+        _piecewise("flow.schedule_times", lambda f: any(b <= a for a, b in zip(f.schedule_times, f.schedule_times[1:]))
+                   or any(t <= 0 for t in f.schedule_times), "increasing positive times"),
+        _piecewise("flow.schedule_values", lambda f: any(v < 0 for v in f.schedule_values), "temperatures >= 0"),
+        Rule("flow.rtol", lambda s: s.flow.rtol < RTOL_MIN or s.flow.rtol >= 1,
+             f"a relative tolerance in [{RTOL_MIN:g}, 1) (float64 rounding makes smaller ones unreachable)"),
+        *(Rule(field, lambda s, when=when: when(s.flow) and not integrators.INTEGRATORS[s.flow.integrator].noise,
+               lambda s, allowed=allowed: f"{allowed} with flow.integrator = {s.flow.integrator!r}",
+               "use 'euler' (Euler–Maruyama) or 'heun' with noise or minibatches")
+          for field, when, allowed in (
+              ("flow.temperature", lambda f: f.max_temperature > 0, "0: it integrates deterministic flows"),
+              ("flow.batch_size", lambda f: f.batch_size > 0, "0 (full batch): it integrates deterministic flows"))),
+        Rule("flow.t_end", lambda s: s.flow.n_steps < 1, lambda s: f"a time >= flow.dt = {s.flow.dt}"),
+        Rule("flow.t_end", lambda s: abs(s.flow.t_end / s.flow.dt - s.flow.n_steps) > 1e-9 * s.flow.t_end / s.flow.dt,
+             lambda s: f"a multiple of flow.dt, e.g. {s.flow.n_steps * s.flow.dt!r}", message=_horizon),
+        Rule("flow.batch_size", lambda s: s.flow.online and s.flow.batch_size < 1,
+             "an integer >= 1 when flow.online is true"),
+    ),
+    "record": (
+        Rule("record.cone_angle", lambda s: s.record.cone_angle > 180.0, "an angle in (0, 180] degrees"),
+    ),
+}
+
+
 # what a deep network (network.depth >= 2) does not take, by name
 DEEP = (
     Rule("network.scaling", lambda s: s.network.scaling != "mean_field",
@@ -97,7 +185,8 @@ DEEP = (
          "the scales)"),
     Rule("network.centered", lambda s: s.network.centered, "false with network.depth >= 2"),
     Rule("network.linearized", lambda s: s.network.linearized, "false with network.depth >= 2"),
-    Rule("network.train", lambda s: s.network.train != "both", "'both' with network.depth >= 2 (every layer is trained)"),
+    Rule("network.train", lambda s: s.network.train != "both",
+         "'both' with network.depth >= 2 (every layer is trained)"),
     Rule("data.kind", lambda s: s.data.kind == "population", "a sampled kind with network.depth >= 2 (no exact "
          "population risk)"),
     Rule("flow.temperature", lambda s: s.flow.max_temperature > 0, "0 with network.depth >= 2"),
@@ -121,7 +210,8 @@ CONFIG = (
          "online SGD needs a data law to sample from"),
     Rule("flow.engine", lambda s: s.flow.engine == "blas" and s.network.linearized,
          "'fused' or 'auto' for the tangent model (network.linearized)"),
-    Rule("flow.potential.matrix", lambda s: bool(s.flow.potential.matrix) and len(s.flow.potential.matrix) != s.network.d + 1,
+    Rule("flow.potential.matrix",
+         lambda s: bool(s.flow.potential.matrix) and len(s.flow.potential.matrix) != s.network.d + 1,
          lambda s: f"a (network.d + 1) x (network.d + 1) = {s.network.d + 1} x {s.network.d + 1} matrix"),
     Rule("flow.batch_size", lambda s: s.flow.batch_size and s.data.kind == "none", "0 when data.kind = 'none'"),
     _population("data.inputs", lambda s: s.data.inputs == "sphere" and not _same_degree(s),
@@ -129,7 +219,8 @@ CONFIG = (
                 "data.teacher_activation are homogeneous of one degree (relu, leaky_relu, linear; quadratic)"),
     _population("network.bias", lambda s: s.network.bias, "false with data.kind = 'population' (inputs are N(0, I))"),
     _population("data.label_noise", lambda s: s.data.label_noise > 0, "0 with data.kind = 'population'"),
-    _population("network.activation", lambda s: _no_kernel(s.network.activation), "an activation with a population kernel"),
+    _population("network.activation", lambda s: _no_kernel(s.network.activation),
+                "an activation with a population kernel"),
     _population("data.teacher_activation", lambda s: _no_kernel(s.data.teacher_activation),
                 "an activation with a population kernel"),
     _population("flow.loss", lambda s: s.flow.loss != "squared", "'squared' with data.kind = 'population'"),
@@ -139,7 +230,8 @@ CONFIG = (
     _gibbs("flow.lam", lambda s: s.flow.lam <= 0, "> 0 for the 'gibbs' diagnostic"),
     _gibbs("flow.temperature", lambda s: s.flow.max_temperature <= 0, "> 0 for the 'gibbs' diagnostic"),
     _gibbs("network.train", lambda s: s.network.train != "both", "'both' for the 'gibbs' diagnostic"),
-    Rule("record.diagnostics", lambda s: "masses" in s.record.diagnostics and s.data.kind not in ("teacher", "population"),
+    Rule("record.diagnostics",
+         lambda s: "masses" in s.record.diagnostics and s.data.kind not in ("teacher", "population"),
          "'masses' only with a teacher (data.kind = 'teacher' or 'population')"),
     _teacher_rows("data.kind", lambda s: s.data.kind not in ("teacher", "population"),
                   "'teacher' or 'population' with data.teacher_weights"),
@@ -156,15 +248,6 @@ CONFIG = (
          "0 unless data.kind = 'arrays' (use data.n_test)"),
 )
 
-# the flow section: methods without noise integrate deterministic flows only
-FLOW = tuple(
-    Rule(field, lambda s, when=when: when(s.flow) and not integrators.INTEGRATORS[s.flow.integrator].noise,
-         lambda s, allowed=allowed: f"{allowed} with flow.integrator = {s.flow.integrator!r}",
-         "use 'euler' (Euler–Maruyama) or 'heun' with noise or minibatches")
-    for field, when, allowed in (
-        ("flow.temperature", lambda f: f.max_temperature > 0, "0: it integrates deterministic flows"),
-        ("flow.batch_size", lambda f: f.batch_size > 0, "0 (full batch): it integrates deterministic flows")))
-
 WEIGHTED = (
     Rule("network.scaling", lambda s: s.network.scaling != "mean_field",
          "'mean_field' with weighted particles (the weights replace the 1/m of the mean-field predictor)"),
@@ -175,7 +258,8 @@ WEIGHTED = (
 
 LIMIT = (
     Rule("network.depth", lambda s: s.network.depth > 1, "1: the limit is that of two-layer networks"),
-    Rule("network.scaling", lambda s: s.network.scaling != "mean_field", "'mean_field' (the limit of the 1/m predictor)"),
+    Rule("network.scaling", lambda s: s.network.scaling != "mean_field",
+         "'mean_field' (the limit of the 1/m predictor)"),
     Rule("network.linearized", lambda s: s.network.linearized, "false: the tangent model has no mean-field limit here"),
     Rule("flow.temperature", lambda s: s.flow.max_temperature > 0,
          "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward", shown=lambda s: s.flow.max_temperature),

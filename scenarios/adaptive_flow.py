@@ -100,7 +100,8 @@ def run(quick, out):
               for method, order in (("euler", 1), ("heun", 2), ("rk4", 4))]
     claims += [
         claim("adaptive: error proportional to the tolerance (fitted slope within 0.2 of 1)", "adaptive slope",
-              fits["adaptive"]["slope"], "in", [0.8, 1.2], ci=[fits["adaptive"]["ci_low"], fits["adaptive"]["ci_high"]]),
+              fits["adaptive"]["slope"], "in", [0.8, 1.2], ci=[fits["adaptive"]["ci_low"],
+                                                               fits["adaptive"]["ci_high"]]),
         claim(f"at error {TARGET:g} the adaptive integrator needs fewer drift evaluations than RK4",
               "RK4 / adaptive evaluations at the target error", saved["rk4"], ">", 1.0),
         claim("the reference is accurate: RK4 at dt = 0.005 agrees with it", "max |RK4 - reference|",

@@ -8,18 +8,18 @@ Source: Chizat, Oyallon & Bach (2019), On lazy training in differentiable progra
 
 Left and middle: model alpha (h(theta) - h(theta_0)) with h the mean-field network (centered, as in
 the paper), m = 512 (256 in quick mode), n = 30 inputs on the sphere in d = 5 with the labels of a
-tanh teacher of 3 neurons, 2 seeds, trained on the flow time scale m / alpha^2 (Euler, dt = 0.1)
-to T = 100 (60 in quick mode), where every run's training risk is below 1 % of its start; the tangent model is trained in
-lockstep on the same samples. The theorem assumes a smooth model (tanh); its gap is fitted from
-alpha = 32 (16 in quick mode), where the O(1/alpha) term dominates (below, an O(1/alpha^2) term
-steepens it). For ReLU the gap comes
-from activation-pattern flips, about m / alpha of them per input: while they are many
-(alpha << m) the gap falls like 1/alpha too, so ReLU is fitted on 4 <= alpha <= m/32; once fewer
-than one flip per input remains it is Poisson noise, ~1/sqrt(m alpha). A symmetric initialisation
-(pairs (w, a), (w, -a)) instead of centering cancels the second-order term pairwise, and the gap
-falls like 1/alpha^2. Right: the paper's two-layer experiment in d = 100: ReLU, m = 256, n = 200
-samples of a teacher of 3 ReLU neurons, centered, both layers trained to convergence (training
-risk below 1e-6 of its start at T = 100), test risk on 2000 fresh samples, 3 seeds.
+tanh teacher of 3 neurons, 2 seeds, trained on the flow time scale m / alpha^2 (Euler, dt = 0.1) to
+T = 100 (60 in quick mode), where every run's training risk is below 1 % of its start; the tangent
+model is trained in lockstep on the same samples. The theorem assumes a smooth model (tanh); its gap
+is fitted from alpha = 32 (16 in quick mode), where the O(1/alpha) term dominates (below, an
+O(1/alpha^2) term steepens it). For ReLU the gap comes from activation-pattern flips, about m /
+alpha of them per input: while they are many (alpha << m) the gap falls like 1/alpha too, so ReLU is
+fitted on 4 <= alpha <= m/32; once fewer than one flip per input remains it is Poisson noise,
+~1/sqrt(m alpha). A symmetric initialisation (pairs (w, a), (w, -a)) instead of centering cancels
+the second-order term pairwise, and the gap falls like 1/alpha^2. Right: the paper's two-layer
+experiment in d = 100: ReLU, m = 256, n = 200 samples of a teacher of 3 ReLU neurons, centered, both
+layers trained to convergence (training risk below 1e-6 of its start at T = 100), test risk on 2000
+fresh samples, 3 seeds.
 """
 import numpy as np
 from matplotlib import pyplot as plt
@@ -30,7 +30,8 @@ from meanfield.analysis.claims import claim, rate
 from meanfield.analysis.fits import power_law, seed_slopes
 from meanfield.tools.figures import scenario_main
 
-SETTING = "gap: d = 5, n = 30, m = 512, alpha = 1-1024, 2 seeds; test risk: d = 100, n = 200, m = 256, 3 seeds (full mode)"
+SETTING = ("gap: d = 5, n = 30, m = 512, alpha = 1-1024, 2 seeds; test risk: d = 100, n = 200, m = 256, 3 seeds "
+           "(full mode)")
 QUICK = {"alphas": [1, 4, 8, 16, 64, 256], "m": 256, "t_end": 60.0, "tanh_from": 16,
          "test_alphas": [1, 16, 256], "test_m": 128, "seeds": 2}
 FULL = {"alphas": [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024], "m": 512, "t_end": 100.0, "tanh_from": 32,
@@ -148,7 +149,8 @@ def run(quick, out):
         claim("d = 100: the median test risk rises with alpha, from the smallest alpha to the largest",
               "consecutive differences of the median test risk", np.diff(median_test), ">", 0.0),
     ]
-    return fig, {"setting": SETTING, "seed": list(GAP_SEEDS), "config": config(alphas[0], m, size["t_end"]), "numbers": numbers, "claims": claims}
+    return fig, {"setting": SETTING, "seed": list(GAP_SEEDS), "config": config(alphas[0], m, size["t_end"]),
+                 "numbers": numbers, "claims": claims}
 
 
 if __name__ == "__main__":

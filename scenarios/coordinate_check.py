@@ -61,8 +61,8 @@ def run(quick, out):
         fits.update({(param, l): fit for l, fit in enumerate(found.values(), start=1)})
         ax.set_title(f"{param} parameterisation")
         ax.legend(fontsize=8, title="pre-activations: fitted slope [95% CI]")
-    fig.suptitle(f"Coordinate check, one step of eta = {ETA} (tanh, L = {DEPTH}): feature updates stay Theta(1) under muP, "
-                 r"vanish like $m^{-1/2}$ under NTK, grow like $m^{+1/2}$ in standard's hidden layers")
+    fig.suptitle(f"Coordinate check, one step of eta = {ETA} (tanh, L = {DEPTH}): feature updates stay Theta(1) "
+                 r"under muP, vanish like $m^{-1/2}$ under NTK, grow like $m^{+1/2}$ in standard's hidden layers")
     fig.tight_layout()
 
     claims = []

@@ -30,7 +30,8 @@ from meanfield.analysis.claims import claim, rate
 from meanfield.model import deep, ntk
 from meanfield.tools.figures import scenario_main
 
-SETTING = "ReLU, NTK parameterisation, n = 20 on the sphere in d = 10, L = 2-5, m = 128-1024, 3 seeds, T = 300 (full mode)"
+SETTING = ("ReLU, NTK parameterisation, n = 20 on the sphere in d = 10, L = 2-5, m = 128-1024, 3 seeds, T = 300 "
+           "(full mode)")
 N, D, DT, C_RES = 20, 10, 0.2, 1.0
 QUICK = {"widths": [64, 128, 256], "depths": [2, 4], "seeds": 3, "t_end": 100.0}
 FULL = {"widths": [128, 256, 512, 1024], "depths": [2, 3, 4, 5], "seeds": 3, "t_end": 300.0}
@@ -96,7 +97,8 @@ def run(quick, out):
     for arch in ARCHITECTURES:
         prefactor = np.array([np.median(drift[arch, L][-1]) for L in depths])
         growth[arch] = float(prefactor[-1] / prefactor[0])
-        ax.plot(depths, prefactor, "o-", color=COLORS[arch], label=f"{arch}: x{growth[arch]:.2f} from L = {depths[0]} to {depths[-1]}")
+        ax.plot(depths, prefactor, "o-", color=COLORS[arch],
+                label=f"{arch}: x{growth[arch]:.2f} from L = {depths[0]} to {depths[-1]}")
     ax.set_yscale("log")
     ax.set_xlabel("depth $L$ (hidden layers)")
     ax.set_xticks(depths)
@@ -125,11 +127,14 @@ def run(quick, out):
     widest_gap = float(np.median(np.concatenate([g[-1] for g in gap.values()])))
     claims = [rate(f"{arch}, L = {L}: the kernel change falls between m^-1 and m^-1/2", f"slope vs m ({arch}, L = {L})",
                    fits[arch, L], [-1.15, -0.4]) for arch in ARCHITECTURES for L in depths]
-    claims.append(claim(f"from L = {depths[0]} to {depths[-1]} the fully connected network's kernel change grows (over 1.2x)",
+    claims.append(claim(f"from L = {depths[0]} to {depths[-1]} the fully connected network's kernel change grows "
+                        "(over 1.2x)",
                         "growth factor, mlp (median at the widest width)", growth["mlp"], ">", 1.2))
-    claims.append(claim("the residual network's does not (under 1.2x)", "growth factor, resnet", growth["resnet"], "<", 1.2))
+    claims.append(claim("the residual network's does not (under 1.2x)", "growth factor, resnet", growth["resnet"],
+                        "<", 1.2))
     claims.append(claim("every run at the widest width stays under Du et al.'s bound R(0) exp(-lambda0 t / n)",
-                        "fraction of runs under the bound", float(np.mean([ok for oks in bound_ok.values() for ok in oks])), ">=", 1.0))
+                        "fraction of runs under the bound",
+                        float(np.mean([ok for oks in bound_ok.values() for ok in oks])), ">=", 1.0))
     claims.append(claim("the risk falls at least at the rate 2 lambda_min(H(T)) / n of the kernel's slowest mode "
                         "(late rate over it, widest width, every run, 10 % slack)",
                         "rate / (2 lambda_min(H(T)) / n)", np.concatenate(list(ratio.values())), ">=", 0.9))

@@ -85,10 +85,12 @@ def run(quick, out):
 
     claims = [rate(f"{arch}, L = {L}: the relative error falls like m^-1/2", f"slope vs m ({arch}, L = {L})",
                    fits[arch, L], [-0.65, -0.35]) for arch in ARCHITECTURES for L in depths]
-    claims.append(claim(f"at m = {widths[-1]} the fully connected network's error grows with depth (over 1.5x, deepest over shallowest)",
-                        "median error at L = max over L = 1 (mlp)", float(widest["mlp"][-1] / widest["mlp"][0]), ">", 1.5))
-    claims.append(claim(f"at m = {widths[-1]} the residual network's error stays within 25 % of its depth-1 value at every depth",
-                        "median error at each L over L = 1 (resnet)", widest["resnet"] / widest["resnet"][0], "in", [0.75, 1.25]))
+    claims.append(claim(f"at m = {widths[-1]} the fully connected network's error grows with depth (over 1.5x, "
+                        "deepest over shallowest)", "median error at L = max over L = 1 (mlp)",
+                        float(widest["mlp"][-1] / widest["mlp"][0]), ">", 1.5))
+    claims.append(claim(f"at m = {widths[-1]} the residual network's error stays within 25 % of its depth-1 value at "
+                        "every depth", "median error at each L over L = 1 (resnet)",
+                        widest["resnet"] / widest["resnet"][0], "in", [0.75, 1.25]))
     numbers = {"widths": widths, "depths": depths, "n": N, "d": D, "c_res": C_RES,
                "errors": {f"{a}, L = {L}": v for (a, L), v in errors.items()},
                "fits": {f"{a}, L = {L}": f for (a, L), f in fits.items()}, "widest_median": widest}

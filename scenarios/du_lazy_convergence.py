@@ -124,14 +124,17 @@ def run(quick, out):
               "min_t lambda_min(H(t)) / lambda0 (m >= %d)" % STABLE_FROM, lam_low[stable].ravel() / lam0, ">=", 0.5),
         claim("every run's risk stays under R(0) exp(-lambda0 t / n)", "fraction of runs under the bound",
               below.mean(), ">=", 1.0),
-        rate("the largest displacement falls like m^-1/2", "slope of max displacement vs m", fits[keys[2]], [-0.65, -0.35]),
-        rate("the pattern-flip fraction falls like m^-1/2", "slope of pattern-flip fraction vs m", fits[keys[3]], [-0.7, -0.3]),
+        rate("the largest displacement falls like m^-1/2", "slope of max displacement vs m", fits[keys[2]],
+             [-0.65, -0.35]),
+        rate("the pattern-flip fraction falls like m^-1/2", "slope of pattern-flip fraction vs m", fits[keys[3]],
+             [-0.7, -0.3]),
     ]
     numbers = {"lambda0": lam0, "widths": widths, "prediction_gap": gap, "kernel_deviation_max": kernel_dev,
                "lambda_min_over_time": lam_low, "max_displacement": displacement,
                "pattern_flip_fraction": flips, "fits": dict(zip(["prediction_gap", "kernel_deviation",
                                                                  "max_displacement", "pattern_flips"], fits.values()))}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), 0, size["t_end"]),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config(int(widths[0]), 0, size["t_end"]),
                  "numbers": numbers, "claims": claims}
 
 

@@ -104,7 +104,8 @@ def run(quick, out):
     numbers = {"lambda0": lam0, "lambda_max": lam_max, "stability_limit_eta": limit, "fractions": FRACTIONS,
                "max_ratio_to_bound": {str(f): ratios[f] for f in FRACTIONS},
                "max_risk_over_initial": {str(f): peak[f] for f in FRACTIONS}, "steps": STEPS}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size["m"], 0, FRACTIONS[0] * limit * N),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config(size["m"], 0, FRACTIONS[0] * limit * N),
                  "numbers": numbers, "claims": claims}
 
 

@@ -101,7 +101,8 @@ def run(quick, out):
     for train, res in runs.items():
         for ax, values in ((axes[0], margin[train]), (axes[1], test_error[train])):
             ax.semilogx(res.t[1:], np.median(values, axis=0)[1:], lw=1.8, color=colors[train], label=labels[train])
-            ax.fill_between(res.t[1:], values.min(axis=0)[1:], values.max(axis=0)[1:], color=colors[train], alpha=0.2, lw=0)
+            ax.fill_between(res.t[1:], values.min(axis=0)[1:], values.max(axis=0)[1:], color=colors[train],
+                            alpha=0.2, lw=0)
     axes[0].axhline(0, color="k", lw=0.6)
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"normalised margin $\gamma$ (path norm)")
@@ -159,7 +160,8 @@ def run(quick, out):
         claim("both layers: the weight share on spurious coordinates at least halves in every seed",
               "spurious share at T / at 0 (both)", spurious["both"][:, 1] / spurious["both"][:, 0], "<", 0.5),
     ]
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": {k: r.config for k, r in runs.items()},
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": {k: r.config for k, r in runs.items()},
                  "numbers": numbers, "claims": claims}
 
 

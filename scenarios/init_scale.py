@@ -94,7 +94,8 @@ def run(quick, out):
         med_test = np.median(test[arm], axis=1)
         claims += [
             claim(f"{arm}: the largest init's median test risk is over 1.5 times the smallest init's",
-                  f"median test risk at tau = {taus[-1]:g} / at {taus[0]:g} ({arm})", med_test[-1] / med_test[0], ">", 1.5),
+                  f"median test risk at tau = {taus[-1]:g} / at {taus[0]:g} ({arm})", med_test[-1] / med_test[0],
+                  ">", 1.5),
             claim(f"{arm}: from the smallest init W aligns with the teacher's span, over 5 times a random W's "
                   "alignment in every seed", f"alignment at tau = {taus[0]:g} / random ({arm})",
                   aligned[arm][0] / (M0 / D), ">", 5.0),
@@ -102,7 +103,8 @@ def run(quick, out):
                   f"alignment at tau = {taus[-1]:g} / random ({arm})", aligned[arm][-1] / (M0 / D), "<", 2.0),
         ]
     numbers = {"taus": taus, "test_risk": test, "alignment": aligned, "displacement_mean": moved}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, float(taus[0]), False, 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config(size, float(taus[0]), False, 0),
                  "numbers": numbers, "claims": claims}
 
 

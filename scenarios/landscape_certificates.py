@@ -48,7 +48,8 @@ def examine(k0, k, seed) -> dict:
     return {"label": label, "hessian": point.label, "lambda_min": float(point.spectrum[0]),
             "hessian_error": point.hessian_error, "gradient_norm": point.gradient_norm,
             "psi_min": cert.min_psi / cert.scale, "steps": res.stats["steps"],
-            "relative_risk": max(landscape.Landscape.of(res).objective(point.theta), 0.0) / res.observables["train_risk"][0]}
+            "relative_risk": max(landscape.Landscape.of(res).objective(point.theta), 0.0)
+            / res.observables["train_risk"][0]}
 
 
 def run(quick, out):

@@ -88,10 +88,12 @@ def run(quick, out):
         claim("at the widest width the margin rises as lambda decreases from its largest value",
               "margin at the second-largest lambda - at the largest (widest m)", widest[1] - widest[0], ">", 0.0),
         claim("and settles: the two smallest lambdas' margins differ by under 2 %",
-              "margin at the smallest / second-smallest lambda (widest m)", widest[-1] / widest[-2], "in", [0.98, 1.02]),
+              "margin at the smallest / second-smallest lambda (widest m)", widest[-1] / widest[-2], "in",
+              [0.98, 1.02]),
     ]
     numbers = {"widths": widths, "lams": lams, "normalized_margin": margin, "median": median}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0]), float(lams[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config(int(widths[0]), float(lams[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

@@ -7,14 +7,14 @@ Source: Mei, Montanari & Nguyen (2018); Chizat (2022), Mean-field Langevin dynam
 Suzuki (2022), Convex analysis of the mean field Langevin dynamics.
 
 Left: F(mu_t) - F_inf on a log axis, F_inf the mean of F over the last third of the run (its
-plateau), with an exponential rate fitted where the excess is above ten times the plateau's
-noise (the k-NN entropy estimate fluctuates); the rates are descriptive: some runs decay in two
-phases, a fast transient and then a slower exponential tail, which one rate does not capture. Middle: a student with weight decay lam at several
-temperatures T; the Gibbs gap is
-T KL(mu || p_mu), p_mu ~ exp(-V_mu / T) (see meanfield.langevin), an upper bound on the free
-energy's distance to its minimum. Right: every particle starts at the same point (a Dirac
-measure, a poor initialisation that plain gradient flow can never leave: identical particles
-stay identical); an annealed temperature T / log(e + t) breaks the symmetry and fits the teacher.
+plateau), with an exponential rate fitted where the excess is above ten times the plateau's noise
+(the k-NN entropy estimate fluctuates); the rates are descriptive: some runs decay in two phases, a
+fast transient and then a slower exponential tail, which one rate does not capture. Middle: a
+student with weight decay lam at several temperatures T; the Gibbs gap is T KL(mu || p_mu), p_mu ~
+exp(-V_mu / T) (see meanfield.langevin), an upper bound on the free energy's distance to its
+minimum. Right: every particle starts at the same point (a Dirac measure, a poor initialisation that
+plain gradient flow can never leave: identical particles stay identical); an annealed temperature T
+/ log(e + t) breaks the symmetry and fits the teacher.
 """
 import numpy as np
 from matplotlib import pyplot as plt
@@ -61,7 +61,8 @@ def run(quick, out):
     temps = size["temperatures"]
     dirac = np.tile([0.3, 0.1, 0.2], (size["m"], 1))
     runs, stats, dirac_risk = {}, {key: np.zeros((len(SEEDS), len(temps))) for key in
-                                   ("rate", "r2", "gap_ratio", "max_rise", "entropy", "late_excess")}, np.zeros((len(SEEDS), 2))
+                                   ("rate", "r2", "gap_ratio", "max_rise", "entropy",
+                                    "late_excess")}, np.zeros((len(SEEDS), 2))
     for k, seed in enumerate(SEEDS):
         for j, T in enumerate(temps):
             r = mf.simulate(config(size, T, seed=seed))
@@ -70,7 +71,8 @@ def run(quick, out):
             obs = r.observables
             excess, _, rate, _, r2 = decay(r)
             late = np.max(np.abs(excess[r.t >= r.t[-1] / 3])) / excess[0]
-            for key, value in (("rate", rate), ("r2", r2), ("late_excess", late), ("gap_ratio", obs["gibbs_gap"][-1] / obs["gibbs_gap"][0]),
+            for key, value in (("rate", rate), ("r2", r2), ("late_excess", late),
+                               ("gap_ratio", obs["gibbs_gap"][-1] / obs["gibbs_gap"][0]),
                                ("max_rise", np.max(np.diff(obs["free_energy"]))), ("entropy", obs["entropy"][-1])):
                 stats[key][k, j] = value
         plain = mf.simulate(config(size, 0.0, lam=0.01, diagnostics=(), seed=seed), theta0=dirac)
@@ -86,7 +88,8 @@ def run(quick, out):
         axes[0].semilogy(r.t[excess > 0], excess[excess > 0], "o-", color=shade, ms=3, lw=1.5,
                          label=f"T = {T:g}: rate {rate:.2f}")
         axes[0].semilogy(r.t[above], np.exp(intercept - rate * r.t[above]), "--", color=shade, lw=1)
-        axes[1].semilogy(r.t, np.maximum(r.observables["gibbs_gap"], GAP_FLOOR), lw=1.8, color=shade, label=f"T = {T:g}")
+        axes[1].semilogy(r.t, np.maximum(r.observables["gibbs_gap"], GAP_FLOOR), lw=1.8, color=shade,
+                         label=f"T = {T:g}")
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"$F(\mu_t) - F_\infty$, $F = R + \lambda E|\theta|^2/2 - T H(\mu_t)$")
     axes[0].set_title(f"the free energy decays to its plateau (λ = {LAM:g}, seed 0)")

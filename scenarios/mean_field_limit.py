@@ -92,7 +92,8 @@ def run(quick, out):
     fig, axes = plt.subplots(1, 4, figsize=(22, 5.2), layout="constrained")
     K = finest.stats["limit"]["nodes"]
     omega = finest.weights[:K]
-    start, merge = np.unique(finest.snapshots[0][:K, :2], axis=0, return_inverse=True)    # a-nodes share their w at t = 0
+    # a-nodes share their w at t = 0
+    start, merge = np.unique(finest.snapshots[0][:K, :2], axis=0, return_inverse=True)
     panels = ((axes[0], start, np.bincount(merge.ravel(), weights=omega), "0 (the w-marginal: weights summed over a)"),
               (axes[1], finest.theta[:K, :2], omega, f"{T:g}"))
     norm = LogNorm(vmin=omega.max() * 1e-5, vmax=max(p[2].max() for p in panels))

@@ -37,7 +37,8 @@ from meanfield.tools.figures import scenario_main
 
 SETTING = ("d = 40, online SGD, m = 800, batches 50 and 800, 2 seeds; the exact m = infinity limit at "
            "level 12; MMN's PDE against it for d = 10 .. 320 up to t = 10 (full mode)")
-QUICK = {"d": 20, "m": 400, "t_end": 20.0, "batch": 20, "K": 1_000, "level": 8, "sweep": (10, 20, 40, 80), "t_sweep": 5.0}
+QUICK = {"d": 20, "m": 400, "t_end": 20.0, "batch": 20, "K": 1_000, "level": 8, "sweep": (10, 20, 40, 80),
+         "t_sweep": 5.0}
 FULL = {"d": 40, "m": 800, "t_end": 40.0, "batch": 50, "K": 2_000, "level": 12, "sweep": (10, 20, 40, 80, 160, 320),
         "t_sweep": 10.0}
 SWEEP_LEVEL = 8            # the Gauss rule's nodes in r for the sweep over d (level 8 against 16: 6e-7 relative)
@@ -153,9 +154,11 @@ def run(quick, out):
     ax.set_title("radial distribution over time")
     ax.legend(fontsize=7)
     for B, r in runs.items():
-        axes[1].plot(r.t, r.observables["test_risk"], "o-", lw=1.8, label=f"SGD, B = {B}, d = {size['d']}, m = {size['m']} (test)")
+        axes[1].plot(r.t, r.observables["test_risk"], "o-", lw=1.8,
+                     label=f"SGD, B = {B}, d = {size['d']}, m = {size['m']} (test)")
     axes[1].plot(res.t, reduced_risk, "k--", lw=1.2, label=f"reduced radial dynamics (MMN), d = {size['d']}")
-    axes[1].plot(exact.t, exact.risk, "k:", lw=2, label=f"exact m = ∞ limit, d = {size['d']} ({len(exact.weights)}-node rule)")
+    axes[1].plot(exact.t, exact.risk, "k:", lw=2,
+                 label=f"exact m = ∞ limit, d = {size['d']} ({len(exact.weights)}-node rule)")
     axes[1].set_yscale("log")
     axes[1].set_xlabel("time $t$ (flow units)")
     axes[1].set_ylabel(r"risk $E(f - y)^2 / 2$")
@@ -188,7 +191,8 @@ def run(quick, out):
     numbers = {"times": res.t, "batches": batches, "seeds": SEEDS,
                "w2_radial": [{str(B): v for B, v in dist.items()} for dist in distances],
                "w2_at_start": floor, "reduced_risk": reduced_risk,
-               "sgd_test_risk": [{str(B): r.observables["test_risk"] for B, r in runs_seed.items()} for runs_seed, _ in per_seed],
+               "sgd_test_risk": [{str(B): r.observables["test_risk"] for B, r in runs_seed.items()}
+                                 for runs_seed, _ in per_seed],
                "mean_radius": {"sgd_final": final_radius, "reduced": [float(r.mean()) for r in reduced],
                                "exact_limit": exact_radius},
                "exact_limit": {"level": size["level"], "nodes": len(exact.weights), "risk": exact.risk,
@@ -201,7 +205,8 @@ def run(quick, out):
         claim("the test risk agrees with the reduced dynamics' within 30 % at T (largest batch, every seed)",
               "test risk SGD / reduced at T", final_risk / reduced_risk[-1], "in", [0.7, 1.3]),
         claim(f"with batch {batches[-1]} the radial W2 at T is under 0.8 of batch {batches[0]}'s (every seed)",
-              "W2 at T, large batch / small batch", [d[batches[-1]][-1] / d[batches[0]][-1] for d in distances], "<", 0.8),
+              "W2 at T, large batch / small batch", [d[batches[-1]][-1] / d[batches[0]][-1] for d in distances],
+              "<", 0.8),
         claim("with the largest batch the radial W2 stays under 10 % of the mean radius at all times (every seed)",
               "max_t W2 / mean radius (largest batch)", [d[batches[-1]].max() / reduced_radius for d in distances],
               "<", 0.1),

@@ -91,7 +91,8 @@ def run(quick, out):
                "final_kernel_change": {f"{r}, {a}": final[r, a] for r in REGIMES for a in ACTIVATIONS},
                "fits": fits, "predicted": {"lazy, tanh": -1.0, "lazy, relu": "between -1 and -0.5",
                                            "mean-field": 0.0}}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config("lazy", "relu", int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config("lazy", "relu", int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

@@ -109,7 +109,8 @@ def run(quick, out):
                "final_relative_risk": {f"k = {f} k0": final[f] for f in FACTORS},
                "psi_min_over_scale": {f"k = {f} k0": psi[f] for f in FACTORS},
                "hessian_lambda_min": {f"k = {f} k0": lam_min[f] for f in FACTORS}}
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(k0s[0]), int(k0s[0]), 0, size["t_end"]),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config(int(k0s[0]), int(k0s[0]), 0, size["t_end"]),
                  "numbers": numbers, "claims": claims}
 
 

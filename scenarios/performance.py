@@ -46,7 +46,8 @@ def run(quick, out):
     fits = {}
     for ax, along in zip(axes[:2], ("m", "n")):
         other = "n" if along == "m" else "m"
-        found = plotting.scaling(ax, sizes, times[along], xlabel=f"{'width $m$ (neurons)' if along == 'm' else 'samples $n$'}",
+        found = plotting.scaling(ax, sizes, times[along],
+                                 xlabel=f"{'width $m$ (neurons)' if along == 'm' else 'samples $n$'}",
                                  ylabel="CPU time per step (ms)", colors=colors)
         fits[along] = {p: f.to_dict() for p, f in found.items()}
         plotting.label_ticks(ax, sizes)

@@ -97,7 +97,8 @@ def run(quick, out):
     fits = plotting.seed_scaling(axes[0], widths, dict(zip(names, at_T)), "width $m$",
                                  f"distance to the limit at t = {T:g}",
                                  colors=dict(zip(names, ("tab:blue", "tab:green", "tab:red"))))
-    axes[0].plot(widths, np.median(at_T[0, 0]) * (widths / widths[0]) ** -0.5, "k--", lw=1, label=r"$m^{-1/2}$ (theory)")
+    axes[0].plot(widths, np.median(at_T[0, 0]) * (widths / widths[0]) ** -0.5, "k--", lw=1,
+                 label=r"$m^{-1/2}$ (theory)")
     axes[0].plot(widths, np.median(at_T[2, 0]) * (widths / widths[0]) ** -0.25, "k:", lw=1,
                  label=r"$m^{-1/4}$ (sampling rate in dimension 3)")
     axes[0].legend(fontsize=7)
@@ -106,8 +107,10 @@ def run(quick, out):
     axes[0].set_title(f"mean-field: convergence to the computed limit ({size['seeds']} seeds, 95% CI)")
     shades = plt.cm.viridis(np.linspace(0.15, 0.85, len(size["dt_widths"])))
     for shade, m in zip(shades, size["dt_widths"]):
-        axes[1].loglog(dts, np.median(total[m][:, :-1], axis=0), "o-", lw=1.8, color=shade, label=f"m = {m}: to the limit")
-        axes[1].fill_between(dts, total[m][:, :-1].min(axis=0), total[m][:, :-1].max(axis=0), color=shade, alpha=0.2, lw=0)
+        axes[1].loglog(dts, np.median(total[m][:, :-1], axis=0), "o-", lw=1.8, color=shade,
+                       label=f"m = {m}: to the limit")
+        axes[1].fill_between(dts, total[m][:, :-1].min(axis=0), total[m][:, :-1].max(axis=0), color=shade,
+                             alpha=0.2, lw=0)
         axes[1].axhline(np.median(total[m][:, -1]), color=shade, ls=":", lw=1)
     big = size["dt_widths"][-1]
     euler_fit = seed_slopes(dts, euler[big].T)
@@ -119,8 +122,9 @@ def run(quick, out):
     axes[1].set_ylabel(f"predictor distance at t = {T:g}  (dotted: dt → 0)")
     axes[1].set_title(r"error $\approx \max(C\,dt,\ C' m^{-1/2})$" + f" (median, range over {len(DT_SEEDS)} seeds)")
     axes[1].legend(fontsize=8)
-    lazy_fit = plotting.scaling(axes[2], widths, {r"lazy: $W_2(\mu_T, \mu_0)$": lazy_w2},
-                                "width $m$", r"$W_2(\mu_T, \mu_0)$ (exact)", expected={r"lazy: $W_2(\mu_T, \mu_0)$": -0.5})
+    label = r"lazy: $W_2(\mu_T, \mu_0)$"
+    lazy_fit = plotting.scaling(axes[2], widths, {label: lazy_w2}, "width $m$", r"$W_2(\mu_T, \mu_0)$ (exact)",
+                                expected={label: -0.5})
     axes[2].set_title("lazy: the measure stays at its initial condition")
     fig.suptitle("Propagation of chaos: the particle system approaches its mean-field limit as m grows "
                  r"(particles and predictor like $m^{-1/2}$, the measure in $W_2$ like $m^{-1/4}$)")
@@ -153,7 +157,8 @@ def run(quick, out):
         claim("lazy: the measure moves from its initial condition only O(m^-1/2) in W2",
               "slope of lazy W2(mu_T, mu_0) vs m", lazy_slope, "in", [-0.65, -0.35]),
     ]
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0])), "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(int(widths[0])),
+                 "numbers": numbers,
                  "claims": claims}
 
 

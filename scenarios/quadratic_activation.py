@@ -76,7 +76,8 @@ def run(quick, out):
         ax.set_xlabel("width $m$")
     bottom = np.zeros(len(widths))
     for name, color in LABELS.items():
-        axes[0].bar(widths, fraction[name], 0.7, bottom=bottom, color=color, label=name if fraction[name].any() else None)
+        axes[0].bar(widths, fraction[name], 0.7, bottom=bottom, color=color,
+                    label=name if fraction[name].any() else None)
         bottom += fraction[name]
     axes[0].set_ylim(0, 1.05)
     axes[0].set_ylabel(f"fraction of {size['seeds']} random initialisations")
@@ -111,7 +112,8 @@ def run(quick, out):
         claim("... and the trapped runs hold a positive risk", "J / J(0) of trapped runs",
               polished[label == "trapped"], ">", 1e-6),
     ]
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0), "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
+                 "numbers": numbers,
                  "claims": claims}
 
 

@@ -71,7 +71,8 @@ def run(quick, out):
         axes[0].loglog(res.t[1:], predicted[1:], "--", color="k", lw=0.9)
         axes[1].plot(np.arange(1, n + 1), np.cumsum(energy) / np.sum(energy), color=colors[name], lw=2, label=name)
         numbers[name] = {**per_seed,
-                         "energy_on_top_10_percent_eigenvectors": float(np.sum(energy[: max(1, n // 10)]) / np.sum(energy))}
+                         "energy_on_top_10_percent_eigenvectors":
+                             float(np.sum(energy[: max(1, n // 10)]) / np.sum(energy))}
     axes[0].plot([], [], "--", color="k", lw=0.9, label="kernel flow with $H^\\infty$")
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"training risk $R(\theta_t)$")
@@ -92,7 +93,8 @@ def run(quick, out):
               "time to 10 % (random) / (true)", slower, ">", 2.0),
         claim("both are fitted: risk below 1 % (true) and 10 % (random) of its initial value (every seed)",
               "final risk fraction / its threshold (true, random)",
-              np.concatenate([np.array(true["final_risk_fraction"]) / 0.01, np.array(rand["final_risk_fraction"]) / 0.1]),
+              np.concatenate([np.array(true["final_risk_fraction"]) / 0.01,
+                              np.array(rand["final_risk_fraction"]) / 0.1]),
               "<", 1.0),
         claim("true labels put over twice the share of their energy on the top 10 % eigenvectors of H_inf",
               "energy share on top 10 % eigenvectors, true / random",

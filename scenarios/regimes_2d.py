@@ -4,10 +4,11 @@ changes by less than half; both fit, in each of 3 seeds.
 
 Source: Chizat & Bach (2018); Chizat, Oyallon & Bach (2019), teacher-student in d = 2.
 
-One student (balanced init |a_i| = |w_i|, symmetric so f_0 = 0), trained twice on 200 points of
-the circle labelled by a teacher of 3 ReLU neurons: with mean-field scaling (output 1/m, time factor m) the neurons |a_i| w_i move
-O(1) and gather on the teacher's directions; with lazy scaling (1/sqrt(m)) they move
-O(1/sqrt(m)) and the fit is a kernel regression. Also writes ``regimes_2d.gif`` (mean-field flow).
+One student (balanced init |a_i| = |w_i|, symmetric so f_0 = 0), trained twice on 200 points of the
+circle labelled by a teacher of 3 ReLU neurons: with mean-field scaling (output 1/m, time factor m)
+the neurons |a_i| w_i move O(1) and gather on the teacher's directions; with lazy scaling
+(1/sqrt(m)) they move O(1/sqrt(m)) and the fit is a kernel regression. Also writes
+``regimes_2d.gif`` (mean-field flow).
 """
 import numpy as np
 from matplotlib import pyplot as plt
@@ -61,7 +62,8 @@ def run(quick, out):
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
     for ax, (scaling, res) in zip(axes, results.items()):
         moved = res.observables["displacement_mean"][-1]
-        plotting.particles(ax, res, teacher=teacher, title=f"{scaling.replace('_', '-')}: mean |θ_i(t) − θ_i(0)| = {moved:.3f}")
+        plotting.particles(ax, res, teacher=teacher,
+                           title=f"{scaling.replace('_', '-')}: mean |θ_i(t) − θ_i(0)| = {moved:.3f}")
     plotting.risk_curves(axes[2], {f"{s}, {k}": (r.t, r.observables[f"{k}_risk"])
                                    for s, r in results.items() for k in ("train", "test")},
                          ylabel="risk $R(\\theta_t)$ (train, test)")
@@ -91,7 +93,8 @@ def run(quick, out):
         claim("both regimes fit the training data (risk below 0.02, every seed)", "final training risk",
               np.concatenate([mean_field[:, 3], lazy[:, 3]]), "<", 0.02),
     ]
-    return fig, {"setting": SETTING, "seed": SEED, "config": {s: r.config for s, r in results.items()}, "numbers": numbers,
+    return fig, {"setting": SETTING, "seed": SEED, "config": {s: r.config for s, r in results.items()},
+                 "numbers": numbers,
                  "claims": claims}
 
 

@@ -55,7 +55,8 @@ def relative_scale(theta, X, y, network) -> float:
     jacobian_sq = ntk.tangent_kernel(theta, X, network, raw=True)           # J J^T with J = D f (n x P)
     d_norm_sq = np.linalg.eigvalsh(jacobian_sq / n)[-1]
     active = (X @ theta[:, :-1].T > 0).astype(float)                        # (n, m)
-    hessian = output_scale(m, network.scaling, network.alpha) * np.sqrt((active * (X ** 2).sum(1)[:, None]).mean(0)).max()
+    hessian = output_scale(m, network.scaling,
+                           network.alpha) * np.sqrt((active * (X ** 2).sum(1)[:, None]).mean(0)).max()
     return float(np.sqrt(np.mean((y - f0) ** 2)) * hessian / d_norm_sq)
 
 
@@ -105,7 +106,8 @@ def run(quick, out):
             claims.append(rate(f"{key}, {LABELS[s]}: exponent of m within 0.15 of {expected[s]:+g}{note}",
                                f"fitted exponent ({key}, {LABELS[s]})", fits[key][s],
                                [expected[s] - 0.15, expected[s] + 0.15]))
-    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config("mean_field", int(widths[0]), 0),
+    return fig, {"setting": SETTING, "seed": list(range(size["seeds"])),
+                 "config": config("mean_field", int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
 
 

@@ -125,7 +125,8 @@ def run(quick, out):
     claims = [
         claim("at m = m0 every run stalls at a positive risk (less than 1 % decrease over the last half)",
               "relative decrease over [T/2, T] at m = m0", decrease[widths == M0].ravel(), "<", STALLED),
-        claim("at m = m0 the stalled risk is far from zero", "R(T)/R(0) at m = m0", final[widths == M0].ravel(), ">", 1e-3),
+        claim("at m = m0 the stalled risk is far from zero", "R(T)/R(0) at m = m0", final[widths == M0].ravel(),
+              ">", 1e-3),
         claim("from m = 2 m0 every run goes below 1e-5 of its initial risk", "R(T)/R(0) for m >= 2 m0",
               final[over].ravel(), "<", GLOBAL),
         claim("from m = 2 m0 every run is still decreasing at T (its risk at convergence is lower still)",
@@ -138,9 +139,11 @@ def run(quick, out):
     gaps = {m: np.max(np.abs(curves[m][1][:len(limit.t)] * limit.risk[0] / limit.risk - 1)) for m in curves}
     claims += [
         claim(f"the computed m = ∞ limit is accurate to 10 % of its risk up to t = {horizon:g} (estimated: its {nodes} "
-              f"nodes against {nodes // 2} scrambled independently)", f"relative risk gap between the two levels, t <= {horizon:g}",
+              f"nodes against {nodes // 2} scrambled independently)",
+              f"relative risk gap between the two levels, t <= {horizon:g}",
               float(np.max(limit_error)), "<", 0.10),
-        claim(f"the widest network's risk is closer to the limit's than m = 2 m0's (largest relative gap, t <= {horizon:g})",
+        claim(f"the widest network's risk is closer to the limit's than m = 2 m0's (largest relative gap, "
+              f"t <= {horizon:g})",
               f"max |R_m / R_inf - 1| at m = {widths[-1]} minus at m = {2 * M0}", gaps[int(widths[-1])] - gaps[2 * M0],
               "<", 0.0),
         rate("the predictor approaches the limit's like m^-1/2 (from m = 2 m0)",
@@ -169,7 +172,8 @@ def limit_and_distances(size, widths):
     distances = np.zeros((len(widths), size["seeds"]))
     for a, m in enumerate(widths):
         for seed in range(size["seeds"]):
-            cfg = config(size, int(m), seed).updated({"data.teacher_weights": teacher.tolist(), "record.snapshots": True,
+            cfg = config(size, int(m),
+                         seed).updated({"data.teacher_weights": teacher.tolist(), "record.snapshots": True,
                                                       "record.diagnostics": [], "flow.t_end": float(limit.t[k])})
             res = mf.simulate(cfg.updated({"record.n_records": 2}))
             distances[a, seed] = reduced.predictor_distance(problem, Q, res.theta, cfg.network, limit.snapshots[k],

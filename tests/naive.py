@@ -85,7 +85,8 @@ def linear_moment_flow(S, X, y, alpha, lam, dt, steps, method="rk4"):
 
     out = []
     for _ in range(steps):
-        K = []                                                          # stage drifts as matrices K_s (theta -> K_s theta)
+        # stage drifts as matrices K_s (theta -> K_s theta)
+        K = []
         for s in range(len(b_tab)):
             B = np.eye(p) + dt * sum(a_tab[s, j] * K[j] for j in range(s))
             K.append(drift_matrix(B @ S @ B.T) @ B)

@@ -66,7 +66,8 @@ def test_a_signal_leaves_a_resumable_run_folder(tmp_path, sig):
     assert "meanfield resume" in err
     assert checkpoint.exists(out)
     assert not (out / "manifest.json").exists()
-    done = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "resume", str(out)], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "resume", str(out)], capture_output=True,
+                          text=True)
     assert done.returncode == 0, done.stderr
     assert not checkpoint.exists(out)
     assert_same_run(mf.Result.load(out), mf.simulate(cfg))

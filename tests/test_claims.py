@@ -68,7 +68,8 @@ def test_a_figure_whose_claim_fails_is_written_and_reported_and_fails_the_comman
     folder.mkdir()
     (folder / "fake.py").write_text(FAKE)
     out = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "figures", "--quick", "--scenarios", str(folder),
+    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "figures", "--quick", "--scenarios",
+                           str(folder),
                            "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "claim failed" in proc.stdout

@@ -36,14 +36,16 @@ def test_jacobians_and_velocity_equal_central_differences(depth, act, architectu
             changed[l] = Wl
             return changed
         for j in range(len(y)):
-            np.testing.assert_allclose(jac[l][j], naive.central_gradient(lambda Wl: deep.predict(net, with_layer(Wl), X)[j], W),
+            np.testing.assert_allclose(jac[l][j],
+                                       naive.central_gradient(lambda Wl: deep.predict(net, with_layer(Wl), X)[j], W),
                                        rtol=1e-6, atol=1e-8)
         risk = lambda Wl: 0.5 * np.mean((deep.predict(net, with_layer(Wl), X) - y) ** 2)
         np.testing.assert_allclose(vel[l], -naive.central_gradient(risk, W) - 0.1 * W, rtol=1e-6, atol=1e-8)
 
 
 @pytest.mark.parametrize("architecture,parameterization", KINDS)
-def test_the_kernels_are_the_jacobians_gram_matrices_and_set_the_predictions_velocity(architecture, parameterization, rng):
+def test_the_kernels_are_the_jacobians_gram_matrices_and_set_the_predictions_velocity(architecture,
+                                                                                      parameterization, rng):
     """H = sum_l J_l J_l^T, and along the flow du/dt = -(1/n) H loss'(u) (logistic loss here): the
     two-layer engine's time convention, checked by a central difference along the velocity."""
     net = small(3, "tanh", architecture, parameterization, m=6)
@@ -166,11 +168,13 @@ def test_the_residual_kernels_meet_their_recursion_like_m_to_minus_half(depth, r
 
 def _deep_cfg(**network):
     return mf.Config(seed=2, network={"m": 48, "d": 4, "depth": 3, **network}, data={"n": 30, "n_test": 10},
-                     flow={"dt": 0.05, "t_end": 1.0}, record={"n_records": 4, "diagnostics": ["lambda_min", "kernel_change"]})
+                     flow={"dt": 0.05, "t_end": 1.0}, record={"n_records": 4,
+                                                              "diagnostics": ["lambda_min", "kernel_change"]})
 
 
 @pytest.mark.parametrize("architecture,parameterization", KINDS)
-def test_a_deep_run_takes_the_integrators_steps_of_the_velocity_and_records_what_it_says(architecture, parameterization):
+def test_a_deep_run_takes_the_integrators_steps_of_the_velocity_and_records_what_it_says(architecture,
+                                                                                         parameterization):
     """simulate for depth >= 2: Heun steps of deep.velocity from the parameterisation's initial
     law; the records are the functions of the unflattened parameters they name."""
     cfg = _deep_cfg(architecture=architecture, parameterization=parameterization).updated({"flow.integrator": "heun"})

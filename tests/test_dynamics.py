@@ -209,8 +209,10 @@ def test_recorded_observables_equal_their_numpy_definitions():
     f0_test = twolayer.predict(res.theta0, data.X_test, cfg.network)
     obs = res.observables
     for k, theta in enumerate(res.snapshots):
-        assert obs["objective"][k] == pytest.approx(twolayer.objective(theta, data.X, data.y, cfg.network, cfg.flow, f0), rel=1e-10)
-        assert obs["test_risk"][k] == pytest.approx(twolayer.risk(theta, data.X_test, data.y_test, cfg.network, "squared", f0_test), rel=1e-10)
+        assert obs["objective"][k] == pytest.approx(twolayer.objective(theta, data.X, data.y, cfg.network, cfg.flow,
+                                                                       f0), rel=1e-10)
+        assert obs["test_risk"][k] == pytest.approx(twolayer.risk(theta, data.X_test, data.y_test, cfg.network,
+                                                                  "squared", f0_test), rel=1e-10)
         moved = np.linalg.norm(theta - res.theta0, axis=1)
         assert obs["displacement_max"][k] == pytest.approx(moved.max(), abs=1e-15)
         pred = twolayer.predict(theta, data.X, cfg.network, f0)

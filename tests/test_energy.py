@@ -15,9 +15,9 @@ from meanfield.model import energy, twolayer
 from . import naive
 
 P = 4
+MATRIX = (np.diag([1.0, 2.0, 0.5, 3.0]) + 0.3 * np.eye(P, k=1) + 0.3 * np.eye(P, k=-1)).tolist()
 TERMS = {
-    "quadratic potential": {"potential": {"kind": "quadratic", "matrix": (np.diag([1.0, 2.0, 0.5, 3.0])
-                                                                         + 0.3 * np.eye(P, k=1) + 0.3 * np.eye(P, k=-1)).tolist()}},
+    "quadratic potential": {"potential": {"kind": "quadratic", "matrix": MATRIX}},
     "quartic potential": {"potential": {"kind": "quartic", "strength": 0.7}},
     "double well": {"potential": {"kind": "double_well", "depth": 0.8, "center": 1.3}},
     "inner interaction": {"interaction": {"kind": "inner", "strength": 0.9}},
@@ -62,7 +62,8 @@ def test_the_objective_and_the_free_energy_count_every_term(rng):
     data = mf.run_data(cfg)
     risk = twolayer.risk(theta, data.X, data.y, cfg.network, "squared")
     factor = 1 / (2.0 ** 2 * 50 * (1 / 50) ** 2)                    # time_factor = 1 / (alpha^2 m s(m)^2)
-    expected = risk + 50 / factor * (0.3 * np.mean(np.sum(theta ** 2, axis=1)) / 2 + energy.mean_energy(theta, cfg.flow))
+    expected = risk + 50 / factor * (0.3 * np.mean(np.sum(theta ** 2, axis=1)) / 2
+                                     + energy.mean_energy(theta, cfg.flow))
     np.testing.assert_allclose(twolayer.objective(theta, data.X, data.y, cfg.network, cfg.flow), expected, rtol=1e-13)
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield.engine.problem import record_steps
 from meanfield.store import checkpoint, files, runfolder
 from meanfield.tools import sweep
-from meanfield.engine.problem import record_steps
 from meanfield.tools.cli import main
 
 from .conftest import assert_same_run, interrupt_at_record, interruptible
@@ -86,7 +86,8 @@ def test_a_run_killed_before_its_first_checkpoint_says_so_and_how_to_start_again
     (out / "config.toml").write_text(CFG.updated({"flow.t_end": 1.0}).to_toml())
     refused = cli("resume", out)
     assert refused.returncode == 2
-    one_line_error(refused.stderr, "before its first checkpoint", f"meanfield run {out / 'config.toml'} --out {out} --force")
+    one_line_error(refused.stderr, "before its first checkpoint",
+                   f"meanfield run {out / 'config.toml'} --out {out} --force")
     again = cli("run", out / "config.toml", "--out", out, "--force")
     assert again.returncode == 0, again.stderr
     busy = cli("run", out / "config.toml", "--out", out)

@@ -91,7 +91,8 @@ def test_each_method_has_its_order_on_a_smooth_flow(path, method):
 
 
 def test_rk4_refuses_noise_and_minibatches_before_any_work():
-    for changes, parameter in (({"flow.temperature": 0.1}, "flow.temperature"), ({"flow.batch_size": 5}, "flow.batch_size")):
+    for changes, parameter in (({"flow.temperature": 0.1}, "flow.temperature"),
+                               ({"flow.batch_size": 5}, "flow.batch_size")):
         with pytest.raises(ConfigError, match=parameter) as info:
             mf.Config(flow={"integrator": "rk4", **{k.split(".")[1]: v for k, v in changes.items()}})
         assert "rk4" in str(info.value)

@@ -71,7 +71,9 @@ def test_the_kernels_codes_are_the_registries_and_unknown_codes_raise(problem):
     net, flow = NetworkConfig(m=M, d=D), FlowConfig()
     args = list(kernel_args(net, flow))
     rows = np.arange(N, dtype=np.int64)
-    for position, code in ((2, 9), (2, -1), (4, 2)):
+    unknown_activation = max(a.code for a in activations.ACTIVATIONS.values()) + 1       # the first code no entry has
+    unknown_loss = max(loss.code for loss in activations.LOSSES.values()) + 1
+    for position, code in ((2, unknown_activation), (2, -1), (4, unknown_loss)):
         bad = list(args)
         bad[position] = code
         with pytest.raises(ValueError, match="unknown"):
@@ -95,7 +97,8 @@ def test_velocity_is_minus_time_factor_gradient_minus_decay(problem):
     for scaling in ("mean_field", "lazy"):
         net = NetworkConfig(m=M, d=D, activation="tanh", scaling=scaling, alpha=3.0)
         flow = FlowConfig(lam=0.25)
-        expected = -time_factor(M, scaling, 3.0) * twolayer.risk_gradient(theta, X, y, net, "squared", f0) - 0.25 * theta
+        expected = (-time_factor(M, scaling, 3.0) * twolayer.risk_gradient(theta, X, y, net, "squared", f0)
+                    - 0.25 * theta)
         np.testing.assert_allclose(twolayer.velocity(theta, X, y, net, flow, f0), expected, rtol=1e-12)
     assert time_factor(M, "mean_field", 3.0) == pytest.approx(M / 9.0)
     assert time_factor(M, "lazy", 3.0) == pytest.approx(1 / 9.0)
@@ -121,9 +124,11 @@ def test_advance_equals_numpy_euler_maruyama_with_minibatches(problem, rng, heun
         expected = expected + flow.dt * v + scale[s] * noise[s]
     got = theta.copy()
     a, b = integrators.INTEGRATORS["heun" if heun else "euler"].tableau
-    buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta), np.empty(_kernels.work_size(M, B, D, act)))
+    buffers = (np.empty(B), np.empty((len(b),) + theta.shape), np.empty_like(theta),
+               np.empty(_kernels.work_size(M, B, D, act)))
     model = (os_, vs, act, slope, _kernels.NO_WEIGHTS, loss_code, lam, mask)
-    _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, model, (a, b, flow.dt), energy.kernel_form(flow, D + 1),
+    _kernels.advance(got, theta, X, y, f0, idx, noise, scale, k, model, (a, b, flow.dt),
+                     energy.kernel_form(flow, D + 1),
                      False, True, buffers)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
 
@@ -147,7 +152,8 @@ def test_tangent_model_kernels_equal_numpy_twin_and_finite_differences(problem, 
     # at theta0 the tangent model is the network; its gradient is the network's gradient at theta0
     lin = NetworkConfig(m=M, d=D, activation=activation, linearized=True)
     plain = NetworkConfig(m=M, d=D, activation=activation)
-    np.testing.assert_allclose(twolayer.predict(theta0, X, lin, theta0=theta0), twolayer.predict(theta0, X, plain), rtol=1e-12)
+    np.testing.assert_allclose(twolayer.predict(theta0, X, lin, theta0=theta0), twolayer.predict(theta0, X, plain),
+                               rtol=1e-12)
     grad = twolayer.risk_gradient(theta, X, y, lin, "logistic", f0, theta0)
     h, numeric = 1e-6, np.zeros_like(theta)
     for idx in np.ndindex(theta.shape):
@@ -188,7 +194,8 @@ def test_blas_drift_equals_numpy_twin(problem, activation, loss, chunk, monkeypa
         prob = type(prob)(**{**prob.__dict__, "f0": f0})
         assert prob.path == "blas"
         out = drifts.blas_drift(prob, theta, X, y, f0, drifts.Blas(prob, N).buffers, np.empty_like(theta))
-        np.testing.assert_allclose(out, twolayer.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(out, twolayer.velocity(theta, X, y, cfg.network, cfg.flow, f0), rtol=1e-10,
+                                   atol=1e-13)
 
 
 @pytest.mark.parametrize("changes", [{}, {"flow.integrator": "heun", "flow.temperature": 0.01},

@@ -133,7 +133,8 @@ def test_psi_is_the_first_variation_whose_gradient_moves_the_particles(exact):
     for k in range(theta.shape[1]):
         step = np.zeros_like(theta)
         step[:, k] = h
-        numeric[:, k] = (L.first_variation(land, theta, theta + step) - L.first_variation(land, theta, theta - step)) / (2 * h)
+        numeric[:, k] = (L.first_variation(land, theta, theta + step)
+                         - L.first_variation(land, theta, theta - step)) / (2 * h)
     np.testing.assert_allclose(numeric, theta.shape[0] * land.gradient(theta), rtol=1e-6, atol=1e-9)
 
 

@@ -13,7 +13,8 @@ def test_schedules_are_as_specified():
     np.testing.assert_allclose(langevin.temperature(FlowConfig(temperature=2.0), t), 2.0)
     np.testing.assert_allclose(langevin.temperature(FlowConfig(temperature=2.0, schedule="log"), t),
                                2.0 / np.log(np.e + t))
-    np.testing.assert_allclose(langevin.temperature(FlowConfig(temperature=2.0, schedule="power", schedule_power=0.5), t),
+    np.testing.assert_allclose(langevin.temperature(FlowConfig(temperature=2.0, schedule="power",
+                                                               schedule_power=0.5), t),
                                2.0 / np.sqrt(1 + t))
     flow = FlowConfig(schedule="piecewise", schedule_times=[1.0, 2.0], schedule_values=[3.0, 1.0, 0.0])
     np.testing.assert_allclose(langevin.temperature(flow, t), [3.0, 3.0, 1.0, 0.0, 0.0])
@@ -21,7 +22,8 @@ def test_schedules_are_as_specified():
 
 
 @pytest.mark.parametrize("schedule", [{"schedule": "power", "schedule_power": 1.0},
-                                      {"schedule": "piecewise", "schedule_times": [2.0], "schedule_values": [1.0, 0.1]}])
+                                      {"schedule": "piecewise", "schedule_times": [2.0],
+                                       "schedule_values": [1.0, 0.1]}])
 def test_ornstein_uhlenbeck_variance_follows_the_exact_recursion_under_a_schedule(schedule):
     lam, dt, T0 = 1.0, 0.1, 1.0
     cfg = mf.Config(seed=8, network={"m": 20000, "d": 1}, data={"kind": "none"},
@@ -81,7 +83,8 @@ def test_gibbs_gap_vanishes_at_the_ornstein_uhlenbeck_equilibrium():
 
 def test_gibbs_diagnostic_needs_decay_temperature_and_both_layers():
     for changes, name in (({"flow": {"temperature": 0.1}}, "flow.lam"), ({"flow": {"lam": 0.1}}, "flow.temperature"),
-                          ({"flow": {"lam": 0.1, "temperature": 0.1}, "network": {"train": "hidden"}}, "network.train")):
+                          ({"flow": {"lam": 0.1, "temperature": 0.1}, "network": {"train": "hidden"}},
+                           "network.train")):
         with pytest.raises(mf.ConfigError, match=name):
             mf.Config.from_dict({**changes, "record": {"diagnostics": ["gibbs"]}})
 

@@ -72,7 +72,8 @@ def test_one_limit_serves_several_runs_through_their_rows_of_probes():
     both = limits.mean_field_limit(tanh_config(), 4, probes=np.vstack([small.theta0, large.theta0]), estimate=False)
     for run, rows in ((small, (0, 8)), (large, (8, 24))):
         alone = limits.mean_field_limit(tanh_config(), 4, probes=run.theta0, estimate=False)
-        shared, own = limits.compare(run, both, X, w2_at="last", probes=rows), limits.compare(run, alone, X, w2_at="last")
+        shared = limits.compare(run, both, X, w2_at="last", probes=rows)
+        own = limits.compare(run, alone, X, w2_at="last")
         for key in ("w2", "coupled_distance", "predictor_distance"):
             np.testing.assert_allclose(shared[key], own[key], rtol=1e-12)
     with pytest.raises(ValueError, match="probes"):

@@ -33,7 +33,8 @@ def test_compare_equals_direct_computations():
     found = compare(res, ref, X, method="exact")
     assert found["method"] == "exact"
     for k, (th, th_ref) in enumerate(zip(res.snapshots, ref.snapshots)):
-        assert found["coupled_distance"][k] == pytest.approx(np.sqrt(np.mean(np.sum((th - th_ref[:12]) ** 2, 1))), rel=1e-12)
+        assert found["coupled_distance"][k] == pytest.approx(np.sqrt(np.mean(np.sum((th - th_ref[:12]) ** 2, 1))),
+                                                             rel=1e-12)
         gap = twolayer.predict(th, X, res.config.network) - twolayer.predict(th_ref, X, ref.config.network)
         assert found["predictor_distance"][k] == pytest.approx(np.sqrt(np.mean(gap ** 2)), rel=1e-12)
         assert found["w2"][k] == pytest.approx(w2(th, th_ref, method="exact").value, rel=1e-12)

@@ -44,7 +44,8 @@ def test_logistic_risk_gradient_matches_finite_differences(rng):
     for idx in np.ndindex(theta.shape):
         e = np.zeros_like(theta)
         e[idx] = h
-        numeric[idx] = (twolayer.risk(theta + e, X, y, net, "logistic") - twolayer.risk(theta - e, X, y, net, "logistic")) / (2 * h)
+        numeric[idx] = (twolayer.risk(theta + e, X, y, net, "logistic")
+                        - twolayer.risk(theta - e, X, y, net, "logistic")) / (2 * h)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -57,6 +58,7 @@ def test_margins_are_recorded_along_a_logistic_run():
     assert obs["train_error"][0] > 0.2
     assert obs["train_error"][-1] < obs["train_error"][0]
     data = mf.run_data(cfg)
-    final = margins(twolayer.predict(res.theta, data.X, cfg.network), data.y, res.theta, mf.output_scale(50, "mean_field"))
+    final = margins(twolayer.predict(res.theta, data.X, cfg.network), data.y, res.theta,
+                    mf.output_scale(50, "mean_field"))
     assert obs["normalized_margin"][-1] == pytest.approx(final["normalized_margin"], rel=1e-10)
     assert np.isfinite(obs["test_error"]).all()

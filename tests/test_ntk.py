@@ -68,7 +68,8 @@ def test_tangent_kernel_equals_the_jacobian_gram_matrix(X, rng):
         for idx in np.ndindex(theta.shape):
             e = np.zeros_like(theta)
             e[idx] = h
-            J[(slice(None),) + idx] = (twolayer.predict(theta + e, X, net) - twolayer.predict(theta - e, X, net)) / (2 * h)
+            J[(slice(None),) + idx] = (twolayer.predict(theta + e, X, net)
+                                       - twolayer.predict(theta - e, X, net)) / (2 * h)
         J = (J * mask).reshape(len(X), -1)
         np.testing.assert_allclose(ntk.tangent_kernel(theta, X, net, raw=True), J @ J.T, rtol=1e-6, atol=1e-9)
         factor = mf.time_factor(m, scaling, alpha)
@@ -113,7 +114,8 @@ def test_kernel_flow_and_its_gradient_descent_are_exact(rng):
     for k in range(6):
         expected.append(u.copy())
         u = u - dt / n * H @ (u - y)
-    np.testing.assert_allclose(ntk.kernel_gradient_descent(H, y, u0, np.arange(6), dt), expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(ntk.kernel_gradient_descent(H, y, u0, np.arange(6), dt), expected, rtol=1e-10,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("scaling,alpha", [("lazy", 1.0), ("mean_field", 3.0)])
@@ -144,7 +146,8 @@ def test_diagnostics_equal_independent_computations():
     for k, (th, th_lin) in enumerate(zip(res.snapshots, lin.snapshots)):
         H = ntk.tangent_kernel(th, X, cfg.network)
         assert obs["lambda_min"][k] == pytest.approx(np.linalg.eigvalsh(H)[0], rel=1e-10)
-        assert obs["kernel_change"][k] == pytest.approx(np.linalg.norm(H - H0) / np.linalg.norm(H0), rel=1e-10, abs=1e-15)
+        assert obs["kernel_change"][k] == pytest.approx(np.linalg.norm(H - H0) / np.linalg.norm(H0), rel=1e-10,
+                                                        abs=1e-15)
         flips = np.mean(np.sign(X @ th[:, :3].T) != np.sign(X @ res.theta0[:, :3].T))
         assert obs["pattern_flips"][k] == pytest.approx(flips, abs=1e-15)
         gap = twolayer.predict(th, X, cfg.network) - twolayer.predict(th_lin, X, lin.config.network, theta0=res.theta0)

@@ -116,8 +116,10 @@ def test_pair_terms_a_and_b_are_the_derivatives_of_kappa(pairs, activation):
     q1, q2, rho = pairs
     kappa, A, B = population.pair_terms(activation, q1, q2, rho)
     h = 1e-5
-    dq = (population.pair_terms(activation, q1 + h, q2, rho)[0] - population.pair_terms(activation, q1 - h, q2, rho)[0]) / (2 * h)
-    drho = (population.pair_terms(activation, q1, q2, rho + h)[0] - population.pair_terms(activation, q1, q2, rho - h)[0]) / (2 * h)
+    dq = (population.pair_terms(activation, q1 + h, q2, rho)[0] - population.pair_terms(activation, q1 - h, q2,
+                                                                                        rho)[0]) / (2 * h)
+    drho = (population.pair_terms(activation, q1, q2, rho + h)[0] - population.pair_terms(activation, q1, q2,
+                                                                                          rho - h)[0]) / (2 * h)
     tol = 1e-6 if activation in population.EXACT else 1e-4
     np.testing.assert_allclose(A, 2 * dq, rtol=tol, atol=tol)
     np.testing.assert_allclose(B, drho, rtol=tol, atol=tol)
@@ -257,11 +259,13 @@ def test_orthant_probabilities_agree_with_scipy_on_a_grid_with_their_limits():
                 genz = multivariate_normal(mean=[0.0, 0.0], cov=[[1.0, r], [r, 1.0]]).cdf([-h, -k])
                 np.testing.assert_allclose(activations.orthant(h, k, r), genz, rtol=0, atol=1e-12)
             np.testing.assert_allclose(activations.orthant(h, k, 1.0), ndtr(-max(h, k)), rtol=1e-15)
-            np.testing.assert_allclose(activations.orthant(h, k, -1.0), max(0.0, ndtr(-h) - ndtr(k)), rtol=0, atol=1e-16)
+            np.testing.assert_allclose(activations.orthant(h, k, -1.0), max(0.0, ndtr(-h) - ndtr(k)), rtol=0,
+                                       atol=1e-16)
             np.testing.assert_allclose(activations.orthant(h, k, 1 - 1e-14), activations.orthant(h, k, 1.0), atol=1e-6)
 
 
-@pytest.mark.parametrize("knots,values", [((0.5, 1.5), (-2.5, 7.5)), ((0.0, 1.0), (0.0, 1.0)), ((-0.3, 1.2), (-1.0, 2.0))])
+@pytest.mark.parametrize("knots,values",
+                         [((0.5, 1.5), (-2.5, 7.5)), ((0.0, 1.0), (0.0, 1.0)), ((-0.3, 1.2), (-1.0, 2.0))])
 def test_piecewise_linear_kernel_equals_the_integral_it_stands_for(knots, values):
     """kappa = E[sigma(U) E[sigma(V) | U]] as one adaptive 1-D integral split at the kinks, with the
     inner mean in closed form; at random pairs, the self pair, the opposite pair and a zero
@@ -302,5 +306,6 @@ def test_piecewise_linear_kernel_equals_the_integral_it_stands_for(knots, values
     mean, A1 = activations._pwl_mean(q, params)
     np.testing.assert_allclose(mean, [given(0.0, np.sqrt(v)) for v in q], rtol=1e-13)
     h = 1e-6
-    np.testing.assert_allclose(A1, (activations._pwl_mean(q + h, params)[0] - activations._pwl_mean(q - h, params)[0]) / h,
+    np.testing.assert_allclose(A1,
+                               (activations._pwl_mean(q + h, params)[0] - activations._pwl_mean(q - h, params)[0]) / h,
                                rtol=1e-6)

@@ -165,7 +165,8 @@ def test_the_reduced_limit_of_a_linear_network_is_the_exact_moment_flow(method):
 
 def test_the_sobol_rule_samples_the_reduced_initial_law():
     """2^12 points in d = 100, k = 10: E r^2 = w_scale^2 (d - k), E a^2 = a_scale^2, E w_S = 0 to QMC accuracy."""
-    cfg = population_config("relu", d=100, m0=10, **{"init.w_scale": 0.1, "init.a_scale": 2.0, "init.a_law": "gaussian"})
+    cfg = population_config("relu", d=100, m0=10,
+                            **{"init.w_scale": 0.1, "init.a_scale": 2.0, "init.a_law": "gaussian"})
     Z, omega = quadrature.reduced_sobol(cfg.network, cfg.init, 12, 10)
     np.testing.assert_allclose(omega @ Z[:, 10] ** 2, 0.01 * 90, rtol=1e-3)
     np.testing.assert_allclose(omega @ Z[:, 11] ** 2, 4.0, rtol=1e-2)

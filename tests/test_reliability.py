@@ -48,7 +48,8 @@ small = st.fixed_dictionaries({
                                       "activation": mostly(["relu", "tanh", "quadratic"], ["rleu"]),
                                       "scaling": st.sampled_from(["mean_field", "lazy"]),
                                       "bias": mostly([False], [True])}),
-    "data": st.fixed_dictionaries({"kind": mostly(["teacher", "random_labels", "none"], ["arrays", "population", "mnist"]),
+    "data": st.fixed_dictionaries({"kind": mostly(["teacher", "random_labels", "none"],
+                                                  ["arrays", "population", "mnist"]),
                                    "n": mostly([1, 3, 8], [0, -1]), "n_test": st.integers(0, 3)}),
     "flow": st.fixed_dictionaries({"dt": mostly([0.1, 0.05], [0.0, -1.0, float("nan")]),
                                    "t_end": mostly([0.1, 0.3], [0.01, float("inf")]),
@@ -67,7 +68,8 @@ arrays = st.one_of(st.none(), st.tuples(
 def test_fuzzed_front_door_runs_or_raises_a_meanfield_error(table, data):
     try:
         cfg = mf.Config.from_dict(table)
-        data = None if data is None else (np.array(data[0], dtype=object if len({len(r) for r in data[0]}) > 1 else float),
+        data = None if data is None else (np.array(data[0],
+                                                   dtype=object if len({len(r) for r in data[0]}) > 1 else float),
                                           np.array(data[1]))
         result = mf.simulate(cfg, data=data, throw=False)
     except mf.MeanfieldError:

@@ -69,7 +69,8 @@ def scale(theta):
 
 TAMPERING = {
     "status edited": (lambda f: edit_json(f / "manifest.json", lambda d: d.update(status="diverged")), "changed after"),
-    "m edited": (lambda f: edit_json(f / "manifest.json", lambda d: d["config"]["network"].update(m=7)), "changed after"),
+    "m edited": (lambda f: edit_json(f / "manifest.json", lambda d: d["config"]["network"].update(m=7)),
+                 "changed after"),
     "done edited": (lambda f: edit_json(f / "manifest.json", lambda d: d["stats"].update(steps=3)), "changed after"),
     "theta rewritten": (lambda f: rewrite_theta(f, scale), "'theta'.*changed after"),
     "NaN in theta": (lambda f: rewrite_theta(f, set_nan), "'theta'.*changed after"),
@@ -80,7 +81,8 @@ TAMPERING = {
     "seal removed": (lambda f: edit_json(f / "manifest.json", lambda d: d.pop("sha256")), "no sha256 seal"),
     "format": (lambda f: forge(f / "manifest.json", lambda d: d.update(format_version=99)), "format_version 99"),
     "shape": (lambda f: forge(f / "manifest.json", lambda d: d["arrays"]["theta"].update(shape=[3, 3])), "'theta'"),
-    "truncated": (lambda f: (f / "arrays.npz").write_bytes((f / "arrays.npz").read_bytes()[:200]), "corrupted or truncated"),
+    "truncated": (lambda f: (f / "arrays.npz").write_bytes((f / "arrays.npz").read_bytes()[:200]),
+                  "corrupted or truncated"),
     "garbage": (lambda f: (f / "manifest.json").write_text("{not json"), "unreadable"),
     "no manifest": (lambda f: (f / "manifest.json").unlink(), "no manifest.json"),
 }
@@ -146,7 +148,8 @@ def test_a_result_carries_the_data_and_teacher_it_used(result, tmp_path):
     loaded = mf.Result.load(result.save(tmp_path / "run"))
     for name in ("X", "y", "X_test", "y_test", "teacher"):
         np.testing.assert_array_equal(getattr(loaded.data, name), getattr(data, name))
-    cfg = result.config.updated({"network.bias": True, "network.d": 3, "data.kind": "arrays", "data.test_fraction": 0.2})
+    cfg = result.config.updated({"network.bias": True, "network.d": 3, "data.kind": "arrays",
+                                 "data.test_fraction": 0.2})
     X, y = np.random.default_rng(0).standard_normal((10, 2)), np.arange(10.0)
     own = mf.simulate(cfg, data=(X, y))
     assert own.teacher is None

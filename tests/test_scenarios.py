@@ -1,5 +1,6 @@
 """Every scenario runs in quick mode, headless, and records what its figure claims."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,51 +13,54 @@ ROOT = Path(__file__).resolve().parent.parent
 SIDECAR_KEYS = {"name", "claim", "quick", "versions", "run_seconds", *RECORD_KEYS}
 
 
+SCENARIOS = {s.name: s for s in list_scenarios()}
+ENV = {**os.environ, "MPLBACKEND": "Agg"}
+
+
 @pytest.fixture(scope="module")
-def quick_figures(tmp_path_factory):
-    out = tmp_path_factory.mktemp("figures")
-    proc = subprocess.run([sys.executable, "-m", "meanfield.tools.cli", "figures", "--quick", "--out", str(out)],
-                          capture_output=True, text=True, env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+def figures_folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("figures")
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_the_scenario_writes_its_png_and_sidecar_and_every_claim_holds(figures_folder, name):
+    """The scenario script in quick mode, headless: its figure, its sidecar, and every claim it makes
+    holds (a figure states only what its own numbers show)."""
+    proc = subprocess.run([sys.executable, str(SCENARIOS[name].path), "--quick", "--out", str(figures_folder)],
+                          capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines()[-1] == f"figures written to {out}"
-    return out, proc.stdout
+    sidecar = json.loads((figures_folder / f"{name}.json").read_text())
+    assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
+    assert sidecar["quick"] is True
+    assert sidecar["run_seconds"] > 0
+    assert sidecar["claim"]
+    assert (figures_folder / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    claims = sidecar["claims"]
+    assert len(claims) >= 2
+    for item in claims:
+        assert set(item) >= {"text", "quantity", "value", "relation", "reference", "holds"}, item
+        assert item["holds"] is True, item
+    if name == "regimes_2d":
+        from PIL import Image
+        with Image.open(figures_folder / "regimes_2d.gif") as gif:
+            assert gif.n_frames >= 10
 
 
-def test_every_scenario_writes_its_png_and_sidecar(quick_figures):
-    out, report = quick_figures
-    names = [s.name for s in list_scenarios()]
+def test_the_figures_command_runs_the_named_scenarios_and_reports_each(tmp_path):
+    names = ["coordinate_check", "random_labels"]
+    proc = subprocess.run([sys.executable, "-m", "meanfield", "figures", "--quick", *names, "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"figures written to {tmp_path}"
+    for k, name in enumerate(names, 1):
+        started, ended = (row for row in proc.stdout.splitlines() if row.startswith(name + " "))
+        assert f"running ({k}/2)" in started
+        assert ended.split()[1] == "ok", ended
+        assert (tmp_path / f"{name}.json").exists()
     assert {"regimes_2d", "scalings_table", "du_lazy_convergence", "ntk_constancy", "alpha_rescaling",
             "random_labels", "teacher_student_vs_m", "init_scale", "overparam_landscape",
             "propagation_of_chaos", "mmn_isotropic_gaussians", "langevin_oracle", "mean_field_langevin",
-            "implicit_bias_margin", "quadratic_activation", "performance"} <= set(names)
-    for name in names:
-        started, ended = (row for row in report.splitlines() if row.startswith(name + " "))
-        assert "running" in started
-        assert ended.split()[1] == "ok", ended
-        sidecar = json.loads((out / f"{name}.json").read_text())
-        assert SIDECAR_KEYS <= set(sidecar), SIDECAR_KEYS - set(sidecar)
-        assert sidecar["quick"] is True
-        assert sidecar["run_seconds"] > 0
-        assert sidecar["claim"]
-        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_every_claim_of_every_figure_holds_in_quick_mode(quick_figures):
-    """Each figure states only what its own numbers show: every claim in every sidecar holds."""
-    out, _ = quick_figures
-    for scenario in list_scenarios():
-        claims = json.loads((out / f"{scenario.name}.json").read_text())["claims"]
-        assert len(claims) >= 2, scenario.name
-        for item in claims:
-            assert set(item) >= {"text", "quantity", "value", "relation", "reference", "holds"}, item
-            assert item["holds"] is True, (scenario.name, item)
-
-
-def test_regimes_2d_writes_its_animation(quick_figures):
-    out, _ = quick_figures
-    from PIL import Image
-    with Image.open(out / "regimes_2d.gif") as gif:
-        assert gif.n_frames >= 10
+            "implicit_bias_margin", "quadratic_activation", "performance"} <= set(SCENARIOS)
 
 
 def test_scenario_listing_and_unknown_names(capsys):
@@ -70,6 +74,7 @@ def test_scenario_listing_and_unknown_names(capsys):
 
 
 def test_import_meanfield_loads_neither_matplotlib_nor_pot():
-    code = "import sys, meanfield; print(sorted(m for m in ('matplotlib', 'ot', 'dask', 'torch', 'numba') if m in sys.modules))"
+    code = ("import sys, meanfield; "
+            "print(sorted(m for m in ('matplotlib', 'ot', 'dask', 'torch', 'numba') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -21,7 +21,8 @@ def test_expansion_ids_and_seeds():
     again = sweep.expand(BASE, sweep.grid({"seeds": 2, "flow.dt": [0.05, 0.1], "network.m": [8, 16, 32]}))
     ids = {p.id for p in again}
     assert {p.id for p in points} <= ids                  # reordering and extending keep ids and seeds
-    assert sweep.grid({"x": {"start": 1, "stop": 100, "num": 3, "spacing": "geometric"}})["x"] == pytest.approx([1, 10, 100])
+    assert sweep.grid({"x": {"start": 1, "stop": 100, "num": 3,
+                             "spacing": "geometric"}})["x"] == pytest.approx([1, 10, 100])
 
 
 @pytest.mark.parametrize("table,match", [({}, "non-empty"), ({"network.m": []}, "empty grid"),

@@ -49,7 +49,8 @@ def test_other_runnable_reads_the_run_queue_and_excludes_this_process(monkeypatc
     assert threads.usable_cpus() == len(os.sched_getaffinity(0))
     fake = tmp_path / "loadavg"
     real_open = builtins.open
-    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
+    monkeypatch.setattr(builtins, "open", lambda path, *a,
+                        **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
     fake.write_text("0.50 0.40 0.30 3/212 4242\n")
     assert threads.other_runnable() == 2                     # 3 runnable, one of them this process
     fake.write_text("garbled\n")

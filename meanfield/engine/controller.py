@@ -125,14 +125,16 @@ class _Live:
             saved = checkpoint.load(folder, cfg, identity, list(state), steps)
             for name, rng in self.rngs.items():
                 rng.bit_generator.state = files.field(saved.rng_states, name, folder / checkpoint.STATE)
-            self.done, self.state, self.records, self.snapshots = saved.done, saved.state, saved.records, saved.snapshots
+            self.done, self.state, self.records = saved.done, saved.state, saved.records
+            self.snapshots = saved.snapshots
             self.earlier, self.controllers = saved.run_seconds, _controllers(saved.controllers, folder)
             self.resumed = True
         else:
             self.done, self.state, self.records, self.earlier = 0, system.initial(), [dict(system.first)], 0.0
             first = system.snapshot(self.state)
             self.snapshots = None if first is None else [first]
-            self.controllers = {name: adaptive.Controller(cfg.flow.dt) for name in self.state} if adaptive_steps else None
+            self.controllers = ({name: adaptive.Controller(cfg.flow.dt) for name in self.state} if adaptive_steps
+                                else None)
             self.resumed = False
         self.tic = time.perf_counter()
 

@@ -61,7 +61,8 @@ class DeepView:
         data = self.data
         if not len(data.y_test):
             return math.nan
-        return float(np.mean(twolayer.loss(self.cfg.flow.loss, predict(self.net, self.params, data.X_test), data.y_test)))
+        return float(np.mean(twolayer.loss(self.cfg.flow.loss, predict(self.net, self.params, data.X_test),
+                                           data.y_test)))
 
     @property
     def predictor_norm(self) -> float:

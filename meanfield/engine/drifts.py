@@ -51,7 +51,8 @@ class Fused:
         problem, b = self.problem, self.buffers
         cfg = problem.cfg
         tangent = cfg.network.linearized if tangent is None else tangent
-        _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, problem.model, (*self.tableau, cfg.flow.dt),
+        _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, problem.model,
+                         (*self.tableau, cfg.flow.dt),
                          problem.energy, tangent, True, (b["r"], b["K"], b["point"], b["work"]))
 
     def drift(self, theta, tangent=None) -> np.ndarray:
@@ -196,7 +197,7 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
     """The drift of every particle by ``_kernels.blas_drift``; writes ``out`` (m, d + 1).
 
     X (B, d), y, f0 (B,): this step's samples; tiles: X in sample tiles (``_kernels.chunked``) if
-    already made. Same velocity as ``model.velocity``."""
+    already made. Same velocity as ``twolayer.velocity``."""
     m, p = theta.shape
     block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
     Xc, XTc = _kernels.chunked(X, chunk) if tiles is None else tiles

@@ -26,7 +26,7 @@ Diagnostics, recorded when named in ``record.diagnostics``:
   per layer);
 - ``pattern_flips``: fraction of (neuron, training input) pairs whose sign of w_i . x_j differs
   from initialisation (the ReLU activation patterns);
-- ``tangent_gap``: sqrt(mean_j (f(x_j) - f_lin(x_j))^2), f_lin the tangent model at theta_0
+- ``tangent_gap``: sqrt(mean_j (f(x_j) - f_tangent(x_j))^2), f_tangent the tangent model at theta_0
   trained in lockstep (same samples, same noise);
 - ``masses``: total_mass, negative_mass and cone_mass of the 2-homogeneous projection in the
   predictor's normalisation (see ``measures.mass_summary``; cones of ``record.cone_angle``);

@@ -1,6 +1,6 @@
 """What the controller runs: a system.
 
-A system is a state of named arrays (``theta``; ``theta_lin`` for a lockstep tangent model; the
+A system is a state of named arrays (``theta``; ``theta_tangent`` for a lockstep tangent model; the
 reduced limit's ``Z``) moved by a flow, and observed at record times. The controller
 (``controller.run``) does, the same way for every system: the seeded random streams and the
 temperature schedule, fixed and error-controlled steps, records, divergence, checkpoints, progress,

@@ -1,4 +1,4 @@
-"""The two-layer network as a system of particles theta (m, d + 1), with ``theta_lin``, the
+"""The two-layer network as a system of particles theta (m, d + 1), with ``theta_tangent``, the
 tangent model at theta0 trained in lockstep (same samples, same noise), when the ``tangent_gap``
 diagnostic asks for it. Its steps go through the drift strategy chosen once (``drifts.strategy``:
 fused, BLAS or exact population); its noise is the controller's; its samples are the full batch,
@@ -65,17 +65,18 @@ class TwoLayer(System):
                 self.drifts.compile(self.full_rows[:, :self.batch])
             self.compile_seconds = compile_clock()
             initial = self.initial()
-            self.first = compute(problem, initial["theta"], initial.get("theta_lin"), 0.0)
+            self.first = compute(problem, initial["theta"], initial.get("theta_tangent"), 0.0)
         check_start(self.first["train_risk"], {"X": problem.X, "y": problem.y, "theta0": problem.theta0})
 
     def initial(self) -> dict:
         theta0 = self.problem.theta0
         lockstep = "tangent_gap" in self.cfg.record.diagnostics
-        return {"theta": theta0.copy(), **({"theta_lin": theta0.copy()} if lockstep else {})}
+        return {"theta": theta0.copy(), **({"theta_tangent": theta0.copy()} if lockstep else {})}
 
     def identity(self) -> str:
         p = self.problem
-        return checkpoint.arrays_hash(p.X, p.y, p.X_test, p.y_test, p.theta0, *(() if p.weights is None else (p.weights,)))
+        return checkpoint.arrays_hash(p.X, p.y, p.X_test, p.y_test, p.theta0,
+                                      *(() if p.weights is None else (p.weights,)))
 
     def step_bytes(self) -> int:
         flow = self.cfg.flow
@@ -98,18 +99,18 @@ class TwoLayer(System):
 
     def advance(self, state: dict, draws, noise, scale, k: int):
         self.drifts.advance(state["theta"], *draws, noise, scale, k)
-        if "theta_lin" in state:
-            self.drifts.advance(state["theta_lin"], *draws, noise, scale, k, tangent=True)
+        if "theta_tangent" in state:
+            self.drifts.advance(state["theta_tangent"], *draws, noise, scale, k, tangent=True)
 
     def drift(self, name: str):
-        tangent = True if name == "theta_lin" else None
+        tangent = True if name == "theta_tangent" else None
         return lambda at: self.drifts.drift(at, tangent)
 
     def counted(self, name: str):
         return self.problem.mask.astype(bool)
 
     def observe(self, state: dict, t: float) -> dict:
-        return compute(self.problem, state["theta"], state.get("theta_lin"), t)
+        return compute(self.problem, state["theta"], state.get("theta_tangent"), t)
 
     @contextmanager
     def _numerics(self):

@@ -57,7 +57,8 @@ class Activation:
     value: Callable
     derivative: Callable
     population: str | None
-    homogeneity: int | None = None         # k with sigma(c z) = c^k sigma(z) for c > 0 (k = 1: a^2 - |w|^2 is conserved)
+    # k with sigma(c z) = c^k sigma(z) for c > 0 (k = 1: a^2 - |w|^2 is conserved)
+    homogeneity: int | None = None
     second: Callable = lambda z, p: np.zeros_like(z, dtype=float)
     kernel: Callable | None = None
     mean: Callable | None = None

@@ -117,7 +117,8 @@ def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
     column is then appended); y (n,) or (n, 1); both finite, numeric, non-empty, not masked.
     """
     if not isinstance(arrays, (tuple, list)) or len(arrays) != 2:
-        hint = "pass data=(X, y)" + (f", not a {type(arrays).__name__}" if not isinstance(arrays, (tuple, list)) else "")
+        hint = "pass data=(X, y)" + (f", not a {type(arrays).__name__}" if not isinstance(arrays,
+                                                                                          (tuple, list)) else "")
         raise DataError.invalid("data", type(arrays).__name__, "a pair (X, y) of arrays", hint)
     X, y = arrays
     arrays_out = []
@@ -148,7 +149,8 @@ def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         raise DataError.invalid("y.shape", y.shape, f"({len(X)},), one label per row of X")
     d_raw = cfg.network.d - cfg.network.bias
     if X.shape[1] != d_raw:
-        what = f"network.d - 1 = {d_raw} columns (bias appended)" if cfg.network.bias else f"network.d = {d_raw} columns"
+        what = (f"network.d - 1 = {d_raw} columns (bias appended)" if cfg.network.bias
+                else f"network.d = {d_raw} columns")
         raise DataError.invalid("X.shape", X.shape, f"an array with {what}")
     if cfg.network.bias:
         X = np.hstack([X, np.ones((len(X), 1))])

@@ -1,6 +1,6 @@
 """Deep fully connected and residual networks: parameterisations, forward and backward passes as
 matrix products over the layers (BLAS, no per-sample Python), tangent kernels and the risk's
-gradient. Training them is ``deep_run.py``; their infinite-width kernels are ``ntk.py``.
+gradient. Training them is ``engine/deep_net.py``; their infinite-width kernels are ``ntk.py``.
 
 Raw parameters ``[w_1 (m, d), w_2 .. w_L (m, m), a (m,)]``, each layer used through its
 multiplier mult_l (``DeepNet.scales``):

@@ -38,7 +38,8 @@ class Term:
     name: str
     code: int
     value: Callable        # potential: (theta (m, p), cfg) -> V (m,); interaction: (theta, theta', cfg) -> W (m, m')
-    gradient: Callable     # potential: (theta, cfg) -> grad V (m, p); interaction: -> grad_1 W(theta_i, theta_j) (m, m, p)
+    # potential: (theta, cfg) -> grad V (m, p); interaction: -> grad_1 W(theta_i, theta_j) (m, m, p)
+    gradient: Callable
 
 
 def _differences(theta):

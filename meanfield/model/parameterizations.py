@@ -21,7 +21,8 @@ class Parameterization:
 
 PARAMETERIZATIONS = {p.name: p for p in (
     Parameterization("ntk", (0.0, 0.5, 0.5), (0.0, 0.0, 0.0), "neural tangent: multipliers m^-1/2, N(0, 1) weights"),
-    Parameterization("standard", (0.0, 0.0, 0.0), (0.0, 0.5, 0.5), "standard: no multipliers, N(0, c_sigma / m) weights"),
+    Parameterization("standard", (0.0, 0.0, 0.0), (0.0, 0.5, 0.5),
+                     "standard: no multipliers, N(0, c_sigma / m) weights"),
     Parameterization("mup", (-0.5, 0.0, 0.5), (0.5, 0.5, 0.5), "maximal update (muP): features move Theta(1)"),
 )}
 

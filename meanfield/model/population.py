@@ -301,7 +301,8 @@ def population_hessian(theta, teacher, network, inputs="gaussian") -> tuple[np.n
         WW = np.einsum("ix,iy->ixy", W, W)
         S = (Ad + Bd)[:, None, None] * eye + (4 * F[0] + 4 * F[1] + 8 * F[2] + 2 * F[3])[:, None, None] * WW
     diagonal = (s * s * a[:, None, None] * slot_one(A, F11, F13, F33, W, a[None, :] * off)
-                + ((s * a) ** 2)[:, None, None] * S - s * a[:, None, None] * slot_one(At, F11t, F13t, F33t, U, c[None, :]))
+                + ((s * a) ** 2)[:, None, None] * S - s * a[:, None, None] * slot_one(At, F11t, F13t, F33t, U,
+                                                                                      c[None, :]))
     ww[np.arange(m), :, np.arange(m), :] = diagonal
     G = A[:, :, None] * W[:, None, :] + B[:, :, None] * W[None, :, :]               # (m, m, d): G_il
     Gt = At[:, :, None] * W[:, None, :] + Bt[:, :, None] * U[None, :, :]

@@ -187,7 +187,8 @@ def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int,
     u = qmc.Sobol(k + 2, scramble=True, seed=seed).random_base2(level)
     w = np.column_stack([norm.ppf(u[:, :k]), chi.ppf(u[:, k], d - k) if d > k else np.zeros(len(u))])
     w *= init.w_scale
-    a = {"gaussian": init.a_scale * norm.ppf(u[:, k + 1]), "rademacher": init.a_scale * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
+    a = {"gaussian": init.a_scale * norm.ppf(u[:, k + 1]),
+         "rademacher": init.a_scale * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
          "balanced": np.linalg.norm(w, axis=1) * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
          "constant": np.full(len(u), init.a_scale), "zero": np.zeros(len(u))}[init.a_law]
     return _mirrored(np.column_stack([w, a]), np.full(len(u), 1.0 / len(u)), init, k + 1)

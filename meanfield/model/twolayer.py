@@ -2,7 +2,7 @@
 
 Shapes: ``theta`` (m, d + 1) with columns [w | a]; ``X`` (n, d); ``y`` (n,); ``f0`` (n,) or None.
 With ``network.linearized`` the model is the tangent model at ``theta0`` (m, d + 1):
-f_lin(x) = alpha s(m) sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x],
+f_tangent(x) = alpha s(m) sum_i [a_i sigma(w0_i . x) + a0_i sigma'(w0_i . x) (w_i - w0_i) . x],
 i.e. f(x; theta0) + grad f(x; theta0) . (theta - theta0).
 """
 from __future__ import annotations

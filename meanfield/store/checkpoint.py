@@ -1,10 +1,10 @@
 """Checkpoints of a run in progress: ``checkpoint.json`` + ``checkpoint-STEP.npz`` in the run folder.
 
-A checkpoint is taken at a record time, so the loop restarts exactly where it stopped: the
-state's arrays, the records and snapshots so far, the step, the states of the random generators
-and of the adaptive step controllers. Resuming gives the uninterrupted run bit for bit. The arrays go to a new file named
-by the step; the sealed JSON, written after them, names that file with the SHA-256 of every
-array, of the config and of the data and initial particles; only then is the previous arrays
+A checkpoint is taken at a record time, so the loop restarts exactly where it stopped: the state's
+arrays, the records and snapshots so far, the step, the states of the random generators and of the
+adaptive step controllers. Resuming gives the uninterrupted run bit for bit. The arrays go to a new
+file named by the step; the sealed JSON, written after them, names that file with the SHA-256 of
+every array, of the config and of the data and initial particles; only then is the previous arrays
 file removed. An interruption at any moment (a kill, a full disk) therefore leaves the previous
 checkpoint whole. A changed config, other data, or an edited file is refused.
 """
@@ -34,7 +34,7 @@ def arrays_hash(*arrays) -> str:
 @dataclass
 class Progress:
     """A run's state at a record time: steps done, the state's arrays by name (``theta``, and
-    ``theta_lin`` for a lockstep tangent model), the records and snapshots so far, the random
+    ``theta_tangent`` for a lockstep tangent model), the records and snapshots so far, the random
     generators' states, the run time so far and the adaptive step controllers' states (plain
     dicts, by array name; None for fixed steps)."""
 

@@ -139,14 +139,14 @@ class Result:
             raise CorruptedResultError(f"{where}: theta {self.theta.shape} and theta0 {self.theta0.shape} differ in "
                                        "shape", parameter="theta", value=str(where))
         if self.weights is not None and self.weights.shape != (len(self.theta),):
-            raise CorruptedResultError(f"{where}: weights of shape {self.weights.shape} for {len(self.theta)} particles",
-                                       parameter="weights", value=str(where))
+            raise CorruptedResultError(f"{where}: weights of shape {self.weights.shape} for {len(self.theta)} "
+                                       "particles", parameter="weights", value=str(where))
         net = self.config.network
         if net.depth > 1:
             size = parameter_count(net.d, net.m, net.depth)
             if self.theta.shape != (size,):
-                raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's deep network has "
-                                           f"{size} parameters", parameter="network.m", value=str(where))
+                raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's deep network "
+                                           f"has {size} parameters", parameter="network.m", value=str(where))
         elif self.theta.shape != (net.m, net.d + 1):
             raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
                                        f"(m, d + 1) = ({net.m}, {net.d + 1})", parameter="network.m", value=str(where))

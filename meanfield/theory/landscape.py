@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..rules import LANDSCAPE, Subject, refuse
 from ..model import activations, energy, population, twolayer
 from ..model.scaling import output_scale, time_factor
+from ..rules import LANDSCAPE, Subject, refuse
 
 SPHERE_POINTS = 2 ** 14
 REFINED = 8
@@ -102,7 +102,8 @@ class Landscape:
             if not self.exact:
                 H = self._sample_hessian(theta)
                 return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H)))
-            if cfg.network.activation in population.CLOSED_FORMS and cfg.data.teacher_activation == cfg.network.activation:
+            closed = cfg.network.activation in population.CLOSED_FORMS
+            if closed and cfg.data.teacher_activation == cfg.network.activation:
                 full, error = population.population_hessian(theta, self.teacher, cfg.network, cfg.data.inputs)
                 if np.isfinite(error):
                     free = np.broadcast_to(self.free, theta.shape).ravel()

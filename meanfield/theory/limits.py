@@ -20,8 +20,8 @@ from ..analysis import distances
 from ..config import Config
 from ..engine.controller import simulate
 from ..errors import ConfigError
-from ..rules import LIMIT, broken, refuse
 from ..model import quadrature, twolayer
+from ..rules import LIMIT, broken, refuse
 from ..store.results import Result
 
 COARSER = 2 / 3          # the error estimate's second level: round(COARSER * level)
@@ -47,7 +47,8 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
                        "two-layer networks)")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
     if probes.ndim != 2 or probes.shape[1] != cfg.network.d + 1:
-        raise ConfigError.invalid("probes", f"an array of shape {probes.shape}", f"shape (P, network.d + 1 = {cfg.network.d + 1})")
+        raise ConfigError.invalid("probes", f"an array of shape {probes.shape}",
+                                  f"shape (P, network.d + 1 = {cfg.network.d + 1})")
     if estimate and not cfg.record.snapshots:
         raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate "
                                   "(or estimate=False)")

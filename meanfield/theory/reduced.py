@@ -123,8 +123,9 @@ class ReducedFlow:
         mask = train_mask(net.train, d)
         mask = np.concatenate([mask[:1].repeat(k + 1), mask[d:]])
         reduced_teacher = np.column_stack([teacher[:, :d] @ Q, teacher[:, d]])
-        return cls(net.activation, np.asarray(net.activation_params, dtype=float), float(net.alpha), float(cfg.flow.lam),
-                   mask, reduced_teacher, components, cosine_rule(d - k, cosines)), Q
+        params = np.asarray(net.activation_params, dtype=float)
+        return cls(net.activation, params, float(net.alpha), float(cfg.flow.lam), mask, reduced_teacher, components,
+                   cosine_rule(d - k, cosines)), Q
 
     @property
     def k(self) -> int:

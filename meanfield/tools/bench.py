@@ -43,9 +43,9 @@ def _problem(n, m, d, seed=0):
 def engine_stepper(X, y, theta):
     """The engine's step, through the same code path as ``simulate``."""
     import meanfield as mf
-    from meanfield.model.data import Dataset
-    from meanfield.engine.problem import build
     from meanfield.engine.drifts import strategy
+    from meanfield.engine.problem import build
+    from meanfield.model.data import Dataset
 
     n, d = X.shape
     cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
@@ -60,7 +60,7 @@ def engine_stepper(X, y, theta):
 
 
 def deep_engine_stepper(net, params, X, y):
-    """meanfield's deep step (``deep.velocity``, Euler), as ``deep_run`` takes it, run under
+    """meanfield's deep step (``deep.velocity``, Euler), as ``engine/deep_net`` takes it, run under
     ``deep.parallel`` at the current Numba thread count."""
     from ..model import deep
 
@@ -85,7 +85,8 @@ def deep_rows(sizes, threads: int, quick: bool) -> list:
         net = deep.DeepNet(d, m, depth, "relu", arch, "ntk", 2.0, deep.resnet_scale(depth, 1.0, 2.0))
         rng = np.random.default_rng(0)
         params, X, y = net.init(rng), rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n)
-        steppers = {"engine": deep_engine_stepper(net, params, X, y), **({} if quick else deep_peers(net, params, X, y))}
+        steppers = {"engine": deep_engine_stepper(net, params, X, y),
+                    **({} if quick else deep_peers(net, params, X, y))}
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
         ms = {name: t["ms"] for name, t in timed.items()}
@@ -301,7 +302,8 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
     for row in report["deep_steps"]:
         echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
              "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items()))
-    report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m) for m in ((300, 1000) if quick else (1000, 5000))}
+    report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m)
+                                        for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
     report.update(compile_and_import_seconds())
     report["thread_policy"] = thread_policy(quick)
@@ -326,7 +328,8 @@ def markdown_table(report: dict) -> str:
     for row in report["steps"]:
         clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
         ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
-        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | {clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
+        lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | "
+                     f"{clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
                      f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
                      f"{row['fraction_of_dgemm']:.0%} |")
     return "\n".join(lines)

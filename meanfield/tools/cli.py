@@ -162,7 +162,8 @@ def _bench(args) -> int:
 
     report = bench.run(quick=args.quick, out=args.out)
     print(bench.markdown_table(report))
-    print("population step: " + ", ".join(f"m = {m}: {v:.1f} ns/pair" for m, v in report["population_ns_per_pair"].items())
+    pairs = report["population_ns_per_pair"]
+    print("population step: " + ", ".join(f"m = {m}: {v:.1f} ns/pair" for m, v in pairs.items())
           + f"; compile {report['compile_cold']:.1f} s cold, {report['compile_cached']:.2f} s from cache; "
           f"import {report['import_cached']:.2f} s" + (f"; report in {args.out}" if args.out else ""))
     return 0

@@ -1,13 +1,13 @@
 """The figure pipeline: scenario scripts in ``scenarios/`` -> ``figures/NAME.png`` + ``NAME.json``.
 
-A scenario script's docstring starts with its one-line claim and has a ``Source:`` line naming
-the paper. It defines ``run(quick, out) -> (figure, record)`` and ends with
-``if __name__ == "__main__": scenario_main(__file__, run)``. ``record`` holds the key numbers
-shown in the figure: it must have the keys of RECORD_KEYS (``seed``, ``config``, ``numbers``,
-fitted slopes among them, ``setting``, one line with d, m, n and seeds in full mode, and
-``claims``, a list made by ``meanfield.analysis.claims``: every sentence the figure states with the
-comparison that proves it from these numbers). The sidecar adds name, claim, quick, versions,
-run time and CPU time (the script's and its subprocesses'). A scenario whose claims do not all hold still writes its figure and
+A scenario script's docstring starts with its one-line claim and has a ``Source:`` line naming the
+paper. It defines ``run(quick, out) -> (figure, record)`` and ends with ``if __name__ == "__main__":
+scenario_main(__file__, run)``. ``record`` holds the key numbers shown in the figure: it must have
+the keys of RECORD_KEYS (``seed``, ``config``, ``numbers``, fitted slopes among them, ``setting``,
+one line with d, m, n and seeds in full mode, and ``claims``, a list made by
+``meanfield.analysis.claims``: every sentence the figure states with the comparison that proves it
+from these numbers). The sidecar adds name, claim, quick, versions, run time and CPU time (the
+script's and its subprocesses'). A scenario whose claims do not all hold still writes its figure and
 sidecar (to be looked at), then exits with FAILED_CLAIM, naming each failed claim.
 """
 from __future__ import annotations
@@ -99,7 +99,8 @@ def run_scenarios(names, quick=False, folder=None, out=None, echo=_say) -> list[
         status = {0: "ok", FAILED_CLAIM: "claim failed"}.get(proc.returncode, f"failed (exit {proc.returncode})")
         lines = proc.stderr.strip().splitlines()
         if proc.returncode == FAILED_CLAIM:
-            detail = "; ".join(line.split("claim does not hold: ", 1)[1] for line in lines if "claim does not hold: " in line)
+            marker = "claim does not hold: "
+            detail = "; ".join(line.split(marker, 1)[1] for line in lines if marker in line)
         else:
             detail = "" if proc.returncode == 0 else (lines or [""])[-1]
         outcomes.append(Outcome(name, status, seconds, detail))
@@ -152,7 +153,8 @@ def write_table(scenarios, figures_dir: Path, path: Path):
         seconds, cpu = record.get("run_seconds"), record.get("cpu_seconds")
         when = "not run" if seconds is None else f"{seconds:.0f} s" + (f" ({cpu:.0f} s CPU)" if cpu is not None else "")
         claims = "<br>".join(f"{'✓' if c['holds'] else '✗'} {c['text']}" for c in record.get("claims", [])) or s.claim
-        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {record.get('setting', '')} | {s.source} | {when} |")
+        rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {record.get('setting', '')} | {s.source} "
+                    f"| {when} |")
     with atomic_write(path) as handle:
         handle.write(("\n".join(rows) + "\n").encode())
 
