@@ -43,7 +43,8 @@ def power_law(x, y) -> PowerLaw:
 def seed_slopes(x, values, confidence: float = 0.95) -> dict:
     """Fit y ~ x^slope once per seed; the mean slope with a Student-t interval over seeds.
 
-    x (k,) positive; values (k, seeds) positive. Returns slope, ci_low, ci_high, slopes, confidence.
+    x (k,) positive; values (k, seeds) positive. Returns slope, ci_low, ci_high, slopes, confidence
+    and sizes (k, the points each fit used).
     """
     x = np.asarray(x, dtype=float)
     values = np.asarray(values, dtype=float).reshape(len(x), -1)
@@ -63,4 +64,15 @@ def slope_interval(fits: list[PowerLaw], confidence: float = 0.95) -> dict:
         mean, spread, dof = fits[0].slope, fits[0].stderr, max(fits[0].points - 2, 1)
     half = float(stats.t.ppf(0.5 + confidence / 2, dof) * spread)
     return {"slope": mean, "ci_low": mean - half, "ci_high": mean + half, "slopes": slopes,
-            "confidence": confidence}
+            "confidence": confidence, "sizes": min(f.points for f in fits)}
+
+
+def mean_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """The Student-t interval of the mean of values (k >= 2 independent draws, e.g. one per seed)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float).ravel()
+    if len(values) < 2:
+        raise ValueError("mean_interval needs at least two values")
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values)))
+    return float(np.mean(values)) - half, float(np.mean(values)) + half
