@@ -378,13 +378,15 @@ class RecordConfig(_Section):
 
     A run diverges when the particles become non-finite or the training risk exceeds
     ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
-    observables (see ``observables.py``): lambda_min, kernel_change, pattern_flips, tangent_gap,
+    observables (see ``observables.py``): lambda_min, lambda_max, kernel_change, pattern_flips, tangent_gap,
     the mean-field masses (total, negative, within ``cone_angle`` degrees of a teacher neuron), and
     the Langevin ones: free_energy (with the entropy) and gibbs (T KL(mu || p_mu)), and for ±1
     labels the margins (minimum and normalised margin, training and test error rates).
     A run given a checkpoint folder saves its progress at the first record, then at a record
     time once ``checkpoint_seconds`` have passed since the last save (0: at every record), and
-    on Ctrl-C, SIGTERM or divergence.
+    on Ctrl-C, SIGTERM or divergence. ``stop_below`` > 0 ends a run at the first record where its
+    training risk is at most ``stop_below`` times the initial one (a stopping rule: the risk "at
+    convergence"); its status is then "converged" and its last record is that time.
     """
 
     _name = "record"
@@ -395,6 +397,7 @@ class RecordConfig(_Section):
     diagnostics: tuple = _field((), _choices, tuple(DIAGNOSTICS))
     cone_angle: float = _field(10.0, _float, 0.0, True)
     checkpoint_seconds: float = _field(10.0, _float, 0.0)
+    stop_below: float = _field(0.0, _float, 0.0)
 
 _SECTIONS = {"network": NetworkConfig, "init": InitConfig, "data": DataConfig,
              "flow": FlowConfig, "record": RecordConfig}

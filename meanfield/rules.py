@@ -173,6 +173,8 @@ SECTIONS = {
     ),
     "record": (
         Rule("record.cone_angle", lambda s: s.record.cone_angle > 180.0, "an angle in (0, 180] degrees"),
+        Rule("record.stop_below", lambda s: s.record.stop_below >= 1.0,
+             "a fraction of the initial risk in [0, 1) (0: run to flow.t_end)"),
     ),
 }
 
@@ -194,8 +196,9 @@ DEEP = (
     Rule("flow.interaction.kind", lambda s: s.flow.interaction.kind != "none", "'none' with network.depth >= 2"),
     Rule("init.symmetric", lambda s: s.init.symmetric, "false with network.depth >= 2 (network.parameterization sets "
          "the initial law)"),
-    Rule("record.diagnostics", lambda s: bool(set(s.record.diagnostics) - {"lambda_min", "kernel_change"}),
-         "'lambda_min' and 'kernel_change' with network.depth >= 2"),
+    Rule("record.diagnostics",
+         lambda s: bool(set(s.record.diagnostics) - {"lambda_min", "lambda_max", "kernel_change"}),
+         "'lambda_min', 'lambda_max' and 'kernel_change' with network.depth >= 2"),
 )
 DEEP_INPUTS = tuple(Rule(name, lambda s, name=name: getattr(s, name) is not None,
                          "None with network.depth >= 2 (deep runs draw their parameters from network.parameterization)",

@@ -97,3 +97,28 @@ def test_the_registry_of_observables_and_the_diagnostics_catalog_agree():
     for name, diagnostic in DIAGNOSTICS.items():
         has = {system for system, view in views.items() if all(hasattr(view, need) for need in registered[name].needs)}
         assert has == set(diagnostic.systems), name
+
+
+def test_a_stopping_rule_ends_a_run_at_the_first_record_below_its_threshold(tmp_path):
+    """record.stop_below: the run ends at the first record whose risk is at most that fraction of
+    R(0), with status "converged"; its records equal the full run's up to there; saved and loaded,
+    and the command treats it as finished."""
+    cfg = mf.Config(seed=2, network={"m": 50, "d": 3}, data={"n": 20}, flow={"dt": 0.1, "t_end": 100.0},
+                    record={"n_records": 100, "spacing": "linear"})
+    full = mf.simulate(cfg)
+    stopped = mf.simulate(cfg.updated({"record.stop_below": 1e-2}))
+    risk = full.observables["train_risk"]
+    k = int(np.argmax(risk <= 1e-2 * risk[0]))
+    assert stopped.status == "converged"
+    assert len(stopped.t) == k + 1
+    np.testing.assert_array_equal(stopped.observables["train_risk"], risk[:k + 1])
+    np.testing.assert_array_equal(stopped.theta, full.snapshots[k])
+    assert mf.Result.load(stopped.save(tmp_path / "saved")).status == "converged"
+    with pytest.raises(mf.ConfigError, match="record.stop_below"):
+        cfg.updated({"record.stop_below": 1.0})
+    from meanfield.tools.cli import main
+    config = tmp_path / "c.toml"
+    config.write_text(cfg.updated({"record.stop_below": 1e-2}).to_toml())
+    assert main(["run", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["arrays.npz", "config.toml", "manifest.json",
+                                                                   "observables.csv"]

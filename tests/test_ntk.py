@@ -134,7 +134,7 @@ def test_tangent_model_run_equals_the_kernel_gradient_descent_formula(scaling, a
 
 
 def test_diagnostics_equal_independent_computations():
-    diagnostics = ["lambda_min", "kernel_change", "pattern_flips", "tangent_gap"]
+    diagnostics = ["lambda_min", "lambda_max", "kernel_change", "pattern_flips", "tangent_gap"]
     cfg = mf.Config(seed=4, network={"m": 50, "d": 3, "scaling": "lazy"}, data={"n": 15},
                     flow={"dt": 0.05, "t_end": 4.0, "temperature": 0.001, "batch_size": 10},
                     record={"n_records": 5, "diagnostics": diagnostics})
@@ -146,6 +146,7 @@ def test_diagnostics_equal_independent_computations():
     for k, (th, th_lin) in enumerate(zip(res.snapshots, lin.snapshots)):
         H = ntk.tangent_kernel(th, X, cfg.network)
         assert obs["lambda_min"][k] == pytest.approx(np.linalg.eigvalsh(H)[0], rel=1e-10)
+        assert obs["lambda_max"][k] == pytest.approx(np.linalg.eigvalsh(H)[-1], rel=1e-12)
         assert obs["kernel_change"][k] == pytest.approx(np.linalg.norm(H - H0) / np.linalg.norm(H0), rel=1e-10,
                                                         abs=1e-15)
         flips = np.mean(np.sign(X @ th[:, :3].T) != np.sign(X @ res.theta0[:, :3].T))

@@ -172,6 +172,10 @@ def _loop(system: System, progress, throw, folder) -> Result:
                 status = "diverged"
                 break
             consistent = live.kept() if folder is not None else None
+            if cfg.record.stop_below > 0 and \
+                    live.records[-1]["train_risk"] <= cfg.record.stop_below * live.records[0]["train_risk"]:
+                status = "converged"                 # record.stop_below: the risk at convergence
+                break
             if time.perf_counter() - saved.clock >= cfg.record.checkpoint_seconds:
                 saved.write(consistent)
     except KeyboardInterrupt:

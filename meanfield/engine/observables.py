@@ -21,7 +21,8 @@ validates against (a test checks that it and this registry agree).
   training inputs and units of h^(l)(t) - h^(l)(0) (the "coordinate check").
 
 Diagnostics, recorded when named in ``record.diagnostics``:
-- ``lambda_min``: smallest eigenvalue of the tangent kernel H(theta_t) on the training inputs;
+- ``lambda_min``, ``lambda_max``: smallest and largest eigenvalues of the tangent kernel H(theta_t) on
+  the training inputs;
 - ``kernel_change``: ||H(t) - H(0)||_F / ||H(0)||_F (deep networks: and ``kernel_change_l{l}``
   per layer);
 - ``pattern_flips``: fraction of (neuron, training input) pairs whose sign of w_i . x_j differs
@@ -95,6 +96,7 @@ OBSERVABLES = (
     Observable("weight_change", ("weight_changes",), _per_layer("weight_change", "weight_changes")),
     Observable("feature_update", ("feature_updates",), _per_layer("feature_update", "feature_updates")),
     Observable("lambda_min", ("kernel",), lambda at: {"lambda_min": ntk.lambda_min(at.kernel)}, True),
+    Observable("lambda_max", ("kernel",), lambda at: {"lambda_max": ntk.lambda_max(at.kernel)}, True),
     Observable("kernel_change", ("kernel", "kernel0"), _kernel_change, True),
     Observable("pattern_flips", ("pattern_flips",), _values("pattern_flips"), True),
     Observable("masses", ("masses",), lambda at: at.masses, True),

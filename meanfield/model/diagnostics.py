@@ -24,6 +24,7 @@ class Diagnostic:
 
 DIAGNOSTICS = {d.name: d for d in (
     Diagnostic("lambda_min", ("lambda_min",), "O(n^2 m d + n^3)", "kernel", True, ("two_layer", "deep")),
+    Diagnostic("lambda_max", ("lambda_max",), "O(n^2 m d + n^3)", "kernel", True, ("two_layer", "deep")),
     Diagnostic("kernel_change", ("kernel_change",), "O(n^2 m d)", "kernel", True, ("two_layer", "deep")),
     Diagnostic("pattern_flips", ("pattern_flips",), "O(n m d)", "step", True),
     Diagnostic("masses", ("total_mass", "negative_mass", "cone_mass"), "O(m m0 d)", "step", False),

@@ -66,6 +66,12 @@ def lambda_min(H: np.ndarray) -> float:
     return float(np.linalg.eigvalsh(0.5 * (H + H.T))[0])
 
 
+def lambda_max(H: np.ndarray) -> float:
+    """Largest eigenvalue of a symmetric kernel matrix (gradient descent with step eta on the risk
+    (1/n) sum (u - y)^2 / 2 is stable along it while eta < 2 n / lambda_max, in dt = eta n units)."""
+    return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+
+
 # --- closed forms -----------------------------------------------------------------------------
 
 NEAR = 0.1    # angles within this of 0 or pi are recomputed from the unit vectors' difference and sum

@@ -24,16 +24,17 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 TABLE = "observables.csv"
-STATUSES = ("completed", "diverged")
+STATUSES = ("completed", "converged", "diverged")
+FINISHED = ("completed", "converged")        # ran to flow.t_end, or to record.stop_below
 
 
 @dataclass
 class Result:
     """Record times ``t`` (R,), ``observables`` name -> (R,), ``snapshots`` (R, m, d + 1) or None,
-    the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status``
-    ("completed" | "diverged"), ``message``, ``stats`` (steps, compile and run seconds, ...) and
-    ``data``, the samples the run used (``Dataset``: X (n, d), y (n,), X_test, y_test, teacher),
-    and ``weights`` (m,), the particles' weights, or None (each 1/m)."""
+    the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status`` ("completed" |
+    "converged" (record.stop_below reached) | "diverged"), ``message``, ``stats`` (steps, compile
+    and run seconds, ...) and ``data``, the samples the run used (``Dataset``: X (n, d), y (n,),
+    X_test, y_test, teacher), and ``weights`` (m,), the particles' weights, or None (each 1/m)."""
 
     config: Config
     t: np.ndarray
@@ -126,14 +127,16 @@ class Result:
         if self.status not in STATUSES:
             raise CorruptedResultError(f"{where} has status {self.status!r}; allowed: {', '.join(STATUSES)}",
                                        parameter="status", value=self.status)
-        if self.status == "completed":
+        if self.status in FINISHED:
             t_end = self.config.flow.n_steps * self.config.flow.dt
-            if not (len(self.t) and math.isclose(self.t[-1], t_end, rel_tol=1e-12)):
-                raise CorruptedResultError(f"{where} is 'completed' but its records end at t = "
+            ends = len(self.t) and (math.isclose(self.t[-1], t_end, rel_tol=1e-12) if self.status == "completed"
+                                    else self.t[-1] <= t_end * (1 + 1e-12))
+            if not ends:
+                raise CorruptedResultError(f"{where} is {self.status!r} but its records end at t = "
                                            f"{self.t[-1] if len(self.t) else None}, not flow.t_end = {t_end:g}",
                                            parameter="t", value=str(where))
             if not np.all(np.isfinite(self.theta)):
-                raise CorruptedResultError(f"{where} is 'completed' but its particles are not finite",
+                raise CorruptedResultError(f"{where} is {self.status!r} but its particles are not finite",
                                            parameter="theta", value=str(where))
         if self.theta.shape != self.theta0.shape:
             raise CorruptedResultError(f"{where}: theta {self.theta.shape} and theta0 {self.theta0.shape} differ in "
