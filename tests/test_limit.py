@@ -73,9 +73,12 @@ def test_one_limit_serves_several_runs_through_their_rows_of_probes():
     for run, rows in ((small, (0, 8)), (large, (8, 24))):
         alone = limits.mean_field_limit(tanh_config(), 4, probes=run.theta0, estimate=False)
         shared = limits.compare(run, both, X, w2_at="last", probes=rows)
+        once = limits.compare(run, both, X, w2_at="last", probes=rows,
+                              predictions=limits.reference_predictions(both, X))
         own = limits.compare(run, alone, X, w2_at="last")
         for key in ("w2", "coupled_distance", "predictor_distance"):
             np.testing.assert_allclose(shared[key], own[key], rtol=1e-12)
+            np.testing.assert_array_equal(once[key], shared[key])
     with pytest.raises(ValueError, match="probes"):
         limits.compare(small, both, X, probes=(0, 16))
     with pytest.raises(ValueError, match="probes"):

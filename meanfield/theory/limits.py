@@ -110,8 +110,18 @@ def reference_run(cfg: Config, M: int, data=None) -> Result:
     return simulate(cfg.updated({"network.m": M}), data=data)
 
 
+def reference_predictions(reference: Result, X: np.ndarray) -> np.ndarray:
+    """The reference's predictor on X (n, d) at each record, (records, n): computed once, it serves
+    every ``compare`` against the same reference (the limit's zero-weight probes are skipped)."""
+    rows = slice(None) if reference.weights is None else \
+        slice(0, len(reference.weights) - reference.stats.get("limit", {}).get("probes", 0))
+    weights = None if reference.weights is None else reference.weights[rows]
+    return np.array([twolayer.predict(theta[rows], X, reference.config.network, weights=weights)
+                     for theta in reference.snapshots])
+
+
 def compare(result: Result, reference: Result, X: np.ndarray, method: str = "auto", w2_at: str = "all",
-            probes: tuple | None = None, **w2_options) -> dict:
+            probes: tuple | None = None, predictions: np.ndarray | None = None, **w2_options) -> dict:
     """Distances between a run and its limit (``mean_field_limit``, its probes the run's initial
     particles; ``probes`` = (start, stop): they are these rows of the probes, so that one limit
     serves several runs) or a wide reference run, at each common record time.
@@ -120,7 +130,8 @@ def compare(result: Result, reference: Result, X: np.ndarray, method: str = "aut
     weighted, method reported under ``method``; computed at every time, the last one only, or none:
     ``w2_at`` = "all" | "last" | "none", NaN elsewhere), ``coupled_distance``
     sqrt(mean_i |theta_i(t) - Phi_t(theta_i(0))|^2) (Phi_t: the limit's probes, or the wide run's
-    first m particles) and ``predictor_distance`` sqrt(mean_j (f(x_j) - f_ref(x_j))^2) on the inputs X (n, d).
+    first m particles) and ``predictor_distance`` sqrt(mean_j (f(x_j) - f_ref(x_j))^2) on the inputs X (n, d)
+    (``predictions``: ``reference_predictions(reference, X)``, when several runs share one reference).
     """
     if result.snapshots is None or reference.snapshots is None:
         raise ValueError("compare needs both runs recorded with record.snapshots = true")
@@ -138,6 +149,8 @@ def compare(result: Result, reference: Result, X: np.ndarray, method: str = "aut
                              "particles among the probes")
         nodes = len(weights) - total
         coupled, support = slice(nodes + start, nodes + stop), slice(0, nodes)
+    if predictions is None:
+        predictions = reference_predictions(reference, X)
     out = {"t": result.t, "w2": [], "coupled_distance": [], "predictor_distance": []}
     used = None
     last = len(result.snapshots) - 1
@@ -150,7 +163,6 @@ def compare(result: Result, reference: Result, X: np.ndarray, method: str = "aut
         else:
             out["w2"].append(float("nan"))
         out["coupled_distance"].append(float(np.sqrt(np.mean(np.sum((theta - theta_ref[coupled]) ** 2, axis=1)))))
-        gap = (twolayer.predict(theta, X, result.config.network, weights=result.weights)
-               - twolayer.predict(theta_ref, X, reference.config.network, weights=weights))
+        gap = twolayer.predict(theta, X, result.config.network, weights=result.weights) - predictions[k]
         out["predictor_distance"].append(float(np.sqrt(np.mean(gap ** 2))))
     return {**{k: np.asarray(v) for k, v in out.items()}, "method": used}
