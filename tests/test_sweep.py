@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield.tools import sweep
+from meanfield.tools import executors, sweep
 
 BASE = mf.Config(seed=5, network={"m": 8, "d": 2}, data={"n": 12}, flow={"dt": 0.1, "t_end": 1.0, "temperature": 0.01},
                  record={"n_records": 3})
@@ -55,7 +55,7 @@ def test_numba_runs_one_thread_inside_dask_workers():
     pytest.importorskip("distributed")
     from dask.distributed import Client, LocalCluster
 
-    with sweep._one_numba_thread(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+    with executors.one_numba_thread(), LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                                  dashboard_address=None) as cluster, Client(cluster) as client:
         def threads():
             import numba
@@ -99,3 +99,20 @@ def test_the_example_sweep_config_expands():
     assert base.network.scaling == "lazy"
     with pytest.raises(mf.ConfigError, match="no \\[sweep\\] table"):
         sweep.load(Path(__file__).resolve().parent.parent / "scenarios/configs/teacher_student.toml")
+
+
+def test_a_scenarios_runs_are_the_same_on_every_scheduler(monkeypatch):
+    """figures.simulate_all (what `meanfield figures --scheduler` sends a scenario's runs through):
+    the same particles and risks in this process and in a pool of processes, in the order given."""
+    from meanfield.tools.figures import simulate_all
+
+    configs = [mf.Config(seed=seed, network={"m": m, "d": 2}, data={"kind": "teacher", "n": 20},
+                         flow={"dt": 0.1, "t_end": 1.0}) for m in (5, 9) for seed in (0, 1)]
+    monkeypatch.setenv(executors.VARIABLE, "serial")
+    serial = simulate_all(configs)
+    monkeypatch.setenv(executors.VARIABLE, "processes")
+    pooled = simulate_all(configs)
+    assert [r.config.network.m for r in pooled] == [5, 5, 9, 9]
+    for a, b in zip(serial, pooled):
+        np.testing.assert_array_equal(a.theta, b.theta)
+        np.testing.assert_array_equal(a.observables["train_risk"], b.observables["train_risk"])

@@ -82,6 +82,7 @@ def _execute(plan, out: Path, progress) -> int:
     from ..engine.controller import run
     from ..engine.progress import cli_mode
     from ..store import checkpoint
+    from ..store.results import FINISHED
 
     try:
         result = run(plan, progress=cli_mode(progress), throw=False, checkpoint=out)
@@ -90,7 +91,7 @@ def _execute(plan, out: Path, progress) -> int:
               file=sys.stderr)
         return 130
     result.save(out)
-    if result.status == "completed":          # a diverged run keeps its last finite state
+    if result.status in FINISHED:             # a diverged run keeps its last finite state
         checkpoint.remove(out)
     obs = result.observables
     print(f"{result.status}: {result.stats['steps']} steps to t = {result.t[-1]:.6g} in "
@@ -142,7 +143,7 @@ def _sweep(args) -> int:
         print(f"meanfield: interrupted; running points kept their checkpoints: `{command}` continues the sweep",
               file=sys.stderr)
         return 130
-    failed = [r for r in rows if r["status"] != "completed"]
+    failed = [r for r in rows if r["status"] == "diverged"]
     print(f"{len(rows)} points ({len(failed)} diverged); summary in {Path(args.out) / 'summary.csv'}")
     return 3 if failed else 0
 
@@ -180,7 +181,8 @@ def _scenarios(args) -> int:
 def _figures(args) -> int:
     from .figures import run_scenarios
 
-    outcomes = run_scenarios(args.names, quick=args.quick, folder=args.scenarios, out=args.out)
+    outcomes = run_scenarios(args.names, quick=args.quick, folder=args.scenarios, out=args.out, jobs=args.jobs,
+                             scheduler=args.scheduler)
     failed = [o for o in outcomes if o.status != "ok"]
     return 1 if failed else 0
 
@@ -260,6 +262,10 @@ def parser() -> argparse.ArgumentParser:
     figs.add_argument("--quick", action="store_true", help="small sizes: seconds per scenario")
     figs.add_argument("--out", help="figure folder (default: the checkout's figures/, else ./figures)")
     figs.add_argument("--scenarios", help="folder of scenario scripts (default: the checkout's)")
+    figs.add_argument("--jobs", type=int, default=None, help="scenarios run side by side (default: the CPUs available)")
+    figs.add_argument("--scheduler", default="serial",
+                      help="where a scenario's own runs go: serial (default), processes, local (Dask) or a Dask "
+                           "scheduler address, e.g. a SLURM cluster's")
     figs.set_defaults(func=_figures)
     return top
 

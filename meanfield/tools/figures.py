@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..analysis.claims import failed
+from ..analysis.claims import check_windows, failed
+from ..engine.interrupts import sigterm_as_interrupt
 from ..errors import ConfigError
 from ..store.files import atomic_write, json_default, make_folder, versions
 
@@ -78,37 +79,124 @@ def _say(line: str):
     print(line, flush=True)          # flushed: progress shows when stdout is a file or a pipe
 
 
-def run_scenarios(names, quick=False, folder=None, out=None, echo=_say) -> list[Outcome]:
-    """Run scenarios (all if ``names`` is empty), each in its own headless subprocess."""
+def run_scenarios(names, quick=False, folder=None, out=None, echo=_say, jobs: int | None = None,
+                  scheduler: str = "serial") -> list[Outcome]:
+    """Run scenarios (all if ``names`` is empty), each in its own headless subprocess, ``jobs`` at a
+    time (default: the CPUs this process may use), the longest first; a scenario's own runs go to
+    ``scheduler`` (``executors.py``: serial, processes, local or a Dask address). Prints the plan
+    first (how many, the expected CPU time from the last full run's sidecars, where it writes), then a
+    line as each scenario starts and ends, with how many are done and an estimate of the time left."""
+    from ..engine.threads import usable_cpus
+    from .executors import VARIABLE, check_scheduler
+
     available = {s.name: s for s in list_scenarios(folder)}
     unknown = [n for n in names if n not in available]
     if unknown:
         raise ConfigError.invalid("NAME", unknown[0], "one of " + ", ".join(sorted(available)))
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ConfigError.invalid("--jobs", jobs, "an integer >= 1 (default: the CPUs available)")
+    check_scheduler(scheduler, None)
     out_dir = make_folder(Path(out) if out else default_out())
-    env = {**os.environ, "MPLBACKEND": "Agg"}
-    outcomes = []
-    todo = names or list(available)
-    for k, name in enumerate(todo, 1):
-        command = [sys.executable, str(available[name].path), "--out", str(out_dir)]
-        if quick:
-            command.append("--quick")
-        echo(f"{name:24s} running ({k}/{len(todo)}) ...")
-        tic = time.perf_counter()
-        proc = _child(command, env)
-        seconds = time.perf_counter() - tic
-        status = {0: "ok", FAILED_CLAIM: "claim failed"}.get(proc.returncode, f"failed (exit {proc.returncode})")
-        lines = proc.stderr.strip().splitlines()
-        if proc.returncode == FAILED_CLAIM:
-            marker = "claim does not hold: "
-            detail = "; ".join(line.split(marker, 1)[1] for line in lines if marker in line)
-        else:
-            detail = "" if proc.returncode == 0 else (lines or [""])[-1]
-        outcomes.append(Outcome(name, status, seconds, detail))
-        echo(f"{name:24s} {status:18s} {seconds:7.1f} s  {detail}")
+    jobs = jobs or usable_cpus()
+    env = {**os.environ, "MPLBACKEND": "Agg", VARIABLE: scheduler}
+    todo = list(names or available)
+    expected = {name: _expected_seconds(name, quick) for name in todo}
+    todo.sort(key=lambda name: -(expected[name] or 0.0))                 # the longest first
+    known = [v for v in expected.values() if v]
+    total = sum(known)
+    echo(f"meanfield figures: {len(todo)} scenario{'s' * (len(todo) != 1)} in {'quick' if quick else 'full'} mode, "
+         f"{jobs} at a time, into {out_dir}" + (f"; the last {'quick' if quick else 'full'} run took about "
+                                                 f"{total / 60:.0f} CPU-minutes ({len(known)} of them timed)"
+                                                 if known else ""))
+    outcomes, running, waiting = [], {}, list(todo)
+    tic = time.perf_counter()
+    with sigterm_as_interrupt():
+        try:
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    name = waiting.pop(0)
+                    echo(f"{name:24s} running ({len(outcomes) + len(running) + 1}/{len(todo)}) ...")
+                    running[name] = _start(available[name].path, out_dir, quick, env)
+                for name, (proc, errors, started) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[name]
+                    errors.seek(0)
+                    outcome = _outcome(name, proc.returncode, errors.read().decode(errors="replace"),
+                                       time.perf_counter() - started)
+                    errors.close()
+                    outcomes.append(outcome)
+                    echo(f"{name:24s} {outcome.status:18s} {outcome.seconds:7.1f} s  {outcome.detail}".rstrip()
+                         + _time_left(outcomes, waiting, running, expected, jobs, time.perf_counter() - tic))
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            _stop([proc for proc, _, _ in running.values()])
+            raise
     if not quick and not out and out_dir == CHECKOUT / "figures":
         write_table(list(available.values()), out_dir, CHECKOUT / "scenarios" / "README.md")
     echo(f"figures written to {out_dir}")
-    return outcomes
+    return sorted(outcomes, key=lambda o: todo.index(o.name))
+
+
+def _start(script: Path, out_dir: Path, quick: bool, env) -> tuple:
+    """Start a scenario script; its stderr goes to a temporary file (a pipe could fill and stall it)."""
+    import tempfile
+
+    errors = tempfile.TemporaryFile()
+    command = [sys.executable, str(script), "--out", str(out_dir)] + (["--quick"] if quick else [])
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env), errors, time.perf_counter()
+
+
+def _expected_seconds(name: str, quick: bool) -> float | None:
+    """The CPU seconds the scenario took last time, from its committed sidecar (the checkout's
+    figures/, full mode), or None: what the plan and the time left are estimated from."""
+    sidecar = CHECKOUT / "figures" / f"{name}.json"
+    try:
+        record = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return None
+    if bool(record.get("quick")) != quick:
+        return None
+    return record.get("cpu_seconds") or record.get("run_seconds")
+
+
+def _time_left(outcomes, waiting, running, expected, jobs, elapsed) -> str:
+    """ "  (k/N done, about M min left)": the expected time of what is left, at the pace so far."""
+    done = len(outcomes)
+    total = done + len(waiting) + len(running)
+    finished = [expected[o.name] for o in outcomes if expected[o.name]]
+    left = [expected[name] for name in [*waiting, *running] if expected[name]]
+    if not finished or len(left) < len(waiting) + len(running):
+        return f"  ({done}/{total} done)"
+    pace = elapsed / (sum(finished) / jobs)
+    return f"  ({done}/{total} done, about {pace * sum(left) / jobs / 60:.0f} min left)"
+
+
+def _outcome(name, returncode, stderr, seconds) -> Outcome:
+    status = {0: "ok", FAILED_CLAIM: "claim failed"}.get(returncode, f"failed (exit {returncode})")
+    lines = stderr.strip().splitlines()
+    if returncode == FAILED_CLAIM:
+        marker = "claim does not hold: "
+        detail = "; ".join(line.split(marker, 1)[1] for line in lines if marker in line)
+    else:
+        detail = "" if returncode == 0 else (lines or [""])[-1]
+    return Outcome(name, status, seconds, detail)
+
+
+def simulate_all(configs: list, data=None) -> list:
+    """[simulate(cfg, data=data) for cfg in configs], the scenario's independent runs, computed where
+    ``meanfield figures --scheduler`` says (``executors.map_runs``: serial by default). Seeded runs:
+    the same results on every scheduler."""
+    from .executors import map_runs
+
+    return map_runs(_simulate, [(cfg, data) for cfg in configs])
+
+
+def _simulate(item):
+    from ..engine.controller import simulate
+
+    cfg, data = item
+    return simulate(cfg, data=data)
 
 
 def default_out() -> Path:
@@ -117,25 +205,20 @@ def default_out() -> Path:
         else Path.cwd() / "figures"
 
 
-def _child(command, env) -> subprocess.CompletedProcess:
-    """Run a scenario script; Ctrl-C or SIGTERM stop it (SIGINT, then a kill after 5 s) and stop us."""
+def _stop(procs):
+    """Ctrl-C or SIGTERM: SIGINT to every running scenario, then a kill after 5 s."""
     import signal
 
-    from ..engine.interrupts import sigterm_as_interrupt
-
-    with sigterm_as_interrupt():
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        try:
-            stdout, stderr = proc.communicate()
-        except KeyboardInterrupt:
+    for proc in procs:
+        if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            raise
-    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
+    deadline = time.monotonic() + 5.0
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def write_table(scenarios, figures_dir: Path, path: Path):
@@ -187,7 +270,12 @@ def scenario_main(script, run):
     for item in broken:
         print(f"{name}: claim does not hold: {item['text']} ({item['quantity']} = {item['value']}, "
               f"required {item['relation']} {item['reference']})", file=sys.stderr)
-    if broken:
+    unsound = check_windows(record["claims"])
+    if not any(item.get("kind", "outcome") == "outcome" for item in record["claims"]):
+        unsound.append("no outcome claim: a figure's title rests on outcome claims only")
+    for problem in unsound:
+        print(f"{name}: claim does not hold: {problem}", file=sys.stderr)
+    if broken or unsound:
         sys.exit(FAILED_CLAIM)
 
 

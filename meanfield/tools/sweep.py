@@ -9,7 +9,7 @@ Every point has a stable id (a hash of its resolved config) and its own seed, dr
 seed with ``SeedSequence(root, spawn_key=hash of its parameters)``: adding values to the grid
 never changes the other points' streams. Each point runs in ``OUT/points/ID`` with checkpoints;
 a rerun skips finished points, resumes interrupted ones and names damaged ones (``--redo ID``).
-Executors: serial, a local process pool, or Dask (optional extra ``distributed``); every worker
+Executors (``executors.py``): serial, a local process pool, or Dask (optional extra ``distributed``); every worker
 runs Numba with one thread, set before it starts, and local workers die with the sweep. The
 sweep folder and each point folder are locked while in use (``runfolder.lock``): a second sweep,
 or a ``meanfield resume`` of a running point, is refused naming the process that holds it.
@@ -20,21 +20,20 @@ import csv
 import hashlib
 import itertools
 import json
-import os
-import re
 import shutil
 import tomllib
 from dataclasses import dataclass
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
 from ..engine.progress import Reporter
-from ..errors import ConfigError, CorruptedResultError, MeanfieldError
+from ..errors import ConfigError, CorruptedResultError
 from ..store import files, runfolder
-from ..store.results import Result
+from ..store.results import FINISHED, Result
+from . import executors
 
 SPACINGS = ("linear", "geometric", "integer")
 
@@ -155,23 +154,9 @@ def run_point(point: Point, out) -> dict:
             handle.write(point.config.to_toml().encode())
         result = run(plan, throw=False, checkpoint=folder, progress=False)
         result.save(folder)
-        if result.status == "completed":
+        if result.status in FINISHED:
             checkpoint.remove(folder)
     return _row(point, result)
-
-
-SCHEDULERS = ("auto", "serial", "processes", "local")
-ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[\w.\-\[\]:]+:\d{1,5}$")
-STOP_SECONDS = 2.0               # SIGINT: how long running points get to write their checkpoints
-
-
-def check_scheduler(scheduler, workers):
-    """Refuse a scheduler that is neither a known name nor host:port, or a worker count below 1."""
-    if not isinstance(scheduler, str) or not (scheduler in SCHEDULERS or ADDRESS.match(scheduler)):
-        raise ConfigError.invalid("--scheduler", scheduler, ", ".join(SCHEDULERS) + " or a Dask scheduler "
-                                  "address such as tcp://10.0.0.5:8786")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ConfigError.invalid("--workers", workers, "an integer >= 1 (default: every core)")
 
 
 def run(points: list[Point], out, scheduler: str = "auto", workers: int | None = None, progress=False,
@@ -182,7 +167,7 @@ def run(points: list[Point], out, scheduler: str = "auto", workers: int | None =
     rerun; ``redo`` lists ids of points to run again from scratch. One sweep at a time per folder
     (a lock). progress: a ``meanfield.engine.progress`` mode, counting points. Writes OUT/summary.csv
     and returns its rows (in the order of ``points``)."""
-    check_scheduler(scheduler, workers)
+    executors.check_scheduler(scheduler, workers)
     ids = {p.id for p in points}
     unknown = [i for i in redo if i not in ids]
     if unknown:
@@ -195,170 +180,15 @@ def run(points: list[Point], out, scheduler: str = "auto", workers: int | None =
         rows = [finished(p, out, command) for p in points]
         todo = [k for k, row in enumerate(rows) if row is None]
         jobs = [points[k] for k in todo]
-        workers = workers or os.cpu_count() or 1
-        if scheduler == "auto":
-            scheduler = "serial" if len(jobs) <= 2 else "processes"
         reporter = Reporter(progress, len(points), len(points) - len(jobs), unit="point", desc="meanfield sweep")
         try:
-            if scheduler == "serial":
-                done = ((k, run_point(point, out)) for k, point in enumerate(jobs))
-            elif scheduler == "processes":
-                done = _run_processes(jobs, out, workers)
-            else:
-                done = _run_dask(jobs, out, scheduler, workers)
-            for k, row in done:
+            for k, row in executors.results(partial(run_point, out=str(out)), jobs, scheduler, workers, what="point"):
                 rows[todo[k]] = row
                 reporter.update()
         finally:
             reporter.close()
         write_summary(rows, out / "summary.csv")
     return rows
-
-
-def _die_with_parent(parent: int):
-    """End this worker process when ``parent`` (the sweep) ends, even by SIGKILL: no orphan may
-    write into the sweep folder afterwards."""
-    import ctypes
-    import signal
-
-    try:
-        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:     # PR_SET_PDEATHSIG (Linux)
-            raise OSError("prctl failed")
-    except (OSError, AttributeError):
-        import threading
-        import time
-
-        def watch():
-            while os.getppid() == parent:
-                time.sleep(0.2)
-            os._exit(1)
-
-        threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:                        # the parent died before the guard was set
-        os._exit(1)
-
-
-def _worker(tasks, results, out, parent):
-    """A process of the pool: runs points until told to stop; SIGINT saves the point's checkpoint."""
-    import signal
-
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.default_int_handler)     # the sweep asks its workers to stop by SIGINT
-    try:
-        while (task := tasks.get()) is not None:
-            k, point = task
-            try:
-                results.put((k, run_point(point, out), None))
-            except MeanfieldError as exc:
-                results.put((k, None, exc))
-            except Exception:                                            # a bug: report it whole
-                import traceback
-                results.put((k, None, RuntimeError(f"point {point.id} failed:\n{traceback.format_exc()}")))
-    except KeyboardInterrupt:
-        pass
-
-
-def _run_processes(points, out, workers):
-    """Yield (index, row) as a pool of ``workers`` spawned processes finishes the points.
-
-    Each worker runs Numba with one thread and dies with this process. On Ctrl-C (or any error)
-    the workers get SIGINT, so that they write their checkpoints, and STOP_SECONDS to end."""
-    import queue
-    import signal
-    import time
-
-    context = get_context("spawn")
-    tasks, results = context.Queue(), context.Queue()
-    for task in enumerate(points):
-        tasks.put(task)
-    count = max(1, min(workers, len(points)))
-    for _ in range(count):
-        tasks.put(None)
-    with _one_numba_thread():
-        pool = [context.Process(target=_worker, args=(tasks, results, str(out), os.getpid()), daemon=True)
-                for _ in range(count)]
-        for process in pool:
-            process.start()
-    try:
-        for _ in points:
-            while True:
-                try:
-                    k, row, error = results.get(timeout=0.5)
-                    break
-                except queue.Empty:
-                    dead = [p for p in pool if p.exitcode not in (None, 0)]
-                    if dead:
-                        raise RuntimeError(f"a sweep worker died (exit code {dead[0].exitcode}); its point "
-                                           "keeps its checkpoint: rerun the sweep to resume it") from None
-            if error is not None:
-                raise error
-            yield k, row
-    except BaseException:
-        for process in pool:
-            if process.is_alive():
-                os.kill(process.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in pool:
-            process.join(max(0.0, deadline - time.monotonic()))
-        raise
-    finally:
-        for process in pool:
-            if process.is_alive():
-                process.kill()
-            process.join()
-
-
-class _one_numba_thread:
-    """Set NUMBA_NUM_THREADS=1 for the worker processes started inside the block."""
-
-    def __enter__(self):
-        self.previous = os.environ.get("NUMBA_NUM_THREADS")
-        os.environ["NUMBA_NUM_THREADS"] = "1"
-
-    def __exit__(self, *exc):
-        if self.previous is None:
-            os.environ.pop("NUMBA_NUM_THREADS", None)
-        else:
-            os.environ["NUMBA_NUM_THREADS"] = self.previous
-        return False
-
-
-def _run_dask(points, out, scheduler, workers):
-    """Yield (index, row) as a Dask cluster finishes the points. A LocalCluster's workers are
-    this process's children and die with it; on a remote cluster a running point finishes."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise ConfigError("the Dask scheduler needs the optional extra: pip install 'meanfield[distributed]'",
-                          parameter="--scheduler", value=scheduler, allowed="serial, processes") from None
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        if scheduler == "local":
-            stack.enter_context(_one_numba_thread())
-            target = stack.enter_context(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      host="127.0.0.1", dashboard_address=None))
-        else:
-            target = scheduler
-        try:
-            client = stack.enter_context(Client(target, timeout="10s"))
-        except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}", parameter="--scheduler",
-                              value=scheduler, allowed="the address of a running Dask scheduler") from None
-        futures = client.map(_dask_point, points, out=str(out), local=scheduler == "local", pure=False)
-        index = {future.key: k for k, future in enumerate(futures)}
-        try:
-            for future in as_completed(futures):
-                yield index[future.key], future.result()
-        except BaseException:
-            client.cancel(futures)
-            raise
-
-
-def _dask_point(point, out, local):
-    if local:
-        _die_with_parent(os.getppid())
-    return run_point(point, out)
 
 
 def write_summary(rows: list[dict], path: Path):
