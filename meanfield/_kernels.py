@@ -187,6 +187,19 @@ def _dact(z, code, params):
 
 
 @_jit()
+def _act_dact(z, code, params):
+    """(sigma(z), sigma'(z)) with one transcendental call where the derivative is a function of
+    sigma (tanh, sigmoid): the same bits as _act and _dact, at a third less cost in the backward pass."""
+    if code == TANH:
+        t = math.tanh(z)
+        return t, 1.0 - t * t
+    if code == SIGMOID:
+        t = _sigmoid(z)
+        return t, t * (1.0 - t)
+    return _act(z, code, params), _dact(z, code, params)
+
+
+@_jit()
 def _dloss(f, y, code):
     if code == SQUARED:
         return f - y
@@ -240,8 +253,9 @@ def _neuron_velocity(theta_i, feat_i, X, rows, r, vel_scale, act, params, lam, m
         z = 0.0
         for k in range(d):
             z += feat_i[k] * X[j, k]
-        out[d] += r[b] * _act(z, act, params)
-        c = r[b] * a * _dact(z, act, params)
+        sz, dz = _act_dact(z, act, params)
+        out[d] += r[b] * sz
+        c = r[b] * a * dz
         for k in range(d):
             out[k] += c * X[j, k]
     scale = -vel_scale / batch if batch > 0 else 0.0
@@ -376,8 +390,9 @@ def _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, ome
             else:
                 for i in range(width):
                     zi = z[i]
-                    ga[i] += rb * _act(zi, act, params)
-                    z[i] = rb * _dact(zi, act, params)
+                    sz, dz = _act_dact(zi, act, params)
+                    ga[i] += rb * sz
+                    z[i] = rb * dz
             _outer_add(z, x, grad, width)
         for i in range(width):
             ii = lo + i
@@ -967,8 +982,9 @@ def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
         else:
             for j in range(count):
                 zj = z[j]
-                s[j] = _act(zj, act, params)
-                z[j] = r[j] * ai * _dact(zj, act, params)
+                sz, dz = _act_dact(zj, act, params)
+                s[j] = sz
+                z[j] = r[j] * ai * dz
         z[count:] = 0.0
         ga[i] += _dot8(r, s, count)
     np.dot(tile, Xc, tmp)
