@@ -26,12 +26,13 @@ from meanfield.analysis import plotting
 from meanfield.analysis.claims import rate
 from meanfield.tools.figures import scenario_main
 
-SETTING = "tanh mlp, L = 3, d = 10, n = 64, one step of eta = 0.01, m = 64-4096, 4 seeds (full mode)"
+SETTING = "tanh mlp, L = 3, d = 10, n = 64, one step of eta = 0.01, m = 64-4096, 6 seeds (full mode)"
 DEPTH, ETA = 3, 0.01
-QUICK = {"widths": [64, 128, 256, 512], "seeds": 3}
-FULL = {"widths": [64, 128, 256, 512, 1024, 2048, 4096], "seeds": 4}
+QUICK = {"widths": [64, 128, 256, 512, 1024], "seeds": 6}
+FULL = {"widths": [64, 128, 256, 512, 1024, 2048, 4096], "seeds": 6}
 THEORY = {"ntk": [-0.5, -0.5, -0.5], "mup": [0.0, 0.0, 0.0], "standard": [-0.5, 0.5, 0.5]}
-TOLERANCE = 0.15
+# each exponent's window excludes its rivals, halfway between: vanishing (-1/2), Theta(1) (0), blowing up (+1/2)
+WINDOWS = {-0.5: ([-0.75, -0.25], 0.0), 0.0: ([-0.2, 0.2], [-0.5, 0.5]), 0.5: ([0.25, 0.75], 0.0)}
 
 
 def config(parameterization, m, seed):
@@ -68,9 +69,14 @@ def run(quick, out):
     claims = []
     for param, exponents in THEORY.items():
         for l, predicted in enumerate(exponents, start=1):
+            window, rival = WINDOWS[predicted]
+            same = param == "standard" and l == 1
             claims.append(rate(f"{param}, layer {l}: the feature update scales like m^{predicted:+.1f}",
-                               f"slope of the layer-{l} update vs m ({param})", fits[param, l],
-                               [predicted - TOLERANCE, predicted + TOLERANCE]))
+                               f"slope of the layer-{l} update vs m ({param})", fits[param, l], predicted, window,
+                               rival, kind="construction" if same else "outcome",
+                               because="at initialisation the standard and NTK networks are one function with one "
+                                       "first-layer parameterisation, so their first-layer updates coincide (the ntk, "
+                                       "layer 1 claim)" if same else ""))
     numbers = {"widths": widths, "eta": ETA, "depth": DEPTH, "theory": THEORY,
                "updates": {f"{p}, layer {l}": v for (p, l), v in updates.items()},
                "fits": {f"{p}, layer {l}": f for (p, l), f in fits.items()}}

@@ -1,7 +1,7 @@
 """With no data, weight decay and temperature, the particles are an Ornstein–Uhlenbeck process:
 their variance follows the Euler–Maruyama recursion within sampling error at every record, their
 law is as close to the exact Gaussian in W2 as an independent sample is, and the stationary
-variance is T / (lam (1 - lam dt / 2)) within 2 %, not the continuous T / lam.
+variance is T / (lam (1 - lam dt / 2)) within 4 standard errors, not the continuous T / lam.
 
 Source: the exactly solvable case of mean-field Langevin dynamics (Mei, Montanari & Nguyen 2018;
 Chizat 2022); the discretised stationary law is the classical Euler–Maruyama result.
@@ -86,15 +86,21 @@ def run(quick, out):
                "stationary_variance": stationary, "stationary_em_formula": T / (LAM * (1 - LAM * dts / 2)),
                "w2_method": "exact"}
     samples = res.theta.size           # variances averaged over the m (d + 1) coordinates
+    stationary_samples = 2 * size["stationary_m"]
     claims = [
         claim("the measured variance matches the Euler–Maruyama recursion within 4 standard errors at every record",
               "|measured / exact - 1| / (4 sqrt(2 / m))", np.abs(np.asarray(measured) / np.asarray(predicted) - 1)
               / (4 * np.sqrt(2 / samples)), "<", 1.0),
-        claim("W2 to the exact law is within 1.6 times the two-sample floor (+ 0.02) at every record",
-              "W2 / (1.6 floor + 0.02)", np.asarray(distance) / (1.6 * np.asarray(floor) + 0.02), "<", 1.0),
-        claim("the stationary variance is T / (lam (1 - lam dt / 2)) within 2 % at every dt",
-              "stationary variance / formula", np.asarray(stationary) / (T / (LAM * (1 - LAM * dts / 2))),
-              "in", [0.98, 1.02]),
+        claim("W2 to the exact law is within 1.25 times the two-sample floor at every record (the floor is one "
+              "draw itself: the ratio spreads by about 15 % between records)", "W2 / floor",
+              np.asarray(distance) / np.asarray(floor), "<", 1.25),
+        claim("the stationary variance is T / (lam (1 - lam dt / 2)) within 4 standard errors at every dt",
+              "|stationary variance / formula - 1| / (4 sqrt(2 / m))", np.abs(np.asarray(stationary)
+              / (T / (LAM * (1 - LAM * dts / 2))) - 1) / (4 * np.sqrt(2 / stationary_samples)), "<", 1.0),
+        claim("... and not the continuous T / lam: at dt >= 0.2 it is more than 4 standard errors away",
+              "|stationary variance / (T / lam) - 1| / (4 sqrt(2 / m)), dt >= 0.2",
+              np.abs(np.asarray(stationary)[dts >= 0.2] / (T / LAM) - 1) / (4 * np.sqrt(2 / stationary_samples)),
+              ">", 1.0),
     ]
     return fig, {"setting": SETTING, "seed": 0, "config": res.config, "numbers": numbers, "claims": claims}
 

@@ -1,8 +1,9 @@
 """With quadratic activation, gradient descent from random initialisation ends certified globally
-optimal on generic targets in every run from one neuron above the width at which an
-interpolating solution first exists, well below Du & Lee's sufficient m >= sqrt(2 n); below that
-width every run is trapped at a local minimum the certificate rejects, and at that capacity width
-itself only some runs get there within the horizon.
+optimal on generic targets in every run from one neuron above the width m_c at which an
+interpolating solution first exists, well below Du & Lee's sufficient m >= sqrt(2 n). Below m_c no
+run can be certified (its global minimum is positive); the runs there that reach a critical point
+within the horizon are local minima the certificate rejects, the others are still moving
+(unresolved), as are the runs at m_c itself.
 
 Source: Du & Lee (2018), On the power of over-parametrization in neural networks with quadratic
 activation; the certificate: Chizat & Bach (2018).
@@ -25,7 +26,7 @@ from matplotlib import pyplot as plt
 import meanfield as mf
 from meanfield.analysis.claims import claim
 from meanfield.theory import landscape
-from meanfield.tools.figures import scenario_main
+from meanfield.tools.figures import scenario_main, simulate_all
 
 SETTING = "d = 20, n = 100, m = 3-16, 6 seeds (full mode)"
 QUICK = {"d": 8, "n": 20, "widths": [2, 3, 4, 6], "seeds": 2, "t_end": 3000.0}
@@ -59,9 +60,10 @@ def run(quick, out):
     final = np.zeros((len(widths), size["seeds"]))
     polished = np.zeros_like(final)
     label = np.empty(final.shape, dtype=object)
+    results = iter(simulate_all([config(size, int(m), seed) for m in widths for seed in range(size["seeds"])], (X, y)))
     for i, m in enumerate(widths):
         for seed in range(size["seeds"]):
-            res = mf.simulate(config(size, int(m), seed), data=(X, y))
+            res = next(results)
             risk = res.observables["train_risk"]
             label[i, seed], point, _ = landscape.verdict(res)
             final[i, seed] = risk[-1] / risk[0]
@@ -90,27 +92,37 @@ def run(quick, out):
         if len(rows):
             axes[1].semilogy(widths[rows], np.maximum(final[rows, seeds], ROUND_OFF), "o", color=color, ms=4)
     axes[1].axhline(ROUND_OFF, color="0.6", lw=0.8, label=f"zero to round-off (below {ROUND_OFF:g}), drawn here")
-    axes[1].set_ylabel(r"training risk at T, $R(\theta_T) / R(\theta_0)$ (each run, coloured by label)")
-    axes[1].set_title("training risk after gradient descent")
+    axes[1].set_ylabel(r"training risk at T, $R(\theta_T) / R(\theta_0)$")
+    axes[1].set_title("training risk after gradient descent (each run, coloured by label)")
     axes[1].legend(fontsize=7)
-    fig.suptitle(f"Quadratic activation: d = {size['d']}, n = {size['n']} generic targets, {size['seeds']} random "
-                 f"initialisations per width, horizon T = {size['t_end']:g}, runs labelled by polish + certificate")
-    fig.tight_layout()
+    fig.suptitle(f"Quadratic activation, d = {size['d']}, n = {size['n']} generic targets: every run certified global "
+                 f"from $m_c + 1$ = {m_capacity + 1}, below Du & Lee's $\\sqrt{{2n}}$;\n below $m_c$ the runs that "
+                 f"reach a critical point are local minima ({size['seeds']} initialisations per width, T = "
+                 f"{size['t_end']:g}, labels by polish + certificate)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     numbers = {"widths": widths, "fractions": fraction, "labels": label.tolist(), "final_relative_risk": final,
                "polished_relative_objective": polished, "capacity_width": m_capacity, "du_lee_width": m_du_lee}
     certified = label == "global"
+    below = widths < m_capacity
+    resolved_below = label[below][label[below] != "unresolved"]
     claims = [
-        claim("below the capacity width no run is certified global (its global minimum is positive)",
-              "certified fraction for m < m_c", fraction["global"][widths < m_capacity], "<=", 0.0),
+        claim("below the capacity width no run is certified global", "certified fraction for m < m_c",
+              fraction["global"][below], "<=", 0.0, kind="construction",
+              because="a rank-m quadratic form cannot interpolate n generic targets below m_c: the global minimum "
+                      "is positive, so the certificate cannot hold"),
         claim("every run is certified global from m_c + 1 on", "certified fraction for m > m_c",
               fraction["global"][widths > m_capacity], ">=", 1.0),
+        claim("below m_c every run that reaches a critical point within the horizon is a local minimum (trapped), "
+              "none a saddle", "fraction trapped among the resolved runs below m_c",
+              float(np.mean(resolved_below == "trapped")) if resolved_below.size else float("nan"), ">=", 1.0),
         claim("the first width where every run is certified is below Du & Lee's sqrt(2 n)",
               "smallest m with certified fraction 1", float(widths[fraction["global"] >= 1.0].min(initial=10**9)),
-              "<", m_du_lee),
+              "<", m_du_lee, kind="construction",
+              because=f"implied by the second claim: m_c + 1 = {m_capacity + 1} < sqrt(2 n) = {m_du_lee:.1f}"),
         claim("the certificate agrees with the risk: certified runs are near zero risk (certified to 1e-6, "
-              "not at the minimum)", "J / J(0) of certified runs", polished[certified], "<", 1e-4),
+              "not at the minimum)", "J / J(0) of certified runs", polished[certified], "<", 1e-4, kind="check"),
         claim("... and the trapped runs hold a positive risk", "J / J(0) of trapped runs",
-              polished[label == "trapped"], ">", 1e-6),
+              polished[label == "trapped"], ">", 1e-6, kind="check"),
     ]
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
                  "numbers": numbers,
