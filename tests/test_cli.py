@@ -140,3 +140,11 @@ def test_every_benchmark_peer_takes_the_engine_s_step():
         for ours, theirs in zip(engine.state(), step.state()):
             np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14, err_msg=name)
         assert np.max(np.abs(engine.state()[0] - theta[:, :5])) > 1e-9          # the steps moved something
+
+
+def test_output_piped_into_a_reader_that_stops_exits_quietly():
+    """`meanfield scenarios | head -1`: the reader closes the pipe; no BrokenPipe traceback, exit 0."""
+    proc = subprocess.run(f"{sys.executable} -m meanfield scenarios | head -c 1; exit ${{PIPESTATUS[0]}}",
+                          shell=True, executable="/bin/bash", capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

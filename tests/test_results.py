@@ -156,3 +156,70 @@ def test_a_result_carries_the_data_and_teacher_it_used(result, tmp_path):
     assert own.data.X.shape == (8, 3)                        # the constant bias column appended
     np.testing.assert_array_equal(own.data.X[:, 2], 1.0)
     np.testing.assert_array_equal(np.sort(np.concatenate([own.data.y, own.data.y_test])), y)
+
+
+# --- a result that behaves like a Python object -------------------------------------------------
+
+def test_repr_is_a_short_summary_and_results_compare_by_value(result, tmp_path):
+    text = repr(result)
+    assert len(text) < 600, text
+    assert text.startswith("Result(status='completed', m=8, n=10, d=2, scaling='mean_field', t=0..1 (5 records)")
+    assert f"train_risk={result.observables['train_risk'][-1]:.4g}" in text
+    loaded = mf.Result.load(result.save(tmp_path / "run"))
+    assert loaded == result                                   # stats (timings) aside
+    other = mf.simulate(result.config.updated({"seed": 1}))
+    assert other != result
+    assert (result == "not a result") is False
+    with pytest.raises(TypeError):
+        hash(result)
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"network.centered": True, "network.bias": True},
+    {"network.linearized": True, "network.scaling": "lazy"},
+    {"network.depth": 3, "network.m": 16},
+], ids=["plain", "centered-bias", "linearized", "deep"])
+def test_predict_gives_the_trained_networks_outputs(settings):
+    """The risk of Result.predict on the training inputs is the run's last recorded training risk
+    (the predictor the run trained, whatever its variant); a bias column is appended as for data."""
+    from meanfield.model import twolayer
+    cfg = mf.Config(seed=3, network={"m": 12, "d": 3}, data={"n": 15}, flow={"dt": 0.1, "t_end": 2.0},
+                    record={"n_records": 3}).updated(settings)
+    res = mf.simulate(cfg)
+    X = res.data.X[:, :-1] if cfg.network.bias else res.data.X
+    f = res.predict(X)
+    assert f.shape == (15,)
+    risk = np.mean(twolayer.loss(cfg.flow.loss, f, res.data.y))
+    np.testing.assert_allclose(risk, res.observables["train_risk"][-1], rtol=1e-12)
+    with pytest.raises(mf.DataError, match="X.shape"):
+        res.predict(np.ones((4, 7)))
+
+
+def test_weighted_particles_predict_with_their_weights():
+    from meanfield.model import twolayer
+    cfg = mf.Config(seed=1, network={"m": 6, "d": 2}, data={"n": 10}, flow={"dt": 0.1, "t_end": 1.0})
+    weights = np.arange(1.0, 7.0) / 21.0
+    res = mf.simulate(cfg, weights=weights)
+    risk = np.mean(twolayer.loss(cfg.flow.loss, res.predict(res.data.X), res.data.y))
+    np.testing.assert_allclose(risk, res.observables["train_risk"][-1], rtol=1e-12)
+
+
+def test_to_pandas_is_the_observables_by_time(result):
+    pandas = pytest.importorskip("pandas")
+    frame = result.to_pandas()
+    assert isinstance(frame, pandas.DataFrame)
+    assert list(frame.columns) == list(result.observables)
+    np.testing.assert_array_equal(frame.index.to_numpy(), result.t)
+    np.testing.assert_array_equal(frame["train_risk"].to_numpy(), result.observables["train_risk"])
+
+
+def test_a_run_on_arrays_records_its_sample_count_and_the_folder_has_its_config(tmp_path):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 2)), rng.standard_normal(200)
+    cfg = mf.Config(network={"m": 5, "d": 2}, data={"kind": "arrays", "test_fraction": 0.25},
+                    flow={"dt": 0.1, "t_end": 0.5})
+    res = mf.simulate(cfg, data=(X, y))
+    assert res.config.data.n == 150 == len(res.data.y)
+    folder = res.save(tmp_path / "run")
+    assert mf.Config.from_toml(folder / "config.toml") == res.config

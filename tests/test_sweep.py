@@ -116,3 +116,13 @@ def test_a_scenarios_runs_are_the_same_on_every_scheduler(monkeypatch):
     for a, b in zip(serial, pooled):
         np.testing.assert_array_equal(a.theta, b.theta)
         np.testing.assert_array_equal(a.observables["train_risk"], b.observables["train_risk"])
+
+
+def test_a_geometric_range_over_an_integer_field_gives_integers_once():
+    assert sweep._range("sweep.network.m", {"start": 16, "stop": 4096, "num": 9, "spacing": "geometric"}) == \
+        [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+    assert sweep._range("sweep.network.m", {"start": 1, "stop": 3, "num": 9, "spacing": "geometric"}) == [1, 2, 3]
+    dts = sweep._range("flow.dt", {"start": 0.01, "stop": 0.1, "num": 3, "spacing": "geometric"})
+    np.testing.assert_allclose(dts, [0.01, 0.1 ** 1.5, 0.1], rtol=1e-12)
+    points = sweep.expand(BASE, sweep.grid({"network.m": {"start": 4, "stop": 64, "num": 5, "spacing": "geometric"}}))
+    assert [p.config.network.m for p in points] == [4, 8, 16, 32, 64]

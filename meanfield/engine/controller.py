@@ -77,6 +77,8 @@ def prepare(cfg: Config, data=None, theta0=None, weights=None) -> System:
     memory.check_memory(cfg, data)
     rng_data, rng_init = (np.random.default_rng(s) for s in _seeds(cfg)[:2])
     dataset = make_data(cfg, rng_data) if data is None else split_arrays(data, cfg, rng_data)
+    if data is not None and cfg.data.n != len(dataset.y):
+        cfg = cfg.updated({"data.n": len(dataset.y)})        # the config records the samples it trained on
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")

@@ -22,7 +22,7 @@ import numpy as np
 from ..config import Config
 from ..model import integrators, twolayer
 from ..model.data import check_start, draw
-from ..model.deep import DeepNet, c_sigma_of, forward, layer_kernels, parallel, predict, resnet_scale, velocity
+from ..model.deep import DeepNet, forward, layer_kernels, of, parallel, predict, velocity
 from ..rules import DEEP_INPUTS, Subject, refuse
 from ..store import checkpoint
 from . import threads as thread_policy
@@ -31,13 +31,8 @@ from .system import System
 
 
 def network(cfg: Config) -> DeepNet:
-    """The deep network of a config: c_sigma = 1 / E[sigma(g)^2] (Du et al.), and for resnets the
-    branch factor of Du et al.'s c_res / (L sqrt(m))."""
-    net = cfg.network
-    params = tuple(net.activation_params)
-    c_sigma = c_sigma_of(net.activation, params)
-    return DeepNet(net.d, net.m, net.depth, net.activation, net.architecture, net.parameterization, c_sigma,
-                   resnet_scale(net.depth, net.c_res, c_sigma), params)
+    """The deep network of a config (``deep.of``)."""
+    return of(cfg.network)
 
 
 class DeepView:

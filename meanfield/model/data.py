@@ -120,41 +120,51 @@ def validate_arrays(arrays, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
         hint = "pass data=(X, y)" + (f", not a {type(arrays).__name__}" if not isinstance(arrays,
                                                                                           (tuple, list)) else "")
         raise DataError.invalid("data", type(arrays).__name__, "a pair (X, y) of arrays", hint)
-    X, y = arrays
-    arrays_out = []
-    for name, value, ndim in (("X", X, 2), ("y", y, 1)):
-        if isinstance(value, np.ma.MaskedArray):
-            raise DataError.invalid(name, "a masked array", "a plain array (drop or fill the masked entries "
-                                    "first: masks would be ignored)")
-        try:
-            value = np.asarray(value)
-        except Exception as exc:  # ragged nested lists and the like
-            raise DataError.invalid(name, "unconvertible input", "a numeric array", str(exc)) from None
-        if value.dtype.kind not in "biuf":
-            raise DataError.invalid(f"{name}.dtype", str(value.dtype), "a real numeric dtype")
-        if name == "y" and value.ndim == 2 and value.shape[1:] == (1,):
-            value = value[:, 0]                                  # a column of labels
-        if value.ndim != ndim:
-            raise DataError.invalid(f"{name}.shape", value.shape, f"an array with {ndim} dimensions")
-        if value.size == 0:
-            raise DataError.invalid(f"{name}.shape", value.shape, "a non-empty array")
-        value = np.ascontiguousarray(value, dtype=np.float64)
-        if not np.all(np.isfinite(value)):
-            bad = np.argwhere(~np.isfinite(value))[0]
-            raise DataError.invalid(f"{name}[{', '.join(map(str, bad))}]", float(value[tuple(bad)]),
-                                    "finite values only")
-        arrays_out.append(value)
-    X, y = arrays_out
+    X, y = (_plain_array(name, value, ndim) for name, value, ndim in (("X", arrays[0], 2), ("y", arrays[1], 1)))
     if len(X) != len(y):
         raise DataError.invalid("y.shape", y.shape, f"({len(X)},), one label per row of X")
+    return _with_bias(X, cfg), y
+
+
+def data_inputs(X, cfg: Config) -> np.ndarray:
+    """Check inputs to predict on like training inputs: X (n, d), or (n, d - 1) with the bias column
+    appended when ``network.bias``; a C-contiguous float64 copy."""
+    return _with_bias(_plain_array("X", X, 2), cfg)
+
+
+def _plain_array(name: str, value, ndim: int) -> np.ndarray:
+    """A finite, numeric, non-empty, unmasked array of ``ndim`` dimensions (a column of labels is
+    flattened), as a C-contiguous float64 copy; DataError naming ``name`` otherwise."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise DataError.invalid(name, "a masked array", "a plain array (drop or fill the masked entries "
+                                "first: masks would be ignored)")
+    try:
+        value = np.asarray(value)
+    except Exception as exc:  # ragged nested lists and the like
+        raise DataError.invalid(name, "unconvertible input", "a numeric array", str(exc)) from None
+    if value.dtype.kind not in "biuf":
+        raise DataError.invalid(f"{name}.dtype", str(value.dtype), "a real numeric dtype")
+    if name == "y" and value.ndim == 2 and value.shape[1:] == (1,):
+        value = value[:, 0]                                  # a column of labels
+    if value.ndim != ndim:
+        raise DataError.invalid(f"{name}.shape", value.shape, f"an array with {ndim} dimensions")
+    if value.size == 0:
+        raise DataError.invalid(f"{name}.shape", value.shape, "a non-empty array")
+    value = np.ascontiguousarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(value)):
+        bad = np.argwhere(~np.isfinite(value))[0]
+        raise DataError.invalid(f"{name}[{', '.join(map(str, bad))}]", float(value[tuple(bad)]),
+                                "finite values only")
+    return value
+
+
+def _with_bias(X: np.ndarray, cfg: Config) -> np.ndarray:
     d_raw = cfg.network.d - cfg.network.bias
     if X.shape[1] != d_raw:
         what = (f"network.d - 1 = {d_raw} columns (bias appended)" if cfg.network.bias
                 else f"network.d = {d_raw} columns")
         raise DataError.invalid("X.shape", X.shape, f"an array with {what}")
-    if cfg.network.bias:
-        X = np.hstack([X, np.ones((len(X), 1))])
-    return X, y
+    return np.hstack([X, np.ones((len(X), 1))]) if cfg.network.bias else X
 
 
 def check_start(risk: float, arrays: dict):

@@ -169,6 +169,15 @@ def forward(net: DeepNet, params, X):
     return h, u, mult[-1] * matmul(u[-1], params[-1])
 
 
+def of(network) -> DeepNet:
+    """The deep network of a NetworkConfig: c_sigma = 1 / E[sigma(g)^2] (Du et al.), and for resnets
+    the branch factor of Du et al.'s c_res / (L sqrt(m))."""
+    params = tuple(network.activation_params)
+    c_sigma = c_sigma_of(network.activation, params)
+    return DeepNet(network.d, network.m, network.depth, network.activation, network.architecture,
+                   network.parameterization, c_sigma, resnet_scale(network.depth, network.c_res, c_sigma), params)
+
+
 def predict(net: DeepNet, params, X) -> np.ndarray:
     """f(x_j) for every row of X, (n,)."""
     return forward(net, params, X)[2]

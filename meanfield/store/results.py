@@ -1,5 +1,5 @@
 """The result of a run, and its folder: ``arrays.npz``, a sealed ``manifest.json`` and, for
-people and spreadsheets, ``observables.csv``.
+people, spreadsheets and reruns, ``observables.csv`` and ``config.toml``.
 
 The manifest (written last) records the status, config, statistics and the SHA-256 of every
 array and of the config, and is sealed (``files.write_sealed``): loading refuses, with
@@ -16,7 +16,8 @@ import numpy as np
 
 from ..config import Config
 from ..errors import ConfigError, CorruptedResultError
-from ..model.data import Dataset
+from ..model import deep, twolayer
+from ..model.data import Dataset, data_inputs
 from ..model.parameterizations import parameter_count
 from . import files
 
@@ -24,11 +25,12 @@ FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
 TABLE = "observables.csv"
+CONFIG = "config.toml"                   # the config, for people and for `meanfield run` (the manifest's is sealed)
 STATUSES = ("completed", "converged", "diverged")
 FINISHED = ("completed", "converged")        # ran to flow.t_end, or to record.stop_below
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Result:
     """Record times ``t`` (R,), ``observables`` name -> (R,), ``snapshots`` (R, m, d + 1) or None,
     the final and initial particles ``theta``, ``theta0`` (m, d + 1), ``status`` ("completed" |
@@ -47,6 +49,50 @@ class Result:
     stats: dict = field(default_factory=dict)
     data: Dataset | None = None
     weights: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        """A summary: status, sizes, regime, time span and the observables' last values (no arrays)."""
+        net = self.config.network
+        n = None if self.data is None else len(self.data.y)
+        shape = f"m={net.m}, n={n}, d={net.d}" + (f", depth={net.depth}" if net.depth > 1 else "")
+        span = f"t={self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} records)" if len(self.t) else "no records"
+        last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.observables.items() if len(v))
+        return (f"Result(status={self.status!r}, {shape}, scaling={net.scaling!r}, {span}"
+                + (", weighted" if self.weights is not None else "") + f";\n       last: {last})")
+
+    def __eq__(self, other) -> bool:
+        """Same config, status and arrays (bit for bit, NaN equal to NaN); timing stats aside."""
+        if not isinstance(other, Result):
+            return NotImplemented
+        mine, theirs = self._arrays(), other._arrays()
+        return (self.config == other.config and self.status == other.status and mine.keys() == theirs.keys()
+                and all(np.array_equal(v, theirs[k], equal_nan=v.dtype.kind == "f") for k, v in mine.items()))
+
+    __hash__ = None                        # mutable arrays: not hashable
+
+    def predict(self, X) -> np.ndarray:
+        """The trained network's outputs on the rows of X, shape (n,): X (n, d), or (n, d - 1) when
+        network.bias (the constant column is appended, as for training data). The predictor the run
+        trained: the tangent model if network.linearized, minus the initial network if
+        network.centered, with the particles' weights if weighted."""
+        net, X = self.config.network, data_inputs(X, self.config)
+        if net.depth > 1:
+            model = deep.of(net)
+            return deep.predict(model, model.unflatten(self.theta), X)
+        theta0 = self.theta0 if net.linearized else None
+        f = twolayer.predict(self.theta, X, net, theta0=theta0, weights=self.weights)
+        if net.centered:
+            f = f - twolayer.predict(self.theta0, X, net, theta0=theta0, weights=self.weights)
+        return f
+
+    def to_pandas(self):
+        """The observables as a pandas DataFrame indexed by t (pandas: the optional extra "pandas")."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("Result.to_pandas needs pandas: pip install 'meanfield[pandas]' (or read "
+                              "result.t and result.observables, or the folder's observables.csv)") from None
+        return pandas.DataFrame(dict(self.observables), index=pandas.Index(self.t, name="t"))
 
     @property
     def teacher(self) -> np.ndarray | None:
@@ -69,6 +115,8 @@ class Result:
         there before); returns the folder. OutputError if it cannot be written."""
         folder = files.make_folder(path)
         specs = files.write_arrays(folder / ARRAYS, self._arrays())
+        with files.atomic_write(folder / CONFIG) as handle:
+            handle.write(self.config.to_toml().encode())
         with files.atomic_write(folder / TABLE) as handle:
             handle.write(self.table().encode())
         config = self.config.to_dict()

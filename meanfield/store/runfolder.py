@@ -20,10 +20,9 @@ from pathlib import Path
 
 from ..errors import ConfigError, OutputError
 from . import checkpoint, files
-from .results import ARRAYS, MANIFEST, TABLE
+from .results import ARRAYS, CONFIG, MANIFEST, TABLE
 
 LOCK = ".meanfield.lock"
-CONFIG = "config.toml"
 _held: dict[tuple, list] = {}         # (st_dev, st_ino) of a folder locked by this process -> [fd, depth]
 
 

@@ -289,6 +289,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:            # `meanfield show RUN | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # no second error at exit
+        return 0
     finally:
         warnings.formatwarning = previous
 

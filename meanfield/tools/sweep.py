@@ -5,6 +5,9 @@
     "flow.dt" = { start = 0.01, stop = 0.1, num = 4, spacing = "geometric" }   # or a range
     seeds = 5                                                    # replicates
 
+Ranges: ``spacing`` "linear" (default), "geometric" or "integer" (a linear range rounded). A range
+over an integer field (network.m, data.n, ...) gives integers, rounded, each value once.
+
 Every point has a stable id (a hash of its resolved config) and its own seed, drawn from the root
 seed with ``SeedSequence(root, spawn_key=hash of its parameters)``: adding values to the grid
 never changes the other points' streams. Each point runs in ``OUT/points/ID`` with checkpoints;
@@ -101,9 +104,19 @@ def _range(name, spec):
     if spacing == "geometric":
         if not (start > 0 and stop > 0):
             raise ConfigError.invalid(name, spec, "positive start and stop for a geometric range")
-        return [float(v) for v in np.geomspace(start, stop, num)]
-    values = np.linspace(start, stop, num)
-    return [int(round(v)) for v in values] if spacing == "integer" else [float(v) for v in values]
+        values = np.geomspace(start, stop, num)
+    else:
+        values = np.linspace(start, stop, num)
+    if spacing == "integer" or _integer_field(name.removeprefix("sweep.")):      # rounded, each value once
+        return list(dict.fromkeys(int(round(v)) for v in values))
+    return [float(v) for v in values]
+
+
+def _integer_field(name: str) -> bool:
+    """Whether the config field ``name`` ("section.key") holds an integer (network.m, data.n, ...)."""
+    section, _, key = name.partition(".")
+    default = getattr(getattr(Config(), section, None), key, None)
+    return isinstance(default, int) and not isinstance(default, bool)
 
 
 def _key(params: dict) -> int:
