@@ -374,7 +374,8 @@ class FlowConfig(_Section):
 @_strict
 @dataclass(frozen=True)
 class RecordConfig(_Section):
-    """What is recorded: ``n_records`` times spaced geometrically or linearly in [0, t_end].
+    """What is recorded: ``n_records`` times spaced geometrically or linearly in [0, t_end] (1: the
+    final state only).
 
     A run diverges when the particles become non-finite or the training risk exceeds
     ``divergence_factor * max(1, initial risk)``. ``diagnostics`` adds the lazy-regime
@@ -390,7 +391,7 @@ class RecordConfig(_Section):
     """
 
     _name = "record"
-    n_records: int = _field(50, _int, 2)
+    n_records: int = _field(50, _int, 1)
     spacing: str = _field("geometric", _choice, SPACINGS)
     snapshots: bool = _field(True, _bool)
     divergence_factor: float = _field(1e6, _float, 1.0, True)

@@ -122,3 +122,15 @@ def test_a_stopping_rule_ends_a_run_at_the_first_record_below_its_threshold(tmp_
     assert main(["run", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["arrays.npz", "config.toml", "manifest.json",
                                                                    "observables.csv"]
+
+
+def test_one_record_is_the_final_state_only(tmp_path):
+    cfg = mf.Config(seed=2, network={"m": 10, "d": 2}, data={"n": 12}, flow={"dt": 0.1, "t_end": 3.0},
+                    record={"n_records": 2})
+    both = mf.simulate(cfg)
+    one = mf.simulate(cfg.updated({"record.n_records": 1}))
+    np.testing.assert_array_equal(one.t, [3.0])
+    np.testing.assert_array_equal(one.observables["train_risk"], both.observables["train_risk"][-1:])
+    np.testing.assert_array_equal(one.snapshots, both.snapshots[-1:])
+    np.testing.assert_array_equal(one.theta, both.theta)
+    assert mf.Result.load(one.save(tmp_path / "one")) == one

@@ -235,9 +235,10 @@ def _result(system: System, live: _Live, steps, status, message) -> Result:
     records, own = live.records, system.outcome(live.state)
     adaptive_stats = {} if live.controllers is None else next(iter(live.controllers.values())).stats()
     names = list(records[0])
-    return Result(config=system.cfg, t=steps[:len(records)] * system.cfg.flow.dt,
-                  observables={name: np.array([r.get(name, math.nan) for r in records]) for name in names},
-                  snapshots=np.array(live.snapshots) if live.snapshots is not None else None,
+    kept = slice(-1, None) if system.cfg.record.n_records == 1 else slice(None)   # the final state only
+    return Result(config=system.cfg, t=steps[:len(records)][kept] * system.cfg.flow.dt,
+                  observables={name: np.array([r.get(name, math.nan) for r in records])[kept] for name in names},
+                  snapshots=np.array(live.snapshots)[kept] if live.snapshots is not None else None,
                   theta=own["theta"], theta0=own["theta0"], status=status, message=message,
                   stats={"steps": int(live.done), "run_seconds": live.seconds(), **own["stats"], **adaptive_stats},
                   data=own.get("data"), weights=own.get("weights"))
