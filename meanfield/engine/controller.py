@@ -20,7 +20,9 @@ from .. import _lazy
 from ..config import Config
 from ..errors import ConfigError, CorruptedResultError, DivergenceError, OutputError
 from ..model import integrators
+from ..model.activations import ACTIVATIONS
 from ..model.data import Dataset, make_data, split_arrays, validate_arrays
+from ..model.diagnostics import run_seconds
 from ..model.langevin import temperature
 from ..store import checkpoint, files, runfolder
 from ..store.results import Result
@@ -82,7 +84,26 @@ def prepare(cfg: Config, data=None, theta0=None, weights=None) -> System:
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
+    _say_costly_diagnostics(cfg, len(dataset.y))
     return kind.prepare(cfg, dataset, rng_init, theta0, weights)
+
+
+def _say_costly_diagnostics(cfg: Config, n: int):
+    """One warning before the work when the recorded diagnostics cost more than the steps."""
+    import warnings
+
+    names = cfg.record.diagnostics
+    if not names or n == 0:
+        return
+    net = cfg.network
+    smooth = ACTIVATIONS[net.activation].transcendental
+    extra, steps = run_seconds(names, net.m, n, net.d, cfg.record.n_records, cfg.flow.n_steps, cfg.flow.batch_size,
+                               smooth)
+    if extra > steps:
+        warnings.warn(f"meanfield: record.diagnostics = {list(names)} will cost about {extra / steps:.0f} times the "
+                      f"run's own steps (estimated {extra:.2g} s for {cfg.record.n_records} records against "
+                      f"{steps:.2g} s of steps); fewer record.n_records, or fewer diagnostics, save that time",
+                      stacklevel=3)
 
 
 def run_data(cfg: Config) -> Dataset:

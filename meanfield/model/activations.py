@@ -50,7 +50,7 @@ class Activation:
     the kinks of piecewise-linear ones, where it is a Dirac), and what the exact population risk
     needs of it: ``kernel(q1, q2, rho, params) -> (kappa, A, B)``, ``mean(q, params)`` and the
     second partials ``kernel_second`` (or None), ``kinked``: its kernel is not twice
-    differentiable at parallel pairs."""
+    differentiable at parallel pairs; ``transcendental``: evaluated by exp, tanh or erf."""
 
     name: str
     code: int
@@ -64,6 +64,7 @@ class Activation:
     mean: Callable | None = None
     kernel_second: Callable | None = None
     kinked: bool = False
+    transcendental: bool = False          # evaluated by exp, tanh or erf (a step's cost: model.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -248,14 +249,14 @@ ACTIVATIONS = {a.name: a for a in (
                "closed form", 1, kernel=_leaky_terms, mean=lambda q, p: tuple((1 - p[0]) * t for t in _relu_mean(q)),
                kernel_second=lambda q1, q2, rho, p: _kinked_second(q1, q2, rho, p, p[0]), kinked=True),
     Activation("tanh", 2, lambda z, p: np.tanh(z), lambda z, p: 1.0 - np.tanh(z) ** 2, "quadrature",
-               second=lambda z, p: -2.0 * np.tanh(z) * (1.0 - np.tanh(z) ** 2)),
+               second=lambda z, p: -2.0 * np.tanh(z) * (1.0 - np.tanh(z) ** 2), transcendental=True),
     Activation("sigmoid", 3, lambda z, p: expit(z), lambda z, p: expit(z) * (1.0 - expit(z)), "quadrature",
-               second=lambda z, p: expit(z) * (1.0 - expit(z)) * (1.0 - 2.0 * expit(z))),
+               second=lambda z, p: expit(z) * (1.0 - expit(z)) * (1.0 - 2.0 * expit(z)), transcendental=True),
     Activation("erf", 4, lambda z, p: _erf(z), lambda z, p: 2.0 / np.sqrt(np.pi) * np.exp(-z * z), "closed form",
                second=lambda z, p: -4.0 / np.sqrt(np.pi) * z * np.exp(-z * z), kernel=_erf_terms, mean=_zeros2,
-               kernel_second=_erf_second),
+               kernel_second=_erf_second, transcendental=True),
     Activation("softplus", 5, lambda z, p: np.logaddexp(0.0, z), lambda z, p: expit(z), "quadrature",
-               second=lambda z, p: expit(z) * (1.0 - expit(z))),
+               second=lambda z, p: expit(z) * (1.0 - expit(z)), transcendental=True),
     Activation("quadratic", 6, lambda z, p: z * z, lambda z, p: 2.0 * z, "closed form", 2,
                second=lambda z, p: np.full_like(z, 2.0, dtype=float),
                kernel=lambda q1, q2, rho, p: (q1 * q2 + 2 * rho * rho, 2 * q2, 4 * rho),
