@@ -28,7 +28,7 @@ from ..store import checkpoint, files, runfolder
 from ..store.results import Result
 from . import adaptive, memory
 from .deep_net import Deep
-from .interrupts import sigterm_as_interrupt
+from .interrupts import Interrupts, sigterm_as_interrupt
 from .progress import Reporter, check as check_progress
 from .system import System
 from .two_layer import TwoLayer
@@ -38,6 +38,7 @@ _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first ru
 SYSTEMS = (Deep, TwoLayer)          # the system of a config: the first that takes it
 STREAMS = ("data", "init", "noise", "batch")        # the seed's children, in this order
 NO_NOISE = np.zeros((0, 0, 0))
+CHUNK_SECONDS = 0.25                 # work per chunk of fixed steps: how soon Ctrl-C or SIGTERM is answered
 
 
 def simulate(cfg: Config, data=None, progress=None, throw: bool = True, theta0=None, checkpoint=None,
@@ -130,8 +131,8 @@ def run(system: System, progress=None, throw: bool = True, checkpoint=None) -> R
 
 
 def _run(system: System, progress, throw, folder) -> Result:
-    with system.session(), sigterm_as_interrupt(folder is not None):
-        return _loop(system, progress, throw, folder)
+    with system.session(), sigterm_as_interrupt(folder is not None), Interrupts() as interrupts:
+        return _loop(system, progress, throw, folder, interrupts)
 
 
 class _Live:
@@ -160,6 +161,7 @@ class _Live:
                                 else None)
             self.resumed = False
         self.tic = time.perf_counter()
+        self.pace = 1                    # steps in the next chunk (time-bounded), learnt as the run goes
 
     def seconds(self) -> float:
         return self.earlier + time.perf_counter() - self.tic
@@ -173,7 +175,7 @@ class _Live:
                                    {name: c.state() for name, c in self.controllers.items()})
 
 
-def _loop(system: System, progress, throw, folder) -> Result:
+def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Result:
     cfg = system.cfg
     steps = system.steps()
     identity = system.identity() if folder is not None else ""
@@ -187,7 +189,7 @@ def _loop(system: System, progress, throw, folder) -> Result:
         saved.write(consistent)              # at the first record: a kill from now on loses nothing
     try:
         for target in steps[steps > live.done]:
-            message = _advance_to(system, live, int(target), bar)
+            message = _advance_to(system, live, int(target), bar, interrupts)
             if not message:
                 _record(system, live)
                 message = _divergence(live.state, live.records[-1]["train_risk"], risk_limit, live.done, cfg)
@@ -201,6 +203,9 @@ def _loop(system: System, progress, throw, folder) -> Result:
                 break
             if time.perf_counter() - saved.clock >= cfg.record.checkpoint_seconds:
                 saved.write(consistent)
+    except _Stopped:                          # a signal held during a chunk: its work is kept
+        saved.write(live.kept() if folder is not None else None)
+        raise KeyboardInterrupt(f"signal {interrupts.requested}") from None
     except KeyboardInterrupt:
         saved.write(consistent)
         raise
@@ -218,9 +223,15 @@ def _loop(system: System, progress, throw, folder) -> Result:
     return result
 
 
-def _advance_to(system: System, live: _Live, target: int, bar) -> str:
-    """Move the state to step ``target``: fixed steps, their draws and noise drawn chunk by chunk;
-    error-controlled steps to the time of ``target`` instead. Returns "" or why the run stalled."""
+class _Stopped(Exception):
+    """A Ctrl-C or SIGTERM held while a chunk of compiled steps ran: stop at the chunk's end."""
+
+
+def _advance_to(system: System, live: _Live, target: int, bar, interrupts: Interrupts) -> str:
+    """Move the state to step ``target``: fixed steps, their draws and noise drawn chunk by chunk,
+    each chunk bounded by memory (``system.chunk``) and by CHUNK_SECONDS of work (sized from the
+    last chunk's pace: a signal is answered at a chunk's end, its work kept); error-controlled
+    steps to the time of ``target`` instead. Returns "" or why the run stalled."""
     flow = system.cfg.flow
     if live.controllers is not None:
         method = integrators.INTEGRATORS[flow.integrator]
@@ -235,13 +246,19 @@ def _advance_to(system: System, live: _Live, target: int, bar) -> str:
         return ""
     chunk, noisy = system.chunk(), system.noise_shape is not None and flow.max_temperature > 0
     while live.done < target:
-        k = int(min(chunk, target - live.done))
-        draws = system.draws(k, live.rngs)
-        noise = live.rngs["noise"].standard_normal((k, *system.noise_shape)) if noisy else NO_NOISE
-        scale = np.sqrt(2.0 * temperature(flow, (live.done + np.arange(k)) * flow.dt) * flow.dt)
-        system.advance(live.state, draws, noise, scale, k)
-        live.done += k
+        k = int(min(chunk, target - live.done, live.pace))
+        tic = time.perf_counter()
+        with interrupts.held():
+            draws = system.draws(k, live.rngs)
+            noise = live.rngs["noise"].standard_normal((k, *system.noise_shape)) if noisy else NO_NOISE
+            scale = np.sqrt(2.0 * temperature(flow, (live.done + np.arange(k)) * flow.dt) * flow.dt)
+            system.advance(live.state, draws, noise, scale, k)
+            live.done += k
         bar.update(k)
+        if interrupts.requested is not None:
+            raise _Stopped
+        elapsed = time.perf_counter() - tic
+        live.pace = int(min(4 * k, max(1, k * CHUNK_SECONDS / max(elapsed, 1e-9))))   # grows at most 4x
     return ""
 
 

@@ -1,4 +1,7 @@
-"""SIGTERM handled like Ctrl-C, so that what a Ctrl-C saves or stops is saved or stopped too."""
+"""Ctrl-C and SIGTERM during a run: SIGTERM is handled like Ctrl-C, so that what a Ctrl-C saves or
+stops is saved or stopped too; and while compiled steps run, either signal is held until the chunk
+of steps returns (``Interrupts.held``), so that the controller stops at a chunk's end, within about
+a chunk's time (``controller.CHUNK_SECONDS``), with every finished chunk's work kept."""
 from __future__ import annotations
 
 import signal
@@ -22,3 +25,40 @@ def sigterm_as_interrupt(active: bool = True):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class Interrupts:
+    """Within ``with Interrupts():`` (main thread, Python's own Ctrl-C handler in place), a SIGINT or
+    SIGTERM that arrives inside ``held()`` only sets ``requested``; outside it, it raises
+    KeyboardInterrupt as usual (SIGTERM only where it already did). Elsewhere nothing changes."""
+
+    def __init__(self):
+        self.requested, self._holding, self._previous = None, False, {}
+
+    def __enter__(self) -> "Interrupts":
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(signum)
+                if current is signal.default_int_handler or getattr(current, "__qualname__", "").startswith(
+                        "sigterm_as_interrupt"):
+                    self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        return False
+
+    def _handle(self, signum, frame):
+        if self._holding:
+            self.requested = signum
+            return
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    @contextmanager
+    def held(self):
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
