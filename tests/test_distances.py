@@ -62,10 +62,24 @@ def test_sliced_is_a_lower_bound_and_sinkhorn_close_from_above(clouds):
 def test_auto_chooses_exact_then_sliced_and_says_so(rng, monkeypatch):
     x = rng.standard_normal((30, 2))
     assert w2(x, x + 1).method == "exact"
-    monkeypatch.setattr(distances, "EXACT_LIMIT", 20)
-    found = w2(x, x + 1)
+    monkeypatch.setattr(distances, "EXACT_PAIRS", 20 * 20)
+    with pytest.warns(UserWarning, match=r"sliced, a lower bound of W2 .*method='exact'"):
+        found = w2(x, x + 1)
     assert found.method == "sliced"
     assert found.details["n_projections"] == 200
+    assert "(sliced W2, a lower bound of W2)" in str(found)
+
+
+def test_auto_is_exact_for_a_limit_against_many_particles_and_drops_zero_weights(rng):
+    """3,000 points against 300 (2,500 per side used to turn auto into sliced): exact now; points of
+    zero weight (a limit's probes) are dropped, the distance unchanged."""
+    x, y = rng.standard_normal((3000, 3)), rng.standard_normal((300, 3)) + 0.5
+    found = w2(x, y)
+    assert found.method == "exact"
+    np.testing.assert_allclose(found.value, w2(x, y, method="exact").value, rtol=1e-12)
+    padded = np.vstack([y, rng.standard_normal((50, 3))])
+    b = np.concatenate([np.full(300, 1 / 300), np.zeros(50)])
+    np.testing.assert_allclose(w2(x, padded, b=b).value, found.value, rtol=1e-12)
 
 
 def test_gaussian_closed_form_against_samples_and_pot(rng):

@@ -18,7 +18,10 @@ from scipy.linalg import sqrtm
 from ..errors import DistanceError
 
 METHODS = ("auto", "exact", "sinkhorn", "sliced", "1d")
-EXACT_LIMIT = 2500            # "auto" solves exactly while N and M are at most this
+EXACT_PAIRS = 25_000_000      # "auto" solves exactly while N M (positive weights) is at most this: cost and
+                              # plan 400 MB; 8192 x 1024 took 2.9 CPU s
+DESCRIPTIONS = {"exact": "W2", "1d": "W2", "sliced": "sliced W2, a lower bound of W2",
+                "sinkhorn": "entropic W2, an upper bound of W2"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,9 @@ class Distance:
 
     def __float__(self):
         return self.value
+
+    def __str__(self):
+        return f"{self.value:.6g} ({DESCRIPTIONS[self.method]})"
 
     def to_dict(self) -> dict:
         return {"value": self.value, "method": self.method, **self.details}
@@ -79,15 +85,23 @@ def w2(x, y, a=None, b=None, method: str = "auto", n_projections: int = 200, see
     method: "exact" (POT's network simplex), "sinkhorn" (entropic, regularisation ``reg`` times
     the mean squared cost; biased upwards), "sliced" (``n_projections`` random directions from
     ``seed``; a lower bound of W2), "1d" (exact in one dimension, by sorting) or "auto" (exact
-    up to EXACT_LIMIT points per side, sliced beyond; 1d for one-dimensional points).
+    while the points of positive weight make at most EXACT_PAIRS pairs; beyond, sliced, with a
+    warning that names the approximation and method="exact"; 1d for one-dimensional points).
+    Points of zero weight are dropped first (the distance does not change).
     max_iterations: the exact solver's cap (default max(1e5, 50 N M)); reaching it is an error.
     """
     if method not in METHODS:
         raise DistanceError(f"method = {method!r} is invalid: allowed is one of {', '.join(METHODS)}",
                             parameter="method", value=method, allowed=", ".join(METHODS))
     x, y, a, b = validate(x, y, a, b)
+    x, a = x[a > 0], a[a > 0]
+    y, b = y[b > 0], b[b > 0]
     if method == "auto":
-        method = "1d" if x.shape[1] == 1 else ("exact" if max(len(x), len(y)) <= EXACT_LIMIT else "sliced")
+        method = "1d" if x.shape[1] == 1 else ("exact" if len(x) * len(y) <= EXACT_PAIRS else "sliced")
+        if method == "sliced":
+            warnings.warn(f"meanfield: W2 between {len(x)} and {len(y)} points is computed sliced, a lower bound of "
+                          f"W2 (exact needs {len(x) * len(y):.2g} pairs, above the {EXACT_PAIRS:.2g} that 'auto' "
+                          "solves exactly): pass method='exact' for the exact distance", stacklevel=2)
     if method == "exact":
         return _exact(x, y, a, b, max_iterations)
     if method == "sinkhorn":
