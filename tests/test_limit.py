@@ -152,3 +152,25 @@ def test_the_population_limit_estimates_its_error_by_the_exact_l2_gap_and_partic
     errors = [np.mean([abs(mf.simulate(cfg.updated({"network.m": m, "seed": s})).observables["train_risk"][-1] - risk)
                        for s in range(4)]) for m in (16, 256)]
     assert errors[1] < errors[0] / 2
+
+
+def test_the_estimate_says_what_it_is_and_when_it_is_not_resolved():
+    """Smooth (tanh): an estimate from two levels, no warning. ReLU on finite data: a warning that the
+    limit is not smooth, with the measured algebraic rate of the gaps between levels. Level 1 has no
+    coarser level: no number is printed as an estimate."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        smooth = limits.mean_field_limit(tanh_config(), 8)
+    assert smooth.stats["limit"]["smooth"] is True
+    assert smooth.stats["limit"]["resolved"] is True
+    assert "(levels 8 and 5: an estimate, not a bound)" in limits.describe_error(smooth.stats["limit"])
+    relu = tanh_config(**{"network.activation": "relu", "data.teacher_activation": "relu", "data.n": 30})
+    with pytest.warns(UserWarning, match=r"not smooth .* converges algebraically.* K\^-"):
+        kinked = limits.mean_field_limit(relu, 12)
+    assert kinked.stats["limit"]["smooth"] is False
+    assert -2.0 < kinked.stats["limit"]["rate"] < -0.2
+    assert "not smooth, gaps fall like K^-" in limits.describe_error(kinked.stats["limit"])
+    lowest = limits.mean_field_limit(tanh_config(), 1)
+    assert lowest.stats["limit"]["error"] is None
+    assert "raise the level" in limits.describe_error(lowest.stats["limit"])

@@ -21,6 +21,7 @@ from ..config import Config
 from ..engine.controller import simulate
 from ..errors import ConfigError
 from ..model import quadrature, twolayer
+from ..model.activations import ACTIVATIONS
 from ..rules import LIMIT, broken, refuse
 from ..store.results import Result
 
@@ -41,8 +42,13 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     limit flow map. ``result.stats["limit"]``: the level, the node count, and ``error``, the
     largest RMS gap between the limit predictors at ``level`` and at round(COARSER level) on the
     training inputs over the record times (the population predictor's L2 gap for data.kind =
-    "population"): an estimate of the coarser level's error, so conservative for ``level``
-    (``estimate=False`` skips the coarser run: ``error`` is then None)."""
+    "population"): an estimate from two levels of the coarser level's error, not a bound;
+    ``resolved`` is false when that gap reaches a tenth of the predictor itself (the levels
+    disagree: raise the level). A kinked activation (ReLU) on finite data makes the limit non-smooth
+    (particles cross the planes w . x_j = 0) and the quadrature converge algebraically: a third,
+    coarser level then measures the rate (``rate``, the gap's exponent in the node count) and a
+    warning says that the estimate can understate the error. ``estimate=False`` skips the coarser
+    runs: ``error`` is then None."""
     refuse(cfg, LIMIT, " (the infinite-width limit is computed for noiseless full-batch mean-field flows of "
                        "two-layer networks)")
     probes = np.zeros((0, cfg.network.d + 1)) if probes is None else np.asarray(probes, dtype=np.float64)
@@ -54,13 +60,40 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
                                   "(or estimate=False)")
     coarse_level = max(1, round(COARSER * level))
     fine = _weighted_run(cfg, level, probes, data)
-    error = None
-    if estimate:                                    # the probes (weight 0) change no predictor: not rerun
+    smooth = cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked
+    stats = {"level": level, "coarse_level": coarse_level if estimate else None,
+             "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": None, "smooth": smooth}
+    if estimate and coarse_level == level:
+        stats["resolved"] = False                    # no coarser level to compare with
+    elif estimate:                                  # the probes (weight 0) change no predictor: not rerun
         coarse = _weighted_run(cfg, coarse_level, probes[:0], data)
-        error = max(_predictor_gap(cfg, fine, coarse, k) for k in range(len(fine.t)))
-    fine.stats["limit"] = {"level": level, "coarse_level": coarse_level if estimate else None,
-                           "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": error}
+        stats["error"] = _largest_gap(cfg, fine, coarse)
+        scale = max(_predictor_size(cfg, fine, k) for k in range(len(fine.t)))
+        stats["resolved"] = bool(stats["error"] < 0.1 * scale)
+        if not smooth:
+            coarser = _weighted_run(cfg, max(1, round(COARSER * coarse_level)), probes[:0], data)
+            stats["rate"] = _gap_rate(cfg, (fine, coarse, coarser), stats["error"])
+            warnings.warn(f"meanfield: the limit of {cfg.network.activation} on finite data is not smooth (particles "
+                          "cross the planes w . x_j = 0): the quadrature converges algebraically, the gap between "
+                          f"levels falling like K^{stats['rate']:.2f} in the node count K here, and the error "
+                          f"estimate {stats['error']:.2g} (levels {level} and {coarse_level}) can understate the "
+                          "error; compare a higher level to check", stacklevel=2)
+    fine.stats["limit"] = stats
     return fine
+
+
+def describe_error(limit: dict) -> str:
+    """What ``stats["limit"]`` says of the limit's error, for people: the estimate, what it is, or
+    that the levels do not resolve it."""
+    if limit.get("error") is None:
+        return ("no error estimate: no coarser level to compare with; raise the level" if limit.get("resolved") is False
+                else "no error estimate")
+    levels = f"levels {limit['level']} and {limit['coarse_level']}"
+    if not limit.get("resolved", True):
+        return (f"error not resolved: the predictors at {levels} differ by {limit['error']:.2g}, a tenth of the "
+                "predictor or more; raise the level")
+    rate = f"; not smooth, gaps fall like K^{limit['rate']:.2f}" if "rate" in limit else ""
+    return f"predictor error estimate {limit['error']:.2g} ({levels}: an estimate, not a bound{rate})"
 
 
 def _weighted_run(cfg, level, probes, data):
@@ -69,6 +102,30 @@ def _weighted_run(cfg, level, probes, data):
     weights = np.concatenate([omega, np.zeros(len(probes))])
     run_cfg = cfg.updated({"network.m": len(theta0), "init.symmetric": False})
     return simulate(run_cfg, data=data, theta0=theta0, weights=weights)
+
+
+def _largest_gap(cfg, a: Result, b: Result) -> float:
+    return max(_predictor_gap(cfg, a, b, k) for k in range(len(a.t)))
+
+
+def _gap_rate(cfg, runs: tuple, gap: float) -> float:
+    """The exponent in the node count K of the gap between successive levels (fine, coarse,
+    coarser weighted runs; ``gap``: fine against coarse), each gap estimating the coarser level's
+    error: log(gap / gap') / log(K_coarse / K_coarser)."""
+    _, coarse, coarser = runs
+    if len(coarse.weights) == len(coarser.weights):
+        return float("nan")
+    return float(np.log(gap / _largest_gap(cfg, coarse, coarser)) / np.log(len(coarse.weights) / len(coarser.weights)))
+
+
+def _predictor_size(cfg, run: Result, k: int) -> float:
+    """RMS of a weighted run's predictor at record k (training inputs, or L2 on the population)."""
+    if cfg.data.kind == "population":
+        from ..model import population
+        return population.predictor_norm(run.snapshots[k], run.config.network, weights=run.weights,
+                                         inputs=cfg.data.inputs)
+    f = twolayer.predict(run.snapshots[k], run.data.X, run.config.network, weights=run.weights)
+    return float(np.sqrt(np.mean(f ** 2)))
 
 
 def _predictor_gap(cfg, a: Result, b: Result, k: int) -> float:

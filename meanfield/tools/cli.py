@@ -105,7 +105,7 @@ def _execute(plan, out: Path, progress) -> int:
 
 def _limit(args) -> int:
     from ..store import files, runfolder
-    from ..theory.limits import mean_field_limit
+    from ..theory.limits import describe_error, mean_field_limit
 
     cfg, _ = _config(args)
     if isinstance(args.level, bool) or args.level < 1:
@@ -124,8 +124,7 @@ def _limit(args) -> int:
         result.save(folder)
     limit, risk = result.stats["limit"], result.observables["train_risk"]
     print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
-          f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, predictor error estimate {limit['error']:.2g} "
-          f"(against level {limit['coarse_level']}); saved to {folder}")
+          f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, {describe_error(limit)}; saved to {folder}")
     return 0
 
 

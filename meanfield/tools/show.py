@@ -47,10 +47,12 @@ def describe(folder) -> str:
         lines.append(f"adaptive: {stats['rejected_steps']} rejected and {stats['forced_steps']} forced steps{span}, "
                      f"{stats['drift_evaluations']} drift evaluations")
     if result.weights is not None:
+        from ..theory.limits import describe_error
+
         limit = stats.get("limit")
         lines.append(f"weighted particles ({len(result.weights)})" + (
             f": the mean-field limit at level {limit['level']}, {limit['nodes']} nodes and {limit['probes']} probes, "
-            f"predictor error estimate {limit['error']:.2g}" if limit and limit.get("error") is not None else ""))
+            + describe_error(limit) if limit and "nodes" in limit else ""))
     lines.append(f"observables (t = {result.t[0]:g} -> {result.t[-1]:.6g}):")
     width = max(map(len, result.observables), default=0)
     lines += [f"  {name:{width}s}  {values[0]:.6g} -> {values[-1]:.6g}" for name, values in result.observables.items()]
