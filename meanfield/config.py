@@ -264,6 +264,7 @@ class DataConfig(_Section):
     inputs: str = _field("gaussian", _choice, INPUT_LAWS)
     teacher_m0: int = _field(3, _int, 1)
     teacher_activation: str = _field("relu", _choice, ACTIVATIONS)
+    teacher_leaky_slope: float = _field(0.01, _float)
     teacher_scale: float = _field(1.0, _float)
     teacher_signs: str = _field("positive", _choice, TEACHER_SIGNS)
     teacher_orthonormal: bool = _field(False, _bool)
@@ -426,6 +427,14 @@ class Config:
             elif not isinstance(value, cls):
                 raise ConfigError.invalid(name, value, f"a {cls.__name__} or a table")
         self._check_consistency()
+
+    @property
+    def teacher_params(self):
+        """The teacher's activation parameters as the kernels take them: its own leaky slope
+        (data.teacher_leaky_slope), the network's piecewise-linear knots and values."""
+        params = self.network.activation_params.copy()
+        params[0] = self.data.teacher_leaky_slope
+        return params
 
     def _check_consistency(self):
         rules.refuse(self, rules.CONFIG)

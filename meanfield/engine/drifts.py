@@ -166,7 +166,8 @@ class Population(_Staged):
     def velocity(self, theta) -> np.ndarray:
         p, cfg = self.problem, self.problem.cfg
         return population.population_velocity(theta, p.teacher, cfg.network, cfg.flow, cfg.data.teacher_activation,
-                                               compiled=True, inputs=cfg.data.inputs, weights=p.weights)
+                                               compiled=True, inputs=cfg.data.inputs, weights=p.weights,
+                                               teacher_params=cfg.teacher_params)
 
     def advance(self, theta, X, y, f0, idx, noise, scale, k, tangent=None):
         def drift(at, s, out):

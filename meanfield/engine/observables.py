@@ -161,7 +161,8 @@ class TwoLayerView:
         if problem.exact:
             net = self.cfg.network
             return population.population_risk(self.theta, problem.teacher, net, self.cfg.data.teacher_activation,
-                                              compiled=True, inputs=self.cfg.data.inputs, weights=problem.weights)
+                                              compiled=True, inputs=self.cfg.data.inputs, weights=problem.weights,
+                                              teacher_params=self.cfg.teacher_params)
         return float(np.mean(twolayer.loss(self.cfg.flow.loss, self.train_pred, problem.y))) if len(problem.y) else 0.0
 
     @cached_property

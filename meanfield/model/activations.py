@@ -50,7 +50,9 @@ class Activation:
     the kinks of piecewise-linear ones, where it is a Dirac), and what the exact population risk
     needs of it: ``kernel(q1, q2, rho, params) -> (kappa, A, B)``, ``mean(q, params)`` and the
     second partials ``kernel_second`` (or None), ``kinked``: its kernel is not twice
-    differentiable at parallel pairs; ``transcendental``: evaluated by exp, tanh or erf."""
+    differentiable at parallel pairs; ``transcendental``: evaluated by exp, tanh or erf;
+    ``linear_relu(params) -> (l, r)`` when sigma(z) = l z + r relu(z), which gives exact kernels
+    between two such activations of different parameters (``cross_terms``)."""
 
     name: str
     code: int
@@ -65,6 +67,7 @@ class Activation:
     kernel_second: Callable | None = None
     kinked: bool = False
     transcendental: bool = False          # evaluated by exp, tanh or erf (a step's cost: model.diagnostics)
+    linear_relu: Callable | None = None   # (l, r) with sigma(z) = l z + r relu(z): relu, leaky_relu, linear
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,16 @@ def _leaky_terms(q1, q2, rho, params):
     s = params[0]
     k, A, B = _relu_terms(q1, q2, rho)
     return (s * rho + (1 - s) ** 2 * k, (1 - s) ** 2 * A, s + (1 - s) ** 2 * B)
+
+
+def cross_terms(first: tuple, second: tuple, q1, q2, rho):
+    """(kappa, A, B) of sigma_1(z) = l1 z + r1 relu(z) against sigma_2 = l2 z + r2 relu(z) (``first``,
+    ``second``: (l, r)): kappa = l1 l2 rho + (l1 r2 + r1 l2) rho / 2 + r1 r2 kappa_relu, using
+    E[u relu(v)] = rho / 2; A = r1 r2 A_relu, B = l1 l2 + (l1 r2 + r1 l2) / 2 + r1 r2 B_relu."""
+    (l1, r1), (l2, r2) = first, second
+    k, A, B = _relu_terms(q1, q2, rho)
+    mixed = l1 * r2 + r1 * l2
+    return l1 * l2 * rho + mixed * rho / 2 + r1 * r2 * k, r1 * r2 * A, l1 * l2 + mixed / 2 + r1 * r2 * B
 
 
 def _erf_terms(q1, q2, rho, params):
@@ -244,10 +257,12 @@ def _constant_second(rho, *values):
 ACTIVATIONS = {a.name: a for a in (
     Activation("relu", 0, lambda z, p: np.maximum(z, 0.0), lambda z, p: (z > 0).astype(float), "closed form", 1,
                kernel=lambda q1, q2, rho, p: _relu_terms(q1, q2, rho), mean=lambda q, p: _relu_mean(q),
-               kernel_second=lambda q1, q2, rho, p: _kinked_second(q1, q2, rho, p, 0.0), kinked=True),
+               kernel_second=lambda q1, q2, rho, p: _kinked_second(q1, q2, rho, p, 0.0), kinked=True,
+               linear_relu=lambda p: (0.0, 1.0)),
     Activation("leaky_relu", 1, lambda z, p: np.where(z > 0, z, p[0] * z), lambda z, p: np.where(z > 0, 1.0, p[0]),
                "closed form", 1, kernel=_leaky_terms, mean=lambda q, p: tuple((1 - p[0]) * t for t in _relu_mean(q)),
-               kernel_second=lambda q1, q2, rho, p: _kinked_second(q1, q2, rho, p, p[0]), kinked=True),
+               kernel_second=lambda q1, q2, rho, p: _kinked_second(q1, q2, rho, p, p[0]), kinked=True,
+               linear_relu=lambda p: (p[0], 1.0 - p[0])),
     Activation("tanh", 2, lambda z, p: np.tanh(z), lambda z, p: 1.0 - np.tanh(z) ** 2, "quadrature",
                second=lambda z, p: -2.0 * np.tanh(z) * (1.0 - np.tanh(z) ** 2), transcendental=True),
     Activation("sigmoid", 3, lambda z, p: expit(z), lambda z, p: expit(z) * (1.0 - expit(z)), "quadrature",
@@ -264,7 +279,8 @@ ACTIVATIONS = {a.name: a for a in (
                kernel_second=lambda q1, q2, rho, p: _constant_second(rho, 0.0, 1.0, 0.0, 4.0)),
     Activation("linear", 7, lambda z, p: np.asarray(z, dtype=float).copy(), lambda z, p: np.ones_like(z, dtype=float),
                "closed form", 1, kernel=lambda q1, q2, rho, p: (rho.copy(), np.zeros_like(rho), np.ones_like(rho)),
-               mean=_zeros2, kernel_second=lambda q1, q2, rho, p: _constant_second(rho, 0.0, 0.0, 0.0, 0.0)),
+               mean=_zeros2, kernel_second=lambda q1, q2, rho, p: _constant_second(rho, 0.0, 0.0, 0.0, 0.0),
+               linear_relu=lambda p: (1.0, 0.0)),
     Activation("piecewise_linear", 8, _pwl, _pwl_derivative, "orthant", kernel=_pwl_terms, mean=_pwl_mean),
 )}
 

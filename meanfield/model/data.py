@@ -56,7 +56,7 @@ def make_teacher(cfg: Config, rng: np.random.Generator) -> np.ndarray:
 def teacher_labels(teacher: np.ndarray, X: np.ndarray, cfg: Config, rng: np.random.Generator) -> np.ndarray:
     """y = sum_j c_j sigma*(u_j . x) + label_noise * N(0, 1), shape (n,)."""
     d = X.shape[1]
-    y = activation(cfg.data.teacher_activation, X @ teacher[:, :d].T, cfg.network.activation_params) @ teacher[:, d]
+    y = activation(cfg.data.teacher_activation, X @ teacher[:, :d].T, cfg.teacher_params) @ teacher[:, d]
     if cfg.data.label_noise > 0:
         y = y + cfg.data.label_noise * rng.standard_normal(len(y))
     return y

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import ACTIVATIONS
+from .activations import ACTIVATIONS, cross_terms
 from .quadrature import gauss_hermite
 from .scaling import time_factor
 from .twolayer import DEFAULT_PARAMS, activation, activation_derivative, output_weights, train_mask
@@ -32,18 +32,26 @@ QUADRATURE_NODES = 96      # per axis; tanh: relative error 1e-11 (kappa), 1e-10
 QUADRATURE_CHUNK = 256     # pairs evaluated at once (memory ~ chunk * nodes^2 * 8 bytes per array)
 
 
-def pair_terms(name: str, q1, q2, rho, params=None, other: str | None = None):
+def pair_terms(name: str, q1, q2, rho, params=None, other: str | None = None, other_params=None):
     """(kappa, A, B) elementwise for squared norms q1, q2 and inner products rho (broadcast).
 
-    other: the activation of the second network (a teacher's), when it differs from ``name``:
-    kappa = E[sigma(w.x) other(v.x)], by quadrature."""
+    other, other_params: the activation of the second network (a teacher's) and its parameters,
+    when they differ from ``name`` and ``params``: kappa = E[sigma(w.x) other(v.x)], exact between
+    two activations of the form l z + r relu(z) (relu, leaky_relu of any slopes, linear:
+    ``activations.cross_terms``), by quadrature for the others."""
     q1, q2, rho = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho)))
-    if other is not None and other != name:
+    params = DEFAULT_PARAMS if params is None else params
+    other_params = params if other_params is None else other_params
+    if (other is not None and other != name) or not np.array_equal(other_params, params):
+        other = name if other is None else other
         for activation_name in (name, other):
             if activation_name not in SUPPORTED:
                 raise ValueError(f"activation {activation_name!r} has no population kernel here: allowed is one of "
                                  f"{', '.join(SUPPORTED)}")
-        return _quadrature_terms(name, q1, q2, rho, params, other=other)
+        first, second = ACTIVATIONS[name].linear_relu, ACTIVATIONS[other].linear_relu
+        if first is not None and second is not None:
+            return cross_terms(first(params), second(other_params), q1, q2, rho)
+        return _quadrature_terms(name, q1, q2, rho, params, other=other, other_params=other_params)
     entry = ACTIVATIONS[name] if name in ACTIVATIONS else None
     if entry is not None and entry.kernel is not None:
         return entry.kernel(q1, q2, rho, DEFAULT_PARAMS if params is None else params)
@@ -117,11 +125,12 @@ def _check_quadrature(name, q1, q2, rho, params, other=None):
                       "gradient are only that exact at such weights", QuadratureWarning, stacklevel=3)
 
 
-def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NODES, other=None):
+def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NODES, other=None, other_params=None):
     """Gauss–Hermite on xi ~ N(0, I_2): z1 = |w| xi_1, z2 = p xi_1 + r xi_2 with p = rho / |w|,
     r = sqrt(q2 - p^2); kappa = E[s(z1) s(z2)], B = E[s'(z1) s'(z2)], and from
     grad_w kappa . w/|w| = E[s'(z1) s(z2) xi_1] = A |w| + B p the coefficient A."""
     other = name if other is None else other
+    other_params = params if other_params is None else other_params
     if check and q1.size:
         _check_quadrature(name, q1, q2, rho, params, other)
     nodes, weights = gauss_hermite(nodes)
@@ -136,29 +145,32 @@ def _quadrature_terms(name, q1, q2, rho, params, check=True, nodes=QUADRATURE_NO
         part = slice(start, start + QUADRATURE_CHUNK)
         n1, p_, r_ = (v[part].reshape(-1, 1, 1) for v in (norm1, p, r))
         z1, z2 = n1 * xi1, p_ * xi1 + r_ * xi2
-        s2 = activation(other, z2, params)
+        s2 = activation(other, z2, other_params)
         d1 = activation_derivative(name, z1, params)
         kappa[part] = np.sum(weight * activation(name, z1, params) * s2, axis=(1, 2))
-        B[part] = np.sum(weight * d1 * activation_derivative(other, z2, params), axis=(1, 2))
+        B[part] = np.sum(weight * d1 * activation_derivative(other, z2, other_params), axis=(1, 2))
         g1 = np.sum(weight * d1 * s2 * xi1, axis=(1, 2))
         with np.errstate(divide="ignore", invalid="ignore"):
             A[part] = np.where(n1.ravel() > 0, (g1 - B[part] * p_.ravel()) / n1.ravel(), 0.0)
     return kappa.reshape(q1.shape), A.reshape(q1.shape), B.reshape(q1.shape)
 
 
-def kernel_matrices(name, W, V, params=None, other=None):
-    """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``other``: the activation of the v_j."""
+def kernel_matrices(name, W, V, params=None, other=None, other_params=None):
+    """(K, A, B), each (m, k), for all pairs (w_i, v_j); ``other``, ``other_params``: the activation
+    of the v_j and its parameters, when they differ."""
     q1, q2 = np.sum(W * W, axis=1), np.sum(V * V, axis=1)
-    return pair_terms(name, q1[:, None], q2[None, :], W @ V.T, params, other)
+    return pair_terms(name, q1[:, None], q2[None, :], W @ V.T, params, other, other_params)
 
 
-def pair_sums(name, W, V, c, params=None, compiled=False, other=None):
+def pair_sums(name, W, V, c, params=None, compiled=False, other=None, other_params=None):
     """(K c, A c, (B * c) V): shapes (m,), (m,), (m, d), for W (m, d), V (k, d), c (k,);
-    ``other``: the activation of the v_j when it differs (a teacher's).
+    ``other``, ``other_params``: the activation of the v_j and its parameters when they differ (a
+    teacher's).
 
     ``compiled`` sums in ``_kernels.population_sums`` without forming the (m, k) matrices (closed
-    forms of one activation; quadratures stay here)."""
-    if compiled and name in CLOSED_FORMS and other in (None, name):
+    forms of one activation with one set of parameters; the others stay here)."""
+    same = other in (None, name) and (other_params is None or np.array_equal(other_params, params))
+    if compiled and name in CLOSED_FORMS and same:
         from .. import _kernels
 
         m, d = W.shape
@@ -168,7 +180,7 @@ def pair_sums(name, W, V, c, params=None, compiled=False, other=None):
                                  ACTIVATIONS[name].code, DEFAULT_PARAMS if params is None else params,
                                  _kernels.threads(), Kc, Ac, BcV)
         return Kc, Ac, BcV
-    K, A, B = kernel_matrices(name, W, V, params, other)
+    K, A, B = kernel_matrices(name, W, V, params, other, other_params)
     return K @ c, A @ c, (B * c[None, :]) @ V
 
 
@@ -187,17 +199,19 @@ def sphere_moment(name: str, other: str, d: int, inputs: str) -> float:
     return float(np.exp(k * np.log(2.0) + lgamma(d / 2 + k) - lgamma(d / 2)))
 
 
-def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian", weights=None):
+def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussian", weights=None,
+           teacher_params=None):
     """Student and teacher sums (pair_sums), divided by the input law's moment
-    (``sphere_moment``), and the output scale; a teacher of another activation is paired with
-    the students by quadrature."""
+    (``sphere_moment``), and the output scale; a teacher of another activation or other parameters
+    (``teacher_params``, default the network's) is paired with the students by ``pair_terms``."""
     d = theta.shape[1] - 1
     W = theta[:, :d]
     U, c = teacher[:, :d], teacher[:, d]
     params = network.activation_params
     ca, scale = output_weights(theta, network, weights)
     students = pair_sums(network.activation, W, W, ca, params, compiled)
-    teachers = pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation)
+    teachers = pair_sums(network.activation, W, U, c, params, compiled, other=teacher_activation,
+                         other_params=teacher_params)
     moment = sphere_moment(network.activation, teacher_activation, d, inputs)
     if moment != 1.0:
         students, teachers = (tuple(t / moment for t in sums) for sums in (students, teachers))
@@ -205,13 +219,17 @@ def _terms(theta, teacher, network, teacher_activation, compiled, inputs="gaussi
 
 
 def population_risk(theta, teacher, network, teacher_activation="relu", compiled=False, inputs="gaussian",
-                    weights=None) -> float:
+                    weights=None, teacher_params=None) -> float:
     """R = E[(f(x) - f*(x))^2] / 2 for x ~ N(0, I_d) (or uniform on the unit sphere: ``inputs``);
-    theta (m, d + 1), teacher (m0, d + 1) = [u | c]; weights (m,) of weighted particles, or None."""
-    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs, weights)
+    theta (m, d + 1), teacher (m0, d + 1) = [u | c]; weights (m,) of weighted particles, or None;
+    teacher_params: the teacher's activation parameters (``Config.teacher_params``; default the
+    network's)."""
+    (Ka, _, _), (Kc, _, _), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs, weights,
+                                           teacher_params)
     d = theta.shape[1] - 1
     a, U, c = output_weights(theta, network, weights)[0], teacher[:, :d], teacher[:, d]
-    K_tt = kernel_matrices(teacher_activation, U, U, network.activation_params)[0] / sphere_moment(
+    own = network.activation_params if teacher_params is None else teacher_params
+    K_tt = kernel_matrices(teacher_activation, U, U, own)[0] / sphere_moment(
         teacher_activation, teacher_activation, d, inputs)
     return float(0.5 * scale ** 2 * a @ Ka - scale * a @ Kc + 0.5 * c @ K_tt @ c)
 
@@ -226,13 +244,13 @@ def predictor_norm(theta, network, compiled=False, inputs="gaussian", weights=No
 
 
 def population_gradient(theta, teacher, network, teacher_activation="relu", compiled=False,
-                        inputs="gaussian", weights=None) -> np.ndarray:
+                        inputs="gaussian", weights=None, teacher_params=None) -> np.ndarray:
     """grad_{theta_i} R for every particle, shape (m, d + 1): with grad_w kappa(w, v) = A w + B v,
     grad_a R = s^2 K a - s K* c and grad_{w_i} R = a_i [s^2 (A a)_i w_i + s^2 (B a W)_i
     - s (A* c)_i w_i - s (B* c U)_i]. Weighted particles: grad_{theta_i} R / omega_i, the
     gradient of the first variation (s = alpha, omega a in place of a inside the sums)."""
     (Ka, Aa, BaW), (Kc, Ac, BcU), scale = _terms(theta, teacher, network, teacher_activation, compiled, inputs,
-                                                 weights)
+                                                 weights, teacher_params)
     d = theta.shape[1] - 1
     W, a = theta[:, :d], theta[:, d]
     grad_W = a[:, None] * ((scale ** 2 * Aa - scale * Ac)[:, None] * W + scale ** 2 * BaW - scale * BcU)
@@ -240,12 +258,13 @@ def population_gradient(theta, teacher, network, teacher_activation="relu", comp
 
 
 def population_velocity(theta, teacher, network, flow, teacher_activation="relu", compiled=False,
-                        inputs="gaussian", weights=None) -> np.ndarray:
+                        inputs="gaussian", weights=None, teacher_params=None) -> np.ndarray:
     """The drift of docs/conventions.md with the exact population risk, shape (m, d + 1);
     weights (m,): weighted particles (mean-field scaling), whose velocity does not depend on them."""
     m, p = theta.shape
     factor = time_factor(m, network.scaling, network.alpha) if weights is None else 1 / network.alpha ** 2
-    grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs, weights)
+    grad = population_gradient(theta, teacher, network, teacher_activation, compiled, inputs, weights,
+                               teacher_params)
     v = -factor * grad - flow.lam * theta
     return v * train_mask(network.train, p - 1)
 

@@ -77,7 +77,8 @@ class Landscape:
     def objective(self, theta) -> float:
         net, flow = self.cfg.network, self.cfg.flow
         risk = (population.population_risk(theta, self.teacher, net, self.cfg.data.teacher_activation,
-                                           inputs=self.cfg.data.inputs) if self.exact
+                                           inputs=self.cfg.data.inputs, teacher_params=self.cfg.teacher_params)
+                if self.exact
                 else twolayer.risk(theta, self.X, self.y, net, flow.loss))
         return risk + twolayer.penalty(theta, net, flow)
 
@@ -85,7 +86,7 @@ class Landscape:
         """grad_{theta_i} J, (m, d + 1), zero on the frozen coordinates."""
         net, flow = self.cfg.network, self.cfg.flow
         v = (population.population_velocity(theta, self.teacher, net, flow, self.cfg.data.teacher_activation,
-                                            inputs=self.cfg.data.inputs)
+                                            inputs=self.cfg.data.inputs, teacher_params=self.cfg.teacher_params)
              + (energy.drift(theta, flow, self.free.astype(float)) if energy.active(flow) else 0.0)
              if self.exact else twolayer.velocity(theta, self.X, self.y, net, flow))
         return -v / time_factor(theta.shape[0], net.scaling, net.alpha)
@@ -103,7 +104,9 @@ class Landscape:
                 H = self._sample_hessian(theta)
                 return H, 100 * np.finfo(float).eps * float(np.max(np.abs(H)))
             closed = cfg.network.activation in population.CLOSED_FORMS
-            if closed and cfg.data.teacher_activation == cfg.network.activation:
+            same_teacher = cfg.data.teacher_activation == cfg.network.activation and \
+                np.array_equal(cfg.teacher_params, cfg.network.activation_params)
+            if closed and same_teacher:
                 full, error = population.population_hessian(theta, self.teacher, cfg.network, cfg.data.inputs)
                 if np.isfinite(error):
                     free = np.broadcast_to(self.free, theta.shape).ravel()
@@ -285,7 +288,8 @@ def first_variation(landscape: Landscape, theta, points) -> np.ndarray:
         moment_t = population.sphere_moment(net.activation, cfg.data.teacher_activation, d, cfg.data.inputs)
         Ks = population.kernel_matrices(net.activation, points[:, :d], theta[:, :d], params)[0] / moment
         Kt = population.kernel_matrices(net.activation, points[:, :d], teacher[:, :d], params,
-                                        other=cfg.data.teacher_activation)[0] / moment_t
+                                        other=cfg.data.teacher_activation,
+                                        other_params=cfg.teacher_params)[0] / moment_t
         correlation = (C / m) * Ks @ theta[:, d] - Kt @ teacher[:, d]            # E[(f - f*) sigma(w . x)]
     else:
         r = twolayer.loss_derivative(cfg.flow.loss, twolayer.predict(theta, landscape.X, net), landscape.y)
@@ -364,7 +368,8 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
     mean_psi = float(np.mean(psi_support))
     if land.exact:
         norm_y = np.sqrt(2 * population.population_risk(theta * np.array([1.0] * d + [0.0]), land.teacher, net,
-                                                        cfg.data.teacher_activation, inputs=cfg.data.inputs))
+                                                        cfg.data.teacher_activation, inputs=cfg.data.inputs,
+                                                        teacher_params=cfg.teacher_params))
     else:
         norm_y = float(np.sqrt(np.mean(twolayer.loss_derivative(cfg.flow.loss, np.zeros(len(land.y)), land.y) ** 2)))
     scale = C * norm_y
