@@ -174,3 +174,27 @@ def test_the_estimate_says_what_it_is_and_when_it_is_not_resolved():
     lowest = limits.mean_field_limit(tanh_config(), 1)
     assert lowest.stats["limit"]["error"] is None
     assert "raise the level" in limits.describe_error(lowest.stats["limit"])
+
+
+def test_a_limit_says_its_cost_before_it_starts_and_routes_rotation_invariant_problems(tmp_path, capsys):
+    """d = 10: the plan (nodes per level, steps, CPU time) is printed before any work; a long plan
+    warns; a rule past MAX_NODES is refused naming the reduced solver where it applies."""
+    from meanfield.tools.cli import main
+    cfg = mf.Config(network={"m": 100, "d": 10}, data={"kind": "teacher", "n": 100}, flow={"dt": 0.05, "t_end": 20.0})
+    found = limits.plan(cfg, 3)
+    assert found["nodes"][:2] == [177_147, 2_048]
+    assert found["reduced"] is False                    # finite samples: not rotation invariant
+    population = cfg.updated({"data.kind": "population"})
+    long = limits.plan(population, 3)
+    assert long["reduced"] is True
+    assert long["seconds"] > limits.LONG_SECONDS
+    assert "meanfield.theory.reduced.reduced_limit" in limits.describe_plan(population, long)
+    with pytest.raises(ConfigError, match=r"level 16 has 17,592,186,044,416\).*symmetry-reduced solver"):
+        limits.mean_field_limit(population, 16)
+    with pytest.raises(ConfigError, match="lower the level"):
+        limits.mean_field_limit(cfg, 16)
+    config = tmp_path / "small.toml"
+    config.write_text(tanh_config(**{"flow.t_end": 0.2}).to_toml())
+    assert main(["limit", str(config), "--level", "4", "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "meanfield limit: the limit in d = 2: 128 nodes at level 4, " in err

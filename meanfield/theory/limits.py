@@ -59,6 +59,15 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
         raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate "
                                   "(or estimate=False)")
     coarse_level = max(1, round(COARSER * level))
+    planned = plan(cfg, level, estimate)
+    if max(planned["nodes"]) > quadrature.MAX_NODES:
+        route = (": the symmetry-reduced solver computes this rotation-invariant problem in the teacher's span "
+                 "(meanfield.theory.reduced.reduced_limit)" if planned["reduced"]
+                 else "; lower the level")
+        raise ConfigError.invalid("level", level, f"a level whose rule has at most {quadrature.MAX_NODES:,} nodes "
+                                  f"in d = {cfg.network.d} (level {level} has {planned['nodes'][0]:,})" + route)
+    if planned["seconds"] > LONG_SECONDS:
+        warnings.warn(f"meanfield: {describe_plan(cfg, planned)}", stacklevel=2)
     fine = _weighted_run(cfg, level, probes, data)
     smooth = cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked
     stats = {"level": level, "coarse_level": coarse_level if estimate else None,
@@ -80,6 +89,46 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
                           "error; compare a higher level to check", stacklevel=2)
     fine.stats["limit"] = stats
     return fine
+
+
+POPULATION_PAIR_SECONDS = 6.5e-9      # a population step's cost per particle pair (measured, reference machine)
+LONG_SECONDS = 600.0                  # a limit planned longer than this warns before it starts
+
+
+def plan(cfg: Config, level: int, estimate: bool = True) -> dict:
+    """The cost of ``mean_field_limit(cfg, level)`` before any work: the nodes of its rule at
+    ``level`` (and at the coarser levels of the error estimate), the steps, and the estimated CPU
+    seconds (a step of K weighted nodes on n samples as ``diagnostics.step_seconds``; on the
+    population, K (K + m0) pairs at POPULATION_PAIR_SECONDS), and the route for a problem the
+    symmetry-reduced solver can take instead (``reduced``: True when it applies)."""
+    from ..model.diagnostics import step_seconds
+    from . import reduced
+
+    levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
+    if estimate and not (cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked):
+        levels.append(max(1, round(COARSER * levels[-1])))
+    nodes = [quadrature.rule_size(cfg.network, cfg.init, at) for at in levels]
+    steps, d = cfg.flow.n_steps, cfg.network.d
+    if cfg.data.kind == "population":
+        per_step = [K * (K + cfg.data.teacher_m0) * POPULATION_PAIR_SECONDS for K in nodes]
+    else:
+        samples = cfg.data.n
+        per_step = [step_seconds(K, samples, d, ACTIVATIONS[cfg.network.activation].transcendental) for K in nodes]
+    return {"levels": levels, "nodes": nodes, "steps": steps, "seconds": steps * sum(per_step),
+            "reduced": not reduced.applies(cfg)}
+
+
+def describe_plan(cfg: Config, found: dict) -> str:
+    """One line: what the limit will compute and how long it should take; the route to the reduced
+    solver when it applies and the plan is long."""
+    hours = found["seconds"] / 3600
+    cost = f"about {hours:.1f} CPU-hours" if hours >= 1 else f"about {found['seconds'] / 60:.1f} CPU-minutes"
+    nodes = ", ".join(f"{K:,} nodes at level {L}" for K, L in zip(found["nodes"], found["levels"]))
+    line = f"the limit in d = {cfg.network.d}: {nodes}, {found['steps']} steps each: {cost} (estimated)"
+    if found["reduced"] and found["seconds"] > LONG_SECONDS:
+        line += ("; this problem is rotation invariant: the symmetry-reduced solver computes it in the teacher's "
+                 "span (meanfield.theory.reduced.reduced_limit)")
+    return line
 
 
 def describe_error(limit: dict) -> str:

@@ -104,8 +104,10 @@ def _execute(plan, out: Path, progress) -> int:
 
 
 def _limit(args) -> int:
+    import warnings
+
     from ..store import files, runfolder
-    from ..theory.limits import describe_error, mean_field_limit
+    from ..theory.limits import describe_error, describe_plan, limit_applies, mean_field_limit, plan
 
     cfg, _ = _config(args)
     if isinstance(args.level, bool) or args.level < 1:
@@ -113,8 +115,12 @@ def _limit(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
     with runfolder.claim(out, "--out", replace=args.force,
                          busy="pass --force to replace it or choose another --out") as folder:
+        if not limit_applies(cfg):                # a refused config is named by mean_field_limit below
+            print(f"meanfield limit: {describe_plan(cfg, plan(cfg, args.level))}", file=sys.stderr, flush=True)
         try:
-            result = mean_field_limit(cfg, args.level)
+            with warnings.catch_warnings():           # the plan, printed above
+                warnings.filterwarnings("ignore", message="meanfield: the limit in d =")
+                result = mean_field_limit(cfg, args.level)
         except KeyboardInterrupt:
             print("meanfield: interrupted; nothing was saved", file=sys.stderr)
             return 130
