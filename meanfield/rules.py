@@ -289,6 +289,8 @@ REDUCED = (
          f"one of {', '.join(EXACT)} (exact kernels)"),
     Rule("data.teacher_activation", lambda s: not _classes(s) and s.data.teacher_activation != s.network.activation,
          lambda s: f"{s.network.activation!r}, the student's"),
+    Rule("data.teacher_leaky_slope", lambda s: not _classes(s) and s.network.activation == "leaky_relu"
+         and s.data.teacher_leaky_slope != s.network.leaky_slope, lambda s: f"{s.network.leaky_slope}, the student's"),
     Rule("init.w_law", lambda s: s.init.w_law != "gaussian", "'gaussian' (isotropic)"),
     Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",

@@ -201,6 +201,9 @@ def test_the_reduced_limit_resumes_bit_for_bit_diverges_by_name_and_takes_adapti
                                                ({"network.activation": "tanh", "data.teacher_activation": "tanh"},
                                                 "network.activation"),
                                                ({"data.teacher_activation": "erf"}, "data.teacher_activation"),
+                                               ({"network.activation": "leaky_relu", "data.teacher_activation":
+                                                 "leaky_relu", "data.teacher_leaky_slope": 0.2},
+                                                "data.teacher_leaky_slope"),
                                                ({"init.w_law": "sphere"}, "init.w_law"),
                                                ({"flow.temperature": 0.1}, "flow.temperature"),
                                                ({"network.scaling": "lazy"}, "network.scaling")])
