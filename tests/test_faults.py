@@ -130,6 +130,7 @@ def rewrite_checkpoint_theta(folder):
 @pytest.mark.parametrize("damage,match", [
     (lambda f: edit_state(f, lambda d: d.update(done=d["done"] + 100)), "changed after it was written"),
     (lambda f: edit_state(f, lambda d: d.update(done=10**9), reseal=True), "done = 1000000000"),
+    (lambda f: edit_state(f, lambda d: d.update(done=d["done"] * 3 // 2), reseal=True), "contradicts itself"),
     (lambda f: edit_state(f, lambda d: d.pop("rng_states"), reseal=True), "lacks the field 'rng_states'"),
     (rewrite_checkpoint_theta, "'theta'.*changed after"),
     (lambda f: next(f.glob("checkpoint-*.npz")).unlink(), "corrupted or truncated"),
@@ -575,3 +576,33 @@ def test_a_signal_inside_a_long_gap_between_records_is_answered_within_a_second_
                     record={"n_records": 3, "spacing": "geometric", "checkpoint_seconds": 1000.0})
     resumed = mf.simulate(cfg, checkpoint=tmp_path / "run")
     assert resumed == mf.simulate(cfg)
+
+
+def test_landscape_inputs_are_refused_by_name():
+    """Wrong shapes, NaN particles, strings or a non-result: one ConfigError naming the argument
+    (were a broadcast error, an SVD failure, (False, inf), and an AttributeError)."""
+    from meanfield.theory import landscape
+    cfg = mf.Config(seed=1, network={"m": 6, "d": 2, "activation": "relu"}, data={"n": 10},
+                    flow={"dt": 0.1, "t_end": 1.0})
+    result = mf.simulate(cfg)
+    land = landscape.Landscape.of(result)
+    for theta, match in ((np.ones((7, 2)), r"theta\.shape"), (np.full((6, 3), np.nan), "non-finite"),
+                         ([["a", "b", "c"]], "theta"), (np.ones(3), r"theta\.shape")):
+        with pytest.raises(mf.ConfigError, match=match):
+            landscape.certificate(result, theta)
+        with pytest.raises(mf.ConfigError, match=match):
+            landscape.polish(land, theta)
+    with pytest.raises(mf.ConfigError, match="result = 'str' is invalid"):
+        landscape.certificate("not a result")
+    with pytest.raises(mf.ConfigError, match="landscape = 'Result'"):
+        landscape.polish(result, result.theta)
+
+
+@pytest.mark.parametrize("n_records", [10**12, 2**62, 10**8])
+def test_more_records_than_steps_are_capped_with_a_warning_not_a_memory_error(n_records):
+    """1e12 records of a 10-step run raised a NumPy memory error (1e8 with 100 steps: killed)."""
+    cfg = mf.Config(network={"m": 5}, data={"n": 10}, flow={"dt": 0.1, "t_end": 1.0},
+                    record={"n_records": n_records, "spacing": "linear"})
+    with pytest.warns(UserWarning, match=r"record.n_records = \d+ is more than the run's 11 step times .*: 11 records"):
+        result = mf.simulate(cfg)
+    np.testing.assert_allclose(result.t, np.arange(11) * 0.1, rtol=1e-12)

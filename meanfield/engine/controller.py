@@ -29,6 +29,7 @@ from ..store.results import Result
 from . import adaptive, memory
 from .deep_net import Deep
 from .interrupts import Interrupts, sigterm_as_interrupt
+from .problem import record_steps
 from .progress import Reporter, check as check_progress
 from .system import System
 from .two_layer import TwoLayer
@@ -86,6 +87,13 @@ def prepare(cfg: Config, data=None, theta0=None, weights=None) -> System:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
     _say_costly_diagnostics(cfg, len(dataset.y))
+    if cfg.record.n_records > cfg.flow.n_steps + 1:
+        import warnings
+
+        kept = len(record_steps(cfg.flow.n_steps, cfg.record.n_records, cfg.record.spacing))
+        warnings.warn(f"meanfield: record.n_records = {cfg.record.n_records} is more than the run's "
+                      f"{cfg.flow.n_steps + 1} step times (flow.t_end / flow.dt = {cfg.flow.n_steps}): {kept} "
+                      f"records, at most one per step ({cfg.record.spacing} spacing)", stacklevel=3)
     return kind.prepare(cfg, dataset, rng_init, theta0, weights)
 
 

@@ -133,7 +133,7 @@ class Problem:
 def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
     """Steps at which the state is recorded: 0, ..., n_steps (geometric or linear, unique); one
     record (the final state only) is recorded as two, the first dropped from the result."""
-    n_records = max(n_records, 2)
+    n_records = min(max(n_records, 2), max(n_steps + 1, 2 ** 20))   # beyond: every step anyway, without 1e12 floats
     if spacing == "linear":
         steps = np.linspace(0, n_steps, n_records)
     else:

@@ -41,6 +41,7 @@ from ..errors import ConfigError
 from ..model import activations, energy, population, twolayer
 from ..model.scaling import output_scale, time_factor
 from ..rules import LANDSCAPE, Subject, refuse
+from ..store.results import Result
 
 SPHERE_POINTS = 2 ** 14
 REFINED = 8
@@ -60,6 +61,9 @@ class Landscape:
     @classmethod
     def of(cls, result) -> "Landscape":
         """The landscape a ``Result`` was trained on (two-layer, unweighted, not the tangent model)."""
+        if not isinstance(result, Result):
+            raise ConfigError.invalid("result", type(result).__name__, "a meanfield Result (what simulate returns) "
+                                      "or a landscape.Landscape")
         cfg = result.config
         refuse(Subject(cfg, weights=result.weights), LANDSCAPE, " for meanfield.theory.landscape")
         exact = cfg.data.kind == "population"
@@ -215,6 +219,22 @@ def _complement(S: np.ndarray, P: int) -> np.ndarray:
     return vt[rank:].T
 
 
+def particles(landscape: Landscape, theta) -> np.ndarray:
+    """theta as a float64 copy, refused by name unless it is finite particles (k, network.d + 1)."""
+    if not isinstance(landscape, Landscape):
+        raise ConfigError.invalid("landscape", type(landscape).__name__, "a landscape.Landscape (Landscape.of(result))")
+    shape = f"(k, network.d + 1 = {landscape.cfg.network.d + 1}) finite numbers"
+    try:
+        theta = np.array(theta, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError.invalid("theta", type(theta).__name__, shape) from None
+    if theta.ndim != 2 or theta.shape[0] < 1 or theta.shape[1] != landscape.cfg.network.d + 1:
+        raise ConfigError.invalid("theta.shape", theta.shape, shape)
+    if not np.all(np.isfinite(theta)):
+        raise ConfigError.invalid("theta", "non-finite values", shape)
+    return theta
+
+
 def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 100) -> CriticalPoint:
     """Levenberg–Marquardt steps on grad J = 0 from theta (m, d + 1), on the complement of the
     symmetry directions: step = -(H^2 + mu I)^-1 H g, mu divided by 10 after a step that lowers
@@ -223,7 +243,7 @@ def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 100
     quadratic. Stops at |grad J| <= gtol, or when |grad J| has not halved in STALL steps (a
     degenerate point, or the ReLU kernel's kink where neurons are parallel); then the reduced
     spectrum and label."""
-    theta = np.array(theta, dtype=float)
+    theta = particles(landscape, theta)
     free = np.broadcast_to(landscape.free, theta.shape)
     g = landscape.gradient(theta)
     iterations, mu, history = 0, None, [np.linalg.norm(g)]
@@ -313,7 +333,7 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
     ones), for a positively homogeneous activation and no energy terms (see the module)."""
     land = (result_or_landscape if isinstance(result_or_landscape, Landscape)
             else Landscape.of(result_or_landscape))
-    theta = result_or_landscape.theta if theta is None else np.asarray(theta, dtype=float)
+    theta = particles(land, result_or_landscape.theta if theta is None else theta)
     cfg = land.cfg
     net, d = cfg.network, cfg.network.d
     q = activations.activation(net.activation).homogeneity
