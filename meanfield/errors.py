@@ -63,3 +63,8 @@ class OutputError(MeanfieldError, OSError):
         return cls(f"cannot write {str(path)!r}: {reason} (errno {exc.errno})" if exc.errno
                    else f"cannot write {str(path)!r}: {reason}", parameter="path", value=str(path),
                    allowed="a writable folder with free space")
+
+
+class WorkerError(MeanfieldError, RuntimeError):
+    """A worker process died (killed, or out of memory) while it ran an item of a sweep or a
+    figure's runs; the item is named, and its checkpoint kept: run the command again to resume it."""

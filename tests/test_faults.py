@@ -5,6 +5,7 @@ Categories (issue 17): 1 kills, 2 tampering, 3 file systems, 4 sweeps, 5 horizon
 7 progress, 8 looking at a run, 9 where figures go.
 """
 import json
+import os
 import re
 import signal
 import subprocess
@@ -606,3 +607,26 @@ def test_more_records_than_steps_are_capped_with_a_warning_not_a_memory_error(n_
     with pytest.warns(UserWarning, match=r"record.n_records = \d+ is more than the run's 11 step times .*: 11 records"):
         result = mf.simulate(cfg)
     np.testing.assert_allclose(result.t, np.arange(11) * 0.1, rtol=1e-12)
+
+
+def test_a_killed_sweep_worker_is_named_in_one_line_and_the_rerun_resumes(tmp_path):
+    """SIGKILL of one worker (not of the sweep): exit 2 and one line naming the point it ran (was a
+    RuntimeError traceback, exit 1, the code of a failed figure claim); the rerun finishes."""
+    out = tmp_path / "out"
+    config = sweep_file(tmp_path, values=(300, 310))
+    proc = interruptible([*CLI, "sweep", str(config), "--out", str(out), "--scheduler", "processes",
+                          "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: len(list(out.glob("points/*/checkpoint.json"))) >= 1, 120)
+    running = next(out.glob("points/*/checkpoint.json")).parent.name
+
+    def is_worker(pid):
+        try:
+            return "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+    worker = next(pid for pid in worker_pids(proc.pid) if is_worker(pid))
+    os.kill(worker, signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    one_line_error(err, f"the worker running point {running} died (killed by SIGKILL)")
+    assert cli("sweep", config, "--out", out, "--scheduler", "serial").returncode == 0

@@ -15,11 +15,12 @@ import os
 import re
 from multiprocessing import get_context
 
-from ..errors import ConfigError, MeanfieldError
+from ..errors import ConfigError, MeanfieldError, WorkerError
 
 SCHEDULERS = ("auto", "serial", "processes", "local")
 ADDRESS = re.compile(r"^(?:(?:tcp|tls|ucx|inproc|ws|wss)://)?[\w.\-\[\]:]+:\d{1,5}$")
 STOP_SECONDS = 2.0               # SIGINT: how long running tasks get to write their checkpoints
+STARTED = "started"              # a worker's message: (index, STARTED, its pid), before it runs the item
 VARIABLE = "MEANFIELD_SCHEDULER"      # the scheduler a figure scenario's runs go to (default serial)
 
 
@@ -89,6 +90,7 @@ def _worker(function, tasks, results_queue, parent):
     try:
         while (task := tasks.get()) is not None:
             k, item = task
+            results_queue.put((k, STARTED, os.getpid()))
             try:
                 results_queue.put((k, function(item), None))
             except MeanfieldError as exc:
@@ -120,17 +122,21 @@ def _processes(function, items, workers, what):
                 for _ in range(count)]
         for process in pool:
             process.start()
+    holding = {}                                   # worker pid -> the index of the item it runs
     try:
         for _ in items:
             while True:
                 try:
                     k, value, error = done.get(timeout=0.5)
-                    break
                 except queue.Empty:
                     dead = [p for p in pool if p.exitcode not in (None, 0)]
                     if dead:
-                        raise RuntimeError(f"a worker died (exit code {dead[0].exitcode}); its {what} keeps its "
-                                           "checkpoint: run again to resume it") from None
+                        raise _died(dead[0], holding, items, what) from None
+                    continue
+                if isinstance(value, str) and value == STARTED:
+                    holding[error] = k
+                    continue
+                break
             if error is not None:
                 raise error
             yield k, value
@@ -147,6 +153,19 @@ def _processes(function, items, workers, what):
             if process.is_alive():
                 process.kill()
             process.join()
+
+
+def _died(process, holding: dict, items: list, what: str) -> WorkerError:
+    """The error for a worker that died: the item it held (a sweep point by its id), the exit code."""
+    import signal
+
+    k = holding.get(process.pid)
+    item = "" if k is None else f" {getattr(items[k], 'id', k)}"
+    code = process.exitcode
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    return WorkerError(f"the worker running {what}{item} died ({how}); the {what} keeps its checkpoint: run the "
+                       "command again to resume it", parameter=what, value=item.strip() or None,
+                       allowed="a worker that ends normally")
 
 
 class one_numba_thread:
