@@ -150,3 +150,36 @@ def test_a_run_whose_diagnostics_cost_more_than_its_steps_says_so_before_it_star
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         prepare(cfg.updated({"record.diagnostics": ["pattern_flips", "margins", "masses"]}))
+
+
+@pytest.mark.parametrize("at_call", [10, 13], ids=["chunk-ending-on-a-record", "mid-gap"])
+def test_a_signal_held_during_a_chunk_stops_with_a_consistent_checkpoint(tmp_path, monkeypatch, at_call):
+    """One step per chunk; a signal arrives during the 10th chunk (which ends on the record at step
+    10) or the 13th (mid-gap): the run stops, its checkpoint holds every step done and the records up
+    to it, and the resumed run equals the uninterrupted one bit for bit."""
+    from contextlib import contextmanager
+
+    from meanfield.engine import controller, interrupts
+    monkeypatch.setattr(controller, "CHUNK_SECONDS", 1e-9)
+    calls = {"n": 0}
+    original = interrupts.Interrupts.held
+
+    @contextmanager
+    def held(self):
+        with original(self):
+            yield
+            calls["n"] += 1
+            if calls["n"] == at_call:
+                self.requested = 2
+    monkeypatch.setattr(interrupts.Interrupts, "held", held)
+    cfg = mf.Config(seed=3, network={"m": 20, "d": 2}, data={"n": 15}, flow={"dt": 0.1, "t_end": 3.0},
+                    record={"n_records": 4, "spacing": "linear"})
+    with pytest.raises(KeyboardInterrupt):
+        mf.simulate(cfg, checkpoint=tmp_path)
+    import json
+
+    from meanfield.store import checkpoint
+    assert json.loads((tmp_path / checkpoint.STATE).read_text())["done"] == at_call     # every chunk's step kept
+    monkeypatch.setattr(interrupts.Interrupts, "held", original)
+    resumed = mf.simulate(cfg, checkpoint=tmp_path)
+    assert resumed == mf.simulate(cfg)

@@ -205,6 +205,8 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
                 status = "diverged"
                 break
             consistent = live.kept() if folder is not None else None
+            if interrupts.requested is not None:
+                raise _Stopped
             if cfg.record.stop_below > 0 and \
                     live.records[-1]["train_risk"] <= cfg.record.stop_below * live.records[0]["train_risk"]:
                 status = "converged"                 # record.stop_below: the risk at convergence
@@ -263,7 +265,7 @@ def _advance_to(system: System, live: _Live, target: int, bar, interrupts: Inter
             system.advance(live.state, draws, noise, scale, k)
             live.done += k
         bar.update(k)
-        if interrupts.requested is not None:
+        if interrupts.requested is not None and live.done < target:     # at target: after its record
             raise _Stopped
         elapsed = time.perf_counter() - tic
         live.pace = int(min(4 * k, max(1, k * CHUNK_SECONDS / max(elapsed, 1e-9))))   # grows at most 4x
