@@ -206,8 +206,21 @@ DEEP_INPUTS = tuple(Rule(name, lambda s, name=name: getattr(s, name) is not None
 
 
 
+def _first_record(s) -> float:
+    """The time of the first record after t = 0 (problem.record_steps' first step after 0)."""
+    n, records = s.flow.n_steps, max(s.record.n_records, 2)
+    if records == 2:
+        return n * s.flow.dt
+    return (1 if s.record.spacing == "geometric" else max(1, round(n / (records - 1)))) * s.flow.dt
+
+
 CONFIG = (
     Rule("network.m", lambda s: s.init.symmetric and s.network.m % 2, "an even integer when init.symmetric is true"),
+    Rule("flow.dt_floor", lambda s: s.flow.dt_floor > s.flow.t_end,
+         lambda s: f"a floor below the horizon flow.t_end = {s.flow.t_end:g}"),
+    Rule("flow.dt_floor", lambda s: s.flow.t_end >= s.flow.dt_floor > _first_record(s),
+         lambda s: f"a floor at most the first record's time, {_first_record(s):g} (record.n_records = "
+                   f"{s.record.n_records}, {s.record.spacing} spacing; a floor above it skips records)"),
     Rule("flow.online", lambda s: s.flow.online and s.data.kind not in SAMPLED_KINDS,
          "false unless data.kind is one of " + ", ".join(map(repr, SAMPLED_KINDS)),
          "online SGD needs a data law to sample from"),

@@ -203,3 +203,28 @@ def test_the_command_line_runs_an_adaptive_config_and_show_reports_its_steps(tmp
     stats = saved.stats
     assert (f"adaptive: {stats['rejected_steps']} rejected and {stats['forced_steps']} forced steps, steps "
             f"{stats['dt_min']:.3g} to {stats['dt_max']:.3g}, {stats['drift_evaluations']} drift evaluations") in text
+
+
+def test_relu_on_samples_without_a_floor_stops_naming_the_floor_and_keeps_its_checkpoint(tmp_path):
+    """The step shrinks towards round-off where the flow slides along a hyperplane: it ran for hours
+    without a word; now STALL_ATTEMPTS steps that barely advance t stop it, naming flow.dt_floor
+    (exit 2 on the command line), with the checkpoint kept."""
+    cfg = mf.Config(seed=4, network={"m": 50, "d": 2}, data={"n": 30},
+                    flow={"dt": 0.1, "t_end": 20.0, "integrator": "adaptive", "rtol": 1e-6}, record={"n_records": 2})
+    with pytest.raises(mf.ConfigError, match=r"stalled at t = .*set flow.dt_floor") as info:
+        mf.simulate(cfg, checkpoint=tmp_path)
+    assert info.value.parameter == "flow.dt_floor"
+    assert (tmp_path / "checkpoint.json").exists()
+
+
+def test_an_exploding_flow_is_stopped_as_a_divergence_in_adaptive_runs():
+    """A quadratic potential -10 |theta|^2 / 2 pushes the particles out like exp(10 t): the adaptive
+    run stops once its training risk passes the divergence limit, as a divergence (between records: it
+    ran on, its steps shrinking, without a result)."""
+    cfg = mf.Config(seed=1, network={"m": 20, "d": 2, "activation": "tanh"},
+                    data={"n": 20, "teacher_activation": "tanh"},
+                    flow={"dt": 0.1, "t_end": 40.0, "integrator": "adaptive",
+                          "potential": {"kind": "quadratic", "matrix": (-10 * np.eye(3)).tolist()}},
+                    record={"n_records": 5})
+    with pytest.raises(mf.DivergenceError, match=r"the training risk reached .* above record.divergence_factor"):
+        mf.simulate(cfg)

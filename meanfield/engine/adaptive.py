@@ -45,6 +45,15 @@ SAFETY = 0.9
 GROWTH = (0.2, 10.0)            # the step changes by at least 1/5 and at most 10x per step
 BETA = 0.04                     # PI controller: weight of the previous step's error
 SMALLEST = 1e-13                # a step below SMALLEST * max(1, |t|) stalls the run
+STALL_ATTEMPTS = 2000           # ... and so do this many steps that advance t by under STALL_PROGRESS of the gap
+STALL_PROGRESS = 1e-4
+BLOWUP = 1e8                    # particles this many times larger than at t0 (and than 1): the flow diverges
+CHECK_EVERY = 64                # accepted steps between two divergence checks
+
+
+class Stall(str):
+    """Why the step size stalled (a discontinuous drift, or a tolerance the flow cannot meet): the
+    controller refuses to go on, naming flow.dt_floor (not a divergence of the flow)."""
 
 
 @dataclass
@@ -89,13 +98,17 @@ def exponent(method: Integrator) -> float:
 
 
 def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], np.ndarray], ctrl: Controller,
-            rtol: float, atol: float, counted=None, K=None, dt_floor: float = 0.0, method: Integrator = DOPRI5) -> str:
+            rtol: float, atol: float, counted=None, K=None, dt_floor: float = 0.0, method: Integrator = DOPRI5,
+            check: Callable[[np.ndarray], str] | None = None) -> str:
     """Integrate y' = drift(y) from t0 to t1 by the embedded pair ``method``, moving y in place (any
     shape); ``counted``: a boolean array broadcasting to y, the coordinates the error norm counts
     (the trained ones; all if None); K: a work array (stages,) + y.shape for the stage drifts, or
     None; dt_floor: the smallest step, taken (and counted as forced) even when its error exceeds
-    the tolerance (0: none). Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)),
-    why."""
+    the tolerance (0: none); ``check``: y -> "" or why the flow diverges, called every CHECK_EVERY
+    accepted steps. Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)),
+    why (a ``Stall`` when the step stalls: below SMALLEST * max(1, |t|), or STALL_ATTEMPTS steps that
+    advance t by under STALL_PROGRESS of the gap; a plain message when the particles grow BLOWUP-fold:
+    the flow diverges)."""
     a, b = method.tableau
     e = b - np.array(method.embedded)
     power, stable = exponent(method), SAFETY * method.stability
@@ -104,13 +117,22 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
         ctrl.fsal, ctrl.evaluations = drift(y), ctrl.evaluations + 1
     K = np.empty((len(b),) + y.shape) if K is None else K
     t, t1 = float(t0), float(t1)
+    window, attempts, limit = t, 0, BLOWUP * max(1.0, float(np.max(np.abs(y))))
     while t < t1:
         last = t + 1.01 * ctrl.dt >= t1
         h = t1 - t if last else ctrl.dt
         if h < SMALLEST * max(1.0, abs(t)):
-            return (f"the adaptive step fell to {h:.3g} at t = {t:.6g}: the flow cannot be followed to "
-                    f"rtol = {rtol:g}, atol = {atol:g} (not finite, too stiff, or a discontinuous drift: "
-                    "set flow.dt_floor)")
+            return Stall(f"the adaptive step fell to {h:.3g} at t = {t:.6g}: the flow cannot be followed to "
+                         f"rtol = {rtol:g}, atol = {atol:g} (not finite, too stiff, or a discontinuous drift: "
+                         "set flow.dt_floor)")
+        attempts += 1
+        if attempts == STALL_ATTEMPTS:
+            if t - window < STALL_PROGRESS * (t1 - t0):
+                return Stall(f"the adaptive step stalled at t = {t:.6g}: {STALL_ATTEMPTS} steps advanced t by "
+                             f"{t - window:.3g} (steps of about {ctrl.dt:.3g}; a discontinuous drift, such as ReLU "
+                             "on samples, shrinks them towards round-off): set flow.dt_floor, e.g. "
+                             f"{1e-3 * (t1 - t0):.3g}")
+            window, attempts = t, 0
         K[0] = ctrl.fsal
         points = [y]
         for i in range(1, len(b)):
@@ -143,6 +165,13 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
                 ctrl.dt_min, ctrl.dt_max = min(ctrl.dt_min, h), max(ctrl.dt_max, h)
             y[...] = new
             t = t1 if last else t + h
+            if ctrl.accepted % CHECK_EVERY == 0:
+                if float(np.max(np.abs(y))) > limit:
+                    return (f"the particles grew more than {BLOWUP:.0e}-fold (max |theta| = {np.max(np.abs(y)):.3g}) "
+                            f"by t = {t:.6g}: the flow diverges")
+                why = check(y) if check is not None else ""
+                if why:
+                    return f"{why} at t = {t:.6g}"
             ctrl.fsal = K[-1].copy() if method.fsal else drift(y)
             ctrl.evaluations += not method.fsal
             ctrl.dt = max(proposal, ctrl.dt if shortened else 0.0, dt_floor)

@@ -189,7 +189,7 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
     identity = system.identity() if folder is not None else ""
     live = _Live(system, folder, identity, steps)
     status, message = "completed", ""
-    risk_limit = cfg.record.divergence_factor * max(1.0, live.records[0]["train_risk"])
+    risk_limit = live.risk_limit = cfg.record.divergence_factor * max(1.0, live.records[0]["train_risk"])
     bar = Reporter(progress, cfg.flow.n_steps, live.done, desc="meanfield run")
     consistent = live.kept() if folder is not None else None       # what an interruption saves
     saved = _Checkpoints(folder, cfg, identity, live.done if live.resumed else None)
@@ -224,6 +224,10 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
     if status == "diverged":
         saved.write(consistent)              # the last finite state
     result = _result(system, live, steps, status, message)
+    if isinstance(message, adaptive.Stall):         # not a divergence: a step size the flow cannot keep
+        kept = f"; the run's checkpoint in {folder} keeps t = {live.done * cfg.flow.dt:.6g}" if folder else ""
+        raise ConfigError(f"{message}{kept}", parameter="flow.dt_floor", value=cfg.flow.dt_floor,
+                          allowed="a floor > 0 for a flow with a discontinuous drift")
     if status == "diverged" and throw:
         adaptive_steps = live.controllers is not None
         parameter, allowed = (("flow.rtol", "a tolerance the flow can be followed to, or a flow that stays finite")
@@ -231,6 +235,14 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
         raise DivergenceError(message, time=live.done * cfg.flow.dt, result=result, parameter=parameter,
                               value=getattr(cfg.flow, parameter[5:]), allowed=allowed)
     return result
+
+
+def _risky(system: System, name: str, y, limit: float) -> str:
+    """Why the flow diverges between records (its training risk past the limit), or ""."""
+    risk = system.risk(name, y)
+    if risk is None or (np.isfinite(risk) and risk <= limit):
+        return ""
+    return f"the training risk reached {risk:.3g}, above record.divergence_factor x max(1, R(0)) = {limit:.3g},"
 
 
 class _Stopped(Exception):
@@ -248,7 +260,8 @@ def _advance_to(system: System, live: _Live, target: int, bar, interrupts: Inter
         for name, y in live.state.items():
             stalled = adaptive.advance(y, live.done * flow.dt, target * flow.dt, system.drift(name),
                                        live.controllers[name], flow.rtol, flow.atol, system.counted(name),
-                                       dt_floor=flow.dt_floor, method=method)
+                                       dt_floor=flow.dt_floor, method=method,
+                                       check=lambda at, name=name: _risky(system, name, at, live.risk_limit))
             if stalled:
                 return stalled
         bar.update(target - live.done)

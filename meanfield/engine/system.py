@@ -80,6 +80,11 @@ class System:
         """The coordinates the error norm counts (a boolean array broadcasting to the array), or None: all."""
         return None
 
+    def risk(self, name: str, y) -> float | None:
+        """The training risk with the array ``name`` at y, for the divergence check inside
+        error-controlled steps, or None (checked at records only)."""
+        return None
+
     def observe(self, state: dict, t: float) -> dict:
         raise NotImplementedError
 

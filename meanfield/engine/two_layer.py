@@ -109,6 +109,10 @@ class TwoLayer(System):
     def counted(self, name: str):
         return self.problem.mask.astype(bool)
 
+    def risk(self, name: str, y) -> float | None:
+        p = self.problem
+        return None if p.exact or name != "theta" or not len(p.y) else p.risk(y, p.X, p.y, p.f0)
+
     def observe(self, state: dict, t: float) -> dict:
         return compute(self.problem, state["theta"], state.get("theta_tangent"), t)
 
