@@ -228,3 +228,22 @@ def test_an_exploding_flow_is_stopped_as_a_divergence_in_adaptive_runs():
                     record={"n_records": 5})
     with pytest.raises(mf.DivergenceError, match=r"the training risk reached .* above record.divergence_factor"):
         mf.simulate(cfg)
+
+
+def test_vacuous_tolerances_and_a_rising_objective_are_said():
+    """atol = 1e300, rtol = 0.999: the risk rose 1.7 -> 7e4 and the run said "completed". Now the
+    tolerances are called vacuous before the run, and the rise of a gradient flow's objective after."""
+    cfg = mf.Config(seed=4, network={"m": 50, "d": 2, "activation": "tanh"},
+                    data={"n": 30, "teacher_activation": "tanh"},
+                    flow={"dt": 0.1, "t_end": 20.0, "integrator": "adaptive", "rtol": 0.999, "atol": 1e300},
+                    record={"n_records": 5})
+    with pytest.warns(UserWarning) as caught:
+        result = mf.simulate(cfg)
+    said = [str(w.message) for w in caught]
+    assert any("make the error control vacuous" in s for s in said), said
+    assert any("the objective rose from" in s and "flow.rtol and flow.atol too coarse" in s for s in said), said
+    assert result.observables["objective"][-1] > 10 * result.observables["objective"][0]
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mf.simulate(cfg.updated({"flow.rtol": 1e-6, "flow.atol": 1e-9}))

@@ -39,6 +39,7 @@ _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first ru
 SYSTEMS = (Deep, TwoLayer)          # the system of a config: the first that takes it
 STREAMS = ("data", "init", "noise", "batch")        # the seed's children, in this order
 NO_NOISE = np.zeros((0, 0, 0))
+VACUOUS = (0.1, 1.0)                 # flow.rtol, flow.atol at or above which error control is vacuous
 CHUNK_SECONDS = 0.25                 # work per chunk of fixed steps: how soon Ctrl-C or SIGTERM is answered
 
 
@@ -87,6 +88,13 @@ def prepare(cfg: Config, data=None, theta0=None, weights=None) -> System:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
     _say_costly_diagnostics(cfg, len(dataset.y))
+    if integrators.INTEGRATORS[cfg.flow.integrator].adaptive and (cfg.flow.rtol >= VACUOUS[0]
+                                                                     or cfg.flow.atol >= VACUOUS[1]):
+        import warnings
+
+        warnings.warn(f"meanfield: flow.rtol = {cfg.flow.rtol:g}, flow.atol = {cfg.flow.atol:g} make the error "
+                      f"control vacuous (from rtol >= {VACUOUS[0]:g} or atol >= {VACUOUS[1]:g}, on particles of size "
+                      "about 1, almost any step passes): the run follows its steps, not the flow", stacklevel=3)
     if cfg.record.n_records > cfg.flow.n_steps + 1:
         import warnings
 
@@ -228,6 +236,7 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
         kept = f"; the run's checkpoint in {folder} keeps t = {live.done * cfg.flow.dt:.6g}" if folder else ""
         raise ConfigError(f"{message}{kept}", parameter="flow.dt_floor", value=cfg.flow.dt_floor,
                           allowed="a floor > 0 for a flow with a discontinuous drift")
+    _say_rising_objective(cfg, result)
     if status == "diverged" and throw:
         adaptive_steps = live.controllers is not None
         parameter, allowed = (("flow.rtol", "a tolerance the flow can be followed to, or a flow that stays finite")
@@ -235,6 +244,24 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
         raise DivergenceError(message, time=live.done * cfg.flow.dt, result=result, parameter=parameter,
                               value=getattr(cfg.flow, parameter[5:]), allowed=allowed)
     return result
+
+
+RISE = 10.0            # a gradient flow whose objective ends this many times above its start is said to
+
+
+def _say_rising_objective(cfg: Config, result: Result):
+    """A noiseless full-batch flow only lowers its objective (its Lyapunov function): one warning when
+    the objective ended RISE times above its start (steps or tolerances too coarse to follow it)."""
+    J = result.observables.get("objective")
+    if J is None or len(J) < 2 or cfg.flow.max_temperature > 0 or cfg.flow.batch_size or cfg.flow.online:
+        return
+    if np.isfinite(J[-1]) and J[-1] > RISE * max(abs(J[0]), 1e-300):
+        import warnings
+
+        coarse = ("flow.rtol and flow.atol" if integrators.INTEGRATORS[cfg.flow.integrator].adaptive
+                  else "flow.dt")
+        warnings.warn(f"meanfield: the objective rose from {J[0]:.4g} to {J[-1]:.4g} on a gradient flow, which only "
+                      f"lowers it: the steps do not follow the flow ({coarse} too coarse)", stacklevel=4)
 
 
 def _risky(system: System, name: str, y, limit: float) -> str:
