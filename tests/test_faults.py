@@ -630,3 +630,12 @@ def test_a_killed_sweep_worker_is_named_in_one_line_and_the_rerun_resumes(tmp_pa
     assert proc.returncode == 2, err
     one_line_error(err, f"the worker running point {running} died (killed by SIGKILL)")
     assert cli("sweep", config, "--out", out, "--scheduler", "serial").returncode == 0
+
+
+def test_a_sweep_refuses_set_on_a_swept_key(tmp_path):
+    """--set network.m=999 on a sweep over network.m was silently ignored."""
+    config = sweep_file(tmp_path, values=(300, 310))
+    done = cli("sweep", config, "--out", tmp_path / "out", "--set", "network.m=999")
+    assert done.returncode == 2
+    one_line_error(done.stderr, "--set = 'network.m' is invalid", "does not sweep")
+    assert not (tmp_path / "out").exists()

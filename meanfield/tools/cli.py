@@ -31,6 +31,10 @@ def _config(args):
         changes[key.strip()] = value
     if args.seed is not None:
         changes["seed"] = args.seed
+    swept = [key for key in changes if grid and key in grid]        # --seed is the root the points' seeds come from
+    if swept:
+        raise ConfigError.invalid("--set", swept[0], "a key the [sweep] table does not sweep (edit its values in the "
+                                  "sweep file)")
     return (cfg.updated(changes) if changes else cfg), grid
 
 
