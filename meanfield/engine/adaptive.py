@@ -150,7 +150,10 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
             evaluations = len(b)
         ctrl.evaluations += evaluations
         err = _error(h * np.tensordot(e, K, axes=1), y, new, rtol, atol, counted)
-        forced = err > 1.0 and h <= dt_floor
+        # at the floor: a step of dt_floor, or the step that lands on t1 once the controller is at the
+        # floor (up to 1.01 dt_floor long: never forced, it was rejected forever before a record)
+        at_floor = h <= dt_floor or (last and ctrl.dt <= dt_floor)
+        forced = err > 1.0 and at_floor
         if (err <= 1.0 or forced) and math.isfinite(err) and np.all(np.isfinite(new)):
             ctrl.forced += forced
             proposal = h / float(np.clip(err ** power / ctrl.err_prev ** BETA / SAFETY, 1 / GROWTH[1], 1 / GROWTH[0]))
@@ -176,7 +179,7 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
             ctrl.evaluations += not method.fsal
             ctrl.dt = max(proposal, ctrl.dt if shortened else 0.0, dt_floor)
             ctrl.err_prev, ctrl.rejected_last, ctrl.accepted = max(err, 1e-4), False, ctrl.accepted + 1
-        elif h <= dt_floor:
+        elif at_floor:
             return f"the drift is not finite within flow.dt_floor = {dt_floor:g} of t = {t:.6g}"
         else:
             shrink = GROWTH[0] if not math.isfinite(err) else max(GROWTH[0], SAFETY / err ** power)
