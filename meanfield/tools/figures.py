@@ -227,7 +227,9 @@ def write_table(scenarios, figures_dir: Path, path: Path):
     rows = ["# Scenarios", "",
             "One script per figure; `meanfield figures` regenerates them all (`--quick` for small "
             "sizes). Each figure's claims are checked against its own numbers (in its JSON sidecar, "
-            "`claims`); a claim that does not hold fails the run. Run times are full mode on the "
+            "`claims`); a claim that does not hold fails the run. A claim is an outcome unless marked "
+            "*(construction: why)* or *(check)*; a rate claim gives its 95 % interval over seeds, the window "
+            "it must lie in and the rival exponents the window excludes. Run times are full mode on the "
             "2-core reference machine, wall time (which other jobs inflate) and CPU time.", "",
             "| figure | claims (each checked) | setting | source | full-mode run time |", "|---|---|---|---|---|"]
     for s in scenarios:
@@ -235,11 +237,23 @@ def write_table(scenarios, figures_dir: Path, path: Path):
         record = json.loads(sidecar.read_text()) if sidecar.exists() else {}
         seconds, cpu = record.get("run_seconds"), record.get("cpu_seconds")
         when = "not run" if seconds is None else f"{seconds:.0f} s" + (f" ({cpu:.0f} s CPU)" if cpu is not None else "")
-        claims = "<br>".join(f"{'✓' if c['holds'] else '✗'} {c['text']}" for c in record.get("claims", [])) or s.claim
+        claims = "<br>".join(_claim_cell(c) for c in record.get("claims", [])) or s.claim
         rows.append(f"| [`{s.name}`](../figures/{s.name}.png) | {claims} | {record.get('setting', '')} | {s.source} "
                     f"| {when} |")
     with atomic_write(path) as handle:
         handle.write(("\n".join(rows) + "\n").encode())
+
+
+def _claim_cell(c: dict) -> str:
+    """One claim in the table: held or not, its sentence, its kind unless an outcome, and for a rate
+    its interval, window and rivals."""
+    kind = {"construction": f" *(construction: {c.get('because', '')})*", "check": " *(check)*"}.get(c.get("kind"), "")
+    rate = ""
+    if "theory" in c:
+        low, high = c["value"]
+        rate = (f" — slope [{low:.2f}, {high:.2f}] in [{c['reference'][0]:g}, {c['reference'][1]:g}], "
+                f"rival {', '.join(f'{r:g}' for r in c['rival'])}")
+    return f"{'✓' if c['holds'] else '✗'} {c['text']}{kind}{rate}"
 
 
 def scenario_main(script, run):
