@@ -75,7 +75,7 @@ def run(quick, out):
                         "median test risk, each width / the previous one", median_test[falling][1:]
                         / median_test[falling][:-1], "<", 1.0))
     if widths[-2] >= 1024:        # the quick sizes stop before the plateau and do not claim it
-        claims.append(claim("the test risk levels off: the two widest widths' medians differ by under 4 %"
+        claims.append(claim("the test risk levels off: the two widest widths' medians differ by under 4 %",
                             "median test risk, widest / second widest",
                             median_test[-1] / median_test[-2], "in", [0.96, 1.04]))
     numbers = {"widths": widths, "interpolation_threshold": threshold, "train_risk": train, "test_risk": test}

@@ -19,8 +19,9 @@ Margins at convergence. The output-only model's direction converges to the hard-
 fixed features (Soudry et al. 2018), computed here exactly (dashed lines); trained on both layers
 the network converges to the variation-norm max-margin classifier (Chizat & Bach), whose path margin
 is at least the output-only limit's, but only at a logarithmic rate: at T = 5000 its margin is still
-rising in every seed and lies below the output-only limit in some seeds (0.029, 0.066, 0.009 against
-0.043, 0.036, 0.037 when measured), so the figure claims no order between the two margins.
+moving (by over 10 % between 2T/3 and T) and lies below the output-only limit in some seeds (0.029,
+0.066, 0.009 against 0.043, 0.036, 0.037 when measured), so the figure claims no order between the
+two margins.
 """
 import numpy as np
 from matplotlib import pyplot as plt
@@ -134,8 +135,8 @@ def run(quick, out):
     axes[0].axhline(0, color="k", lw=0.6)
     axes[0].set_xlabel("time $t$ (flow units)")
     axes[0].set_ylabel(r"normalised margin $\gamma$ (path norm)")
-    axes[0].set_title(f"margins (median, range over {size['seeds']} seeds): both layers'\nstill rising at T, "
-                      "towards a limit reached at a log rate")
+    axes[0].set_title(f"margins (median, range over {size['seeds']} seeds): both layers'\nnot settled at T "
+                      "(its limit is reached at a log rate)")
     axes[0].legend(fontsize=8)
     axes[1].set_xlabel("time $t$ (flow units)")
     axes[1].set_ylabel(f"test error ({N_TEST} samples)")
@@ -184,8 +185,9 @@ def run(quick, out):
               margin["both"][:, -1], ">", 0.0),
         claim("output layer only: its limit (the SVM on its features) separates the data in every seed",
               "path margin of the output-only limit", limit, ">", 0.0),
-        claim("both layers: the margin is still rising at T in every seed (not converged: no order is claimed)",
-              "path margin at T - at 2T/3 (both)", margin["both"][:, -1] - margin["both"][:, late], ">", 0.0),
+        claim("both layers: the margin has not settled at T, moving by over 10 % of its value between 2T/3 and T "
+              "in every seed (not converged: no order is claimed)", "|path margin at T - at 2T/3| / |at T| (both)",
+              np.abs(margin["both"][:, -1] - margin["both"][:, late]) / np.abs(margin["both"][:, -1]), ">", 0.1),
         claim("both layers: test error under half the output-only model's (median over seeds)",
               "median test error, both / output", final_error["both"] / max(final_error["output"], 1e-12), "<", 0.5),
         claim("over the sweep of n and spurious dimensions, both layers' median test error is at most the "

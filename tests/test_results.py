@@ -31,7 +31,7 @@ def test_save_then_load_returns_an_equal_result(result, tmp_path):
 def test_saving_again_replaces_atomically_and_writes_the_observables_table(result, tmp_path):
     folder = result.save(tmp_path / "run")
     result.save(folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "manifest.json", "observables.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "config.toml", "manifest.json", "observables.csv"]
     table = np.loadtxt(folder / "observables.csv", delimiter=",", skiprows=1)
     header = (folder / "observables.csv").read_text().splitlines()[0].split(",")
     assert header == ["t", *result.observables]
