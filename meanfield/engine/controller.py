@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -87,28 +88,31 @@ def prepare(cfg: Config, data=None, theta0=None, weights=None) -> System:
     if cfg.flow.batch_size > len(dataset.y) and not cfg.flow.online:
         raise ConfigError.invalid("flow.batch_size", cfg.flow.batch_size,
                                   f"0 (full batch) or at most the {len(dataset.y)} training samples")
-    _say_costly_diagnostics(cfg, len(dataset.y))
+    for say in (_say_costly_diagnostics, _say_vacuous_tolerances, _say_extra_records):
+        say(cfg, len(dataset.y))
+    return kind.prepare(cfg, dataset, rng_init, theta0, weights)
+
+
+def _say_vacuous_tolerances(cfg: Config, n: int):
+    """One warning before an error-controlled run whose tolerances control nothing."""
     if integrators.INTEGRATORS[cfg.flow.integrator].adaptive and (cfg.flow.rtol >= VACUOUS[0]
                                                                      or cfg.flow.atol >= VACUOUS[1]):
-        import warnings
-
         warnings.warn(f"meanfield: flow.rtol = {cfg.flow.rtol:g}, flow.atol = {cfg.flow.atol:g} make the error "
                       f"control vacuous (from rtol >= {VACUOUS[0]:g} or atol >= {VACUOUS[1]:g}, on particles of size "
-                      "about 1, almost any step passes): the run follows its steps, not the flow", stacklevel=3)
-    if cfg.record.n_records > cfg.flow.n_steps + 1:
-        import warnings
+                      "about 1, almost any step passes): the run follows its steps, not the flow", stacklevel=4)
 
+
+def _say_extra_records(cfg: Config, n: int):
+    """One warning before a run asked for more records than it has steps (they are capped)."""
+    if cfg.record.n_records > cfg.flow.n_steps + 1:
         kept = len(record_steps(cfg.flow.n_steps, cfg.record.n_records, cfg.record.spacing))
         warnings.warn(f"meanfield: record.n_records = {cfg.record.n_records} is more than the run's "
                       f"{cfg.flow.n_steps + 1} step times (flow.t_end / flow.dt = {cfg.flow.n_steps}): {kept} "
-                      f"records, at most one per step ({cfg.record.spacing} spacing)", stacklevel=3)
-    return kind.prepare(cfg, dataset, rng_init, theta0, weights)
+                      f"records, at most one per step ({cfg.record.spacing} spacing)", stacklevel=4)
 
 
 def _say_costly_diagnostics(cfg: Config, n: int):
     """One warning before the work when the recorded diagnostics cost more than the steps."""
-    import warnings
-
     names = cfg.record.diagnostics
     if not names or n == 0:
         return
@@ -120,7 +124,7 @@ def _say_costly_diagnostics(cfg: Config, n: int):
         warnings.warn(f"meanfield: record.diagnostics = {list(names)} will cost about {extra / steps:.0f} times the "
                       f"run's own steps (estimated {extra:.2g} s for {cfg.record.n_records} records against "
                       f"{steps:.2g} s of steps); fewer record.n_records, or fewer diagnostics, save that time",
-                      stacklevel=3)
+                      stacklevel=4)
 
 
 def run_data(cfg: Config) -> Dataset:
@@ -246,7 +250,7 @@ def _loop(system: System, progress, throw, folder, interrupts: Interrupts) -> Re
     return result
 
 
-RISE = 10.0            # a gradient flow whose objective ends this many times above its start is said to
+RISE = 10.0            # a gradient flow whose objective ends this many times above its start is reported
 
 
 def _say_rising_objective(cfg: Config, result: Result):
@@ -256,8 +260,6 @@ def _say_rising_objective(cfg: Config, result: Result):
     if J is None or len(J) < 2 or cfg.flow.max_temperature > 0 or cfg.flow.batch_size or cfg.flow.online:
         return
     if np.isfinite(J[-1]) and J[-1] > RISE * max(abs(J[0]), 1e-300):
-        import warnings
-
         coarse = ("flow.rtol and flow.atol" if integrators.INTEGRATORS[cfg.flow.integrator].adaptive
                   else "flow.dt")
         warnings.warn(f"meanfield: the objective rose from {J[0]:.4g} to {J[-1]:.4g} on a gradient flow, which only "
