@@ -105,10 +105,9 @@ def advance(y: np.ndarray, t0: float, t1: float, drift: Callable[[np.ndarray], n
     (the trained ones; all if None); K: a work array (stages,) + y.shape for the stage drifts, or
     None; dt_floor: the smallest step, taken (and counted as forced) even when its error exceeds
     the tolerance (0: none); ``check``: y -> "" or why the flow diverges, called every CHECK_EVERY
-    accepted steps. Returns "" or, if the step size stalls (below SMALLEST * max(1, |t|)),
-    why (a ``Stall`` when the step stalls: below SMALLEST * max(1, |t|), or STALL_ATTEMPTS steps that
-    advance t by under STALL_PROGRESS of the gap; a plain message when the particles grow BLOWUP-fold:
-    the flow diverges)."""
+    accepted steps. Returns "", or a ``Stall`` when the step stalls (below SMALLEST * max(1, |t|), or
+    STALL_ATTEMPTS steps that advance t by under STALL_PROGRESS of the gap), or why the flow diverges
+    (the particles grew BLOWUP-fold, or ``check`` said so)."""
     a, b = method.tableau
     e = b - np.array(method.embedded)
     power, stable = exponent(method), SAFETY * method.stability

@@ -29,7 +29,7 @@ from ..store import checkpoint, files, runfolder
 from ..store.results import Result
 from . import adaptive, memory
 from .deep_net import Deep
-from .interrupts import Interrupts, sigterm_as_interrupt
+from .interrupts import Interrupts
 from .problem import record_steps
 from .progress import Reporter, check as check_progress
 from .system import System
@@ -151,7 +151,7 @@ def run(system: System, progress=None, throw: bool = True, checkpoint=None) -> R
 
 
 def _run(system: System, progress, throw, folder) -> Result:
-    with system.session(), sigterm_as_interrupt(folder is not None), Interrupts() as interrupts:
+    with system.session(), Interrupts(sigterm=folder is not None) as interrupts:
         return _loop(system, progress, throw, folder, interrupts)
 
 

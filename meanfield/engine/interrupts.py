@@ -28,20 +28,19 @@ def sigterm_as_interrupt(active: bool = True):
 
 
 class Interrupts:
-    """Within ``with Interrupts():`` (main thread, Python's own Ctrl-C handler in place), a SIGINT or
-    SIGTERM that arrives inside ``held()`` only sets ``requested``; outside it, it raises
-    KeyboardInterrupt as usual (SIGTERM only where it already did). Elsewhere nothing changes."""
+    """Within ``with Interrupts(sigterm):`` (main thread), a SIGINT (where Python's own Ctrl-C
+    handler is in place) or, with ``sigterm``, a SIGTERM that arrives inside ``held()`` only sets
+    ``requested``; outside it, it raises KeyboardInterrupt. Elsewhere nothing changes."""
 
-    def __init__(self):
-        self.requested, self._holding, self._previous = None, False, {}
+    def __init__(self, sigterm: bool = True):
+        self.sigterm, self.requested, self._holding, self._previous = sigterm, None, False, {}
 
     def __enter__(self) -> "Interrupts":
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                current = signal.getsignal(signum)
-                if current is signal.default_int_handler or getattr(current, "__qualname__", "").startswith(
-                        "sigterm_as_interrupt"):
-                    self._previous[signum] = signal.signal(signum, self._handle)
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+                self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._handle)
+            if self.sigterm:
+                self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._handle)
         return self
 
     def __exit__(self, *exc):

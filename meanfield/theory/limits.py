@@ -58,7 +58,6 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     if estimate and not cfg.record.snapshots:
         raise ConfigError.invalid("record.snapshots", False, "true for mean_field_limit's error estimate "
                                   "(or estimate=False)")
-    coarse_level = max(1, round(COARSER * level))
     planned = plan(cfg, level, estimate)
     if max(planned["nodes"]) > quadrature.MAX_NODES:
         route = (": the symmetry-reduced solver computes this rotation-invariant problem in the teacher's span "
@@ -69,8 +68,9 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     if planned["seconds"] > LONG_SECONDS:
         warnings.warn(f"meanfield: {describe_plan(cfg, planned)}", stacklevel=2)
     fine = _weighted_run(cfg, level, probes, data)
-    smooth = cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked
-    stats = {"level": level, "coarse_level": coarse_level if estimate else None,
+    levels, smooth = planned["levels"], smooth_limit(cfg)
+    coarse_level = levels[1] if estimate else None
+    stats = {"level": level, "coarse_level": coarse_level,
              "nodes": len(fine.weights) - len(probes), "probes": len(probes), "error": None, "smooth": smooth}
     if estimate and coarse_level == level:
         stats["resolved"] = False                    # no coarser level to compare with
@@ -80,8 +80,8 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
         scale = max(_predictor_size(cfg, fine, k) for k in range(len(fine.t)))
         stats["resolved"] = bool(stats["error"] < 0.1 * scale)
         if not smooth:
-            coarser = _weighted_run(cfg, max(1, round(COARSER * coarse_level)), probes[:0], data)
-            stats["rate"] = _gap_rate(cfg, (fine, coarse, coarser), stats["error"])
+            coarser = _weighted_run(cfg, levels[2], probes[:0], data)
+            stats["rate"] = _gap_rate(cfg, coarse, coarser, stats["error"])
             warnings.warn(f"meanfield: the limit of {cfg.network.activation} on finite data is not smooth (particles "
                           "cross the planes w . x_j = 0): the quadrature converges algebraically, the gap between "
                           f"levels falling like K^{stats['rate']:.2f} in the node count K here, and the error "
@@ -95,6 +95,12 @@ POPULATION_PAIR_SECONDS = 6.5e-9      # a population step's cost per particle pa
 LONG_SECONDS = 600.0                  # a limit planned longer than this warns before it starts
 
 
+def smooth_limit(cfg: Config) -> bool:
+    """Whether the limit's flow map is smooth (its quadrature converges fast in the level): the
+    exact population risk, or an activation without kinks; not ReLU on finite data."""
+    return cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked
+
+
 def plan(cfg: Config, level: int, estimate: bool = True) -> dict:
     """The cost of ``mean_field_limit(cfg, level)`` before any work: the nodes of its rule at
     ``level`` (and at the coarser levels of the error estimate), the steps, and the estimated CPU
@@ -105,7 +111,7 @@ def plan(cfg: Config, level: int, estimate: bool = True) -> dict:
     from . import reduced
 
     levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
-    if estimate and not (cfg.data.kind == "population" or not ACTIVATIONS[cfg.network.activation].kinked):
+    if estimate and not smooth_limit(cfg):           # a third level measures the algebraic rate
         levels.append(max(1, round(COARSER * levels[-1])))
     nodes = [quadrature.rule_size(cfg.network, cfg.init, at) for at in levels]
     steps, d = cfg.flow.n_steps, cfg.network.d
@@ -157,11 +163,10 @@ def _largest_gap(cfg, a: Result, b: Result) -> float:
     return max(_predictor_gap(cfg, a, b, k) for k in range(len(a.t)))
 
 
-def _gap_rate(cfg, runs: tuple, gap: float) -> float:
-    """The exponent in the node count K of the gap between successive levels (fine, coarse,
-    coarser weighted runs; ``gap``: fine against coarse), each gap estimating the coarser level's
-    error: log(gap / gap') / log(K_coarse / K_coarser)."""
-    _, coarse, coarser = runs
+def _gap_rate(cfg, coarse: Result, coarser: Result, gap: float) -> float:
+    """The exponent in the node count K of the gap between successive levels (``gap``: the finer
+    level against ``coarse``), each gap estimating the coarser level's error:
+    log(gap / gap') / log(K_coarse / K_coarser)."""
     if len(coarse.weights) == len(coarser.weights):
         return float("nan")
     return float(np.log(gap / _largest_gap(cfg, coarse, coarser)) / np.log(len(coarse.weights) / len(coarser.weights)))

@@ -110,7 +110,7 @@ def _execute(plan, out: Path, progress) -> int:
 def _limit(args) -> int:
     import warnings
 
-    from ..store import files, runfolder
+    from ..store import runfolder
     from ..theory.limits import describe_error, describe_plan, limit_applies, mean_field_limit, plan
 
     cfg, _ = _config(args)
@@ -129,9 +129,7 @@ def _limit(args) -> int:
             print("meanfield: interrupted; nothing was saved", file=sys.stderr)
             return 130
         runfolder.retire(folder)
-        with files.atomic_write(folder / runfolder.CONFIG) as handle:
-            handle.write(cfg.to_toml().encode())
-        result.save(folder)
+        result.save(folder)                      # with its config.toml
     limit, risk = result.stats["limit"], result.observables["train_risk"]
     print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
           f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, {describe_error(limit)}; saved to {folder}")
