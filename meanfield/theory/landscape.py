@@ -45,6 +45,7 @@ from ..store.results import Result
 
 SPHERE_POINTS = 2 ** 14
 REFINED = 8
+STEP = 1e-6                # the certificate's central-difference step (relative to |u|): gradient error ~1e-12
 STALL = 10                # polish stops when |grad J| has not halved in this many steps
 
 
@@ -95,13 +96,14 @@ class Landscape:
              if self.exact else twolayer.velocity(theta, self.X, self.y, net, flow))
         return -v / time_factor(theta.shape[0], net.scaling, net.alpha)
 
-    def hessian(self, theta, eps: float = 1e-5) -> tuple[np.ndarray, float]:
+    def hessian(self, theta, eps: float = 1e-5, estimate: bool = True) -> tuple[np.ndarray, float]:
         """(H, error): the Hessian of J in the trained coordinates (P, P), ordered particle by
         particle. Exact without energy terms on samples (``_sample_hessian``; error: 100 ulps of
         |H|) and for the population risk of a closed-form activation with a teacher of the same
         one (``population.population_hessian``), except where two of its ReLU neurons are
         parallel; otherwise central differences of ``gradient`` at steps eps, with error
-        max |H_eps - H_2eps| / 3, the Richardson estimate."""
+        max |H_eps - H_2eps| / 3, the Richardson estimate (skipped with ``estimate=False``: Newton steps
+        need no error)."""
         cfg = self.cfg
         if not energy.active(cfg.flow):
             if not self.exact:
@@ -118,7 +120,7 @@ class Landscape:
                     H = full.reshape(free.size, free.size)[np.ix_(free, free)]
                     H = H + cfg.flow.lam / time_factor(m, cfg.network.scaling, cfg.network.alpha) * np.eye(len(H))
                     return (H + H.T) / 2, error
-        return self.differenced_hessian(theta, eps)
+        return self.differenced_hessian(theta, eps, estimate)
 
     def _sample_hessian(self, theta) -> np.ndarray:
         """The exact Hessian of J on samples: (1/n) sum_k [loss''_k g_k g_k^T + loss'_k D^2 f_k] plus
@@ -149,8 +151,9 @@ class Landscape:
         H += flow.lam / time_factor(m, net.scaling, net.alpha) * np.eye(len(H))
         return (H + H.T) / 2
 
-    def differenced_hessian(self, theta, eps: float = 1e-5) -> tuple[np.ndarray, float]:
-        """(H, error) by central differences of ``gradient`` at steps eps; error: max |H_eps - H_2eps| / 3."""
+    def differenced_hessian(self, theta, eps: float = 1e-5, estimate: bool = True) -> tuple[np.ndarray, float]:
+        """(H, error) by central differences of ``gradient`` at steps eps; error: max |H_eps - H_2eps| / 3
+        (NaN, and half the cost, with ``estimate=False``)."""
         def at(step):
             cols = []
             for i, k in zip(*np.nonzero(np.broadcast_to(self.free, theta.shape))):
@@ -161,7 +164,7 @@ class Landscape:
             H = np.array(cols)
             return (H + H.T) / 2
         H = at(eps)
-        return H, float(np.max(np.abs(H - at(2 * eps)))) / 3
+        return H, float(np.max(np.abs(H - at(2 * eps)))) / 3 if estimate else np.nan
 
     def symmetries(self, theta, tol: float = 1e-8) -> np.ndarray:
         """Directions (S, P) along which J is exactly flat at theta: per-neuron rescaling
@@ -251,7 +254,7 @@ def polish(landscape: Landscape, theta, gtol: float = 1e-12, max_iter: int = 100
         if len(history) > STALL and history[-1] > history[-1 - STALL] / 2:
             break                        # no halving of |grad J| in STALL steps: a degenerate point
         iterations += 1
-        H, _ = landscape.hessian(theta)
+        H, _ = landscape.hessian(theta, estimate=False)
         N = _complement(landscape.symmetries(theta), H.shape[0])
         Hr, gr = N.T @ H @ N, N.T @ g[free]
         square, rhs = Hr @ Hr, Hr @ gr
@@ -372,9 +375,14 @@ def certificate(result_or_landscape, theta=None, tol: float = 1e-6) -> Certifica
                 u = np.atleast_2d(u) / np.linalg.norm(np.atleast_2d(u), axis=1, keepdims=True)
                 return u if a is None else np.hstack([u, np.full((len(u), 1), a)])
             values = first_variation(land, theta, lift(design))
+
+            def psi_and_gradient(u, lift=lift):        # central differences, all 2 dim points in one call
+                h = STEP * max(1.0, float(np.linalg.norm(u)))
+                steps = np.vstack([np.zeros(len(u)), h * np.eye(len(u)), -h * np.eye(len(u))])
+                psi = first_variation(land, theta, lift(u + steps))
+                return float(psi[0]), (psi[1:len(u) + 1] - psi[len(u) + 1:]) / (2 * h)
             for start in design[np.argsort(values)[:REFINED]]:
-                res = minimize(lambda u: float(first_variation(land, theta, lift(u))[0]), start, method="BFGS",
-                               options={"gtol": 1e-12})
+                res = minimize(psi_and_gradient, start, method="BFGS", jac=True, options={"gtol": 1e-12})
                 point = lift(res.x)[0]
                 value = float(first_variation(land, theta, point[None])[0])
                 if value < best[0]:
