@@ -8,7 +8,7 @@ x^(l) = x^(l-1) + c_res / (L sqrt(m)) relu(W_l x^(l-1)), whose recursion ``ntk.d
 derives (it carries the ReLU features' mean along the residual stream).
 
 Setting: NTK parameterisation, ReLU, n = 16 inputs on the unit sphere of R^4, c_res = 1, widths
-m = 64-4096, depths L = 1-6 (at L = 1 both architectures are the same network), 16 seeds.
+m = 64-2048, depths L = 1-6 (at L = 1 both architectures are the same network), 16 seeds.
 Recorded: ||H(0) - Theta^(L)||_F / ||Theta^(L)||_F, H(0) the empirical kernel on the inputs.
 What theory predicts: H(0) is an average over m units of independent terms in each layer, so
 its fluctuation, hence the relative error, is O(m^-1/2) at fixed depth, with a constant that
@@ -23,10 +23,10 @@ from meanfield.analysis.claims import claim, rate
 from meanfield.model import deep, ntk
 from meanfield.tools.figures import scenario_main
 
-SETTING = "ReLU, NTK parameterisation, n = 16 on the sphere in d = 4, L = 1-6, m = 64-4096, 16 seeds (full mode)"
+SETTING = "ReLU, NTK parameterisation, n = 16 on the sphere in d = 4, L = 1-6, m = 64-2048, 16 seeds (full mode)"
 D, N, C_RES = 4, 16, 1.0
 QUICK = {"widths": [64, 128, 256, 512, 1024], "depths": [1, 2, 4, 6], "seeds": 12}
-FULL = {"widths": [64, 128, 256, 512, 1024, 2048, 4096], "depths": [1, 2, 3, 4, 5, 6], "seeds": 16}
+FULL = {"widths": [64, 128, 256, 512, 1024, 2048], "depths": [1, 2, 3, 4, 5, 6], "seeds": 16}
 ARCHITECTURES = ("mlp", "resnet")
 
 
