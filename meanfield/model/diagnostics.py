@@ -8,10 +8,10 @@ sampling, many steps), whether it needs training samples (not with the exact pop
 and the systems that have it ("two_layer", "deep"). ``work(m, n, d)`` estimates its operations per
 record (a transcendental function counted as TRANSCENDENTAL operations); ``run_seconds`` turns them
 and the steps into seconds with rates measured on the reference machine (NumPy about 1 ns per
-operation; a compiled step 0.3 ns per operation, and 60 ns per neuron and sample for a smooth
+operation; a compiled step 0.3 ns per operation, and 10 ns per neuron and sample for a smooth
 activation): a run whose diagnostics cost more than its steps says so before it starts. Estimates
-within a factor of about 2 (measured: gibbs at m = 1000, n = 100, d = 2 costs 35 times a ReLU run's
-steps, estimated 16).
+within a factor of about 2 (measured: gibbs at m = 1000, n = 100, d = 2, 25 records, costs 14
+times the 2000 ReLU steps' 0.29 CPU s, estimated 7).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ TRANSCENDENTAL = 20        # operations an exp, log or tanh counts for
 GIBBS_SAMPLES = 20_000     # langevin.gibbs_gap's importance samples
 NUMPY_NS = 1.0             # ns per operation of the diagnostics (NumPy)
 STEP_NS = 0.3              # ns per operation of a compiled step
-SMOOTH_NS = 60.0           # ns per neuron and sample of a smooth activation in a step (tanh; ReLU: 0)
+SMOOTH_NS = 10.0           # ns per neuron and sample of a smooth activation in a step (tanh: 7.5-12.5; ReLU: 0)
+KDE_EXP = 4                # operations an exp of gibbs' kernel sums counts for (NumPy's in-place loop)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ DIAGNOSTICS = {d.name: d for d in (
     Diagnostic("free_energy", ("entropy", "free_energy"), "O(m^2 d)", "pairs", False,
                work=lambda m, n, d: 3.0 * m * m * (d + 1)),
     Diagnostic("gibbs", ("gibbs_gap",), "O(S (m + n) d), S importance samples", "sampling", True,
-               work=lambda m, n, d: GIBBS_SAMPLES * ((2.0 * (d + 1) + TRANSCENDENTAL) * m
+               work=lambda m, n, d: GIBBS_SAMPLES * ((2.0 * (d + 1) + KDE_EXP) * m
                                                      + (2.0 * d + TRANSCENDENTAL) * n)),
     Diagnostic("margins", ("min_margin", "normalized_margin", "train_error", "test_error"), "O(n m d)", "step", True),
     Diagnostic("tangent_gap", ("tangent_gap",), "O(n m d), and a second run in lockstep", "step", True),

@@ -82,6 +82,23 @@ def free_energy(problem, points: np.ndarray, objective: float, temperature_now: 
     return {"entropy": H, "free_energy": scale * objective - temperature_now * H}
 
 
+def _log_kernel_sums(points: np.ndarray, sq: np.ndarray, theta: np.ndarray, h: float) -> np.ndarray:
+    """log sum_i exp(-|x - theta_i|^2 / (2 h^2)) at every point x (S, p) (sq: their squared norms),
+    in chunks of 2000 points (memory 2000 x m) and in place (a quarter of scipy's logsumexp time)."""
+    out, norms = np.empty(len(points)), np.sum(theta ** 2, axis=1)
+    for c in range(0, len(points), 2000):
+        E = points[c:c + 2000] @ theta.T
+        E *= 2.0
+        E -= sq[c:c + 2000, None]
+        E -= norms
+        E /= 2 * h * h
+        top = E.max(axis=1)
+        E -= top[:, None]
+        np.exp(E, out=E)
+        out[c:c + 2000] = np.log(E.sum(axis=1)) + top
+    return out
+
+
 def gibbs_gap(problem, theta: np.ndarray, residuals: np.ndarray, temperature_now: float,
               samples: int = 20_000, seed: int = 0, k: int = 5) -> float:
     """T KL(mu || p_mu) with p_mu ~ exp(-V_mu / T): an upper bound on F(mu) - min F.
@@ -103,10 +120,7 @@ def gibbs_gap(problem, theta: np.ndarray, residuals: np.ndarray, temperature_now
                            theta[rng.integers(0, m, samples - half)] + h * rng.standard_normal((samples - half, p))])
     sq = np.sum(proposals ** 2, axis=1)
     log_prior = -sq / (2 * prior_sd ** 2) - p / 2 * math.log(2 * math.pi * prior_sd ** 2)
-    norms = np.sum(theta ** 2, axis=1)[None, :]
-    log_kde = np.concatenate([                      # chunks of 2000 proposals: memory 2000 x m
-        logsumexp(-(sq[c:c + 2000, None] - 2 * proposals[c:c + 2000] @ theta.T + norms) / (2 * h * h), axis=1)
-        for c in range(0, samples, 2000)]) - math.log(m) - p / 2 * math.log(2 * math.pi * h * h)
+    log_kde = _log_kernel_sums(proposals, sq, theta, h) - math.log(m) - p / 2 * math.log(2 * math.pi * h * h)
     log_q = np.logaddexp(log_prior, log_kde) - math.log(2.0)
     flow = problem.cfg.flow
     log_target = -(interaction(proposals, problem, residuals) + lam * sq / 2
