@@ -27,10 +27,10 @@ from meanfield.model import ntk, twolayer
 from meanfield.model.scaling import output_scale
 from meanfield.tools.figures import scenario_main
 
-SETTING = "d = 5, n = 50, m = 16-16384, 4 seeds (full mode)"
+SETTING = "d = 5, n = 50, m = 16-4096, 4 seeds (full mode)"
 T, CONVERGED = 200.0, 0.03
 QUICK = {"widths": [16, 32, 64, 128, 256, 512], "seeds": 10}
-FULL = {"widths": [16, 64, 256, 1024, 4096, 16384], "seeds": 4}
+FULL = {"widths": [16, 64, 256, 1024, 4096], "seeds": 4}
 QUANTITIES = {"initial predictor": (r"initial predictor $\|f_0\|$", {"mean_field": -0.5, "lazy": 0.0}),
               "displacement": (r"mean displacement $|\theta_i(T)-\theta_i(0)|$", {"mean_field": 0.0, "lazy": -0.5}),
               "relative change": (r"relative change $\|f_T - f_0\| / \|f_0\|$", {"mean_field": 0.5, "lazy": 0.0}),
