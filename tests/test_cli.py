@@ -43,6 +43,39 @@ def test_limit_saves_the_weighted_limit_and_refuses_noise_in_one_line(tmp_path, 
     assert not (tmp_path / "noisy").exists()
 
 
+def test_limit_reduced_prints_its_plan_saves_the_reduced_limit_and_refuses_what_it_does_not_fit(tmp_path, capsys):
+    """--reduced: the plan before any work, then the same numbers as reduced_limit, saved sealed
+    (show reads it; an edit is detected); finite data, or --rule without --reduced, refused in one line."""
+    from meanfield.theory import reduced
+
+    config = write(tmp_path, "[network]\nm = 6\nd = 30\nactivation = 'relu'\n[data]\nkind = 'population'\n"
+                             "teacher_m0 = 2\n[flow]\ndt = 0.2\nt_end = 1.0\n[record]\nn_records = 3\n")
+    out = tmp_path / "red"
+    assert main(["limit", config, "--reduced", "--level", "3", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "the reduced limit in d = 30 (4 reduced coordinates, rays rule)" in captured.err
+    assert "CPU-minutes (estimated)" in captured.err
+    assert "reduced limit (rays rule, level 3)" in captured.out
+    saved = reduced.ReducedLimit.load(out)
+    direct = reduced.reduced_limit(mf.Config.from_toml(config), 3)
+    np.testing.assert_array_equal(saved.risk, direct.risk)
+    np.testing.assert_array_equal(saved.snapshots, direct.snapshots)
+    assert saved.error == direct.error
+    assert saved.config == direct.config
+    assert main(["show", str(out)]) == 0
+    assert "reduced limit (rays rule, level 3)" in capsys.readouterr().out
+    manifest = out / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"level": 3', '"level": 4'))
+    assert main(["show", str(out)]) == 2
+    assert "changed" in capsys.readouterr().err
+    for extra, name in ((["--reduced", "--set", "data.kind='teacher'"], "data.kind"), (["--rule", "sobol"], "--rule")):
+        assert main(["limit", config, *extra, "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert name in err
+        assert not (tmp_path / "no").exists()
+
+
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
     config = write(tmp_path, "[network]\nactivaton = 'relu'\n")
     assert main(["run", config, "--out", str(tmp_path / "o")]) == 2

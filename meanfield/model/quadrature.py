@@ -192,3 +192,64 @@ def reduced_sobol(network: NetworkConfig, init: InitConfig, level: int, k: int,
          "balanced": np.linalg.norm(w, axis=1) * np.where(u[:, k + 1] < 0.5, -1.0, 1.0),
          "constant": np.full(len(u), init.a_scale), "zero": np.zeros(len(u))}[init.a_law]
     return _mirrored(np.column_stack([w, a]), np.full(len(u), 1.0 / len(u)), init, k + 1)
+
+
+FINE = 4000          # Gauss–Legendre nodes of the discrete measure from which reduced_rays' angle rule is drawn
+
+
+def gauss_rule(x: np.ndarray, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The n-node Gauss rule of the discrete measure sum_i w_i delta_{x_i} (w > 0, len(x) >> n):
+    the Stieltjes procedure for its three-term recurrence, then Golub–Welsch. For a measure
+    with a smooth density sampled by a fine Gauss–Legendre rule, the rule of the density itself."""
+    alpha, beta = np.zeros(n), np.zeros(n)
+    previous, current = np.zeros_like(x), np.full_like(x, 1.0 / np.sqrt(w.sum()))
+    for j in range(n):
+        alpha[j] = np.sum(w * x * current ** 2)
+        following = (x - alpha[j]) * current - (beta[j] * previous if j else 0.0)
+        norm = np.sqrt(np.sum(w * following ** 2))
+        if j + 1 < n:
+            beta[j + 1] = norm
+        previous, current = current, following / norm
+    nodes, vectors = np.linalg.eigh(np.diag(alpha) + np.diag(beta[1:], 1) + np.diag(beta[1:], -1))
+    return nodes, w.sum() * vectors[0] ** 2
+
+
+def reduced_rays(network: NetworkConfig, init: InitConfig, level: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rays for the reduced particles z = (w_S, r, a) of a positively 1-homogeneous activation with
+    both layers trained: each node a unit vector (K, k + 2), its weight (K,) the integral of |z|^2
+    over its ray under mu_0, so that sum_j omega_j g(z_j) = E g(z) for every 2-homogeneous g.
+    Such a network's velocity is 1-homogeneous, so the flow carries rays to rays, scaled: these
+    nodes are the limit, with the radius integrated exactly (the Cartesian rules meet the
+    integrand's kink at z = 0 and converge irregularly). In (w, a) = rho (cos b omega, sin b), omega
+    uniform on S^(d-1): b has the density cos^(d-1) b q(b)^(-(d+3)/2), q = cos^2 b / s_w^2 +
+    sin^2 b / s_a^2 (``gauss_rule``, ``level`` nodes); omega's reduced part (s u, sqrt(1 - s^2)),
+    s^2 ~ Beta(k / 2, (d - k) / 2) (Gauss–Jacobi, ``level`` nodes), u uniform on S^(k - 1)
+    (``_directions``: k <= 3). The weights sum to E |z|^2 = tau^2 (d w_scale^2 + a_scale^2)."""
+    from scipy.special import roots_jacobi, roots_legendre
+
+    _check_level(level)
+    for name, value, allowed in (("init.w_law", init.w_law, "'gaussian'"), ("init.a_law", init.a_law, "'gaussian'")):
+        if value != "gaussian":
+            raise ConfigError.invalid(name, value, f"{allowed} for the ray rule (a law with a density in (w, a))")
+    if k > 3:
+        raise ConfigError.invalid("k", k, "at most 3 teacher directions for the ray rule (rule='sobol' beyond)")
+    d = network.d
+    s_w, s_a = init.tau * init.w_scale, init.tau * init.a_scale
+    b, wb = roots_legendre(FINE)                       # asymptotic formulas: 0.1 s (NumPy's eigenvalues: minutes)
+    b = b * np.pi / 2
+    q = np.cos(b) ** 2 / s_w ** 2 + np.sin(b) ** 2 / s_a ** 2
+    log_density = (d - 1) * np.log(np.cos(b)) - (d + 3) / 2 * np.log(q)
+    angles, angle_weights = gauss_rule(b, wb * np.exp(log_density - log_density.max()), level)
+    angle_weights = angle_weights / angle_weights.sum() * (d * s_w ** 2 + s_a ** 2)
+    if k and d > k:
+        t, wt = roots_jacobi(level, (d - k) / 2 - 1, k / 2 - 1)     # (1 - x)^al (1 + x)^be on [-1, 1]
+        s, ws = np.sqrt((1 + t) / 2), wt / wt.sum()                   # s^2 = (1 + x) / 2 ~ Beta(k / 2, (d - k) / 2)
+    else:
+        s, ws = np.full(1, 1.0 if k else 0.0), np.ones(1)
+    u, wu = _directions(level, k) if k else (np.zeros((1, 0)), np.ones(1))
+    direction, weights = _tensor((s[:, None], ws), (u, wu))          # omega's reduced part (s u, sqrt(1 - s^2))
+    w_part = np.column_stack([direction[:, :1] * direction[:, 1:], np.sqrt(1 - direction[:, 0] ** 2)])
+    points, weights = _tensor((angles[:, None], angle_weights), (w_part, weights))
+    b = points[:, 0]
+    Z = np.column_stack([np.cos(b)[:, None] * points[:, 1:], np.sin(b)])
+    return np.ascontiguousarray(Z), weights

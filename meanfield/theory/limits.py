@@ -61,7 +61,7 @@ def mean_field_limit(cfg: Config, level: int = 16, probes=None, data=None, estim
     planned = plan(cfg, level, estimate)
     if max(planned["nodes"]) > quadrature.MAX_NODES:
         route = (": the symmetry-reduced solver computes this rotation-invariant problem in the teacher's span "
-                 "(meanfield.theory.reduced.reduced_limit)" if planned["reduced"]
+                 "(`meanfield limit CONFIG --reduced`, or meanfield.theory.reduced.reduced_limit)" if planned["reduced"]
                  else "; lower the level")
         raise ConfigError.invalid("level", level, f"a level whose rule has at most {quadrature.MAX_NODES:,} nodes "
                                   f"in d = {cfg.network.d} (level {level} has {planned['nodes'][0]:,})" + route)
@@ -133,7 +133,7 @@ def describe_plan(cfg: Config, found: dict) -> str:
     line = f"the limit in d = {cfg.network.d}: {nodes}, {found['steps']} steps each: {cost} (estimated)"
     if found["reduced"] and found["seconds"] > LONG_SECONDS:
         line += ("; this problem is rotation invariant: the symmetry-reduced solver computes it in the teacher's "
-                 "span (meanfield.theory.reduced.reduced_limit)")
+                 "span (`meanfield limit CONFIG --reduced`, or meanfield.theory.reduced.reduced_limit)")
     return line
 
 

@@ -244,7 +244,8 @@ class ReducedLimit:
     """The reduced limit's trajectory: record times t (T,), the population risk (T,), the reduced
     particles (T, N, k + 2) and their weights (N,), the basis Q (d, k), the level, the risk at the
     coarser level (T,) and ``error``: the largest gap between the two, an estimate of the coarser
-    level's error (both None without ``estimate``)."""
+    level's error from two levels, not a bound (both None without ``estimate``); the config and
+    the rule that computed it."""
 
     t: np.ndarray
     risk: np.ndarray
@@ -254,6 +255,76 @@ class ReducedLimit:
     level: int
     coarse_risk: np.ndarray | None
     error: float | None
+    config: Config | None = None
+    rule: str = "gauss"
+
+    @property
+    def resolved(self) -> bool | None:
+        """Whether the two levels agree to a tenth of the risk's largest value (None without an
+        estimate): an unresolved estimate is no error bar, raise the level."""
+        return None if self.error is None else bool(self.error < 0.1 * float(np.max(np.abs(self.risk))))
+
+    def describe(self) -> str:
+        """One line: the level, the nodes, the risk and what the error estimate is."""
+        k = self.basis.shape[1]
+        line = (f"reduced limit ({self.rule} rule, level {self.level}): {len(self.weights):,} weighted nodes in "
+                f"{k + 2} reduced coordinates, t = {self.t[-1]:.6g}, population risk {self.risk[0]:.4g} -> "
+                f"{self.risk[-1]:.4g}")
+        if self.error is None:
+            return line + ", no error estimate"
+        return line + (f", error estimate {self.error:.2g} (two levels: an estimate, not a bound)" if self.resolved
+                       else f", error estimate not resolved (the levels differ by {self.error:.2g}, over a tenth "
+                            "of the risk): raise --level")
+
+    def save(self, path) -> Path:
+        """Write into the folder ``path`` (created if needed): arrays.npz, config.toml, observables.csv
+        (t, the risk, the coarser level's risk) and a sealed manifest.json of kind "reduced_limit"."""
+        from ..store import files, results
+
+        folder = files.make_folder(path)
+        arrays = {"t": self.t, "risk": self.risk, "snapshots": self.snapshots, "weights": self.weights,
+                  "basis": self.basis}
+        if self.coarse_risk is not None:
+            arrays["coarse_risk"] = self.coarse_risk
+        specs = files.write_arrays(folder / results.ARRAYS, arrays)
+        with files.atomic_write(folder / results.CONFIG) as handle:
+            handle.write(self.config.to_toml().encode())
+        columns = [self.t, self.risk] + ([self.coarse_risk] if self.coarse_risk is not None else [])
+        header = "t,population_risk" + (",coarse_level_risk" if self.coarse_risk is not None else "")
+        with files.atomic_write(folder / results.TABLE) as handle:
+            np.savetxt(handle, np.column_stack(columns), delimiter=",", header=header, comments="", fmt="%.17g")
+        config = self.config.to_dict()
+        files.write_sealed(folder / results.MANIFEST, {
+            "format_version": results.FORMAT_VERSION, "kind": KIND, "config": config,
+            "config_sha256": files.json_sha256(config), "level": self.level, "rule": self.rule,
+            "error": self.error, "arrays": specs, "versions": files.versions()})
+        return folder
+
+    @classmethod
+    def load(cls, path) -> "ReducedLimit":
+        """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
+        from ..errors import CorruptedResultError
+        from ..store import files, results
+
+        where = Path(path) / results.MANIFEST
+        manifest = files.read_sealed(where, "a saved reduced limit")
+        if manifest.get("kind") != KIND:
+            raise CorruptedResultError(f"{where} is not a reduced limit (kind {manifest.get('kind')!r})",
+                                       parameter="kind", value=manifest.get("kind"), allowed=KIND)
+        config = files.field(manifest, "config", where)
+        if files.json_sha256(config) != files.field(manifest, "config_sha256", where):
+            raise CorruptedResultError(f"the config in {where} does not match its SHA-256", parameter="config",
+                                       value=str(where))
+        arrays = files.read_arrays(Path(path) / results.ARRAYS, files.field(manifest, "arrays", where))
+        for name in ("t", "risk", "snapshots", "weights", "basis"):
+            files.field(arrays, name, Path(path) / results.ARRAYS)
+        return cls(arrays["t"], arrays["risk"], arrays["snapshots"], arrays["weights"], arrays["basis"],
+                   int(files.field(manifest, "level", where)), arrays.get("coarse_risk"),
+                   files.field(manifest, "error", where), Config.from_dict(config),
+                   files.field(manifest, "rule", where))
+
+
+KIND = "reduced_limit"                 # a saved reduced limit's manifest kind
 
 
 def applies(cfg: Config) -> tuple:
@@ -330,25 +401,91 @@ class Reduced(System):
 # the coarser level of each rule, and how it is drawn: nested Sobol sets share their points and
 # their errors, so the coarser Sobol set is scrambled independently
 RULES = {"gauss": (quadrature.reduced_rule, lambda level: max(1, round(COARSER * level)), {}),
-         "sobol": (quadrature.reduced_sobol, lambda level: level - 1, {"seed": 1})}
+         "sobol": (quadrature.reduced_sobol, lambda level: level - 1, {"seed": 1}),
+         "rays": (quadrature.reduced_rays, lambda level: max(1, round(COARSER * level)), {})}
 
 
-def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None, cosines: int = COSINES,
+REDUCED_PAIR_SECONDS = 2.6e-8   # a reduced drift's cost per (pair, cosine node): measured 2.5e-8 to 2.7e-8
+DEFAULT_LEVELS = {"gauss": 4, "sobol": 10, "rays": 8}
+
+
+def default_rule(cfg: Config, k: int) -> str:
+    """"rays" where it applies (``check_rule``; k <= 3), else "gauss"."""
+    try:
+        check_rule(cfg, "rays")
+    except ConfigError:
+        return "gauss"
+    return "rays" if k <= 3 else "gauss"
+
+
+def check_rule(cfg: Config, rule: str) -> None:
+    """Refuse, by name, a rule that does not fit cfg: "rays" needs a flow that carries rays to rays
+    (a positively 1-homogeneous activation, both layers trained) and a Gaussian a."""
+    if rule not in RULES:
+        raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
+    if rule == "rays":
+        if ACTIVATIONS[cfg.network.activation].homogeneity != 1:
+            raise ConfigError.invalid("network.activation", cfg.network.activation, "a positively 1-homogeneous "
+                                      "activation (relu, leaky_relu, linear) for rule='rays'")
+        if cfg.network.train != "both":
+            raise ConfigError.invalid("network.train", cfg.network.train, "'both' for rule='rays' (the flow is "
+                                      "1-homogeneous in (w, a) only when both layers move)")
+        if cfg.init.a_law != "gaussian":
+            raise ConfigError.invalid("init.a_law", cfg.init.a_law, "'gaussian' for rule='rays' (a law with a "
+                                      "density in (w, a), integrated along each ray)")
+
+
+def plan(cfg: Config, level: int | None = None, rule: str | None = None, estimate: bool = True,
+         cosines: int = COSINES) -> dict:
+    """The cost of ``reduced_limit(cfg, level, rule)`` before any work: the rule (default
+    ``default_rule``) and level (default ``DEFAULT_LEVELS``), the reduced coordinates (k + 2), the
+    nodes at ``level`` and at the coarser level of the estimate, the steps, and the estimated CPU
+    seconds (N^2 pairs times the cosine nodes per drift, each at REDUCED_PAIR_SECONDS, times the
+    integrator's stages)."""
+    refuse(cfg, REDUCED, " (reduced_limit)")
+    flow, _ = ReducedFlow.of(cfg, None, cosines)
+    rule = rule or default_rule(cfg, flow.k)
+    check_rule(cfg, rule)
+    level = DEFAULT_LEVELS[rule] if level is None else level
+    make, coarser, options = RULES[rule]
+    levels = [level] + ([coarser(level)] if estimate else [])
+    nodes = [len(make(cfg.network, cfg.init, at, flow.k, **options)[1]) for at in levels]
+    stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
+    steps = cfg.flow.n_steps
+    seconds = steps * stages * sum(N * N * cosines for N in nodes) * REDUCED_PAIR_SECONDS
+    return {"rule": rule, "k": flow.k, "levels": levels, "nodes": nodes, "steps": steps, "seconds": seconds}
+
+
+def describe_plan(cfg: Config, found: dict) -> str:
+    """One line: what the reduced limit will compute and how long it should take."""
+    minutes = found["seconds"] / 60
+    cost = f"about {minutes / 60:.1f} CPU-hours" if minutes >= 60 else f"about {minutes:.1f} CPU-minutes"
+    nodes = ", ".join(f"{N:,} nodes at level {L}" for N, L in zip(found["nodes"], found["levels"]))
+    return (f"the reduced limit in d = {cfg.network.d} ({found['k'] + 2} reduced coordinates, {found['rule']} rule): "
+            f"{nodes}, "
+            f"{found['steps']} steps each: {cost} (estimated)")
+
+
+def reduced_limit(cfg: Config, level: int | None = None, rule: str | None = None, teacher=None, cosines: int = COSINES,
                   estimate: bool = True, compiled: bool = True, until: float | None = None, progress=None,
                   checkpoint=None) -> ReducedLimit:
     """The infinite-width limit of cfg's population flow by the symmetry reduction (module
-    docstring): a rule of init's law in the reduced coordinates at ``level`` ("gauss": the tensor
-    rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``)
+    docstring): a rule of init's law in the reduced coordinates at ``level`` (default
+    ``DEFAULT_LEVELS``; ``rule`` default ``default_rule``: "rays" where it applies; "gauss": the tensor
+    rule ``quadrature.reduced_rule``, for small k; "sobol": 2^level points, ``quadrature.reduced_sobol``;
+    "rays": for ReLU-like networks with both layers trained, rays whose weights integrate the radius
+    exactly, ``quadrature.reduced_rays``: its snapshots are the rays' points, at |z(0)| = 1)
     moved by cfg's integrator and dt to cfg's record times (the controller: progress, divergence,
-    checkpoints), the error estimated against the coarser level (2/3 of it for "gauss"; for "sobol"
-    half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the teacher
+    checkpoints), the error estimated against the coarser level (2/3 of it for "gauss" and "rays"; for
+    "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the teacher
     ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it. ``checkpoint``: a folder
     (each level in its subfolder ``level-L``): an interrupted computation resumes bit for bit."""
     refuse(cfg, REDUCED, " (reduced_limit)")
-    if rule not in RULES:
-        raise ConfigError.invalid("rule", rule, f"one of {', '.join(RULES)}")
-    make, coarser, options = RULES[rule]
     flow, Q = ReducedFlow.of(cfg, teacher, cosines)
+    rule = rule or default_rule(cfg, flow.k)
+    check_rule(cfg, rule)
+    level = DEFAULT_LEVELS[rule] if level is None else level
+    make, coarser, options = RULES[rule]
 
     def solve(at_level, **options):
         Z, omega = make(cfg.network, cfg.init, at_level, flow.k, **options)
@@ -360,4 +497,4 @@ def reduced_limit(cfg: Config, level: int = 4, rule: str = "gauss", teacher=None
     risks = fine.observables["train_risk"]
     coarse = solve(coarser(level), **options).observables["train_risk"] if estimate else None
     error = float(np.max(np.abs(risks - coarse))) if estimate else None
-    return ReducedLimit(fine.t, risks, fine.snapshots, fine.weights, Q, level, coarse, error)
+    return ReducedLimit(fine.t, risks, fine.snapshots, fine.weights, Q, level, coarse, error, cfg, rule)

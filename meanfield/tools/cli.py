@@ -114,6 +114,12 @@ def _limit(args) -> int:
     from ..theory.limits import describe_error, describe_plan, limit_applies, mean_field_limit, plan
 
     cfg, _ = _config(args)
+    if args.reduced:
+        return _reduced_limit(cfg, args)
+    if args.rule is not None:
+        raise ConfigError.invalid("--rule", args.rule, "only with --reduced (the full limit's rule is set by "
+                                  "init's laws)")
+    args.level = 16 if args.level is None else args.level
     if isinstance(args.level, bool) or args.level < 1:
         raise ConfigError.invalid("--level", args.level, "an integer >= 1")
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-limit"
@@ -133,6 +139,31 @@ def _limit(args) -> int:
     limit, risk = result.stats["limit"], result.observables["train_risk"]
     print(f"limit at level {limit['level']}: {limit['nodes']} weighted nodes, t = {result.t[-1]:.6g}, "
           f"train risk {risk[0]:.4g} -> {risk[-1]:.4g}, {describe_error(limit)}; saved to {folder}")
+    return 0
+
+
+def _reduced_limit(cfg, args) -> int:
+    """``meanfield limit --reduced``: the symmetry-reduced limit (``theory.reduced``), its plan
+    printed before any work, saved as a reduced-limit folder."""
+    from ..store import runfolder
+    from ..theory import reduced
+
+    if args.level is not None and (isinstance(args.level, bool) or args.level < 1):
+        raise ConfigError.invalid("--level", args.level, "an integer >= 1")
+    planned = reduced.plan(cfg, args.level, args.rule)    # refuses, by name, a config the reduction does not fit
+    rule, level = planned["rule"], planned["levels"][0]
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-reduced-limit"
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy="pass --force to replace it or choose another --out") as folder:
+        print(f"meanfield limit: {reduced.describe_plan(cfg, planned)}", file=sys.stderr, flush=True)
+        try:
+            result = reduced.reduced_limit(cfg, level, rule)
+        except KeyboardInterrupt:
+            print("meanfield: interrupted; nothing was saved", file=sys.stderr)
+            return 130
+        runfolder.retire(folder)
+        result.save(folder)
+    print(f"{result.describe()}; saved to {folder}")
     return 0
 
 
@@ -232,8 +263,16 @@ def parser() -> argparse.ArgumentParser:
 
     limit = sub.add_parser("limit", help="compute the infinite-width (mean-field) limit of a noiseless run")
     limit.add_argument("config", help="a TOML configuration file (mean-field scaling, no noise, full batch)")
-    limit.add_argument("--level", type=int, default=16,
-                       help="refinement of the initial law's quadrature (default 16; d = 2: 2 level^3 nodes)")
+    limit.add_argument("--level", type=int, default=None,
+                       help="refinement of the initial law's quadrature (default 16; d = 2: 2 level^3 nodes; "
+                            "with --reduced: 4 for the gauss rule, 10 for sobol (2^level points), 8 for rays)")
+    limit.add_argument("--reduced", action="store_true",
+                       help="the symmetry-reduced solver: Gaussian inputs and a teacher of k neurons (population "
+                            "risk), or isotropic Gaussian classes; its cost does not grow with d")
+    limit.add_argument("--rule", choices=("gauss", "sobol", "rays"), default=None,
+                       help="with --reduced: the rule of the initial law (gauss: tensor rule, small k; sobol: "
+                            "scrambled Sobol points, large k; rays: ReLU-like networks, both layers trained, "
+                            "k <= 3: the radius integrated exactly, the fastest convergence)")
     limit.add_argument("--out", help="result folder (default runs/CONFIG_NAME-limit)")
     limit.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
     _overrides(limit)

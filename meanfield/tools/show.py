@@ -24,6 +24,11 @@ def config_changes(cfg: Config) -> dict:
     return changes(cfg.to_dict(), Config().to_dict(), "")
 
 
+def _kind(folder: Path) -> str | None:
+    """The manifest's kind ("reduced_limit"), None for a run's result (verified when it is loaded)."""
+    return files.read_sealed(folder / "manifest.json", "a saved result").get("kind")
+
+
 def describe(folder) -> str:
     """Status, the config's differences from the defaults, run statistics, final observables."""
     folder = Path(folder)
@@ -32,6 +37,14 @@ def describe(folder) -> str:
         cfg = Config.from_dict(files.field(state, "config", folder / checkpoint.STATE))
         return (f"{folder}: interrupted at t = {state.get('t', '?')} of {cfg.flow.t_end:g} "
                 f"(step {state.get('done')} of {cfg.flow.n_steps}); continue with `meanfield resume {folder}`")
+    if (folder / "manifest.json").exists() and _kind(folder) == "reduced_limit":
+        from ..theory.reduced import ReducedLimit
+
+        found = ReducedLimit.load(folder)
+        changes = config_changes(found.config)
+        return "\n".join([f"{folder}: {found.describe()}",
+                          "config (differences from the defaults):" if changes else "config: every default"]
+                          + [f"  {key} = {value}" for key, value in changes.items()])
     result = Result.load(folder)
     cfg, stats = result.config, result.stats
     lines = [f"{folder}: {result.status}, t = {result.t[-1]:.6g} of {cfg.flow.t_end:g}"
