@@ -128,7 +128,7 @@ def describe_plan(cfg: Config, found: dict) -> str:
     """One line: what the limit will compute and how long it should take; the route to the reduced
     solver when it applies and the plan is long."""
     hours = found["seconds"] / 3600
-    cost = f"about {hours:.1f} CPU-hours" if hours >= 1 else f"about {found['seconds'] / 60:.1f} CPU-minutes"
+    cost = f"about {hours:.3g} CPU-hours" if hours >= 1 else f"about {found['seconds'] / 60:.1f} CPU-minutes"
     nodes = ", ".join(f"{K:,} nodes at level {L}" for K, L in zip(found["nodes"], found["levels"]))
     line = f"the limit in d = {cfg.network.d}: {nodes}, {found['steps']} steps each: {cost} (estimated)"
     if found["reduced"] and found["seconds"] > LONG_SECONDS:

@@ -459,7 +459,7 @@ def plan(cfg: Config, level: int | None = None, rule: str | None = None, estimat
 def describe_plan(cfg: Config, found: dict) -> str:
     """One line: what the reduced limit will compute and how long it should take."""
     minutes = found["seconds"] / 60
-    cost = f"about {minutes / 60:.1f} CPU-hours" if minutes >= 60 else f"about {minutes:.1f} CPU-minutes"
+    cost = f"about {minutes / 60:.3g} CPU-hours" if minutes >= 60 else f"about {minutes:.1f} CPU-minutes"
     nodes = ", ".join(f"{N:,} nodes at level {L}" for N, L in zip(found["nodes"], found["levels"]))
     return (f"the reduced limit in d = {cfg.network.d} ({found['k'] + 2} reduced coordinates, {found['rule']} rule): "
             f"{nodes}, "
