@@ -435,6 +435,16 @@ def check_rule(cfg: Config, rule: str) -> None:
                                       "density in (w, a), integrated along each ray)")
 
 
+def _chosen(cfg: Config, level, rule, teacher, cosines) -> tuple:
+    """(the reduced flow, the basis Q, the rule, the level) for cfg, refused by name where the
+    reduction or the rule does not fit; rule and level default to ``default_rule`` and DEFAULT_LEVELS."""
+    refuse(cfg, REDUCED, " (reduced_limit)")
+    flow, Q = ReducedFlow.of(cfg, teacher, cosines)
+    rule = rule or default_rule(cfg, flow.k)
+    check_rule(cfg, rule)
+    return flow, Q, rule, DEFAULT_LEVELS[rule] if level is None else level
+
+
 def plan(cfg: Config, level: int | None = None, rule: str | None = None, estimate: bool = True,
          cosines: int = COSINES) -> dict:
     """The cost of ``reduced_limit(cfg, level, rule)`` before any work: the rule (default
@@ -442,11 +452,7 @@ def plan(cfg: Config, level: int | None = None, rule: str | None = None, estimat
     nodes at ``level`` and at the coarser level of the estimate, the steps, and the estimated CPU
     seconds (N^2 pairs times the cosine nodes per drift, each at REDUCED_PAIR_SECONDS, times the
     integrator's stages)."""
-    refuse(cfg, REDUCED, " (reduced_limit)")
-    flow, _ = ReducedFlow.of(cfg, None, cosines)
-    rule = rule or default_rule(cfg, flow.k)
-    check_rule(cfg, rule)
-    level = DEFAULT_LEVELS[rule] if level is None else level
+    flow, _, rule, level = _chosen(cfg, level, rule, None, cosines)
     make, coarser, options = RULES[rule]
     levels = [level] + ([coarser(level)] if estimate else [])
     nodes = [len(make(cfg.network, cfg.init, at, flow.k, **options)[1]) for at in levels]
@@ -480,11 +486,7 @@ def reduced_limit(cfg: Config, level: int | None = None, rule: str | None = None
     "sobol" half the points, scrambled independently); ``teacher`` (m0, d + 1): default, the teacher
     ``simulate(cfg)`` draws; ``until``: only cfg's record times up to it. ``checkpoint``: a folder
     (each level in its subfolder ``level-L``): an interrupted computation resumes bit for bit."""
-    refuse(cfg, REDUCED, " (reduced_limit)")
-    flow, Q = ReducedFlow.of(cfg, teacher, cosines)
-    rule = rule or default_rule(cfg, flow.k)
-    check_rule(cfg, rule)
-    level = DEFAULT_LEVELS[rule] if level is None else level
+    flow, Q, rule, level = _chosen(cfg, level, rule, teacher, cosines)
     make, coarser, options = RULES[rule]
 
     def solve(at_level, **options):
