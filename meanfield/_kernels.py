@@ -36,6 +36,8 @@ LOSS_CODES = {"squared": SQUARED, "logistic": LOGISTIC}
 # a kernel compiled in this process gave other bits than the same kernel loaded from the cache.
 # Long sums go through _sum8 / _dot8 instead: fixed partial sums that vectorise without it.
 FASTMATH = {"nsz", "arcp", "contract"}
+# error_model="numpy": a float division by zero gives inf or NaN, as in the NumPy twins, instead of a
+# branch to raise ZeroDivisionError, a branch that kept LLVM from vectorising any loop that divides.
 NO_WEIGHTS = np.empty(0)      # omega for unweighted particles: every kernel keeps its uniform arithmetic
 # The network's constants travel to the kernels as one tuple, built once by ``problem.Problem.model``:
 MODEL = ("out_scale", "vel_scale", "act", "params", "omega", "loss", "lam", "mask")
@@ -132,7 +134,7 @@ def _dot8(x, y, n):
 # x = k ln 2 + r (|r| <= ln 2 / 2, ln 2 split in two so that k ln 2 is exact), expm1(r) by Taylor
 # to r^14 (truncation below 1e-17), expm1(x) = 2^k expm1(r) + (2^k - 1) with 2^k a product of
 # exact powers of two, tanh |z| = -expm1(x) / (2 + expm1(x)). Within 3 ulps of NumPy's tanh at
-# every argument (a test), 10 ns against libm's 27 ns on the reference machine.
+# every argument (a test); in a loop it vectorises: 2.5 ns a value against libm's 27 (reference machine).
 LN2_HI, LN2_LO, INV_LN2 = 6.93147180369123816490e-01, 1.90821492927058770002e-10, 1.44269504088896338700e+00
 INV_FACTORIALS = tuple(1.0 / math.factorial(j) for j in range(2, 15))      # 1/2!, ..., 1/14!
 C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14 = INV_FACTORIALS
