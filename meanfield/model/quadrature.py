@@ -250,6 +250,6 @@ def reduced_rays(network: NetworkConfig, init: InitConfig, level: int, k: int) -
     direction, weights = _tensor((s[:, None], ws), (u, wu))          # omega's reduced part (s u, sqrt(1 - s^2))
     w_part = np.column_stack([direction[:, :1] * direction[:, 1:], np.sqrt(1 - direction[:, 0] ** 2)])
     points, weights = _tensor((angles[:, None], angle_weights), (w_part, weights))
-    b = points[:, 0]
-    Z = np.column_stack([np.cos(b)[:, None] * points[:, 1:], np.sin(b)])
+    angle = points[:, 0]
+    Z = np.column_stack([np.cos(angle)[:, None] * points[:, 1:], np.sin(angle)])
     return np.ascontiguousarray(Z), weights

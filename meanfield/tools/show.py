@@ -24,6 +24,13 @@ def config_changes(cfg: Config) -> dict:
     return changes(cfg.to_dict(), Config().to_dict(), "")
 
 
+def _config_lines(cfg: Config) -> list[str]:
+    """The config's differences from the defaults, one line each under a heading."""
+    changes = config_changes(cfg)
+    return (["config (differences from the defaults):" if changes else "config: every default"]
+            + [f"  {key} = {value}" for key, value in changes.items()])
+
+
 def _kind(folder: Path) -> str | None:
     """The manifest's kind ("reduced_limit"), None for a run's result (verified when it is loaded)."""
     return files.read_sealed(folder / "manifest.json", "a saved result").get("kind")
@@ -41,17 +48,12 @@ def describe(folder) -> str:
         from ..theory.reduced import ReducedLimit
 
         found = ReducedLimit.load(folder)
-        changes = config_changes(found.config)
-        return "\n".join([f"{folder}: {found.describe()}",
-                          "config (differences from the defaults):" if changes else "config: every default"]
-                          + [f"  {key} = {value}" for key, value in changes.items()])
+        return "\n".join([f"{folder}: {found.describe()}", *_config_lines(found.config)])
     result = Result.load(folder)
     cfg, stats = result.config, result.stats
     lines = [f"{folder}: {result.status}, t = {result.t[-1]:.6g} of {cfg.flow.t_end:g}"
              + (f" ({result.message})" if result.message else "")]
-    changes = config_changes(cfg)
-    lines.append("config (differences from the defaults):" if changes else "config: every default")
-    lines += [f"  {key} = {value}" for key, value in changes.items()]
+    lines += _config_lines(cfg)
     lines.append(f"stats: {stats.get('steps')} steps, {stats.get('run_seconds', float('nan')):.3g} s run "
                  f"+ {stats.get('compile_seconds', float('nan')):.2g} s compile, {stats.get('threads')} thread(s), "
                  f"n_train = {stats.get('n_train')}, n_test = {stats.get('n_test')}")
