@@ -7,9 +7,9 @@ the subject: the config, seen together with the call's own arguments such as ``w
 Tables: ``SECTIONS`` (each config section's own, checked when it is built), ``CONFIG`` (checked on
 every ``Config``), ``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS``
 its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed mean-field limit),
-``REDUCED`` (the limit reduced by symmetry), ``LANDSCAPE`` (critical points and certificates).
-``refuse`` raises the first broken rule; ``broken`` returns it. A field's own type and range are
-declared with it, in ``config.py``.
+``REDUCED`` (the limit reduced by symmetry), ``LAZY`` (the lazy limit's kernels and predictions),
+``LANDSCAPE`` (critical points and certificates). ``refuse`` raises the first broken rule; ``broken``
+returns it. A field's own type and range are declared with it, in ``config.py``.
 """
 from __future__ import annotations
 
@@ -305,6 +305,28 @@ REDUCED = (
     Rule("data.teacher_leaky_slope", lambda s: not _classes(s) and s.network.activation == "leaky_relu"
          and s.data.teacher_leaky_slope != s.network.leaky_slope, lambda s: f"{s.network.leaky_slope}, the student's"),
     Rule("init.w_law", lambda s: s.init.w_law != "gaussian", "'gaussian' (isotropic)"),
+    Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
+    Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
+         shown=lambda s: s.flow.interaction.kind),
+)
+
+LAZY = (
+    Rule("network.scaling", lambda s: s.network.depth == 1 and s.network.scaling != "lazy",
+         "'lazy' (under the mean-field scaling the kernel moves at O(1): the lazy limit does not describe the "
+         "network)"),
+    Rule("network.parameterization", lambda s: s.network.depth > 1 and s.network.parameterization != "ntk",
+         "'ntk' with network.depth >= 2 (the kernel regime; mup learns features)"),
+    Rule("network.activation", lambda s: s.network.depth > 1 and s.network.architecture == "resnet"
+         and s.network.activation != "relu", "'relu' for residual networks' kernels (ntk.deep_resnet_relu_kernels)"),
+    Rule("init.w_law", lambda s: s.init.w_law != "gaussian", "'gaussian' (the kernels are Gaussian expectations)"),
+    Rule("init.a_law", lambda s: s.init.a_law == "balanced",
+         "'gaussian', 'rademacher', 'constant' or 'zero' (a independent of w)"),
+    Rule("data.kind", lambda s: s.data.kind == "population", "a sampled kind (predictions on finite data)"),
+    Rule("flow.lam", lambda s: s.flow.lam > 0, "0 (the engine's lam decays theta towards 0; the lazy limit's "
+         "ridge on the displacement is predict(..., lam=) or --lam)"),
+    Rule("flow.temperature", lambda s: s.flow.max_temperature > 0, "0 (no noise in the kernel flow)",
+         shown=lambda s: s.flow.max_temperature),
+    Rule("flow.batch_size", lambda s: s.flow.batch_size > 0, "0 (full-batch gradient flow)"),
     Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
          shown=lambda s: s.flow.interaction.kind),

@@ -180,20 +180,20 @@ def two_layer_ntk(X, Y=None, a_second_moment: float = 1.0, w_scale: float = 1.0,
     return H
 
 
-def deep_relu_kernels(X, depth: int, c_sigma: float = 2.0):
+def deep_relu_kernels(X, depth: int, c_sigma: float = 2.0, Y=None):
     """NNGP Sigma^(L) and NTK Theta^(L) of a fully-connected ReLU network with L hidden layers.
 
     Sigma^(0) = X X^T; for h = 1..L, with the 2x2 covariances of (u, v) ~ N(0, Sigma^(h-1)):
     Sigma^(h) = c_sigma E[relu(u) relu(v)], dot-Sigma^(h) = c_sigma E[step(u) step(v)];
     Theta^(L) = sum_{h=1}^{L+1} Sigma^(h-1) prod_{h'=h}^{L} dot-Sigma^(h') (Jacot et al.; Arora et
     al. 2019, who take c_sigma = 2). With depth 1 and c_sigma = 1 this is ``two_layer_ntk``.
-    Returns (Sigma^(L), Theta^(L)), each (n, n).
+    Returns (Sigma^(L), Theta^(L)), each (n, n), or (n, n') between X and Y.
     """
     if depth < 1:
         raise ValueError(f"depth = {depth!r} is invalid: allowed is an integer >= 1")
-    norm, _, angle, supplement = _geometry(X, None)      # the angles carry the recursion: no cancellation
-    scale = norm * norm.T                                  # sqrt(Sigma_jj Sigma_kk), times (c_sigma / 2) per layer
-    sigma = X @ X.T
+    norm_x, norm_y, angle, supplement = _geometry(X, Y)   # the angles carry the recursion: no cancellation
+    scale = norm_x * norm_y                                # sqrt(Sigma_jj Sigma_kk), times (c_sigma / 2) per layer
+    sigma = X @ (X if Y is None else Y).T
     theta = sigma.copy()
     for _ in range(depth):
         dot_sigma = c_sigma * _j0(angle, supplement) / (2 * np.pi)

@@ -31,8 +31,15 @@ MAX_NODES = 10 ** 7        # a rule larger than this is refused (tensor rules gr
 
 
 def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of N(0, 1) with n nodes: exact for polynomials of degree <= 2n - 1."""
-    x, w = np.polynomial.hermite_e.hermegauss(n)
+    """Nodes and weights of N(0, 1) with n nodes: exact for polynomials of degree <= 2n - 1 (NumPy's
+    recurrence up to 150 nodes, where it is exact to rounding; above, where it overflows, SciPy's
+    asymptotic rule, about 1e-14)."""
+    if n > 150:
+        from scipy.special import roots_hermitenorm  # scipy.special only when a rule needs it
+
+        x, w = roots_hermitenorm(n)
+    else:
+        x, w = np.polynomial.hermite_e.hermegauss(n)
     return x, w / w.sum()
 
 

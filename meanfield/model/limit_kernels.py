@@ -1,0 +1,217 @@
+"""The lazy limit's two kernels for any registered activation: the prior (NNGP) and the tangent kernel.
+
+For the network of a config, as m -> infinity with its initial law:
+
+- ``prior(x, x')``: the covariance of the initial outputs f_0(x), f_0(x') (a Gaussian process);
+  zero where u_0 = 0 by construction (``init.symmetric`` or ``network.centered``).
+- ``ntk(x, x')``: the tangent kernel H in the library's flow time (du/dt = -(1/n) H r,
+  ``ntk.tangent_kernel``), over the coordinates ``network.train`` moves.
+
+Two-layer (depth 1), w ~ N(0, s_w^2 I), a with second moment E a^2 (s_w = tau w_scale, ``init``):
+kappa(x, x') = E[sigma(w.x) sigma(w.x')], beta(x, x') = E[sigma'(w.x) sigma'(w.x')], both
+functions of q = s_w^2 |x|^2, q' = s_w^2 |x'|^2 and rho = s_w^2 x.x' (``population.pair_terms``);
+prior = alpha^2 m s(m)^2 E[a^2] kappa (width-free in the lazy scaling), ntk = E[a^2] (x.x') beta
+(hidden layer) + kappa (output layer). Deep (``network.depth`` L >= 2, NTK parameterisation,
+``deep.py``): Sigma^(0) = x.x', Sigma^(h) = c_sigma kappa(Sigma^(h-1)), Theta^(h) = Theta^(h-1)
+c_sigma beta(Sigma^(h-1)) + Sigma^(h); prior = Sigma^(L), ntk = Theta^(L); residual networks
+through ``ntk.deep_resnet_relu_kernels`` (ReLU).
+
+How kappa and beta are computed, by the activation's ``population`` entry: closed forms (relu,
+leaky_relu, linear, quadratic, erf); exact orthant formulas (piecewise_linear); for smooth ones
+a 2-D product trapezoidal rule (``trapezoid``: spectral for these analytic integrands, and
+far faster than Gauss–Hermite when the activation has poles near the real line, as tanh does at
+large |w.x|) whose node count is chosen from the arguments: doubled from
+MIN_NODES until the rule agrees with the doubled one to QUADRATURE_TOL on the hardest pairs (the
+largest norms and the most nearly parallel pair), that gap kept as ``error`` (an estimate, not
+a bound; a QuadratureWarning above QUADRATURE_TOL at MAX_NODES). The ReLU family's angles come
+from ``ntk._geometry`` (no cancellation near parallel inputs); deep ReLU networks follow the
+angle recursion of ``ntk.deep_relu_kernels``.
+
+Shapes: A (a, d), B (b, d); kernels (a, b); diagonals (a,).
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..config import Config
+from ..rules import LAZY, refuse
+from . import deep, ntk
+from .activations import ACTIVATIONS
+from .population import QuadratureWarning
+from .scaling import time_factor
+from .twolayer import activation, activation_derivative
+
+MIN_NODES = 32          # per axis, the first rule tried
+MAX_NODES = 1024        # per axis, the last
+HALF_WIDTH = 8.5        # the rule's nodes span [-8.5, 8.5]: the Gaussian mass beyond is 2e-17
+QUADRATURE_TOL = 1e-11  # relative agreement of a rule with the doubled one on the hardest pairs
+CHUNK_VALUES = 2 ** 21  # pair-node values evaluated at once (16 MiB per array)
+
+A_SECOND_MOMENT = {"gaussian": 1.0, "rademacher": 1.0, "constant": 1.0, "zero": 0.0}   # E a^2 / a_scale^2
+
+
+def _probe_pairs(q1, q2, rho):
+    """Indices of the hardest pairs for a quadrature: the largest q1 q2, the most nearly parallel."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine = np.abs(rho) / np.sqrt(q1 * q2)
+    cosine = np.where(np.isfinite(cosine), cosine, 0.0)
+    return {int(np.argmax(q1 * q2)), int(np.argmax(np.where(cosine < 1.0, cosine, 0.0)))}
+
+
+def trapezoid(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The trapezoidal rule for N(0, 1) on nodes equally spaced over [-HALF_WIDTH, HALF_WIDTH]: for an
+    integrand analytic in the strip |Im z| < tau its error falls like exp(-2 pi tau / h) in the
+    spacing h (Trefethen & Weideman 2014), where Gauss–Hermite's falls like exp(-tau sqrt(2 n)):
+    tanh(sqrt(q) z) has poles at distance pi / (2 sqrt(q)) from the real line."""
+    x = np.linspace(-HALF_WIDTH, HALF_WIDTH, nodes)
+    w = np.exp(-0.5 * x * x)
+    return x, w / w.sum()
+
+
+def gaussian_pairs(name, params, q1, q2, rho, nodes: int):
+    """(kappa, beta) elementwise by the 2-D product ``trapezoid`` rule on xi ~ N(0, I_2): u = sqrt(q1) xi_1,
+    v = p xi_1 + r xi_2 with p = rho / sqrt(q1), r = sqrt(q2 - p^2)."""
+    x, w = trapezoid(nodes)
+    shape = np.broadcast_shapes(np.shape(q1), np.shape(q2), np.shape(rho))
+    q1, q2, rho = (np.ravel(v) for v in np.broadcast_arrays(q1, q2, rho))
+    norm = np.sqrt(q1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(norm > 0, rho / norm, 0.0)
+    r = np.sqrt(np.clip(q2 - p * p, 0.0, None))
+    kappa, beta = np.empty(q1.size), np.empty(q1.size)
+    chunk = max(1, CHUNK_VALUES // (nodes * nodes))
+    for lo in range(0, q1.size, chunk):
+        part = slice(lo, lo + chunk)
+        u = norm[part, None] * x                                           # (c, N)
+        v = p[part, None, None] * x[:, None] + r[part, None, None] * x     # (c, N, N): [xi_1, xi_2]
+        inner = lambda f: np.einsum("cij,j->ci", f, w)                     # E over xi_2
+        kappa[part] = np.einsum("ci,ci,i->c", activation(name, u, params), inner(activation(name, v, params)), w)
+        beta[part] = np.einsum("ci,ci,i->c", activation_derivative(name, u, params),
+                               inner(activation_derivative(name, v, params)), w)
+    return kappa.reshape(shape), beta.reshape(shape)
+
+
+def _quadrature_moments(name, params, q1, q2, rho):
+    """(kappa, beta, error) by ``gaussian_pairs`` with the node count chosen on the hardest pairs."""
+    flat = [np.ravel(v) for v in np.broadcast_arrays(q1, q2, rho)]
+    at = [v[sorted(_probe_pairs(*flat))] for v in flat]
+    nodes, coarse = MIN_NODES, gaussian_pairs(name, params, *at, MIN_NODES)
+    while True:
+        fine = gaussian_pairs(name, params, *at, 2 * nodes)
+        scale = max(np.max(np.abs(fine[0])), np.max(np.abs(fine[1])), 1e-300)
+        error = max(float(np.max(np.abs(c - f))) for c, f in zip(coarse, fine)) / scale
+        error = error if np.isfinite(error) else np.inf
+        if error <= QUADRATURE_TOL or 2 * nodes >= MAX_NODES:
+            break
+        nodes, coarse = 2 * nodes, fine
+    if error > QUADRATURE_TOL:
+        warnings.warn(f"{name} kernels: the {nodes}-node rule agrees with the {2 * nodes}-node one only to {error:.1g} "
+                      f"(relative) at |w.x|^2 up to {max(np.max(flat[0]), np.max(flat[1])):.3g}; smaller inputs (or "
+                      "init.w_scale) resolve it", QuadratureWarning, stacklevel=4)
+    kappa, beta = gaussian_pairs(name, params, q1, q2, rho, nodes)
+    return kappa, beta, error
+
+
+def moments(name: str, params, q1, q2, rho):
+    """(kappa, beta, error): E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for (u, v) ~ N(0, [[q1, rho],
+    [rho, q2]]) elementwise, and the estimated relative error (0 for closed forms and orthants)."""
+    entry = ACTIVATIONS[name]
+    if entry.kernel is not None:
+        kappa, _, beta = entry.kernel(*np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (q1, q2, rho))),
+                                      params)
+        return kappa, beta, 0.0
+    return _quadrature_moments(name, params, q1, q2, rho)
+
+
+def _relu_family(name, params, A, B, s2):
+    """(kappa, beta) of sigma = l z + r relu(z) for w ~ N(0, s2 I), from cancellation-free angles."""
+    l, r = ACTIVATIONS[name].linear_relu(params)
+    rho = s2 * (A @ (A if B is None else B).T)
+    return ((l * l + l * r) * rho + r * r * ntk.relu_nngp(A, B, np.sqrt(s2)),
+            l * l + l * r + r * r * ntk.arccos_kernel(A, B, 0) / 2)
+
+
+class LimitKernel:
+    """The lazy limit's kernels of ``cfg``'s network (module docstring): ``pair(A, B)`` -> (prior, ntk),
+    ``diagonal(A)`` -> (prior, ntk) on the diagonal; ``error``: the largest estimated relative quadrature
+    error so far (0 for exact kernels)."""
+
+    def __init__(self, cfg: Config):
+        refuse(cfg, LAZY, " (the lazy limit's kernels)")
+        net, init = cfg.network, cfg.init
+        self.cfg, self.name, self.params = cfg, net.activation, net.activation_params
+        self.error = 0.0
+        self.deep = net.depth > 1
+        if self.deep:
+            self.c_sigma = deep.c_sigma_of(net.activation, tuple(self.params))
+            self.res_scale = deep.resnet_scale(net.depth, net.c_res, self.c_sigma)
+            return
+        self.s2 = (init.tau * init.w_scale) ** 2
+        self.a2 = (init.tau * init.a_scale) ** 2 * A_SECOND_MOMENT[init.a_law]
+        zero = init.symmetric or net.centered
+        self.prior_scale = 0.0 if zero else self.a2 / time_factor(net.m, net.scaling, net.alpha)
+        self.hidden, self.output = net.train in ("both", "hidden"), net.train in ("both", "output")
+
+    @property
+    def exact(self) -> bool:
+        return ACTIVATIONS[self.name].kernel is not None
+
+    def _moments(self, q1, q2, rho):
+        kappa, beta, error = moments(self.name, self.params, q1, q2, rho)
+        self.error = max(self.error, error)
+        return kappa, beta
+
+    def pair(self, A, B=None):
+        """(prior, ntk), each (a, b), between the rows of A and of B (default A)."""
+        if self.deep:
+            return self._deep(A, B)
+        Bm = A if B is None else B
+        if ACTIVATIONS[self.name].linear_relu is not None:
+            kappa, beta = _relu_family(self.name, self.params, A, B, self.s2)
+        else:
+            sq_a, sq_b = np.sum(A * A, axis=1)[:, None], np.sum(Bm * Bm, axis=1)[None, :]
+            kappa, beta = self._moments(self.s2 * sq_a, self.s2 * sq_b, self.s2 * (A @ Bm.T))
+        return self._combine(kappa, beta, A @ Bm.T)
+
+    def diagonal(self, A):
+        """(prior, ntk) at each row of A against itself, each (a,)."""
+        sq = np.sum(A * A, axis=1)
+        if self.deep:
+            return self._deep_diagonal(sq)
+        kappa, beta = self._moments(self.s2 * sq, self.s2 * sq, self.s2 * sq)
+        return self._combine(kappa, beta, sq)
+
+    def _combine(self, kappa, beta, gram):
+        H = (self.a2 * gram * beta if self.hidden else 0.0) + (kappa if self.output else 0.0)
+        return self.prior_scale * kappa, np.asarray(H, dtype=float) + np.zeros_like(kappa)
+
+    def _deep(self, A, B):
+        net = self.cfg.network
+        if self.name == "relu" and net.architecture == "mlp":
+            return ntk.deep_relu_kernels(A, net.depth, self.c_sigma, Y=B)
+        if net.architecture == "resnet":          # the recursion on the stacked rows (LAZY: ReLU only)
+            rows = A if B is None else np.vstack([A, B])
+            sigma, theta = ntk.deep_resnet_relu_kernels(rows, net.depth, self.res_scale, self.c_sigma)
+            cols = slice(0, len(A)) if B is None else slice(len(A), None)
+            return sigma[:len(A), cols], theta[:len(A), cols]
+        Bm = A if B is None else B
+        sigma, qa, qb = A @ Bm.T, np.sum(A * A, axis=1), np.sum(Bm * Bm, axis=1)
+        theta = sigma.copy()
+        for _ in range(net.depth):
+            kappa, beta = self._moments(qa[:, None], qb[None, :], sigma)
+            sigma, theta = self.c_sigma * kappa, theta * self.c_sigma * beta + self.c_sigma * kappa
+            qa, qb = (self.c_sigma * self._moments(q, q, q)[0] for q in (qa, qb))
+        return sigma, theta
+
+    def _deep_diagonal(self, sq):
+        net = self.cfg.network
+        if net.architecture == "resnet":          # ReLU: both kernels are 2-homogeneous in the input
+            sigma, theta = ntk.deep_resnet_relu_kernels(np.ones((1, 1)), net.depth, self.res_scale, self.c_sigma)
+            return sq * sigma[0, 0], sq * theta[0, 0]
+        q, theta = sq.copy(), sq.copy()
+        for _ in range(net.depth):
+            kappa, beta = self._moments(q, q, q)
+            q, theta = self.c_sigma * kappa, theta * self.c_sigma * beta + self.c_sigma * kappa
+        return q, theta

@@ -1,0 +1,372 @@
+"""The lazy limit as predictions: test points, any training time (t = inf included), ensembles.
+
+The infinitely wide network trained by gradient flow on the mean loss moves like its tangent
+model, in the library's flow time (docs/conventions.md): on the training inputs X (n, d) and at
+any other inputs Z (n_test, d), with r = loss'(u, y) and a ridge lam on the displacement from the
+initialisation ((lam / 2) |theta - theta_0|^2 on the tangent model's parameters),
+
+    du/dt = -(1/n) H r - lam (u - u_0),        du_Z/dt = -(1/n) H_ZX r - lam (u_Z - u_0,Z).
+
+Squared loss: with H = V diag(h) V^T and phi_k(t) = (1 - exp(-(h_k + n lam) t / n)) / (h_k + n lam)
+(t / n where h_k + n lam = 0; 1 / (h_k + n lam) at t = inf),
+
+    u(t) = u_0 + V diag(h phi) V^T (y - u_0),    u_Z(t) = u_0,Z + H_ZX V diag(phi) V^T (y - u_0):
+
+one eigendecomposition serves every time; at t = inf with lam > 0 this is kernel ridge regression
+with ridge n lam, and without a ridge kernel regression (interpolation where H is well
+conditioned; its pseudo-inverse, with a warning, where it is numerically singular). Logistic
+loss: the n-vector g(t) = int_0^t exp(-lam (t - s)) r(s) ds obeys dg/dt = r(u_0 - H g / n) - lam g
+and u_Z = u_0,Z - H_ZX g / n; it is integrated adaptively (``solve_ivp``, DOP853, rtol
+ODE_RTOL) at the finite times asked.
+
+Ensembles (Lee et al. 2019): over random initialisations the initial outputs are a centred
+Gaussian process with the prior kernel P (the NNGP), and u_Z(t) = f_0(Z) + T (y - f_0(X)) with
+T = H_ZX V diag(phi) V^T is linear in f_0: mean T y and covariance
+P_ZZ - T P_XZ - P_ZX T^T + T P_XX T^T. With only the output layer trained H = P (lazy scaling),
+and at t = inf this is the Gaussian-process posterior. Rounding can make a variance (or a
+covariance's eigenvalue) slightly negative: it is clipped to 0 and the largest clip reported,
+relative to the prior variance, in ``Prediction.clipped``.
+
+Kernels: a config (``limit_kernels.LimitKernel``: any registered activation, two-layer or deep),
+an activation's name (a two-layer lazy network with both layers trained, standard Gaussian
+initialisation) or ``Matrices`` the user computed. Test points go in blocks of rows (memory
+block x n, never n_test x n at once beyond the output); ``plan`` sizes the work before it starts.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..errors import ConfigError
+from ..model import activations
+from ..model.limit_kernels import LimitKernel
+
+ODE_RTOL = 1e-10            # the logistic kernel ODE's relative tolerance (absolute: ODE_RTOL * 1e-2)
+BLOCK_BYTES = 64 * 2**20    # memory of one block of test rows' kernels and intermediates
+SINGULAR = 1e-12            # eigenvalues of H below this times the largest count as zero (no ridge)
+KIND = "lazy_prediction"    # a saved prediction's manifest kind
+
+
+class SingularKernelWarning(UserWarning):
+    """The training kernel is numerically singular: t = inf predictions use its pseudo-inverse."""
+
+
+@dataclass(frozen=True)
+class Matrices:
+    """Kernels the user computed: ``ntk`` (n, n) on the training inputs and ``ntk_test`` (n_test, n);
+    for ensembles the prior on the same blocks, ``prior`` (n, n), ``prior_test`` (n_test, n), and
+    ``prior_diag`` (n_test,) or ``prior_test_test`` (n_test, n_test)."""
+
+    ntk: np.ndarray
+    ntk_test: np.ndarray
+    prior: np.ndarray | None = None
+    prior_test: np.ndarray | None = None
+    prior_diag: np.ndarray | None = None
+    prior_test_test: np.ndarray | None = None
+    error: float = 0.0
+
+
+@dataclass
+class Prediction:
+    """Predictions at record times ``t`` (T,): ``train`` (T, n), ``test`` (T, n_test); for ensembles
+    the mean (``test``) and ``variance`` (T, n_test) over initialisations, and ``covariance`` (T, n_test,
+    n_test) when asked. ``condition``: (h_max + n lam) / (h_min + n lam) of the training kernel
+    (inf when singular); ``clipped``: the largest negative eigenvalue of H and the largest negative
+    variance set to 0, relative to their scale; ``kernel_error``: the kernels' estimated relative
+    quadrature error (0 when exact)."""
+
+    t: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    variance: np.ndarray | None
+    covariance: np.ndarray | None
+    condition: float
+    clipped: float
+    kernel_error: float
+    lam: float
+    loss: str
+    kernel: str
+    config: Config | None = field(default=None, repr=False)
+
+    def describe(self) -> str:
+        what = "ensemble mean and variance" if self.variance is not None else "predictions"
+        line = (f"lazy-limit {what} ({self.kernel}, {self.loss} loss, lam = {self.lam:g}) at {len(self.t)} times, "
+                f"{self.train.shape[1]} training and {self.test.shape[1]} test points; condition number of H "
+                f"{self.condition:.3g}")
+        if self.kernel_error:
+            line += f"; kernels by quadrature, estimated relative error {self.kernel_error:.1g}"
+        return line + (f"; negative eigenvalues or variances clipped, up to {self.clipped:.1g} of their scale"
+                       if self.clipped else "")
+
+    def save(self, path) -> Path:
+        """Write into the folder ``path``: arrays.npz, config.toml (if any), predictions.csv (t, the
+        test predictions' mean and, for ensembles, their mean variance) and a sealed manifest.json."""
+        from ..store import files, results
+
+        folder = files.make_folder(path)
+        arrays = {"t": self.t, "train": self.train, "test": self.test}
+        arrays.update({k: v for k, v in (("variance", self.variance), ("covariance", self.covariance))
+                       if v is not None})
+        specs = files.write_arrays(folder / results.ARRAYS, arrays)
+        config = self.config.to_dict() if self.config is not None else None
+        if self.config is not None:
+            with files.atomic_write(folder / results.CONFIG) as handle:
+                handle.write(self.config.to_toml().encode())
+        columns = [self.t, self.test.mean(axis=1)] + ([self.variance.mean(axis=1)] if self.variance is not None else [])
+        header = "t,mean_test_prediction" + (",mean_test_variance" if self.variance is not None else "")
+        with files.atomic_write(folder / results.TABLE) as handle:
+            np.savetxt(handle, np.column_stack(columns), delimiter=",", header=header, comments="", fmt="%.17g")
+        files.write_sealed(folder / results.MANIFEST, {
+            "format_version": results.FORMAT_VERSION, "kind": KIND, "config": config,
+            "config_sha256": None if config is None else files.json_sha256(config), "arrays": specs,
+            "condition": self.condition, "clipped": self.clipped, "kernel_error": self.kernel_error, "lam": self.lam,
+            "loss": self.loss, "kernel": self.kernel, "versions": files.versions()})
+        return folder
+
+    @classmethod
+    def load(cls, path) -> "Prediction":
+        """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
+        from ..errors import CorruptedResultError
+        from ..store import files, results
+
+        where = Path(path) / results.MANIFEST
+        manifest = files.read_sealed(where, "a saved lazy-limit prediction")
+        if manifest.get("kind") != KIND:
+            raise CorruptedResultError(f"{where} is not a lazy-limit prediction (kind {manifest.get('kind')!r})",
+                                       parameter="kind", value=manifest.get("kind"), allowed=KIND)
+        config = files.field(manifest, "config", where)
+        if config is not None and files.json_sha256(config) != files.field(manifest, "config_sha256", where):
+            raise CorruptedResultError(f"the config in {where} does not match its SHA-256", parameter="config",
+                                       value=str(where))
+        arrays = files.read_arrays(Path(path) / results.ARRAYS, files.field(manifest, "arrays", where))
+        for name in ("t", "train", "test"):
+            files.field(arrays, name, Path(path) / results.ARRAYS)
+        get = lambda key: files.field(manifest, key, where)
+        return cls(arrays["t"], arrays["train"], arrays["test"], arrays.get("variance"), arrays.get("covariance"),
+                   get("condition"), get("clipped"), get("kernel_error"), get("lam"), get("loss"), get("kernel"),
+                   None if config is None else Config.from_dict(config))
+
+
+# --- the kernels' blocks -----------------------------------------------------------------------
+
+class _Blocks:
+    """The kernels as predict reads them: ``train()`` -> (P_XX, H_XX); ``test(rows, full)`` ->
+    (P_ZX, H_ZX, P_ZZ's diagonal or block) for a slice of test rows."""
+
+    def __init__(self, kernel, X, Z):
+        self.kernel, self.X, self.Z = kernel, X, Z
+        self.matrices = isinstance(kernel, Matrices)
+        self.n = len(kernel.ntk) if self.matrices else len(X)
+        self.n_test = len(kernel.ntk_test) if self.matrices else len(Z)
+
+    @property
+    def error(self) -> float:
+        return self.kernel.error
+
+    def train(self):
+        if self.matrices:
+            return self.kernel.prior, self.kernel.ntk
+        return self.kernel.pair(self.X)
+
+    def test(self, rows: slice, full: bool):
+        k = self.kernel
+        if self.matrices:
+            own = k.prior_test_test[rows, rows] if full else (
+                k.prior_diag[rows] if k.prior_diag is not None else None
+                if k.prior_test_test is None else np.diag(k.prior_test_test)[rows])
+            return (None if k.prior_test is None else k.prior_test[rows]), k.ntk_test[rows], own
+        prior, H = k.pair(self.Z[rows], self.X)
+        own = k.pair(self.Z[rows])[0] if full else k.diagonal(self.Z[rows])[0]
+        return prior, H, own
+
+
+def _kernel(kernel, X):
+    """A LimitKernel or Matrices from what predict was given, and a one-word description."""
+    if isinstance(kernel, Matrices):
+        return kernel, "user matrices"
+    if isinstance(kernel, str):
+        activations.activation(kernel)                      # ValueError naming the registered ones
+        if X is None:
+            raise ConfigError.invalid("X", None, "the training inputs (n, d) with kernel = an activation's name")
+        kernel = Config(network={"activation": kernel, "scaling": "lazy", "d": int(np.shape(X)[1])})
+    if isinstance(kernel, Config):
+        kernel = LimitKernel(kernel)
+    if not isinstance(kernel, LimitKernel):
+        raise ConfigError.invalid("kernel", type(kernel).__name__, "a Config, an activation's name, a LimitKernel or "
+                                  "lazy.Matrices")
+    net = kernel.cfg.network
+    depth = f"L = {net.depth} {net.architecture}" if net.depth > 1 else f"two-layer, train = {net.train}"
+    return kernel, f"{net.activation} {depth}"
+
+
+def _times(times) -> np.ndarray:
+    t = np.atleast_1d(np.asarray(times, dtype=float))
+    if t.ndim != 1 or not len(t) or np.any(np.isnan(t)) or np.any(t < 0):
+        raise ConfigError.invalid("times", np.asarray(times).tolist(), "a non-empty list of times >= 0 (inf allowed)")
+    return t
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+def plan(n: int, n_test: int, n_times: int, ensemble: bool = False, covariance: bool = False) -> dict:
+    """The memory (bytes, by the size that drives each term) and the block of test rows of a
+    prediction, before any work: the training kernels and their eigenvectors (about 6 n^2
+    numbers), a block of test rows (about 8 block n; all of them for a covariance), the outputs
+    (T n_test, twice for an ensemble) and the covariances (T n_test^2)."""
+    block = n_test if covariance else max(1, min(n_test, BLOCK_BYTES // (8 * 8 * max(n, 1))))
+    terms = {"n": 6 * n * n * 8, "block": 8 * block * n * 8 + (block * block * 8 if covariance else 0),
+             "n_test": n_times * n_test * 8 * (1 + ensemble) + n_times * n * 8,
+             "covariance": n_times * n_test * n_test * 8 if covariance else 0}
+    return {"terms": terms, "block": block, "bytes": sum(terms.values())}
+
+
+def check_plan(found: dict) -> None:
+    """Refuse a prediction that would not fit in memory, naming the term that dominates."""
+    from ..engine.memory import available_bytes
+
+    have = available_bytes()
+    if found["bytes"] <= have:
+        return
+    name = max(found["terms"], key=found["terms"].get)
+    advice = {"n": "fewer training points", "block": "fewer training points",
+              "n_test": "fewer test points or times", "covariance": "variances only (covariance = False)"}[name]
+    raise ConfigError(f"this prediction needs about {found['bytes'] / 2**30:.3g} GiB but only {have / 2**30:.3g} GiB "
+                      f"are available; most of it ({found['terms'][name] / 2**30:.3g} GiB) comes from {name}: "
+                      f"{advice}", parameter=name, value=found["terms"][name], allowed=f"a prediction within "
+                      f"{have / 2**30:.3g} GiB")
+
+
+# --- predictions -------------------------------------------------------------------------------
+
+def _phi(h, t, n, lam):
+    """phi_k(t) (T, n) of the module docstring; components with h_k + n lam = 0 give t / n, or 0 at t = inf."""
+    rate = h + n * lam                                    # (n,), >= 0
+    out = np.empty((len(t), len(h)))
+    for i, time in enumerate(t):
+        if np.isinf(time):
+            with np.errstate(divide="ignore"):
+                out[i] = np.where(rate > 0, 1.0 / np.where(rate > 0, rate, 1.0), 0.0)
+        else:
+            z = rate * time / n
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out[i] = np.where(z > 1e-12, -np.expm1(-z) / np.where(z > 0, rate, 1.0), time / n)
+    return out
+
+
+def predict(kernel, y, times, X=None, X_test=None, u0=None, u0_test=None, lam: float = 0.0,
+            loss: str = "squared", ensemble: bool = False, covariance: bool = False) -> Prediction:
+    """The lazy limit's predictions at ``times`` (module docstring) on the training inputs X (n, d)
+    with labels y (n,) and at X_test (n_test, d): ``kernel`` a Config, an activation's name or
+    ``Matrices`` (then X and X_test may be None). u0, u0_test: the network's initial outputs
+    (default 0, as for a symmetric or centred initialisation). ``ensemble``: the mean and variance
+    over initialisations instead (squared loss; u0 must be None), ``covariance``: and the full
+    covariance of the test outputs."""
+    kernel, name = _kernel(kernel, X)
+    if lam < 0 or not math.isfinite(lam):
+        raise ConfigError.invalid("lam", lam, "a ridge >= 0")
+    activations.loss(loss)
+    t = _times(times)
+    blocks = _Blocks(kernel, None if X is None else np.asarray(X, dtype=float),
+                     None if X_test is None else np.asarray(X_test, dtype=float))
+    y = np.asarray(y, dtype=float)
+    if y.shape != (blocks.n,):
+        raise ConfigError.invalid("y.shape", y.shape, f"({blocks.n},), one label per training input")
+    if (ensemble or covariance) and (loss != "squared" or u0 is not None or u0_test is not None):
+        raise ConfigError.invalid("ensemble", True, "only with the squared loss and without u0 (the mean is over "
+                                  "initialisations)")
+    if loss != "squared" and np.any(np.isinf(t)):
+        raise ConfigError.invalid("times", t.tolist(), f"finite times with loss = {loss!r} (the outputs grow "
+                                  "without bound on separable data)")
+    found = plan(blocks.n, blocks.n_test, len(t), ensemble or covariance, covariance)
+    check_plan(found)
+    u0 = np.zeros(blocks.n) if u0 is None else np.asarray(u0, dtype=float)
+    u0_test = np.zeros(blocks.n_test) if u0_test is None else np.asarray(u0_test, dtype=float)
+    P, H = blocks.train()
+    H = 0.5 * (H + H.T)
+    solve = _squared if loss == "squared" else _ode
+    return solve(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble or covariance, covariance, found["block"],
+                 name, kernel)
+
+
+def _eigen(H, n, lam):
+    """(h, V, condition, clipped): H's eigenvalues with rounding's negative ones set to 0."""
+    h, V = np.linalg.eigh(H)
+    top = max(float(h[-1]), 1e-300)
+    clipped = max(0.0, -float(h[0])) / top
+    h = np.clip(h, 0.0, None)
+    cut = SINGULAR * top
+    low = float(h[0]) + n * lam
+    condition = (top + n * lam) / low if low > cut + n * lam or lam > 0 else math.inf
+    if lam == 0:
+        h = np.where(h > cut, h, 0.0)
+        if h[0] == 0.0:
+            warnings.warn(f"the training kernel is numerically singular (smallest eigenvalue below {SINGULAR:g} of the "
+                          f"largest; duplicated inputs?): t = inf uses its pseudo-inverse; a ridge lam > 0 gives "
+                          "kernel ridge regression", SingularKernelWarning, stacklevel=4)
+    return h, V, condition, clipped
+
+
+def _squared(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, name, kernel):
+    n = blocks.n
+    h, V, condition, clipped = _eigen(H, n, lam)
+    phi = _phi(h, t, n, lam)                                          # (T, n)
+    target = V.T @ ((np.zeros(n) if ensemble else -u0) + y)          # (n,)
+    train = u0 + (phi * h * target) @ V.T if not ensemble else (phi * h * target) @ V.T
+    test = np.empty((len(t), blocks.n_test))
+    variance = np.empty((len(t), blocks.n_test)) if ensemble else None
+    cov = np.empty((len(t), blocks.n_test, blocks.n_test)) if full else None
+    M = V.T @ P @ V if ensemble else None
+    worst = clipped
+    for lo in range(0, blocks.n_test, block):
+        rows = slice(lo, min(lo + block, blocks.n_test))
+        P_zx, H_zx, own = blocks.test(rows, full)
+        A = H_zx @ V                                                  # (b, n)
+        test[:, rows] = (phi * target) @ A.T + (0.0 if ensemble else u0_test[rows])
+        if not ensemble:
+            continue
+        C = P_zx @ V
+        for i in range(len(t)):
+            Aphi = A * phi[i]
+            if full:
+                block_cov = own - Aphi @ C.T - C @ Aphi.T + (Aphi @ M) @ Aphi.T
+                values, vectors = np.linalg.eigh(0.5 * (block_cov + block_cov.T))     # one block: all rows
+                worst = max(worst, max(0.0, -float(values[0])) / max(float(np.max(np.diag(own))), 1e-300))
+                cov[i] = (vectors * np.clip(values, 0.0, None)) @ vectors.T
+                variance[i] = np.diag(cov[i])
+                continue
+            var = own - 2 * np.sum(Aphi * C, axis=1) + np.sum((Aphi @ M) * Aphi, axis=1)
+            worst = max(worst, float(np.max(np.clip(-var, 0.0, None) / np.maximum(own, 1e-300))))
+            variance[i, rows] = np.clip(var, 0.0, None)
+    return Prediction(t, train, test, variance, cov, condition, worst, blocks.error, lam, loss, name,
+                      getattr(kernel, "cfg", None))
+
+
+def _ode(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, name, kernel):
+    """Any loss: g' = r(u_0 - H g / n) - lam g integrated adaptively to the asked times."""
+    from scipy.integrate import solve_ivp
+
+    from ..errors import MeanfieldError
+
+    n = blocks.n
+    _, _, condition, clipped = _eigen(H, n, lam)
+    derivative = activations.loss(loss).derivative
+    G = np.zeros((len(t), n))
+    if np.max(t) > 0:
+        order = np.argsort(t)
+        found = solve_ivp(lambda s, g: derivative(u0 - H @ g / n, y) - lam * g, (0.0, float(np.max(t))), np.zeros(n),
+                          method="DOP853", t_eval=t[order], rtol=ODE_RTOL, atol=ODE_RTOL * 1e-2)
+        if not found.success:
+            raise MeanfieldError(f"the {loss} kernel ODE failed: {found.message}")
+        G[order] = found.y.T
+    train = u0 - G @ H / n
+    test = np.empty((len(t), blocks.n_test))
+    for lo in range(0, blocks.n_test, block):
+        rows = slice(lo, min(lo + block, blocks.n_test))
+        test[:, rows] = u0_test[rows] - G @ blocks.test(rows, False)[1].T / n
+    return Prediction(t, train, test, None, None, condition, clipped, blocks.error, lam, loss, name,
+                      getattr(kernel, "cfg", None))
