@@ -76,6 +76,38 @@ def test_limit_reduced_prints_its_plan_saves_the_reduced_limit_and_refuses_what_
         assert not (tmp_path / "no").exists()
 
 
+def test_predict_saves_the_lazy_limit_s_predictions_and_refuses_in_one_line(tmp_path, capsys):
+    """predict: the config's training samples, --test's inputs, the same numbers as lazy.predict,
+    saved sealed (show reads it); a missing file, a mean-field config or bad times refused by name."""
+    from meanfield.theory import lazy
+
+    config = write(tmp_path, "seed = 2\n[network]\nm = 64\nd = 4\nactivation = 'erf'\nscaling = 'lazy'\n"
+                             "[data]\nn = 15\n[flow]\ndt = 0.1\nt_end = 2.0\n")
+    Z = np.random.default_rng(1).standard_normal((6, 4))
+    np.savez(tmp_path / "test.npz", X=Z)
+    out = tmp_path / "pred"
+    assert main(["predict", config, "--test", str(tmp_path / "test.npz"), "--times", "0,1.5,inf", "--ensemble",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "15 training and 6 test points, 3 times" in captured.err
+    assert "lazy-limit ensemble mean and variance (erf two-layer" in captured.out
+    saved = lazy.Prediction.load(out)
+    cfg = mf.Config.from_toml(config)
+    data = mf.run_data(cfg)
+    direct = lazy.predict(cfg, data.y, [0, 1.5, np.inf], data.X, Z, ensemble=True)
+    np.testing.assert_array_equal(saved.test, direct.test)
+    np.testing.assert_array_equal(saved.variance, direct.variance)
+    assert main(["show", str(out)]) == 0
+    assert "lazy-limit ensemble" in capsys.readouterr().out
+    for extra, name in ((["--test", str(tmp_path / "none.npz")], "--test"), (["--times", "1,x"], "--times"),
+                        (["--set", "network.scaling='mean_field'"], "network.scaling"), ([], "--test")):
+        assert main(["predict", config, *extra, "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert name in err
+        assert not (tmp_path / "no").exists()
+
+
 def test_bad_config_exits_2_with_one_line(tmp_path, capsys):
     config = write(tmp_path, "[network]\nactivaton = 'relu'\n")
     assert main(["run", config, "--out", str(tmp_path / "o")]) == 2

@@ -167,6 +167,73 @@ def _reduced_limit(cfg, args) -> int:
     return 0
 
 
+def _npz(path, option: str, keys: tuple) -> dict:
+    """The arrays of an .npz file (never unpickled), with ``keys`` required; ConfigError naming ``option``."""
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            found = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ConfigError.invalid(option, str(path), "an .npz file of arrays (numpy.savez)", str(exc)) from None
+    missing = [key for key in keys if key not in found]
+    if missing:
+        raise ConfigError.invalid(option, str(path), f"an .npz file with the arrays {', '.join(keys)} (it has "
+                                  f"{', '.join(found) or 'none'})")
+    return found
+
+
+def _predict(args) -> int:
+    """``meanfield predict``: the lazy limit's predictions (``theory.lazy``) on the config's training
+    data (or --train), at --test's inputs (or the config's test split), saved as a sealed folder."""
+    import numpy as np
+
+    from ..engine.controller import run_data
+    from ..engine.problem import record_steps
+    from ..model.data import data_inputs, validate_arrays
+    from ..model.limit_kernels import LimitKernel
+    from ..store import runfolder
+    from ..theory import lazy
+
+    cfg, _ = _config(args)
+    kernel = LimitKernel(cfg)                                   # refuses, by name, what the lazy limit does not fit
+    if args.times is None:
+        flow, record = cfg.flow, cfg.record
+        times = np.append(record_steps(flow.n_steps, record.n_records, record.spacing) * flow.dt, np.inf)
+    else:
+        try:
+            times = [float(text) for text in args.times.split(",")]
+        except ValueError:
+            raise ConfigError.invalid("--times", args.times, "comma-separated times >= 0, e.g. 0,1,10,inf") from None
+    if args.train:
+        arrays = _npz(args.train, "--train", ("X", "y"))
+        X, y = validate_arrays((arrays["X"], arrays["y"]), cfg)
+        Z_default = None
+    else:
+        data = run_data(cfg)
+        X, y, Z_default = data.X, data.y, data.X_test if len(data.y_test) else None
+    Z = data_inputs(_npz(args.test, "--test", ("X",))["X"], cfg) if args.test else Z_default
+    if Z is None:
+        raise ConfigError.invalid("--test", None, "an .npz file with the test inputs X (or a config with "
+                                  "data.n_test > 0)")
+    if cfg.flow.loss != "squared":
+        times = [t for t in times if np.isfinite(t)]
+    ensemble = args.ensemble or args.covariance
+    found = lazy.plan(len(y), len(Z), len(times), ensemble, args.covariance)
+    lazy.check_plan(found)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-predict"
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy="pass --force to replace it or choose another --out") as folder:
+        print(f"meanfield predict: {len(y):,} training and {len(Z):,} test points, {len(times)} times, about "
+              f"{found['bytes'] / 2**20:.3g} MiB", file=sys.stderr, flush=True)
+        result = lazy.predict(kernel, y, times, X, Z, lam=args.lam, loss=cfg.flow.loss, ensemble=ensemble,
+                              covariance=args.covariance)
+        runfolder.retire(folder)
+        result.save(folder)
+    print(f"{result.describe()}; saved to {folder}")
+    return 0
+
+
 def _sweep(args) -> int:
     from ..engine.progress import cli_mode
     from . import sweep
@@ -277,6 +344,24 @@ def parser() -> argparse.ArgumentParser:
     limit.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
     _overrides(limit)
     limit.set_defaults(func=_limit)
+
+    pred = sub.add_parser("predict", help="the lazy (NTK) limit's predictions at test points, any time, ensembles")
+    pred.add_argument("config", help="a TOML configuration file (lazy scaling, or a deep NTK network)")
+    pred.add_argument("--test", metavar="FILE.npz", help="test inputs: an .npz file with X (default: the config's "
+                                                         "test split, data.n_test)")
+    pred.add_argument("--train", metavar="FILE.npz", help="training data: an .npz file with X and y (default: the "
+                                                          "samples a run of the config trains on)")
+    pred.add_argument("--times", help="comma-separated flow times, inf allowed (default: the config's record times "
+                                      "and inf)")
+    pred.add_argument("--lam", type=float, default=0.0,
+                      help="ridge on the displacement from the initialisation (t = inf: kernel ridge regression)")
+    pred.add_argument("--ensemble", action="store_true",
+                      help="the mean and variance over random initialisations (NNGP + NTK)")
+    pred.add_argument("--covariance", action="store_true", help="with --ensemble: the full test covariance")
+    pred.add_argument("--out", help="result folder (default runs/CONFIG_NAME-predict)")
+    pred.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
+    _overrides(pred)
+    pred.set_defaults(func=_predict)
 
     show = sub.add_parser("show", help="a saved run at a glance: status, config, statistics, observables")
     show.add_argument("run_dir", help="the run folder")

@@ -36,6 +36,21 @@ def _kind(folder: Path) -> str | None:
     return files.read_sealed(folder / "manifest.json", "a saved result").get("kind")
 
 
+def _reduced_limit():
+    from ..theory.reduced import ReducedLimit
+
+    return ReducedLimit
+
+
+def _prediction():
+    from ..theory.lazy import Prediction
+
+    return Prediction
+
+
+SAVED = {"reduced_limit": _reduced_limit, "lazy_prediction": _prediction}   # kind -> its class (imported when read)
+
+
 def describe(folder) -> str:
     """Status, the config's differences from the defaults, run statistics, final observables."""
     folder = Path(folder)
@@ -44,11 +59,11 @@ def describe(folder) -> str:
         cfg = Config.from_dict(files.field(state, "config", folder / checkpoint.STATE))
         return (f"{folder}: interrupted at t = {state.get('t', '?')} of {cfg.flow.t_end:g} "
                 f"(step {state.get('done')} of {cfg.flow.n_steps}); continue with `meanfield resume {folder}`")
-    if (folder / "manifest.json").exists() and _kind(folder) == "reduced_limit":
-        from ..theory.reduced import ReducedLimit
-
-        found = ReducedLimit.load(folder)
-        return "\n".join([f"{folder}: {found.describe()}", *_config_lines(found.config)])
+    kind = _kind(folder) if (folder / "manifest.json").exists() else None
+    if kind in SAVED:
+        found = SAVED[kind]().load(folder)
+        config = [] if found.config is None else _config_lines(found.config)
+        return "\n".join([f"{folder}: {found.describe()}", *config])
     result = Result.load(folder)
     cfg, stats = result.config, result.stats
     lines = [f"{folder}: {result.status}, t = {result.t[-1]:.6g} of {cfg.flow.t_end:g}"
