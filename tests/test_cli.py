@@ -89,7 +89,7 @@ def test_predict_saves_the_lazy_limit_s_predictions_and_refuses_in_one_line(tmp_
     assert main(["predict", config, "--test", str(tmp_path / "test.npz"), "--times", "0,1.5,inf", "--ensemble",
                  "--out", str(out)]) == 0
     captured = capsys.readouterr()
-    assert "15 training and 6 test points, 3 times" in captured.err
+    assert "15 training and 6 test points, 3 times: about" in captured.err
     assert "lazy-limit ensemble mean and variance (erf two-layer" in captured.out
     saved = lazy.Prediction.load(out)
     cfg = mf.Config.from_toml(config)

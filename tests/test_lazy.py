@@ -152,7 +152,7 @@ def test_blocks_of_test_rows_change_nothing(problem, rng, monkeypatch):
     X, _, y = problem
     Z = rng.standard_normal((40, 3))
     whole = lazy.predict("relu", y, [1.0, np.inf], X, Z, ensemble=True)
-    monkeypatch.setattr(lazy, "BLOCK_BYTES", 8 * 8 * len(X) * 7)          # blocks of 7 rows
+    monkeypatch.setattr(lazy, "BLOCK_BYTES", lazy.BLOCK_ARRAYS * 8 * len(X) * 7)          # blocks of 7 rows
     assert lazy.plan(len(X), 40, 2, True)["block"] == 7
     blocked = lazy.predict("relu", y, [1.0, np.inf], X, Z, ensemble=True)
     np.testing.assert_allclose(blocked.test, whole.test, rtol=0, atol=1e-14)

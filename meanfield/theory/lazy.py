@@ -48,6 +48,8 @@ from ..model.limit_kernels import LimitKernel
 
 ODE_RTOL = 1e-10            # the logistic kernel ODE's relative tolerance (absolute: ODE_RTOL * 1e-2)
 BLOCK_BYTES = 64 * 2**20    # memory of one block of test rows' kernels and intermediates
+BLOCK_ARRAYS = 16           # (block, n) arrays alive at once while a block's kernels are computed (measured: 15)
+LONG_SECONDS = 60.0         # a prediction whose kernels should take longer warns with its plan first
 SINGULAR = 1e-12            # eigenvalues of H below this times the largest count as zero (no ridge)
 KIND = "lazy_prediction"    # a saved prediction's manifest kind
 
@@ -213,16 +215,30 @@ def _times(times) -> np.ndarray:
 
 # --- the plan ----------------------------------------------------------------------------------
 
-def plan(n: int, n_test: int, n_times: int, ensemble: bool = False, covariance: bool = False) -> dict:
-    """The memory (bytes, by the size that drives each term) and the block of test rows of a
+def plan(n: int, n_test: int, n_times: int, ensemble: bool = False, covariance: bool = False,
+         kernel: LimitKernel | None = None, X=None, Z=None) -> dict:
+    """The memory (bytes, by the size that drives each term), the block of test rows and the
+    kernels' estimated CPU seconds (``LimitKernel.seconds``, with X and Z; 0 for Matrices) of a
     prediction, before any work: the training kernels and their eigenvectors (about 6 n^2
-    numbers), a block of test rows (about 8 block n; all of them for a covariance), the outputs
-    (T n_test, twice for an ensemble) and the covariances (T n_test^2)."""
-    block = n_test if covariance else max(1, min(n_test, BLOCK_BYTES // (8 * 8 * max(n, 1))))
-    terms = {"n": 6 * n * n * 8, "block": 8 * block * n * 8 + (block * block * 8 if covariance else 0),
+    numbers), a block of test rows (BLOCK_ARRAYS block n: the kernels' temporaries; all the rows for
+    a covariance), the outputs (T n_test, twice for an ensemble) and the covariances (T n_test^2)."""
+    block = n_test if covariance else max(1, min(n_test, BLOCK_BYTES // (BLOCK_ARRAYS * 8 * max(n, 1))))
+    terms = {"n": 6 * n * n * 8, "block": BLOCK_ARRAYS * block * n * 8 + (block * block * 8 if covariance else 0),
              "n_test": n_times * n_test * 8 * (1 + ensemble) + n_times * n * 8,
              "covariance": n_times * n_test * n_test * 8 if covariance else 0}
-    return {"terms": terms, "block": block, "bytes": sum(terms.values())}
+    seconds, nodes = 0.0, 0
+    if kernel is not None:
+        (train, nodes), test = kernel.seconds(X), kernel.seconds(Z, X)[0] if n_test else 0.0
+        seconds = train + test + (kernel.seconds(Z, Z)[0] if covariance else 0.0)
+    return {"terms": terms, "block": block, "bytes": sum(terms.values()), "seconds": seconds, "nodes": nodes,
+            "n": n, "n_test": n_test, "times": n_times}
+
+
+def describe_plan(found: dict) -> str:
+    """One line: the sizes, the memory and the kernels' estimated CPU time."""
+    rule = f" (a quadrature of {found['nodes']} nodes per axis)" if found["nodes"] else ""
+    return (f"{found['n']:,} training and {found['n_test']:,} test points, {found['times']} times: about "
+            f"{found['bytes'] / 2**20:.3g} MiB, the kernels about {found['seconds']:.3g} CPU-seconds{rule} (estimated)")
 
 
 def check_plan(found: dict) -> None:
@@ -282,8 +298,12 @@ def predict(kernel, y, times, X=None, X_test=None, u0=None, u0_test=None, lam: f
     if loss != "squared" and np.any(np.isinf(t)):
         raise ConfigError.invalid("times", t.tolist(), f"finite times with loss = {loss!r} (the outputs grow "
                                   "without bound on separable data)")
-    found = plan(blocks.n, blocks.n_test, len(t), ensemble or covariance, covariance)
+    found = plan(blocks.n, blocks.n_test, len(t), ensemble or covariance, covariance,
+                 None if blocks.matrices else kernel, blocks.X, blocks.Z)
     check_plan(found)
+    if found["seconds"] > LONG_SECONDS:
+        warnings.warn(f"meanfield: this prediction's plan: {describe_plan(found)}; inputs of smaller norm need fewer "
+                      "quadrature nodes", stacklevel=2)
     u0 = np.zeros(blocks.n) if u0 is None else np.asarray(u0, dtype=float)
     u0_test = np.zeros(blocks.n_test) if u0_test is None else np.asarray(u0_test, dtype=float)
     P, H = blocks.train()

@@ -186,6 +186,8 @@ def _npz(path, option: str, keys: tuple) -> dict:
 def _predict(args) -> int:
     """``meanfield predict``: the lazy limit's predictions (``theory.lazy``) on the config's training
     data (or --train), at --test's inputs (or the config's test split), saved as a sealed folder."""
+    import warnings
+
     import numpy as np
 
     from ..engine.controller import run_data
@@ -219,15 +221,16 @@ def _predict(args) -> int:
     if cfg.flow.loss != "squared":
         times = [t for t in times if np.isfinite(t)]
     ensemble = args.ensemble or args.covariance
-    found = lazy.plan(len(y), len(Z), len(times), ensemble, args.covariance)
+    found = lazy.plan(len(y), len(Z), len(times), ensemble, args.covariance, kernel, X, Z)
     lazy.check_plan(found)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-predict"
     with runfolder.claim(out, "--out", replace=args.force,
                          busy="pass --force to replace it or choose another --out") as folder:
-        print(f"meanfield predict: {len(y):,} training and {len(Z):,} test points, {len(times)} times, about "
-              f"{found['bytes'] / 2**20:.3g} MiB", file=sys.stderr, flush=True)
-        result = lazy.predict(kernel, y, times, X, Z, lam=args.lam, loss=cfg.flow.loss, ensemble=ensemble,
-                              covariance=args.covariance)
+        print(f"meanfield predict: {lazy.describe_plan(found)}", file=sys.stderr, flush=True)
+        with warnings.catch_warnings():               # the plan, printed above
+            warnings.filterwarnings("ignore", message="meanfield: this prediction's plan")
+            result = lazy.predict(kernel, y, times, X, Z, lam=args.lam, loss=cfg.flow.loss, ensemble=ensemble,
+                                  covariance=args.covariance)
         runfolder.retire(folder)
         result.save(folder)
     print(f"{result.describe()}; saved to {folder}")
