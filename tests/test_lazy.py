@@ -243,3 +243,17 @@ def test_a_saved_prediction_loads_and_an_edit_is_detected(problem, tmp_path):
     manifest.write_text(manifest.read_text().replace('"squared"', '"logistic"'))
     with pytest.raises(CorruptedResultError):
         lazy.Prediction.load(folder)
+
+
+def test_shapes_are_checked_before_any_work_and_test_points_are_optional(problem):
+    X, Z, y = problem
+    for kwargs, name in (({"u0": np.zeros(3)}, "u0.shape"), ({"u0_test": np.zeros(2)}, "u0_test.shape")):
+        with pytest.raises(ConfigError, match=name):
+            lazy.predict("relu", y, [1.0], X, Z, **kwargs)
+    with pytest.raises(ConfigError, match="X_test.shape"):
+        lazy.predict("relu", y, [1.0], X, Z[:, :2])
+    with pytest.raises(ConfigError, match="y.shape"):
+        lazy.predict("relu", y[:-1], [1.0], X, Z)
+    alone = lazy.predict("relu", y, [1.0], X)
+    assert alone.test.shape == (1, 0)
+    np.testing.assert_array_equal(alone.train, lazy.predict("relu", y, [1.0], X, Z).train)

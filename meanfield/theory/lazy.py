@@ -206,6 +206,20 @@ def _kernel(kernel, X):
     return kernel, f"{net.activation} {depth}"
 
 
+def _inputs(kernel, X, X_test):
+    """X (n, d) and X_test (n_test, d) as float arrays (None with Matrices; no test inputs: (0, d))."""
+    if isinstance(kernel, Matrices):
+        return None, None
+    if X is None:
+        raise ConfigError.invalid("X", None, "the training inputs (n, d)")
+    X = np.asarray(X, dtype=float)
+    X_test = np.zeros((0, X.shape[1])) if X_test is None else np.asarray(X_test, dtype=float)
+    if X.ndim != 2 or X_test.ndim != 2 or X_test.shape[1] != X.shape[1]:
+        raise ConfigError.invalid("X_test.shape", X_test.shape, f"(n_test, {X.shape[1] if X.ndim == 2 else 'd'}), "
+                                  "as many columns as X (n, d)")
+    return X, X_test
+
+
 def _times(times) -> np.ndarray:
     t = np.atleast_1d(np.asarray(times, dtype=float))
     if t.ndim != 1 or not len(t) or np.any(np.isnan(t)) or np.any(t < 0):
@@ -287,11 +301,13 @@ def predict(kernel, y, times, X=None, X_test=None, u0=None, u0_test=None, lam: f
         raise ConfigError.invalid("lam", lam, "a ridge >= 0")
     activations.loss(loss)
     t = _times(times)
-    blocks = _Blocks(kernel, None if X is None else np.asarray(X, dtype=float),
-                     None if X_test is None else np.asarray(X_test, dtype=float))
+    X, X_test = _inputs(kernel, X, X_test)
+    blocks = _Blocks(kernel, X, X_test)
     y = np.asarray(y, dtype=float)
-    if y.shape != (blocks.n,):
-        raise ConfigError.invalid("y.shape", y.shape, f"({blocks.n},), one label per training input")
+    for name, value, size in (("y", y, blocks.n), ("u0", u0, blocks.n), ("u0_test", u0_test, blocks.n_test)):
+        if value is not None and np.shape(value) != (size,):
+            raise ConfigError.invalid(f"{name}.shape", np.shape(value), f"({size},), one value per "
+                                      f"{'test' if name == 'u0_test' else 'training'} input")
     if (ensemble or covariance) and (loss != "squared" or u0 is not None or u0_test is not None):
         raise ConfigError.invalid("ensemble", True, "only with the squared loss and without u0 (the mean is over "
                                   "initialisations)")
