@@ -316,8 +316,6 @@ LAZY = (
          "network)"),
     Rule("network.parameterization", lambda s: s.network.depth > 1 and s.network.parameterization != "ntk",
          "'ntk' with network.depth >= 2 (the kernel regime; mup learns features)"),
-    Rule("network.activation", lambda s: s.network.depth > 1 and s.network.architecture == "resnet"
-         and s.network.activation != "relu", "'relu' for residual networks' kernels (ntk.deep_resnet_relu_kernels)"),
     Rule("init.w_law", lambda s: s.init.w_law != "gaussian", "'gaussian' (the kernels are Gaussian expectations)"),
     Rule("init.a_law", lambda s: s.init.a_law == "balanced",
          "'gaussian', 'rademacher', 'constant' or 'zero' (a independent of w)"),

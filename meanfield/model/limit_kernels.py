@@ -13,8 +13,9 @@ functions of q = s_w^2 |x|^2, q' = s_w^2 |x'|^2 and rho = s_w^2 x.x' (``populati
 prior = alpha^2 m s(m)^2 E[a^2] kappa (width-free in the lazy scaling), ntk = E[a^2] (x.x') beta
 (hidden layer) + kappa (output layer). Deep (``network.depth`` L >= 2, NTK parameterisation,
 ``deep.py``): Sigma^(0) = x.x', Sigma^(h) = c_sigma kappa(Sigma^(h-1)), Theta^(h) = Theta^(h-1)
-c_sigma beta(Sigma^(h-1)) + Sigma^(h); prior = Sigma^(L), ntk = Theta^(L); residual networks
-through ``ntk.deep_resnet_relu_kernels`` (ReLU).
+c_sigma beta(Sigma^(h-1)) + Sigma^(h); prior = Sigma^(L), ntk = Theta^(L); residual networks by
+the recursion of ``ntk.deep_resnet_relu_kernels`` with kappa, beta and the features' mean of the
+activation (``LimitKernel._resnet``).
 
 How kappa and beta are computed, by the activation's ``population`` entry: closed forms (relu,
 leaky_relu, linear, quadratic, erf); exact orthant formulas (piecewise_linear); for smooth ones
@@ -48,6 +49,7 @@ MAX_NODES = 1024        # per axis, the last
 HALF_WIDTH = 8.5        # the rule's nodes span [-8.5, 8.5]: the Gaussian mass beyond is 2e-17
 QUADRATURE_TOL = 1e-11  # relative agreement of a rule with the doubled one on the hardest pairs
 CHUNK_VALUES = 2 ** 21  # pair-node values evaluated at once (16 MiB per array)
+MEAN_NODES = 4096       # the 1-D rule of E sigma(sqrt(q) z) for activations without a closed-form mean
 NODE_SECONDS = 2.5e-8   # CPU per pair and node of the rule (sigma and sigma' in NumPy: 11-27 ns measured)
 PAIR_SECONDS = 2e-7     # CPU per pair of a closed form (ReLU, 10,000 x 1,000: 1.8 s for the whole prediction)
 
@@ -206,31 +208,57 @@ class LimitKernel:
         H = (self.a2 * gram * beta if self.hidden else 0.0) + (kappa if self.output else 0.0)
         return self.prior_scale * kappa, np.asarray(H, dtype=float) + np.zeros_like(kappa)
 
+    def _mean(self, q):
+        """E sigma(sqrt(q) z), z ~ N(0, 1), elementwise: the closed form, or the 1-D rule of MEAN_NODES."""
+        entry = ACTIVATIONS[self.name]
+        if entry.mean is not None:
+            return entry.mean(np.asarray(q, dtype=float), self.params)[0]
+        x, w = trapezoid(MEAN_NODES)
+        return activation(self.name, np.sqrt(np.asarray(q, dtype=float))[..., None] * x, self.params) @ w
+
     def _deep(self, A, B):
         net = self.cfg.network
-        if self.name == "relu" and net.architecture == "mlp":
-            return ntk.deep_relu_kernels(A, net.depth, self.c_sigma, Y=B)
-        if net.architecture == "resnet":          # the recursion on the stacked rows (LAZY: ReLU only)
-            rows = A if B is None else np.vstack([A, B])
-            sigma, theta = ntk.deep_resnet_relu_kernels(rows, net.depth, self.res_scale, self.c_sigma)
-            cols = slice(0, len(A)) if B is None else slice(len(A), None)
-            return sigma[:len(A), cols], theta[:len(A), cols]
         Bm = A if B is None else B
-        sigma, qa, qb = A @ Bm.T, np.sum(A * A, axis=1), np.sum(Bm * Bm, axis=1)
-        theta = sigma.copy()
-        for _ in range(net.depth):
-            kappa, beta = self._moments(qa[:, None], qb[None, :], sigma)
-            sigma, theta = self.c_sigma * kappa, theta * self.c_sigma * beta + self.c_sigma * kappa
-            qa, qb = (self.c_sigma * self._moments(q, q, q)[0] for q in (qa, qb))
-        return sigma, theta
+        sq_a, sq_b, gram = np.sum(A * A, axis=1)[:, None], np.sum(Bm * Bm, axis=1)[None, :], A @ Bm.T
+        if net.architecture == "resnet":
+            return self._resnet(sq_a, sq_b, gram)
+        if self.name == "relu":
+            return ntk.deep_relu_kernels(A, net.depth, self.c_sigma, Y=B)
+        return self._mlp(sq_a, sq_b, gram)
 
     def _deep_diagonal(self, sq):
-        net = self.cfg.network
-        if net.architecture == "resnet":          # ReLU: both kernels are 2-homogeneous in the input
-            sigma, theta = ntk.deep_resnet_relu_kernels(np.ones((1, 1)), net.depth, self.res_scale, self.c_sigma)
-            return sq * sigma[0, 0], sq * theta[0, 0]
-        q, theta = sq.copy(), sq.copy()
-        for _ in range(net.depth):
-            kappa, beta = self._moments(q, q, q)
-            q, theta = self.c_sigma * kappa, theta * self.c_sigma * beta + self.c_sigma * kappa
-        return q, theta
+        recursion = self._resnet if self.cfg.network.architecture == "resnet" else self._mlp
+        return recursion(sq, sq, sq)
+
+    def _mlp(self, qa, qb, sigma):
+        """(Sigma^(L), Theta^(L)) of the fully connected network from the input Gram (broadcast shapes)."""
+        c, theta = self.c_sigma, sigma
+        for _ in range(self.cfg.network.depth):
+            kappa, beta = self._moments(qa, qb, sigma)
+            sigma, theta = c * kappa, theta * c * beta + c * kappa
+            qa, qb = (c * self._moments(q, q, q)[0] for q in (qa, qb))
+        return sigma, theta
+
+    def _resnet(self, qa, qb, gram):
+        """(K^(L), Theta^(L)) of the residual network (``ntk.deep_resnet_relu_kernels``' recursion for any
+        activation: E[relu relu] -> kappa, E[step step] -> beta, and the features' mean r = sqrt(c_sigma)
+        E sigma(sqrt(K(x, x)) z) carried along the stream), from the input Gram (broadcast shapes)."""
+        c, b = self.c_sigma, self.res_scale
+        r = lambda q: np.sqrt(c) * self._mean(q)
+        diagonal = lambda q: c * self._moments(q, q, q)[0]
+        kappa, beta = self._moments(qa, qb, gram)
+        K, Ka, Kb, mu_a, mu_b = c * kappa, diagonal(qa), diagonal(qb), r(qa), r(qb)
+        stream, dots = [K], [beta]
+        for _ in range(self.cfg.network.depth - 1):
+            kappa, beta = self._moments(Ka, Kb, K)
+            ra, rb = r(Ka), r(Kb)
+            K = K + b * (mu_a * rb + ra * mu_b) + b * b * c * kappa
+            Ka, Kb = (Kx + 2 * b * mu * rx + b * b * diagonal(Kx) for Kx, mu, rx in ((Ka, mu_a, ra), (Kb, mu_b, rb)))
+            mu_a, mu_b = mu_a + b * ra, mu_b + b * rb
+            stream.append(K)
+            dots.append(beta)
+        theta, P = K.copy(), np.ones_like(K)
+        for layer in range(len(stream) - 1, 0, -1):       # the residual layers, top down
+            theta = theta + b * b * c * P * dots[layer] * stream[layer - 1]
+            P = P * (1 + b * b * c * dots[layer])
+        return K, theta + c * P * dots[0] * gram
