@@ -275,3 +275,12 @@ def test_shapes_are_checked_before_any_work_and_test_points_are_optional(problem
     alone = lazy.predict("relu", y, [1.0], X)
     assert alone.test.shape == (1, 0)
     np.testing.assert_array_equal(alone.train, lazy.predict("relu", y, [1.0], X, Z).train)
+
+
+def test_matrices_without_a_prior_are_refused_for_an_ensemble_by_name(problem):
+    X, Z, y = problem
+    K = LimitKernel(lazy_config("relu"))
+    matrices = lazy.Matrices(K.pair(X)[1], K.pair(Z, X)[1])
+    assert lazy.predict(matrices, y, [1.0]).kernel == "user matrices"
+    with pytest.raises(ConfigError, match="prior"):
+        lazy.predict(matrices, y, [1.0], ensemble=True)

@@ -170,6 +170,12 @@ class _Blocks:
     def error(self) -> float:
         return self.kernel.error
 
+    def has_prior(self, full: bool) -> bool:
+        """Whether user Matrices carry what an ensemble (``full``: a covariance) needs."""
+        k = self.kernel
+        own = k.prior_test_test is not None or (not full and k.prior_diag is not None)
+        return k.prior is not None and (k.prior_test is not None or not self.n_test) and (own or not self.n_test)
+
     def train(self):
         if self.matrices:
             return self.kernel.prior, self.kernel.ntk
@@ -178,9 +184,12 @@ class _Blocks:
     def test(self, rows: slice, full: bool):
         k = self.kernel
         if self.matrices:
-            own = k.prior_test_test[rows, rows] if full else (
-                k.prior_diag[rows] if k.prior_diag is not None else None
-                if k.prior_test_test is None else np.diag(k.prior_test_test)[rows])
+            if full:
+                own = k.prior_test_test[rows, rows]
+            elif k.prior_diag is not None:
+                own = k.prior_diag[rows]
+            else:
+                own = None if k.prior_test_test is None else np.diag(k.prior_test_test)[rows]
             return (None if k.prior_test is None else k.prior_test[rows]), k.ntk_test[rows], own
         prior, H = k.pair(self.Z[rows], self.X)
         own = k.pair(self.Z[rows])[0] if full else k.diagonal(self.Z[rows])[0]
@@ -304,18 +313,23 @@ def predict(kernel, y, times, X=None, X_test=None, u0=None, u0_test=None, lam: f
     X, X_test = _inputs(kernel, X, X_test)
     blocks = _Blocks(kernel, X, X_test)
     y = np.asarray(y, dtype=float)
-    for name, value, size in (("y", y, blocks.n), ("u0", u0, blocks.n), ("u0_test", u0_test, blocks.n_test)):
+    for field_name, value, size in (("y", y, blocks.n), ("u0", u0, blocks.n), ("u0_test", u0_test, blocks.n_test)):
         if value is not None and np.shape(value) != (size,):
-            raise ConfigError.invalid(f"{name}.shape", np.shape(value), f"({size},), one value per "
-                                      f"{'test' if name == 'u0_test' else 'training'} input")
-    if (ensemble or covariance) and (loss != "squared" or u0 is not None or u0_test is not None):
+            raise ConfigError.invalid(f"{field_name}.shape", np.shape(value), f"({size},), one value per "
+                                      f"{'test' if field_name == 'u0_test' else 'training'} input")
+    ensemble = ensemble or covariance
+    if ensemble and (loss != "squared" or u0 is not None or u0_test is not None):
         raise ConfigError.invalid("ensemble", True, "only with the squared loss and without u0 (the mean is over "
                                   "initialisations)")
+    if ensemble and blocks.matrices and not blocks.has_prior(covariance):
+        raise ConfigError.invalid("kernel", "Matrices without the prior", "Matrices with prior, prior_test and "
+                                  + ("prior_test_test" if covariance else "prior_diag or prior_test_test")
+                                  + " for an ensemble")
     if loss != "squared" and np.any(np.isinf(t)):
         raise ConfigError.invalid("times", t.tolist(), f"finite times with loss = {loss!r} (the outputs grow "
                                   "without bound on separable data)")
-    found = plan(blocks.n, blocks.n_test, len(t), ensemble or covariance, covariance,
-                 None if blocks.matrices else kernel, blocks.X, blocks.Z)
+    found = plan(blocks.n, blocks.n_test, len(t), ensemble, covariance, None if blocks.matrices else kernel,
+                 blocks.X, blocks.Z)
     check_plan(found)
     if found["seconds"] > LONG_SECONDS:
         warnings.warn(f"meanfield: this prediction's plan: {describe_plan(found)}; inputs of smaller norm need fewer "
@@ -323,54 +337,56 @@ def predict(kernel, y, times, X=None, X_test=None, u0=None, u0_test=None, lam: f
     u0 = np.zeros(blocks.n) if u0 is None else np.asarray(u0, dtype=float)
     u0_test = np.zeros(blocks.n_test) if u0_test is None else np.asarray(u0_test, dtype=float)
     P, H = blocks.train()
-    H = 0.5 * (H + H.T)
-    solve = _squared if loss == "squared" else _ode
-    return solve(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble or covariance, covariance, found["block"],
-                 name, kernel)
+    h, V, condition, clipped = _eigen(0.5 * (H + H.T), blocks.n, lam)
+    if loss == "squared":
+        outputs = _squared(blocks, P, h, V, y, t, u0, u0_test, lam, ensemble, covariance, found["block"])
+    else:
+        outputs = _ode(blocks, H, y, t, u0, u0_test, lam, loss, found["block"])
+    train, test, variance, cov, clip = outputs
+    return Prediction(t, train, test, variance, cov, condition, max(clipped, clip), blocks.error, lam, loss, name,
+                      getattr(kernel, "cfg", None))
 
 
 def _eigen(H, n, lam):
-    """(h, V, condition, clipped): H's eigenvalues with rounding's negative ones set to 0."""
+    """(h, V, condition, clipped): H's eigenvalues with rounding's negative ones set to 0 (``clipped``:
+    the largest, relative to the top one) and, without a ridge, those below SINGULAR of the top."""
     h, V = np.linalg.eigh(H)
     top = max(float(h[-1]), 1e-300)
     clipped = max(0.0, -float(h[0])) / top
     h = np.clip(h, 0.0, None)
-    cut = SINGULAR * top
-    low = float(h[0]) + n * lam
-    condition = (top + n * lam) / low if low > cut + n * lam or lam > 0 else math.inf
-    if lam == 0:
-        h = np.where(h > cut, h, 0.0)
-        if h[0] == 0.0:
-            warnings.warn(f"the training kernel is numerically singular (smallest eigenvalue below {SINGULAR:g} of the "
-                          f"largest; duplicated inputs?): t = inf uses its pseudo-inverse; a ridge lam > 0 gives "
-                          "kernel ridge regression", SingularKernelWarning, stacklevel=4)
-    return h, V, condition, clipped
+    if lam > 0:
+        return h, V, (top + n * lam) / (float(h[0]) + n * lam), clipped
+    h = np.where(h > SINGULAR * top, h, 0.0)
+    if h[0] == 0.0:
+        warnings.warn(f"the training kernel is numerically singular (smallest eigenvalue below {SINGULAR:g} of the "
+                      "largest; duplicated inputs?): t = inf uses its pseudo-inverse; a ridge lam > 0 gives kernel "
+                      "ridge regression", SingularKernelWarning, stacklevel=4)
+        return h, V, math.inf, clipped
+    return h, V, top / float(h[0]), clipped
 
 
-def _squared(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, name, kernel):
-    n = blocks.n
-    h, V, condition, clipped = _eigen(H, n, lam)
-    phi = _phi(h, t, n, lam)                                          # (T, n)
-    target = V.T @ ((np.zeros(n) if ensemble else -u0) + y)          # (n,)
-    train = u0 + (phi * h * target) @ V.T if not ensemble else (phi * h * target) @ V.T
+def _squared(blocks, P, h, V, y, t, u0, u0_test, lam, ensemble, full, block):
+    """(train, test, variance, covariance, clipped) of the squared loss by the eigenbasis (module docstring)."""
+    phi = _phi(h, t, blocks.n, lam)                                   # (T, n)
+    target = V.T @ (y - u0)                                           # (n,); u0 = 0 for an ensemble
+    train = u0 + (phi * h * target) @ V.T
     test = np.empty((len(t), blocks.n_test))
     variance = np.empty((len(t), blocks.n_test)) if ensemble else None
     cov = np.empty((len(t), blocks.n_test, blocks.n_test)) if full else None
     M = V.T @ P @ V if ensemble else None
-    worst = clipped
+    worst = 0.0
     for lo in range(0, blocks.n_test, block):
         rows = slice(lo, min(lo + block, blocks.n_test))
         P_zx, H_zx, own = blocks.test(rows, full)
         A = H_zx @ V                                                  # (b, n)
-        test[:, rows] = (phi * target) @ A.T + (0.0 if ensemble else u0_test[rows])
+        test[:, rows] = u0_test[rows] + (phi * target) @ A.T
         if not ensemble:
             continue
         C = P_zx @ V
         for i in range(len(t)):
             Aphi = A * phi[i]
-            if full:
-                block_cov = own - Aphi @ C.T - C @ Aphi.T + (Aphi @ M) @ Aphi.T
-                values, vectors = np.linalg.eigh(0.5 * (block_cov + block_cov.T))     # one block: all rows
+            if full:                                                  # one block holds every row
+                values, vectors = np.linalg.eigh(own - Aphi @ C.T - C @ Aphi.T + (Aphi @ M) @ Aphi.T)
                 worst = max(worst, max(0.0, -float(values[0])) / max(float(np.max(np.diag(own))), 1e-300))
                 cov[i] = (vectors * np.clip(values, 0.0, None)) @ vectors.T
                 variance[i] = np.diag(cov[i])
@@ -378,18 +394,16 @@ def _squared(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, 
             var = own - 2 * np.sum(Aphi * C, axis=1) + np.sum((Aphi @ M) * Aphi, axis=1)
             worst = max(worst, float(np.max(np.clip(-var, 0.0, None) / np.maximum(own, 1e-300))))
             variance[i, rows] = np.clip(var, 0.0, None)
-    return Prediction(t, train, test, variance, cov, condition, worst, blocks.error, lam, loss, name,
-                      getattr(kernel, "cfg", None))
+    return train, test, variance, cov, worst
 
 
-def _ode(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, name, kernel):
-    """Any loss: g' = r(u_0 - H g / n) - lam g integrated adaptively to the asked times."""
+def _ode(blocks, H, y, t, u0, u0_test, lam, loss, block):
+    """(train, test, None, None, 0) of any loss: g' = r(u_0 - H g / n) - lam g, integrated adaptively."""
     from scipy.integrate import solve_ivp
 
     from ..errors import MeanfieldError
 
     n = blocks.n
-    _, _, condition, clipped = _eigen(H, n, lam)
     derivative = activations.loss(loss).derivative
     G = np.zeros((len(t), n))
     if np.max(t) > 0:
@@ -399,10 +413,8 @@ def _ode(blocks, P, H, y, t, u0, u0_test, lam, loss, ensemble, full, block, name
         if not found.success:
             raise MeanfieldError(f"the {loss} kernel ODE failed: {found.message}")
         G[order] = found.y.T
-    train = u0 - G @ H / n
     test = np.empty((len(t), blocks.n_test))
     for lo in range(0, blocks.n_test, block):
         rows = slice(lo, min(lo + block, blocks.n_test))
         test[:, rows] = u0_test[rows] - G @ blocks.test(rows, False)[1].T / n
-    return Prediction(t, train, test, None, None, condition, clipped, blocks.error, lam, loss, name,
-                      getattr(kernel, "cfg", None))
+    return u0 - G @ H / n, test, None, None, 0.0
