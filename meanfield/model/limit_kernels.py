@@ -19,12 +19,14 @@ activation (``LimitKernel._resnet``).
 
 How kappa and beta are computed, by the activation's ``population`` entry: closed forms (relu,
 leaky_relu, linear, quadratic, erf); exact orthant formulas (piecewise_linear); for smooth ones
-a 2-D product trapezoidal rule (``trapezoid``: spectral for these analytic integrands, and
-far faster than Gauss–Hermite when the activation has poles near the real line, as tanh does at
-large |w.x|) whose node count is chosen from the arguments: doubled from
-MIN_NODES until the rule agrees with the doubled one to QUADRATURE_TOL on the hardest pairs (the
-largest norms and the most nearly parallel pair), that gap kept as ``error`` (an estimate, not
-a bound; a QuadratureWarning above QUADRATURE_TOL at MAX_NODES). The ReLU family's angles come
+a 2-D product of graded trapezoidal rules (``gaussian_pairs``: the trapezoidal rule under a
+sinh map, nodes gathered where the activation turns; spectral for these analytic integrands, and
+nearly free of the input's norm, where Gauss–Hermite or a uniform rule need nodes like sqrt(q)
+because tanh(sqrt(q) z) has poles pi / (2 sqrt(q)) from the real line) whose node count is chosen
+from the arguments: raised by LADDER from MIN_NODES until the rule agrees with the next to
+QUADRATURE_TOL on the hardest pairs (the largest norms and the most nearly parallel pair), that
+gap kept as ``error`` (an estimate, not a bound; a QuadratureWarning above QUADRATURE_TOL at
+MAX_NODES). The ReLU family's angles come
 from ``ntk._geometry`` (no cancellation near parallel inputs); deep ReLU networks follow the
 angle recursion of ``ntk.deep_relu_kernels``.
 
@@ -44,13 +46,15 @@ from .population import QuadratureWarning
 from .scaling import time_factor
 from .twolayer import activation, activation_derivative
 
-MIN_NODES = 32          # per axis, the first rule tried
-MAX_NODES = 1024        # per axis, the last
+MIN_NODES = 16          # per axis, the first rule tried
+LADDER = 1.5            # each rule tried has this many times the nodes of the last
+MAX_NODES = 512         # per axis, the last
+GRADE = 2.0             # the graded rule's scale, in units of the activation's turn (best of 0.5-4, measured)
 HALF_WIDTH = 8.5        # the rule's nodes span [-8.5, 8.5]: the Gaussian mass beyond is 2e-17
 QUADRATURE_TOL = 1e-11  # relative agreement of a rule with the doubled one on the hardest pairs
 CHUNK_VALUES = 2 ** 21  # pair-node values evaluated at once (16 MiB per array)
 MEAN_NODES = 4096       # the 1-D rule of E sigma(sqrt(q) z) for activations without a closed-form mean
-NODE_SECONDS = 2.5e-8   # CPU per pair and node of the rule (sigma and sigma' in NumPy: 11-27 ns measured)
+NODE_SECONDS = 6e-8     # CPU per pair and node of the graded rule (map, sigma, sigma' in NumPy: 42-71 ns measured)
 PAIR_SECONDS = 2e-7     # CPU per pair of a closed form (ReLU, 10,000 x 1,000: 1.8 s for the whole prediction)
 
 A_SECOND_MOMENT = {"gaussian": 1.0, "rademacher": 1.0, "constant": 1.0, "zero": 0.0}   # E a^2 / a_scale^2
@@ -65,19 +69,34 @@ def _probe_pairs(q1, q2, rho):
 
 
 def trapezoid(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """The trapezoidal rule for N(0, 1) on nodes equally spaced over [-HALF_WIDTH, HALF_WIDTH]: for an
-    integrand analytic in the strip |Im z| < tau its error falls like exp(-2 pi tau / h) in the
-    spacing h (Trefethen & Weideman 2014), where Gauss–Hermite's falls like exp(-tau sqrt(2 n)):
-    tanh(sqrt(q) z) has poles at distance pi / (2 sqrt(q)) from the real line."""
+    """The trapezoidal rule for N(0, 1) on nodes equally spaced over [-HALF_WIDTH, HALF_WIDTH] (1-D means):
+    for an integrand analytic in the strip |Im z| < tau its error falls like exp(-2 pi tau / h) in
+    the spacing h (Trefethen & Weideman 2014)."""
     x = np.linspace(-HALF_WIDTH, HALF_WIDTH, nodes)
     w = np.exp(-0.5 * x * x)
     return x, w / w.sum()
 
 
+def graded(center, scale, nodes: int):
+    """Nodes and weights (..., nodes) of E g(xi), xi ~ N(0, 1), by the trapezoidal rule in s under
+    xi = center + scale sinh(s) over xi in [-HALF_WIDTH, HALF_WIDTH]: nodes ``scale h`` apart near
+    ``center``, exponentially farther apart beyond, where the Gaussian and a saturated activation
+    vary slowly. ``center``, ``scale``: arrays of one shape."""
+    s_lo = np.arcsinh((-HALF_WIDTH - center) / scale)
+    s_hi = np.arcsinh((HALF_WIDTH - center) / scale)
+    s = s_lo[..., None] + (s_hi - s_lo)[..., None] * np.linspace(0.0, 1.0, nodes)
+    sinh = np.sinh(s)
+    x = center[..., None] + scale[..., None] * sinh
+    w = ((s_hi - s_lo) / (nodes - 1))[..., None] * scale[..., None] * np.sqrt(1.0 + sinh * sinh) * np.exp(-0.5 * x * x)
+    return x, w / np.sqrt(2 * np.pi)
+
+
 def gaussian_pairs(name, params, q1, q2, rho, nodes: int):
-    """(kappa, beta) elementwise by the 2-D product ``trapezoid`` rule on xi ~ N(0, I_2): u = sqrt(q1) xi_1,
-    v = p xi_1 + r xi_2 with p = rho / sqrt(q1), r = sqrt(q2 - p^2)."""
-    x, w = trapezoid(nodes)
+    """(kappa, beta) elementwise on xi ~ N(0, I_2), u = sqrt(q1) xi_1, v = p xi_1 + r xi_2 (p = rho / sqrt(q1),
+    r = sqrt(q2 - p^2)), by ``graded`` rules of ``nodes`` nodes: in xi_1 about 0, where sigma(u) turns
+    (on the scale GRADE / sqrt(q1)), and in xi_2, for each xi_1 node, about the point where v = 0
+    (on the scale GRADE / r). The sharp turn of sigma at a large |w.x| then costs nodes like its
+    logarithm, where a uniform rule needs them like sqrt(q)."""
     shape = np.broadcast_shapes(np.shape(q1), np.shape(q2), np.shape(rho))
     q1, q2, rho = (np.ravel(v) for v in np.broadcast_arrays(q1, q2, rho))
     norm = np.sqrt(q1)
@@ -88,32 +107,36 @@ def gaussian_pairs(name, params, q1, q2, rho, nodes: int):
     chunk = max(1, CHUNK_VALUES // (nodes * nodes))
     for lo in range(0, q1.size, chunk):
         part = slice(lo, lo + chunk)
-        u = norm[part, None] * x                                           # (c, N)
-        v = p[part, None, None] * x[:, None] + r[part, None, None] * x     # (c, N, N): [xi_1, xi_2]
-        inner = lambda f: np.einsum("cij,j->ci", f, w)                     # E over xi_2
-        kappa[part] = np.einsum("ci,ci,i->c", activation(name, u, params), inner(activation(name, v, params)), w)
-        beta[part] = np.einsum("ci,ci,i->c", activation_derivative(name, u, params),
-                               inner(activation_derivative(name, v, params)), w)
+        n_, p_, r_ = norm[part, None], p[part, None], r[part, None]
+        x1, w1 = graded(np.zeros(len(n_)), GRADE / np.maximum(n_[:, 0], 1.0), nodes)       # (c, N)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            center = np.clip(np.where(r_ > 0, -p_ * x1 / r_, 0.0), -HALF_WIDTH, HALF_WIDTH)
+        x2, w2 = graded(center, np.broadcast_to(GRADE / np.maximum(r_, 1.0), center.shape), nodes)   # (c, N, N)
+        u, v = n_ * x1, p_[..., None] * x1[..., None] + r_[..., None] * x2
+        inner = lambda f: np.einsum("cij,cij->ci", w2, f(name, v, params))                # E over xi_2
+        kappa[part] = np.einsum("ci,ci,ci->c", w1, activation(name, u, params), inner(activation))
+        beta[part] = np.einsum("ci,ci,ci->c", w1, activation_derivative(name, u, params), inner(activation_derivative))
     return kappa.reshape(shape), beta.reshape(shape)
 
 
 def choose_nodes(name, params, q1, q2, rho) -> tuple[int, float]:
-    """(nodes, error): the first node count from MIN_NODES, doubling, whose rule agrees with the
-    doubled one to QUADRATURE_TOL on the hardest pairs (``_probe_pairs``), and that gap; a
+    """(nodes, error): the first node count from MIN_NODES, up by LADDER, whose rule agrees with the
+    next one to QUADRATURE_TOL on the hardest pairs (``_probe_pairs``), and that gap; a
     QuadratureWarning when MAX_NODES does not reach the tolerance."""
     flat = [np.ravel(v) for v in np.broadcast_arrays(q1, q2, rho)]
     at = [v[sorted(_probe_pairs(*flat))] for v in flat]
     nodes, coarse = MIN_NODES, gaussian_pairs(name, params, *at, MIN_NODES)
     while True:
-        fine = gaussian_pairs(name, params, *at, 2 * nodes)
+        finer = int(round(LADDER * nodes))
+        fine = gaussian_pairs(name, params, *at, finer)
         scale = max(np.max(np.abs(fine[0])), np.max(np.abs(fine[1])), 1e-300)
         error = max(float(np.max(np.abs(c - f))) for c, f in zip(coarse, fine)) / scale
         error = error if np.isfinite(error) else np.inf
-        if error <= QUADRATURE_TOL or 2 * nodes >= MAX_NODES:
+        if error <= QUADRATURE_TOL or finer >= MAX_NODES:
             break
-        nodes, coarse = 2 * nodes, fine
+        nodes, coarse = finer, fine
     if error > QUADRATURE_TOL:
-        warnings.warn(f"{name} kernels: the {nodes}-node rule agrees with the {2 * nodes}-node one only to {error:.1g} "
+        warnings.warn(f"{name} kernels: the {nodes}-node rule agrees with the {finer}-node one only to {error:.1g} "
                       f"(relative) at |w.x|^2 up to {max(np.max(flat[0]), np.max(flat[1])):.3g}; smaller inputs (or "
                       "init.w_scale) resolve it", QuadratureWarning, stacklevel=4)
     return nodes, error
