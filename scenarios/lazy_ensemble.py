@@ -10,9 +10,9 @@ covariance from the NNGP and the NTK); Jacot, Gabriel & Hongler (2018).
 Setting: two-layer tanh network, lazy scaling f = m^-1/2 sum_i a_i tanh(w_i . x), both layers
 trained, w ~ N(0, I_5), a ~ N(0, 1) (not symmetric: f_0 is random), n = 10 training inputs and 8
 test inputs on the unit sphere of R^5, labels y = tanh(2 x_1) - x_2, gradient flow on the squared
-loss by RK4 with dt = 1 to T = 16, widths m = 256-16384, 200 seeds each (1,000 runs). Predicted:
+loss by RK4 with dt = 1 to T = 12, widths m = 256-16384, 200 seeds each (1,000 runs). Predicted:
 ``theory.lazy.predict(..., ensemble=True, covariance=True)``, whose tanh kernels come from the
-spectral quadrature of ``model.limit_kernels``. Recorded, at t = 0, 4, 8, 12, 16: the whitened
+spectral quadrature of ``model.limit_kernels``. Recorded, at t = 0, 3, 6, 9, 12: the whitened
 statistic Q = sum over seeds of |L^-1 (f_m(Z, t) - mean(t))|^2 / (seeds x 8), with L L^T the
 predicted covariance, which is chi-square with seeds x 8 degrees of freedom (divided by them) if
 the outputs are the predicted Gaussian; and each network's largest distance over t from its
@@ -35,8 +35,8 @@ from meanfield.theory import lazy
 from meanfield.tools.figures import scenario_main
 
 SETTING = ("tanh, lazy scaling, both layers trained, n = 10 and 8 test points on the sphere in d = 5, RK4 dt = 1 "
-           "to T = 16, m = 256-16384, 200 seeds (1,000 runs) (full mode)")
-N, D, N_TEST, T, DT = 10, 5, 8, 16.0, 1.0
+           "to T = 12, m = 256-16384, 200 seeds (1,000 runs) (full mode)")
+N, D, N_TEST, T, DT = 10, 5, 8, 12.0, 1.0
 QUICK = {"widths": [64, 128, 256, 512, 1024], "seeds": 40, "from": 256}
 FULL = {"widths": [256, 512, 1024, 4096, 16384], "seeds": 200, "from": 1024}
 LEVEL = 0.01                    # the chi-square test's level, split over the times (Bonferroni)
