@@ -202,3 +202,42 @@ class Result:
             raise CorruptedResultError(f"{where}: theta has shape {self.theta.shape}, the config's network is "
                                        f"(m, d + 1) = ({net.m}, {net.d + 1})", parameter="network.m", value=str(where))
 
+
+
+# --- sealed folders of other kinds (a reduced limit, a lazy-limit prediction) --------------------
+
+def save_sealed(path, kind: str, arrays: dict, config: Config | None, table: tuple, **fields) -> Path:
+    """Write a folder of ``kind``: arrays.npz (hashed in the manifest), config.toml (if any), the
+    table (header, columns) as observables.csv and a sealed manifest.json with ``fields``."""
+    folder = files.make_folder(path)
+    specs = files.write_arrays(folder / ARRAYS, arrays)
+    document = None if config is None else config.to_dict()
+    if config is not None:
+        with files.atomic_write(folder / CONFIG) as handle:
+            handle.write(config.to_toml().encode())
+    header, columns = table
+    with files.atomic_write(folder / TABLE) as handle:
+        np.savetxt(handle, np.column_stack(columns), delimiter=",", header=header, comments="", fmt="%.17g")
+    files.write_sealed(folder / MANIFEST, {
+        "format_version": FORMAT_VERSION, "kind": kind, "config": document,
+        "config_sha256": None if document is None else files.json_sha256(document), "arrays": specs, **fields,
+        "versions": files.versions()})
+    return folder
+
+
+def load_sealed(path, kind: str, what: str, required: tuple) -> tuple[dict, Config | None, dict]:
+    """(manifest, config or None, arrays) of a folder written by ``save_sealed``; CorruptedResultError
+    on any damage or edit, another kind, or a missing array of ``required``."""
+    where = Path(path) / MANIFEST
+    manifest = files.read_sealed(where, what)
+    if manifest.get("kind") != kind:
+        raise CorruptedResultError(f"{where} is not {what} (kind {manifest.get('kind')!r})", parameter="kind",
+                                   value=manifest.get("kind"), allowed=kind)
+    document = files.field(manifest, "config", where)
+    if document is not None and files.json_sha256(document) != files.field(manifest, "config_sha256", where):
+        raise CorruptedResultError(f"the config in {where} does not match its SHA-256", parameter="config",
+                                   value=str(where))
+    arrays = files.read_arrays(Path(path) / ARRAYS, files.field(manifest, "arrays", where))
+    for name in required:
+        files.field(arrays, name, Path(path) / ARRAYS)
+    return manifest, None if document is None else Config.from_dict(document), arrays

@@ -106,52 +106,30 @@ class Prediction:
                        if self.clipped else "")
 
     def save(self, path) -> Path:
-        """Write into the folder ``path``: arrays.npz, config.toml (if any), predictions.csv (t, the
+        """Write into the folder ``path``: arrays.npz, config.toml (if any), observables.csv (t, the
         test predictions' mean and, for ensembles, their mean variance) and a sealed manifest.json."""
-        from ..store import files, results
+        from ..store import results
 
-        folder = files.make_folder(path)
         arrays = {"t": self.t, "train": self.train, "test": self.test}
         arrays.update({k: v for k, v in (("variance", self.variance), ("covariance", self.covariance))
                        if v is not None})
-        specs = files.write_arrays(folder / results.ARRAYS, arrays)
-        config = self.config.to_dict() if self.config is not None else None
-        if self.config is not None:
-            with files.atomic_write(folder / results.CONFIG) as handle:
-                handle.write(self.config.to_toml().encode())
         columns = [self.t, self.test.mean(axis=1)] + ([self.variance.mean(axis=1)] if self.variance is not None else [])
         header = "t,mean_test_prediction" + (",mean_test_variance" if self.variance is not None else "")
-        with files.atomic_write(folder / results.TABLE) as handle:
-            np.savetxt(handle, np.column_stack(columns), delimiter=",", header=header, comments="", fmt="%.17g")
-        files.write_sealed(folder / results.MANIFEST, {
-            "format_version": results.FORMAT_VERSION, "kind": KIND, "config": config,
-            "config_sha256": None if config is None else files.json_sha256(config), "arrays": specs,
-            "condition": self.condition, "clipped": self.clipped, "kernel_error": self.kernel_error, "lam": self.lam,
-            "loss": self.loss, "kernel": self.kernel, "versions": files.versions()})
-        return folder
+        return results.save_sealed(path, KIND, arrays, self.config, (header, columns), condition=self.condition,
+                                   clipped=self.clipped, kernel_error=self.kernel_error, lam=self.lam, loss=self.loss,
+                                   kernel=self.kernel)
 
     @classmethod
     def load(cls, path) -> "Prediction":
         """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
-        from ..errors import CorruptedResultError
         from ..store import files, results
 
-        where = Path(path) / results.MANIFEST
-        manifest = files.read_sealed(where, "a saved lazy-limit prediction")
-        if manifest.get("kind") != KIND:
-            raise CorruptedResultError(f"{where} is not a lazy-limit prediction (kind {manifest.get('kind')!r})",
-                                       parameter="kind", value=manifest.get("kind"), allowed=KIND)
-        config = files.field(manifest, "config", where)
-        if config is not None and files.json_sha256(config) != files.field(manifest, "config_sha256", where):
-            raise CorruptedResultError(f"the config in {where} does not match its SHA-256", parameter="config",
-                                       value=str(where))
-        arrays = files.read_arrays(Path(path) / results.ARRAYS, files.field(manifest, "arrays", where))
-        for name in ("t", "train", "test"):
-            files.field(arrays, name, Path(path) / results.ARRAYS)
-        get = lambda key: files.field(manifest, key, where)
+        manifest, config, arrays = results.load_sealed(path, KIND, "a saved lazy-limit prediction",
+                                                       ("t", "train", "test"))
+        get = lambda key: files.field(manifest, key, Path(path) / results.MANIFEST)
         return cls(arrays["t"], arrays["train"], arrays["test"], arrays.get("variance"), arrays.get("covariance"),
                    get("condition"), get("clipped"), get("kernel_error"), get("lam"), get("loss"), get("kernel"),
-                   None if config is None else Config.from_dict(config))
+                   config)
 
 
 # --- the kernels' blocks -----------------------------------------------------------------------

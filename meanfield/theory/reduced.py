@@ -279,49 +279,27 @@ class ReducedLimit:
     def save(self, path) -> Path:
         """Write into the folder ``path`` (created if needed): arrays.npz, config.toml, observables.csv
         (t, the risk, the coarser level's risk) and a sealed manifest.json of kind "reduced_limit"."""
-        from ..store import files, results
+        from ..store import results
 
-        folder = files.make_folder(path)
         arrays = {"t": self.t, "risk": self.risk, "snapshots": self.snapshots, "weights": self.weights,
                   "basis": self.basis}
         if self.coarse_risk is not None:
             arrays["coarse_risk"] = self.coarse_risk
-        specs = files.write_arrays(folder / results.ARRAYS, arrays)
-        with files.atomic_write(folder / results.CONFIG) as handle:
-            handle.write(self.config.to_toml().encode())
         columns = [self.t, self.risk] + ([self.coarse_risk] if self.coarse_risk is not None else [])
         header = "t,population_risk" + (",coarse_level_risk" if self.coarse_risk is not None else "")
-        with files.atomic_write(folder / results.TABLE) as handle:
-            np.savetxt(handle, np.column_stack(columns), delimiter=",", header=header, comments="", fmt="%.17g")
-        config = self.config.to_dict()
-        files.write_sealed(folder / results.MANIFEST, {
-            "format_version": results.FORMAT_VERSION, "kind": KIND, "config": config,
-            "config_sha256": files.json_sha256(config), "level": self.level, "rule": self.rule,
-            "error": self.error, "arrays": specs, "versions": files.versions()})
-        return folder
+        return results.save_sealed(path, KIND, arrays, self.config, (header, columns), level=self.level,
+                                   rule=self.rule, error=self.error)
 
     @classmethod
     def load(cls, path) -> "ReducedLimit":
         """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
-        from ..errors import CorruptedResultError
         from ..store import files, results
 
-        where = Path(path) / results.MANIFEST
-        manifest = files.read_sealed(where, "a saved reduced limit")
-        if manifest.get("kind") != KIND:
-            raise CorruptedResultError(f"{where} is not a reduced limit (kind {manifest.get('kind')!r})",
-                                       parameter="kind", value=manifest.get("kind"), allowed=KIND)
-        config = files.field(manifest, "config", where)
-        if files.json_sha256(config) != files.field(manifest, "config_sha256", where):
-            raise CorruptedResultError(f"the config in {where} does not match its SHA-256", parameter="config",
-                                       value=str(where))
-        arrays = files.read_arrays(Path(path) / results.ARRAYS, files.field(manifest, "arrays", where))
-        for name in ("t", "risk", "snapshots", "weights", "basis"):
-            files.field(arrays, name, Path(path) / results.ARRAYS)
+        manifest, config, arrays = results.load_sealed(path, KIND, "a saved reduced limit",
+                                                       ("t", "risk", "snapshots", "weights", "basis"))
+        get = lambda key: files.field(manifest, key, Path(path) / results.MANIFEST)
         return cls(arrays["t"], arrays["risk"], arrays["snapshots"], arrays["weights"], arrays["basis"],
-                   int(files.field(manifest, "level", where)), arrays.get("coarse_risk"),
-                   files.field(manifest, "error", where), Config.from_dict(config),
-                   files.field(manifest, "rule", where))
+                   int(get("level")), arrays.get("coarse_risk"), get("error"), config, get("rule"))
 
 
 KIND = "reduced_limit"                 # a saved reduced limit's manifest kind
