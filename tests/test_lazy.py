@@ -13,7 +13,7 @@ from scipy.linalg import expm
 import meanfield as mf
 from meanfield.errors import ConfigError, CorruptedResultError
 from meanfield.model import deep, ntk
-from meanfield.model.limit_kernels import LimitKernel, gaussian_pairs, moments
+from meanfield.model.limit_kernels import NODE_SECONDS, LimitKernel, gaussian_pairs, moments
 from meanfield.theory import lazy
 
 
@@ -284,3 +284,14 @@ def test_matrices_without_a_prior_are_refused_for_an_ensemble_by_name(problem):
     assert lazy.predict(matrices, y, [1.0]).kernel == "user matrices"
     with pytest.raises(ConfigError, match="prior"):
         lazy.predict(matrices, y, [1.0], ensemble=True)
+
+
+def test_the_plan_estimates_the_kernels_cost_from_the_node_count_the_kernels_use(rng):
+    X, Z = 3 * rng.standard_normal((30, 4)), rng.standard_normal((3, 4))
+    K = LimitKernel(lazy_config("tanh", d=4))
+    seconds, nodes = K.seconds(X, Z)
+    assert nodes >= 16
+    np.testing.assert_allclose(seconds, 30 * 3 * nodes ** 2 * NODE_SECONDS, rtol=1e-12)
+    assert K.seconds(X)[1] == nodes              # the largest norm of X against itself sets the count here
+    K.pair(X, Z)
+    assert K.error < 1e-11                       # the count the plan chose resolves the kernels it prices

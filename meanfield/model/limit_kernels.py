@@ -9,7 +9,7 @@ For the network of a config, as m -> infinity with its initial law:
 
 Two-layer (depth 1), w ~ N(0, s_w^2 I), a with second moment E a^2 (s_w = tau w_scale, ``init``):
 kappa(x, x') = E[sigma(w.x) sigma(w.x')], beta(x, x') = E[sigma'(w.x) sigma'(w.x')], both
-functions of q = s_w^2 |x|^2, q' = s_w^2 |x'|^2 and rho = s_w^2 x.x' (``population.pair_terms``);
+functions of q = s_w^2 |x|^2, q' = s_w^2 |x'|^2 and rho = s_w^2 x.x' (the activation's kernel);
 prior = alpha^2 m s(m)^2 E[a^2] kappa (width-free in the lazy scaling), ntk = E[a^2] (x.x') beta
 (hidden layer) + kappa (output layer). Deep (``network.depth`` L >= 2, NTK parameterisation,
 ``deep.py``): Sigma^(0) = x.x', Sigma^(h) = c_sigma kappa(Sigma^(h-1)), Theta^(h) = Theta^(h-1)
@@ -26,9 +26,8 @@ because tanh(sqrt(q) z) has poles pi / (2 sqrt(q)) from the real line) whose nod
 from the arguments: raised by LADDER from MIN_NODES until the rule agrees with the next to
 QUADRATURE_TOL on the hardest pairs (the largest norms and the most nearly parallel pair), that
 gap kept as ``error`` (an estimate, not a bound; a QuadratureWarning above QUADRATURE_TOL at
-MAX_NODES). The ReLU family's angles come
-from ``ntk._geometry`` (no cancellation near parallel inputs); deep ReLU networks follow the
-angle recursion of ``ntk.deep_relu_kernels``.
+MAX_NODES). The ReLU family's angles come from ``ntk._geometry`` (no cancellation near parallel
+inputs); deep ReLU networks follow the angle recursion of ``ntk.deep_relu_kernels``.
 
 Shapes: A (a, d), B (b, d); kernels (a, b); diagonals (a,).
 """
@@ -51,7 +50,7 @@ LADDER = 1.5            # each rule tried has this many times the nodes of the l
 MAX_NODES = 512         # per axis, the last
 GRADE = 2.0             # the graded rule's scale, in units of the activation's turn (best of 0.5-4, measured)
 HALF_WIDTH = 8.5        # the rule's nodes span [-8.5, 8.5]: the Gaussian mass beyond is 2e-17
-QUADRATURE_TOL = 1e-11  # relative agreement of a rule with the doubled one on the hardest pairs
+QUADRATURE_TOL = 1e-11  # relative agreement of a rule with the next one on the hardest pairs
 CHUNK_VALUES = 2 ** 21  # pair-node values evaluated at once (16 MiB per array)
 MEAN_NODES = 4096       # the 1-D rule of E sigma(sqrt(q) z) for activations without a closed-form mean
 NODE_SECONDS = 6e-8     # CPU per pair and node of the graded rule (map, sigma, sigma' in NumPy: 42-71 ns measured)
@@ -198,7 +197,7 @@ class LimitKernel:
         scale = 1.0 if self.deep else self.s2
         q_a, q_b = scale * np.sum(A * A, axis=1), scale * np.sum(Bm * Bm, axis=1)
         i, j = int(np.argmax(q_a)), int(np.argmax(q_b))       # the largest norms: what sets the node count
-        nodes, _ = choose_nodes(self.name, self.params, q_a[[i, i]], q_b[[j, i]],
+        nodes, _ = choose_nodes(self.name, self.params, q_a[[i, i]], np.array([q_b[j], q_a[i]]),
                                 np.array([scale * float(A[i] @ Bm[j]), q_a[i]]))
         return pairs * nodes * nodes * NODE_SECONDS, nodes
 
