@@ -184,6 +184,17 @@ def test_quadrature_converges_spectrally_to_erf_closed_form():
     assert errors[2] < 1e-14
 
 
+def test_the_quadrature_on_relu_approaches_the_arc_cosine_closed_form_algebraically():
+    """The rule itself is right where the answer is known exactly; ReLU's kink makes it algebraic
+    (kappa about N^-2), which is why kinked activations use their closed forms and orthants."""
+    q1, q2, rho = np.array([0.5, 3.0, 7.0]), np.array([1.0, 2.0, 7.0]), np.array([0.3, -1.0, 6.9])
+    exact = moments("relu", None, q1, q2, rho)[0]
+    errors = [np.max(np.abs(gaussian_pairs("relu", None, q1, q2, rho, n)[0] - exact)) for n in (16, 64, 256)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-5
+    assert errors[2] > 1e-8                      # not spectral: the kink is felt
+
+
 def test_tanh_quadrature_matches_an_adaptive_reference_to_1e_12():
     q1, q2, rho = 4.0, 2.5, 1.7
     kappa, beta, error = moments("tanh", None, np.array(q1), np.array(q2), np.array(rho))
