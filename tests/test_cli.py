@@ -100,6 +100,7 @@ def test_predict_saves_the_lazy_limit_s_predictions_and_refuses_in_one_line(tmp_
     assert main(["show", str(out)]) == 0
     assert "lazy-limit ensemble" in capsys.readouterr().out
     for extra, name in ((["--test", str(tmp_path / "none.npz")], "--test"), (["--times", "1,x"], "--times"),
+                        (["--times=-1,2"], "--times"), (["--lam=-1"], "--lam"),
                         (["--set", "network.scaling='mean_field'"], "network.scaling"), ([], "--test")):
         assert main(["predict", config, *extra, "--out", str(tmp_path / "no")]) == 2
         err = capsys.readouterr().err.strip()

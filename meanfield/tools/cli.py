@@ -206,7 +206,11 @@ def _predict(args) -> int:
         try:
             times = [float(text) for text in args.times.split(",")]
         except ValueError:
-            raise ConfigError.invalid("--times", args.times, "comma-separated times >= 0, e.g. 0,1,10,inf") from None
+            times = [-1.0]
+        if not all(t >= 0 for t in times):
+            raise ConfigError.invalid("--times", args.times, "comma-separated times >= 0, e.g. 0,1,10,inf")
+    if not args.lam >= 0 or not np.isfinite(args.lam):
+        raise ConfigError.invalid("--lam", args.lam, "a ridge >= 0")
     if args.train:
         arrays = _npz(args.train, "--train", ("X", "y"))
         X, y = validate_arrays((arrays["X"], arrays["y"]), cfg)
