@@ -97,7 +97,8 @@ class Prediction:
 
     def describe(self) -> str:
         what = "ensemble mean and variance" if self.variance is not None else "predictions"
-        line = (f"lazy-limit {what} ({self.kernel}, {self.loss} loss, lam = {self.lam:g}) at {len(self.t)} times, "
+        times = f"{len(self.t)} time" + ("s" if len(self.t) != 1 else "")
+        line = (f"lazy-limit {what} ({self.kernel}, {self.loss} loss, lam = {self.lam:g}) at {times}, "
                 f"{self.train.shape[1]} training and {self.test.shape[1]} test points; condition number of H "
                 f"{self.condition:.3g}")
         if self.kernel_error:
@@ -238,7 +239,8 @@ def plan(n: int, n_test: int, n_times: int, ensemble: bool = False, covariance: 
 def describe_plan(found: dict) -> str:
     """One line: the sizes, the memory and the kernels' estimated CPU time."""
     rule = f" (a quadrature of {found['nodes']} nodes per axis)" if found["nodes"] else ""
-    return (f"{found['n']:,} training and {found['n_test']:,} test points, {found['times']} times: about "
+    times = f"{found['times']} time" + ("s" if found["times"] != 1 else "")
+    return (f"{found['n']:,} training and {found['n_test']:,} test points, {times}: about "
             f"{found['bytes'] / 2**20:.3g} MiB, the kernels about {found['seconds']:.3g} CPU-seconds{rule} (estimated)")
 
 
