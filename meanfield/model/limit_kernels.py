@@ -227,8 +227,12 @@ class LimitKernel:
         return self._combine(kappa, beta, sq)
 
     def _combine(self, kappa, beta, gram):
-        H = (self.a2 * gram * beta if self.hidden else 0.0) + (kappa if self.output else 0.0)
-        return self.prior_scale * kappa, np.asarray(H, dtype=float) + np.zeros_like(kappa)
+        H = np.zeros_like(kappa)
+        if self.hidden:
+            H += self.a2 * gram * beta
+        if self.output:
+            H += kappa
+        return self.prior_scale * kappa, H
 
     def _mean(self, q):
         """E sigma(sqrt(q) z), z ~ N(0, 1), elementwise: the closed form, or the 1-D rule of MEAN_NODES."""
