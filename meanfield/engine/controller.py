@@ -127,9 +127,11 @@ def _say_costly_diagnostics(cfg: Config, n: int):
                       stacklevel=4)
 
 
-def run_data(cfg: Config) -> Dataset:
-    """The samples ``simulate(cfg)`` draws (its data stream of ``cfg.seed``), without running."""
-    return make_data(cfg, np.random.default_rng(_seeds(cfg)[0]))
+def run_data(cfg: Config, data=None) -> Dataset:
+    """The samples ``simulate(cfg, data)`` trains and tests on (its data stream of ``cfg.seed``),
+    without running; ``data``: the user's arrays (X, y), split as ``simulate`` splits them."""
+    rng = np.random.default_rng(_seeds(cfg)[0])
+    return make_data(cfg, rng) if data is None else split_arrays(validate_arrays(data, cfg), cfg, rng)
 
 
 def _seeds(cfg: Config) -> list:
