@@ -1151,3 +1151,46 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
                 for k in range(d):
                     vel[lo + i, k] = mask[k] * (scale * gw[i, k] - lam * theta[lo + i, k])
                 vel[lo + i, d] = mask[d] * (scale * ga[i] - lam * theta[lo + i, d])
+
+
+@_jit(parallel=True)
+def weighted_reverse(XT, theta, s0, s1, s2, r, l2, omega, mask, cot, alpha, c, lam, bar, omega_bar):
+    """The reverse product of the weighted flow's velocity (``fluctuations.WeightedFlow.reverse``,
+    its NumPy twin) for P cotangents ``cot`` (P, K, p) at a stage with features s0, s1, s2 (K, n),
+    r, loss'' l2 (n,), XT = X^T (d, n): writes bar (P, K, p) and adds to omega_bar (P, K). A
+    column's sum over nodes, then each (node, column)'s sums over samples (``_dot8``), in a fixed
+    order: bits independent of the thread count."""
+    P, K, p = cot.shape
+    d, n = XT.shape
+    u_bar = np.zeros((P, n))
+    for q in prange(P):                                   # the cotangent of u: a sum over nodes per column
+        xe = np.empty(n)
+        for k in range(K):
+            xe[:] = 0.0
+            for i in range(d):
+                ei = -mask[i] * cot[q, k, i]
+                for j in range(n):
+                    xe[j] += XT[i, j] * ei
+            a, ea = theta[k, d], -mask[d] * cot[q, k, d]
+            for j in range(n):
+                u_bar[q, j] += a * s1[k, j] * xe[j] + s0[k, j] * ea
+        for j in range(n):
+            u_bar[q, j] *= c * l2[j]
+    for k in prange(K):
+        a, wk = theta[k, d], alpha * omega[k]
+        e, xe, coef, terms = np.empty(p), np.empty(n), np.empty(n), np.empty(n)
+        for q in range(P):
+            for i in range(p):
+                e[i] = -mask[i] * cot[q, k, i]
+            xe[:] = 0.0
+            for i in range(d):
+                for j in range(n):
+                    xe[j] += XT[i, j] * e[i]
+            for j in range(n):
+                ub = u_bar[q, j]
+                coef[j] = c * r[j] * (a * s2[k, j] * xe[j] + s1[k, j] * e[d]) + wk * a * s1[k, j] * ub
+                terms[j] = c * s1[k, j] * r[j] * xe[j] + wk * s0[k, j] * ub
+            for i in range(d):
+                bar[q, k, i] = _dot8(coef, XT[i], n) + lam * e[i]
+            bar[q, k, d] = _sum8(terms, n) + lam * e[d]
+            omega_bar[q, k] += alpha * a * _dot8(s0[k], u_bar[q], n)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _lazy
 from ..config import Config
 from ..engine.controller import run_data
 from ..engine.problem import record_steps
@@ -42,6 +43,8 @@ from ..model import activations, integrators, quadrature
 from ..model.twolayer import train_mask
 from ..rules import LIMIT, Rule, refuse
 from .limits import COARSER
+
+_kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first band
 
 FLUCTUATIONS = (
     *LIMIT,
@@ -57,7 +60,7 @@ FLUCTUATIONS = (
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
          shown=lambda s: s.flow.interaction.kind),
 )
-BLOCK_BYTES = 32 * 2**20       # one block of observables' (columns, K, n) intermediates
+BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns, K, n) intermediates
 COLUMN_SECONDS = 2.0e-8        # a reverse stage's cost per observable, node and sample (NumPy, measured)
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
 
@@ -158,9 +161,10 @@ class WeightedFlow:
     g_j(theta) = a sigma(w . x_j),   r = loss'(u, y),   u = alpha sum_k omega_k g(theta_k)
     (``twolayer.velocity`` with weights: the same field)."""
 
-    def __init__(self, cfg: Config, X, y, omega):
+    def __init__(self, cfg: Config, X, y, omega, compiled: bool = True):
         net = cfg.network
-        self.X, self.y, self.omega = X, y, omega
+        self.X, self.y, self.omega, self.compiled = X, y, omega, compiled
+        self.XT = np.ascontiguousarray(X.T)
         self.alpha, self.c, self.lam = net.alpha, 1.0 / (net.alpha * len(y)), cfg.flow.lam
         self.act, self.params = activations.activation(net.activation), net.activation_params
         self.loss = activations.loss(cfg.flow.loss)
@@ -216,21 +220,35 @@ class WeightedFlow:
             K.append(stages[-1]["v"])
         return theta + self.dt * sum(b[i] * K[i] for i in range(len(K)) if b[i]), stages
 
-    def step_reverse(self, stages: list, cot: np.ndarray, blocks) -> tuple[np.ndarray, np.ndarray]:
+    def step_reverse(self, stages: list, cot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The adjoint of one Runge-Kutta step: the cotangent of its start and of omega from the
-        cotangent ``cot`` (P, K, p) of its end (the reverse products in blocks of columns)."""
+        cotangent ``cot`` (P, K, p) of its end."""
         a, b = self.method.tableau
         s = len(stages)
         point_bar = [None] * s
         theta_bar, omega_bar = cot.copy(), np.zeros(cot.shape[:2])
         for i in reversed(range(s)):
             k_bar = self.dt * (b[i] * cot + sum(a[j, i] * point_bar[j] for j in range(i + 1, s) if a[j, i]))
-            point_bar[i] = np.empty_like(cot)
-            for rows in blocks:
-                point_bar[i][rows], w_bar = self.reverse(stages[i], k_bar[rows])
-                omega_bar[rows] += w_bar
+            point_bar[i] = self._reverse(stages[i], k_bar, omega_bar)
             theta_bar += point_bar[i]
         return theta_bar, omega_bar
+
+    def _reverse(self, at: dict, cot: np.ndarray, omega_bar: np.ndarray) -> np.ndarray:
+        """``reverse`` adding its omega cotangent to ``omega_bar``: compiled (``_kernels.weighted_reverse``),
+        or this NumPy twin in blocks of columns when ``compiled`` is False."""
+        if self.compiled:
+            bar = np.empty_like(cot)
+            _kernels.weighted_reverse(self.XT, at["theta"], at["s0"], at["s1"], at["s2"], at["r"], at["l2"],
+                                      self.omega, self.mask, np.ascontiguousarray(cot), self.alpha, self.c, self.lam,
+                                      bar, omega_bar)
+            return bar
+        bar = np.empty_like(cot)
+        per_block = max(1, BLOCK_BYTES // (8 * cot.shape[1] * len(self.y) * 6))
+        for start in range(0, len(cot), per_block):
+            rows = slice(start, start + per_block)
+            bar[rows], w_bar = self.reverse(at, cot[rows])
+            omega_bar[rows] += w_bar
+        return bar
 
     def observables(self, theta, theta0, x, r_weights=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values (P + 2,), theta_bar (P + 2, K, p), omega_bar (P + 2, K)) of the predictor at the P
@@ -280,7 +298,6 @@ def first_variations(flow: WeightedFlow, theta0, x, steps) -> tuple[np.ndarray, 
     # the active columns: (T, P + 2) observables, those of step s joining the sweep at s
     cot = np.zeros((len(steps), P2, K, theta0.shape[1]))
     order = {int(s): k for k, s in enumerate(steps)}
-    per_block = max(1, BLOCK_BYTES // (8 * K * len(flow.y) * 6))
     start, segment = last + 1, []
     for i in range(last, -1, -1):
         if max(i - 1, 0) < start:                        # the states i - 1 and i, from the checkpoint below
@@ -294,8 +311,7 @@ def first_variations(flow: WeightedFlow, theta0, x, steps) -> tuple[np.ndarray, 
             break
         live = [k for k, s in enumerate(steps) if s >= i]
         rows = cot[live].reshape(-1, K, theta0.shape[1])
-        blocks = [slice(j, j + per_block) for j in range(0, len(rows), per_block)]
-        theta_bar, omega_bar = flow.step_reverse(flow.step(segment[i - 1 - start])[1], rows, blocks)
+        theta_bar, omega_bar = flow.step_reverse(flow.step(segment[i - 1 - start])[1], rows)
         cot[live] = theta_bar.reshape(len(live), P2, K, -1)
         psi[live] += omega_bar.reshape(len(live), P2, K)
     return psi, values
