@@ -210,3 +210,15 @@ def test_the_compiled_reverse_product_has_the_same_bits_on_one_and_two_threads()
             _kernels.set_threads(before)
     np.testing.assert_array_equal(found[0][0], found[1][0])
     np.testing.assert_array_equal(found[0][1], found[1][1])
+
+
+def test_checkpointed_states_give_the_same_first_variations(monkeypatch):
+    cfg = config(integrator="rk4")
+    data = run_data(cfg)
+    nodes, omega = quadrature.initial_rule(cfg.network, cfg.init, 3)
+    x, steps = data.X_test[:2], np.array([0, 3, 10])
+    flow = fl.WeightedFlow(cfg, data.X, data.y, omega)
+    kept = fl.first_variations(flow, nodes, x, steps)
+    monkeypatch.setattr(fl, "STATES_BYTES", 0)                         # checkpoints every 3 steps
+    for found, expected in zip(fl.first_variations(flow, nodes, x, steps), kept):
+        np.testing.assert_array_equal(found, expected)

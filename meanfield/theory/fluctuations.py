@@ -61,7 +61,9 @@ FLUCTUATIONS = (
          shown=lambda s: s.flow.interaction.kind),
 )
 BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns, K, n) intermediates
-COLUMN_SECONDS = 2.0e-8        # a reverse stage's cost per observable, node and sample (NumPy, measured)
+STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; beyond, checkpoints
+COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)
+STAGE_SECONDS = 2.5e-8         # a forward stage's per node and sample (NumPy), run twice (measured, d = 2, tanh)
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
 
 
@@ -116,12 +118,14 @@ def fluctuations(cfg: Config, level: int = 12, x=None, times=None, data=None, es
 
 def plan(cfg: Config, level: int, points: int, steps: np.ndarray, estimate: bool, n: int) -> dict:
     """The cost before any work: nodes per level, observables (columns: points + 2 per time), and
-    the estimated CPU seconds of the reverse sweeps (COLUMN_SECONDS per column, node, sample and stage)."""
+    the estimated CPU seconds: two forward passes (STAGE_SECONDS per node, sample and stage) and the
+    reverse sweeps (COLUMN_SECONDS per column, node, sample and stage)."""
     levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
     nodes = [quadrature.rule_size(cfg.network, cfg.init, at) for at in levels]
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
     column_steps = (points + 2) * int(np.sum(steps))          # a column at step s is swept back over s steps
-    seconds = sum(K * n * stages * column_steps * COLUMN_SECONDS for K in nodes)
+    seconds = sum(K * n * stages * (column_steps * COLUMN_SECONDS + 2 * int(steps[-1]) * STAGE_SECONDS)
+                  for K in nodes)
     return {"levels": levels, "nodes": nodes, "columns": (points + 2) * len(steps), "seconds": seconds}
 
 
@@ -285,9 +289,11 @@ class WeightedFlow:
 def first_variations(flow: WeightedFlow, theta0, x, steps) -> tuple[np.ndarray, np.ndarray]:
     """(Psi (T, P + 2, K), values (T, P + 2)): d O / d omega_k for the observables of
     ``WeightedFlow.observables`` at the step indices ``steps`` (sorted), by the reverse sweep.
-    The forward states are kept at checkpoints every ~sqrt(N) steps and recomputed per segment."""
+    The forward states are kept (beyond STATES_BYTES: at checkpoints every ~sqrt(N) steps, each
+    segment recomputed on the way back)."""
     last = int(steps[-1])
-    every = max(1, math.isqrt(max(last, 1)))
+    stored = theta0.nbytes * (last + 1) <= STATES_BYTES
+    every = 1 if stored else max(1, math.isqrt(max(last, 1)))
     checkpoints, theta = {0: theta0}, theta0
     for i in range(last):
         theta = flow.step(theta)[0]
@@ -300,7 +306,9 @@ def first_variations(flow: WeightedFlow, theta0, x, steps) -> tuple[np.ndarray, 
     order = {int(s): k for k, s in enumerate(steps)}
     start, segment = last + 1, []
     for i in range(last, -1, -1):
-        if max(i - 1, 0) < start:                        # the states i - 1 and i, from the checkpoint below
+        if stored:
+            start, segment = i - 1 if i else 0, [checkpoints[i - 1], checkpoints[i]] if i else [theta0]
+        elif max(i - 1, 0) < start:                      # the states i - 1 and i, from the checkpoint below
             start = max(c for c in checkpoints if c <= max(i - 1, 0))
             segment = _segment(flow, checkpoints[start], i - start)
         theta_i = segment[i - start]
