@@ -182,13 +182,15 @@ def test_particles_spread_as_the_band_predicts():
     band = fl.fluctuations(particles(1), 6, x=x, times=[0, 2, 4, 8], data=(data.X, data.y))
     # the gap to level 4 (that level's error, an overestimate of level 6's: measured 6.6 %)
     assert np.max(band.error["predictor"] / band.predictor) < 0.1
-    ratios = []
+    ratios, risks = [], []
     for m in (64, 256, 1024):
-        f = np.array([[twolayer.predict(run.snapshots[k], x, run.config.network) for k in (0, 1, 2, 4)]
-                      for run in (mf.simulate(particles(m, s + 1), data=(data.X, data.y)) for s in range(seeds))])
+        runs = [mf.simulate(particles(m, s + 1), data=(data.X, data.y)) for s in range(seeds)]
+        f = np.array([[twolayer.predict(run.snapshots[k], x, run.config.network) for k in (0, 1, 2, 4)] for run in runs])
+        risk = np.array([run.observables["train_risk"][[0, 1, 2, 4]] for run in runs])
         ratios.append(m * f.var(axis=0, ddof=1) / band.predictor)
-    ratios = np.array(ratios)
-    assert np.all(np.abs(ratios - 1) < 3.29 * np.sqrt(2 / (seeds - 1))), ratios
+        risks.append(m * risk.var(axis=0, ddof=1) / band.risk)
+    assert np.all(np.abs(np.array(ratios) - 1) < 3.29 * np.sqrt(2 / (seeds - 1))), ratios
+    assert np.all(np.abs(np.array(risks) - 1) < 3.29 * np.sqrt(2 / (seeds - 1))), risks
 
 
 def test_the_compiled_reverse_product_has_the_same_bits_on_one_and_two_threads():
