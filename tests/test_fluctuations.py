@@ -185,7 +185,8 @@ def test_particles_spread_as_the_band_predicts():
     ratios, risks = [], []
     for m in (64, 256, 1024):
         runs = [mf.simulate(particles(m, s + 1), data=(data.X, data.y)) for s in range(seeds)]
-        f = np.array([[twolayer.predict(run.snapshots[k], x, run.config.network) for k in (0, 1, 2, 4)] for run in runs])
+        f = np.array([[twolayer.predict(run.snapshots[k], x, run.config.network) for k in (0, 1, 2, 4)]
+                      for run in runs])
         risk = np.array([run.observables["train_risk"][[0, 1, 2, 4]] for run in runs])
         ratios.append(m * f.var(axis=0, ddof=1) / band.predictor)
         risks.append(m * risk.var(axis=0, ddof=1) / band.risk)
