@@ -1194,3 +1194,45 @@ def weighted_reverse(XT, theta, s0, s1, s2, r, l2, omega, mask, cot, alpha, c, l
                 bar[q, k, i] = _dot8(coef, XT[i], n) + lam * e[i]
             bar[q, k, d] = _sum8(terms, n) + lam * e[d]
             omega_bar[q, k] += alpha * a * _dot8(s0[k], u_bar[q], n)
+
+
+@_jit()
+def _ddact(z, code, params):
+    """sigma''(z) (0 between the kinks of piecewise-linear activations): the NumPy twin is each
+    activation's ``second`` in ``activations.py``."""
+    if code == TANH:
+        t = _tanh(z)
+        return -2.0 * t * (1.0 - t * t)
+    if code == SIGMOID or code == SOFTPLUS:
+        s = _sigmoid(z)
+        return s * (1.0 - s) * (1.0 - 2.0 * s) if code == SIGMOID else s * (1.0 - s)
+    if code == ERF:
+        return -2.2567583341910252 * z * math.exp(-z * z)
+    if code == QUADRATIC:
+        return 2.0
+    if code in (RELU, LEAKY_RELU, PIECEWISE_LINEAR, LINEAR):
+        return 0.0
+    return math.nan
+
+
+@_jit(parallel=True)
+def features(Z, act, params, s0, s1, s2):
+    """s0, s1, s2 = sigma, sigma', sigma'' of Z (K, n), elementwise (tanh and sigmoid from one
+    transcendental each: their derivatives are functions of sigma)."""
+    K, n = Z.shape
+    for k in prange(K):
+        if act == TANH:
+            for j in range(n):
+                t = _tanh(Z[k, j])
+                s0[k, j], s1[k, j] = t, 1.0 - t * t
+                s2[k, j] = -2.0 * t * s1[k, j]
+        elif act == SIGMOID:
+            for j in range(n):
+                t = _sigmoid(Z[k, j])
+                s0[k, j], s1[k, j] = t, t * (1.0 - t)
+                s2[k, j] = s1[k, j] * (1.0 - 2.0 * t)
+        else:
+            for j in range(n):
+                s0[k, j] = _act(Z[k, j], act, params)
+                s1[k, j] = _dact(Z[k, j], act, params)
+                s2[k, j] = _ddact(Z[k, j], act, params)

@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 import meanfield as mf
 from meanfield.engine.controller import run_data
 from meanfield.errors import ConfigError
-from meanfield.model import quadrature, twolayer
+from meanfield.model import activations, quadrature, twolayer
 from meanfield.theory import fluctuations as fl
 
 
@@ -51,6 +51,18 @@ def test_first_variations_equal_finite_differences_of_the_weighted_flow(integrat
         fd = (_observables(cfg, nodes, omega + step, x, steps, data)
               - _observables(cfg, nodes, omega - step, x, steps, data)) / (2 * eps)
         np.testing.assert_allclose(psi[:, :, k], fd, rtol=1e-7, atol=1e-8 * np.abs(fd).max())
+
+
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_the_compiled_features_are_the_activations_value_and_two_derivatives(name):
+    from meanfield import _kernels
+
+    act, params = activations.ACTIVATIONS[name], np.array([0.1, -0.5, 0.7, -0.2, 1.3])
+    Z = np.linspace(-6, 6, 2 * 301).reshape(2, 301) + 1e-3                # off the kinks
+    found = [np.empty_like(Z) for _ in range(3)]
+    _kernels.features(Z, act.code, params, *found)
+    for compiled, twin in zip(found, (act.value, act.derivative, act.second)):       # tanh: within 3 ulps of NumPy's
+        np.testing.assert_allclose(compiled, twin(Z, params), rtol=1e-14, atol=1e-14 * np.abs(twin(Z, params)).max())
 
 
 def test_the_weighted_flow_is_the_engines_velocity():

@@ -23,9 +23,10 @@ Scope: the flows whose flow map is smooth in the initial measure, a smooth activ
 data (ReLU's particles cross the planes w . x_j = 0 and its flow map is not differentiable there),
 squared or logistic loss, a fixed-step integrator, no energy terms. The population risk is not
 covered yet (its reduced flow needs its own reverse product). The cost is two forward passes of the
-limit in NumPy (the states kept, or checkpointed and recomputed per segment) and, per observable,
-one compiled reverse sweep (``plan``): measured at d = 2, n = 100, 64 steps and 1,024 nodes, one
-thread, 0.37 CPU s for one point against 0.07 s for the limit itself, and 0.03 s per further point.
+limit (the states kept, or checkpointed and recomputed per segment) and, per observable, one
+compiled reverse sweep (``plan``): measured at d = 2, n = 100, 64 steps and 1,024 nodes, one
+thread, 0.28 CPU s for one point and 0.47 s for eight, against 0.067 s for the limit itself (4x
+and 7x), and 0.03 s (0.45 limit solves) per further point.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ FLUCTUATIONS = (
 BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns, K, n) intermediates
 STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; beyond, checkpoints
 COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)
-STAGE_SECONDS = 2.5e-8         # a forward stage's per node and sample (NumPy), run twice (measured, d = 2, tanh)
+STAGE_SECONDS = 1.2e-8         # a forward stage's per node and sample, run twice (measured, d = 2, tanh)
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
 
 
@@ -201,7 +202,7 @@ class WeightedFlow(RungeKutta):
         self.X, self.y, self.omega, self.compiled = X, y, omega, compiled
         self.XT = np.ascontiguousarray(X.T)
         self.alpha, self.c, self.lam = net.alpha, 1.0 / (net.alpha * len(y)), cfg.flow.lam
-        self.act, self.params = activations.activation(net.activation), net.activation_params
+        self.act, self.params = activations.activation(net.activation), np.asarray(net.activation_params, dtype=float)
         self.loss = activations.loss(cfg.flow.loss)
         self.mask = train_mask(net.train, net.d)
         self.method = integrators.INTEGRATORS[cfg.flow.integrator]
@@ -212,7 +213,11 @@ class WeightedFlow(RungeKutta):
         u, r, loss'' (n,) and the velocity v (K, p)."""
         d = self.X.shape[1]
         Z = theta[:, :d] @ self.X.T
-        s0, s1 = self.act.value(Z, self.params), self.act.derivative(Z, self.params)
+        if self.compiled:
+            s0, s1, s2 = np.empty_like(Z), np.empty_like(Z), np.empty_like(Z)
+            _kernels.features(Z, self.act.code, self.params, s0, s1, s2)
+        else:
+            s0, s1, s2 = (f(Z, self.params) for f in (self.act.value, self.act.derivative, self.act.second))
         a = theta[:, d]
         u = self.alpha * (self.omega * a) @ s0
         r = self.loss.derivative(u, self.y)
@@ -220,7 +225,7 @@ class WeightedFlow(RungeKutta):
         grad[:, :d] = self.c * a[:, None] * ((s1 * r) @ self.X)
         grad[:, d] = self.c * (s0 @ r)
         v = -self.mask * (grad + self.lam * theta)
-        return {"theta": theta, "s0": s0, "s1": s1, "s2": self.act.second(Z, self.params), "u": u, "r": r,
+        return {"theta": theta, "s0": s0, "s1": s1, "s2": s2, "u": u, "r": r,
                 "l2": self.loss.second(u, self.y), "v": v}
 
     def velocity(self, theta) -> np.ndarray:
