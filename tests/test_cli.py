@@ -214,3 +214,37 @@ def test_output_piped_into_a_reader_that_stops_exits_quietly():
                           shell=True, executable="/bin/bash", capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
+
+
+def test_band_saves_the_finite_width_band_and_refuses_in_one_line(tmp_path, capsys):
+    """band: the same numbers as fluctuations(), saved sealed (show reads it, an edit is detected);
+    a kinked activation, times off the step grid or a missing file refused by name, nothing written."""
+    from meanfield.theory import fluctuations as fl
+
+    config = write(tmp_path, "seed = 3\n[network]\nm = 8\nd = 2\nactivation = 'tanh'\n[data]\nn = 12\n"
+                             "[flow]\ndt = 0.1\nt_end = 1.0\n[record]\nn_records = 3\nspacing = 'linear'\n")
+    X = np.random.default_rng(2).standard_normal((4, 2))
+    np.savez(tmp_path / "x.npz", X=X)
+    out = tmp_path / "band"
+    assert main(["band", config, "--level", "4", "--test", str(tmp_path / "x.npz"), "--times", "0,0.5,1",
+                 "--out", str(out)]) == 0
+    assert "finite-width band at level 4" in capsys.readouterr().out
+    saved = fl.Fluctuations.load(out)
+    direct = fl.fluctuations(mf.Config.from_toml(config), 4, x=X, times=[0, 0.5, 1.0])
+    np.testing.assert_array_equal(saved.predictor, direct.predictor)
+    np.testing.assert_array_equal(saved.error["risk"], direct.error["risk"])
+    assert saved.config == direct.config
+    assert main(["show", str(out)]) == 0
+    assert "finite-width band at level 4" in capsys.readouterr().out
+    manifest = out / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"level": 4', '"level": 5'))
+    assert main(["show", str(out)]) == 2
+    capsys.readouterr()
+    for extra, name in ((["--test", str(tmp_path / "none.npz")], "--test"), (["--times", "0.05"], "--times"),
+                        (["--times", "1,x"], "--times"), (["--set", "network.activation='relu'"],
+                                                           "network.activation")):
+        assert main(["band", config, *extra, "--out", str(tmp_path / "no")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0
+        assert name in err
+        assert not (tmp_path / "no").exists()

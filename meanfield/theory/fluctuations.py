@@ -34,6 +34,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +69,7 @@ STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; 
 COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)
 STAGE_SECONDS = 1.2e-8         # a forward stage's per node and sample, run twice (measured, d = 2, tanh)
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
+KIND = "finite_width_band"     # a saved band's manifest kind
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,48 @@ class Fluctuations:
     limit_displacement: np.ndarray
     error: dict | None = None
     stats: dict = field(default_factory=dict)
+    config: Config | None = None
+
+    ARRAYS = ("t", "x", "predictor", "risk", "displacement", "f", "limit_risk", "limit_displacement")
 
     def band(self, m: int, width: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) = f_inf -+ width sqrt(C / m) at the points, (T, P) each."""
         half = width * np.sqrt(self.predictor / m)
         return self.f - half, self.f + half
+
+    def describe(self) -> str:
+        gap = ("no error estimate" if self.error is None else
+               f"largest gap to level {self.stats.get('coarse_level')}: "
+               f"{np.max(self.error['predictor'] / np.maximum(self.predictor, 1e-300), initial=0.0):.2g} of C "
+               "(an estimate of that level's error)")
+        return (f"finite-width band at level {self.stats.get('level')} ({self.stats.get('nodes')} nodes), "
+                f"{len(self.t)} times, {self.x.shape[0]} points: mean C(x, t_end) = "
+                f"{np.mean(self.predictor[-1]) if self.x.size else float('nan'):.4g}, C_risk(t_end) = "
+                f"{self.risk[-1]:.4g}; {gap}")
+
+    def save(self, path) -> Path:
+        """Write into the folder ``path``: arrays.npz, config.toml (if any), observables.csv (t, mean
+        C over the points, C_risk, C_displacement) and a sealed manifest.json."""
+        from ..store import results
+
+        arrays = {name: getattr(self, name) for name in self.ARRAYS}
+        arrays.update({f"error_{name}": gap for name, gap in (self.error or {}).items()})
+        columns = [self.t, self.predictor.mean(axis=1) if self.x.size else np.full(len(self.t), np.nan), self.risk,
+                   self.displacement]
+        stats = {k: v for k, v in self.stats.items() if k != "plan"}
+        return results.save_sealed(path, KIND, arrays, self.config, ("t,mean_C,C_risk,C_displacement", columns),
+                                   stats=stats)
+
+    @classmethod
+    def load(cls, path) -> "Fluctuations":
+        """Read a folder written by :meth:`save`; CorruptedResultError on any damage or edit."""
+        from ..store import files, results
+
+        manifest, config, arrays = results.load_sealed(path, KIND, "a saved finite-width band", cls.ARRAYS)
+        error = {name: arrays[f"error_{name}"] for name in ("predictor", "risk", "displacement")
+                 if f"error_{name}" in arrays} or None
+        stats = files.field(manifest, "stats", Path(path) / results.MANIFEST)
+        return cls(*(arrays[name] for name in cls.ARRAYS), error, stats, config)
 
 
 def fluctuations(cfg: Config, level: int = 12, x=None, times=None, data=None, estimate: bool = True) -> Fluctuations:
@@ -104,7 +143,7 @@ def fluctuations(cfg: Config, level: int = 12, x=None, times=None, data=None, es
     dataset = run_data(cfg, data)
     X, y = (np.ascontiguousarray(a, dtype=np.float64) for a in (dataset.X, dataset.y))
     x = X if x is None else _points(x, cfg.network.d)
-    steps = _steps(cfg, times)
+    steps = step_indices(cfg, times)
     levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
     rules = [quadrature.initial_rule(cfg.network, cfg.init, at) for at in levels]
     planned = plan(cfg, levels, [len(omega) for _, omega in rules], len(x), steps, len(y))
@@ -118,7 +157,7 @@ def fluctuations(cfg: Config, level: int = 12, x=None, times=None, data=None, es
     stats = {"level": level, "nodes": len(rules[0][1]), "seconds": fine["seconds"],
              "coarse_level": levels[-1] if estimate else None, "plan": planned}
     return Fluctuations(steps * cfg.flow.dt, x, fine["predictor"], fine["risk"], fine["displacement"], fine["f"],
-                        fine["limit_risk"], fine["limit_displacement"], error, stats)
+                        fine["limit_risk"], fine["limit_displacement"], error, stats, cfg)
 
 
 def plan(cfg: Config, levels: list, nodes: list, points: int, steps: np.ndarray, n: int) -> dict:
@@ -146,7 +185,7 @@ def _points(x, d: int) -> np.ndarray:
     return x
 
 
-def _steps(cfg: Config, times) -> np.ndarray:
+def step_indices(cfg: Config, times) -> np.ndarray:
     """The step indices of ``times`` (sorted, unique), or of cfg's record times."""
     n_steps = cfg.flow.n_steps
     if times is None:

@@ -241,6 +241,42 @@ def _predict(args) -> int:
     return 0
 
 
+def _band(args) -> int:
+    """``meanfield band``: the finite-width band (``theory.fluctuations``) at --test's inputs (or the
+    training inputs) and --times, saved as a sealed folder; a refused config, --level, --times or
+    --test is named before any folder is claimed."""
+    from ..model.data import data_inputs
+    from ..rules import refuse
+    from ..store import runfolder
+    from ..theory import fluctuations as fl
+
+    cfg, _ = _config(args)
+    refuse(cfg, fl.FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
+    if isinstance(args.level, bool) or args.level < 1:
+        raise ConfigError.invalid("--level", args.level, "an integer >= 1")
+    times = None
+    if args.times is not None:
+        allowed = f"comma-separated multiples of flow.dt = {cfg.flow.dt:g} in [0, flow.t_end = {cfg.flow.t_end:g}]"
+        try:
+            times = [float(text) for text in args.times.split(",")]
+            fl.step_indices(cfg, times)
+        except (ValueError, ConfigError):
+            raise ConfigError.invalid("--times", args.times, allowed) from None
+    x = data_inputs(_npz(args.test, "--test", ("X",))["X"], cfg) if args.test else None
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-band"
+    with runfolder.claim(out, "--out", replace=args.force,
+                         busy="pass --force to replace it or choose another --out") as folder:
+        try:                                          # a long plan is said (a warning) before any work
+            result = fl.fluctuations(cfg, args.level, x=x, times=times)
+        except KeyboardInterrupt:
+            print("meanfield: interrupted; nothing was saved", file=sys.stderr)
+            return 130
+        runfolder.retire(folder)
+        result.save(folder)
+    print(f"{result.describe()}; saved to {folder}")
+    return 0
+
+
 def _sweep(args) -> int:
     from ..engine.progress import cli_mode
     from . import sweep
@@ -369,6 +405,17 @@ def parser() -> argparse.ArgumentParser:
     pred.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
     _overrides(pred)
     pred.set_defaults(func=_predict)
+
+    band = sub.add_parser("band", help="the finite-width band around the mean-field limit: lim m Var f_m(x, t)")
+    band.add_argument("config", help="a TOML configuration file (mean-field scaling, smooth activation, finite data)")
+    band.add_argument("--level", type=int, default=12, help="refinement of the limit's quadrature (default 12)")
+    band.add_argument("--test", metavar="FILE.npz", help="the points x: an .npz file with X (default: the training "
+                                                         "inputs)")
+    band.add_argument("--times", help="comma-separated multiples of flow.dt (default: the config's record times)")
+    band.add_argument("--out", help="result folder (default runs/CONFIG_NAME-band)")
+    band.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
+    _overrides(band)
+    band.set_defaults(func=_band)
 
     show = sub.add_parser("show", help="a saved run at a glance: status, config, statistics, observables")
     show.add_argument("run_dir", help="the run folder")

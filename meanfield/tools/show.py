@@ -48,7 +48,14 @@ def _prediction():
     return Prediction
 
 
-SAVED = {"reduced_limit": _reduced_limit, "lazy_prediction": _prediction}   # kind -> its class (imported when read)
+def _band():
+    from ..theory.fluctuations import Fluctuations
+
+    return Fluctuations
+
+
+# kind -> its class (imported when read)
+SAVED = {"reduced_limit": _reduced_limit, "lazy_prediction": _prediction, "finite_width_band": _band}
 
 
 def describe(folder) -> str:
