@@ -145,19 +145,30 @@ def _limit(args) -> int:
 def _reduced_limit(cfg, args) -> int:
     """``meanfield limit --reduced``: the symmetry-reduced limit (``theory.reduced``), its plan
     printed before any work, saved as a reduced-limit folder."""
-    from ..store import runfolder
     from ..theory import reduced
 
     if args.level is not None and (isinstance(args.level, bool) or args.level < 1):
         raise ConfigError.invalid("--level", args.level, "an integer >= 1")
     planned = reduced.plan(cfg, args.level, args.rule)    # refuses, by name, a config the reduction does not fit
     rule, level = planned["rule"], planned["levels"][0]
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-reduced-limit"
+
+    def compute():
+        print(f"meanfield limit: {reduced.describe_plan(cfg, planned)}", file=sys.stderr, flush=True)
+        return reduced.reduced_limit(cfg, level, rule)
+
+    return _saved(args, "reduced-limit", compute)
+
+
+def _saved(args, suffix: str, compute) -> int:
+    """Claim --out (default runs/CONFIG_NAME-suffix), run ``compute()`` (a result with ``save`` and
+    ``describe``) and save it there; Ctrl-C saves nothing (exit 130)."""
+    from ..store import runfolder
+
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-{suffix}"
     with runfolder.claim(out, "--out", replace=args.force,
                          busy="pass --force to replace it or choose another --out") as folder:
-        print(f"meanfield limit: {reduced.describe_plan(cfg, planned)}", file=sys.stderr, flush=True)
         try:
-            result = reduced.reduced_limit(cfg, level, rule)
+            result = compute()
         except KeyboardInterrupt:
             print("meanfield: interrupted; nothing was saved", file=sys.stderr)
             return 130
@@ -194,7 +205,6 @@ def _predict(args) -> int:
     from ..engine.problem import record_steps
     from ..model.data import data_inputs, validate_arrays
     from ..model.limit_kernels import LimitKernel
-    from ..store import runfolder
     from ..theory import lazy
 
     cfg, _ = _config(args)
@@ -227,18 +237,15 @@ def _predict(args) -> int:
     ensemble = args.ensemble or args.covariance
     found = lazy.plan(len(y), len(Z), len(times), ensemble, args.covariance, kernel, X, Z)
     lazy.check_plan(found)
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-predict"
-    with runfolder.claim(out, "--out", replace=args.force,
-                         busy="pass --force to replace it or choose another --out") as folder:
+
+    def compute():
         print(f"meanfield predict: {lazy.describe_plan(found)}", file=sys.stderr, flush=True)
         with warnings.catch_warnings():               # the plan, printed above
             warnings.filterwarnings("ignore", message="meanfield: this prediction's plan")
-            result = lazy.predict(kernel, y, times, X, Z, lam=args.lam, loss=cfg.flow.loss, ensemble=ensemble,
-                                  covariance=args.covariance)
-        runfolder.retire(folder)
-        result.save(folder)
-    print(f"{result.describe()}; saved to {folder}")
-    return 0
+            return lazy.predict(kernel, y, times, X, Z, lam=args.lam, loss=cfg.flow.loss, ensemble=ensemble,
+                                covariance=args.covariance)
+
+    return _saved(args, "predict", compute)
 
 
 def _band(args) -> int:
@@ -247,7 +254,6 @@ def _band(args) -> int:
     --test is named before any folder is claimed."""
     from ..model.data import data_inputs
     from ..rules import refuse
-    from ..store import runfolder
     from ..theory import fluctuations as fl
 
     cfg, _ = _config(args)
@@ -263,18 +269,8 @@ def _band(args) -> int:
         except (ValueError, ConfigError):
             raise ConfigError.invalid("--times", args.times, allowed) from None
     x = data_inputs(_npz(args.test, "--test", ("X",))["X"], cfg) if args.test else None
-    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-band"
-    with runfolder.claim(out, "--out", replace=args.force,
-                         busy="pass --force to replace it or choose another --out") as folder:
-        try:                                          # a long plan is said (a warning) before any work
-            result = fl.fluctuations(cfg, args.level, x=x, times=times)
-        except KeyboardInterrupt:
-            print("meanfield: interrupted; nothing was saved", file=sys.stderr)
-            return 130
-        runfolder.retire(folder)
-        result.save(folder)
-    print(f"{result.describe()}; saved to {folder}")
-    return 0
+    # a long plan is said (a warning) before any work
+    return _saved(args, "band", lambda: fl.fluctuations(cfg, args.level, x=x, times=times))
 
 
 def _sweep(args) -> int:
