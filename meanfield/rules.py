@@ -7,9 +7,10 @@ the subject: the config, seen together with the call's own arguments such as ``w
 Tables: ``SECTIONS`` (each config section's own, checked when it is built), ``CONFIG`` (checked on
 every ``Config``), ``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS``
 its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed mean-field limit),
-``REDUCED`` (the limit reduced by symmetry), ``LAZY`` (the lazy limit's kernels and predictions),
-``LANDSCAPE`` (critical points and certificates). ``refuse`` raises the first broken rule; ``broken``
-returns it. A field's own type and range are declared with it, in ``config.py``.
+``FLUCTUATIONS`` (the finite-width band around it), ``REDUCED`` (the limit reduced by symmetry),
+``LAZY`` (the lazy limit's kernels and predictions), ``LANDSCAPE`` (critical points and
+certificates). ``refuse`` raises the first broken rule; ``broken`` returns it. A field's own type
+and range are declared with it, in ``config.py``.
 """
 from __future__ import annotations
 
@@ -280,6 +281,22 @@ LIMIT = (
     Rule("flow.temperature", lambda s: s.flow.max_temperature > 0,
          "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward", shown=lambda s: s.flow.max_temperature),
     Rule("flow.batch_size", lambda s: s.flow.batch_size > 0, "0: minibatch SGD is not the gradient flow of one risk"),
+)
+
+
+FLUCTUATIONS = (
+    *LIMIT,
+    Rule("data.kind", lambda s: s.data.kind in ("population", "none"),
+         "a sampled kind or arrays (the band is computed on finite data; the population risk's is not built)"),
+    Rule("network.activation", lambda s: activations.ACTIVATIONS[s.network.activation].kinked,
+         "a smooth activation (tanh, sigmoid, erf, softplus, quadratic, linear): with a kinked one the particles "
+         "cross the planes w . x_j = 0 and the flow map is not differentiable in the initial measure"),
+    Rule("network.centered", lambda s: s.network.centered, "false (f0 is itself a fluctuating functional of mu_0)"),
+    Rule("flow.integrator", lambda s: integrators.INTEGRATORS[s.flow.integrator].adaptive,
+         f"a fixed-step method ({', '.join(integrators.FIXED_STEP)}): the adjoint follows the limit's steps"),
+    Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
+    Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
+         shown=lambda s: s.flow.interaction.kind),
 )
 
 

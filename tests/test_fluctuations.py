@@ -141,7 +141,7 @@ def test_a_linear_activation_follows_the_closed_form_moment_flow():
 
 
 def test_the_band_converges_in_the_level():
-    """The gap to level 16 falls with the level (measured: 4e-3, 2e-3, 3e-4 of C ~ 0.1 at levels 4, 6, 9),
+    """The gap to level 16 falls with the level (measured: 4e-3, 2e-3, 3e-4 at levels 4, 6, 9; C ~ 0.1),
     and the estimate of ``error`` is that gap of the coarser level."""
     cfg = config(t_end=2.0).updated({"data.inputs": "sphere"})
     x = run_data(cfg).X_test[:3]

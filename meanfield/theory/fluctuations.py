@@ -45,25 +45,11 @@ from ..engine.problem import record_steps
 from ..errors import ConfigError
 from ..model import activations, integrators, quadrature
 from ..model.twolayer import train_mask
-from ..rules import LIMIT, Rule, refuse
+from ..rules import FLUCTUATIONS, refuse
 from .limits import COARSER
 
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first band
 
-FLUCTUATIONS = (
-    *LIMIT,
-    Rule("data.kind", lambda s: s.data.kind in ("population", "none"),
-         "a sampled kind or arrays (the band is computed on finite data; the population risk's is not built)"),
-    Rule("network.activation", lambda s: activations.ACTIVATIONS[s.network.activation].kinked,
-         "a smooth activation (tanh, sigmoid, erf, softplus, quadratic, linear): with a kinked one the particles "
-         "cross the planes w . x_j = 0 and the flow map is not differentiable in the initial measure"),
-    Rule("network.centered", lambda s: s.network.centered, "false (f0 is itself a fluctuating functional of mu_0)"),
-    Rule("flow.integrator", lambda s: integrators.INTEGRATORS[s.flow.integrator].adaptive,
-         f"a fixed-step method ({', '.join(integrators.FIXED_STEP)}): the adjoint follows the limit's steps"),
-    Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
-    Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
-         shown=lambda s: s.flow.interaction.kind),
-)
 BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns, K, n) intermediates
 STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; beyond, checkpoints
 COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)

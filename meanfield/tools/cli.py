@@ -253,11 +253,11 @@ def _band(args) -> int:
     training inputs) and --times, saved as a sealed folder; a refused config, --level, --times or
     --test is named before any folder is claimed."""
     from ..model.data import data_inputs
-    from ..rules import refuse
+    from ..rules import FLUCTUATIONS, refuse
     from ..theory import fluctuations as fl
 
     cfg, _ = _config(args)
-    refuse(cfg, fl.FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
+    refuse(cfg, FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
     if isinstance(args.level, bool) or args.level < 1:
         raise ConfigError.invalid("--level", args.level, "an integer >= 1")
     times = None
