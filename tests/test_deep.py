@@ -202,6 +202,17 @@ def test_a_deep_run_takes_the_integrators_steps_of_the_velocity_and_records_what
     assert result.observables["train_risk"][-1] < result.observables["train_risk"][0]
 
 
+@pytest.mark.parametrize("rows", [5, 2 * deep.ROW_BLOCK + 3])
+def test_gram_is_the_symmetric_product_with_the_same_bits_on_two_threads(rows):
+    A = np.random.default_rng(rows).standard_normal((rows, 300))
+    with deep.parallel(1):
+        G = deep.gram(A)
+    np.testing.assert_allclose(G, A @ A.T.copy(), rtol=0, atol=1e-15 * A.shape[1] * np.max(A * A))   # round-off
+    np.testing.assert_array_equal(G, G.T)
+    with deep.parallel(2):
+        np.testing.assert_array_equal(deep.gram(A), G)
+
+
 def test_deep_runs_are_bit_identical_on_any_thread_count_and_round_trip_through_a_folder(tmp_path):
     cfg = _deep_cfg(m=300).updated({"flow.batch_size": 8, "flow.loss": "logistic", "data.kind": "random_labels"})
     one, two = (mf.simulate(cfg.updated({"flow.threads": k})) for k in (1, 2))

@@ -58,19 +58,53 @@ def parallel(threads: int):
             _pool.executor = None
 
 
-def matmul(A, B):
-    """A @ B with A (r, k), B (k, c) or (k,), computed in blocks of ROW_BLOCK rows of A, each one
-    BLAS call: the same bits whether the blocks run one after another or on several threads
-    (``parallel``)."""
-    out = np.empty((A.shape[0],) + B.shape[1:])
-    blocks = range(0, A.shape[0], ROW_BLOCK)
-    block = lambda lo: np.matmul(A[lo:lo + ROW_BLOCK], B, out=out[lo:lo + ROW_BLOCK])
+def _each_block(rows: int, block) -> None:
+    """Call ``block(lo)`` for every block of ROW_BLOCK rows, on the threads of ``parallel`` if any."""
+    blocks = range(0, rows, ROW_BLOCK)
     executor = getattr(_pool, "executor", None)
     if executor is None or len(blocks) < 2:
         for lo in blocks:
             block(lo)
     else:
         list(executor.map(block, blocks))
+
+
+def matmul(A, B):
+    """A @ B with A (r, k), B (k, c) or (k,), computed in blocks of ROW_BLOCK rows of A, each one
+    BLAS call: the same bits whether the blocks run one after another or on several threads
+    (``parallel``)."""
+    out = np.empty((A.shape[0],) + B.shape[1:])
+    _each_block(A.shape[0], lambda lo: np.matmul(A[lo:lo + ROW_BLOCK], B, out=out[lo:lo + ROW_BLOCK]))
+    return out
+
+
+def gram(A):
+    """A @ A.T (r, r) for A (r, k) with half of ``matmul``'s flops, exactly symmetric: for r >=
+    2 ROW_BLOCK, split at h = r // 2 into two symmetric rank-k updates A_1 A_1^T, A_2 A_2^T (BLAS
+    syrk, which NumPy calls for a buffer times its own transpose) and one product A_2 A_1^T, the
+    two halves of the work on two threads under ``parallel``; the same bits on any number."""
+    r = A.shape[0]
+    A = np.ascontiguousarray(A)
+    if r < 2 * ROW_BLOCK:
+        out = A @ A.T
+        return np.tril(out) + np.tril(out, -1).T
+    h = r // 2
+    out = np.empty((r, r))
+    top, bottom = A[:h], A[h:]
+
+    def part(which):
+        if which:
+            np.matmul(bottom, top.T, out=out[h:, :h])
+            out[:h, h:] = out[h:, :h].T
+        else:
+            for rows, block in ((slice(0, h), top), (slice(h, r), bottom)):
+                own = block @ block.T
+                out[rows, rows] = np.tril(own) + np.tril(own, -1).T
+    executor = getattr(_pool, "executor", None)
+    if executor is None:
+        part(0), part(1)
+    else:
+        list(executor.map(part, (1, 0)))
     return out
 
 
@@ -215,8 +249,7 @@ def layer_kernels(net: DeepNet, params, X) -> list:
     """The per-layer Gram matrices J_l J_l^T (n, n) without forming J: (delta delta^T) * (below
     below^T), and mult^2 u u^T for the read-out. Their sum is the tangent kernel H."""
     *pairs, (mult, features) = backward(net, params, X)
-    return [matmul(delta, delta.T) * matmul(below, below.T) for delta, below in pairs] \
-        + [mult ** 2 * matmul(features, features.T)]
+    return [gram(delta) * gram(below) for delta, below in pairs] + [mult ** 2 * gram(features)]
 
 
 def tangent_kernel(net: DeepNet, params, X) -> np.ndarray:
