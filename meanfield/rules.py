@@ -8,9 +8,9 @@ Tables: ``SECTIONS`` (each config section's own, checked when it is built), ``CO
 every ``Config``), ``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS``
 its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed mean-field limit),
 ``FLUCTUATIONS`` (the finite-width band around it), ``REDUCED`` (the limit reduced by symmetry),
-``LAZY`` (the lazy limit's kernels and predictions), ``LANDSCAPE`` (critical points and
-certificates). ``refuse`` raises the first broken rule; ``broken`` returns it. A field's own type
-and range are declared with it, in ``config.py``.
+``POPULATION_BAND`` (the band of the population risk), ``LAZY`` (the lazy limit's kernels and
+predictions), ``LANDSCAPE`` (critical points and certificates). ``refuse`` raises the first broken
+rule; ``broken`` returns it. A field's own type and range are declared with it, in ``config.py``.
 """
 from __future__ import annotations
 
@@ -286,8 +286,7 @@ LIMIT = (
 
 FLUCTUATIONS = (
     *LIMIT,
-    Rule("data.kind", lambda s: s.data.kind in ("population", "none"),
-         "a sampled kind or arrays (the band is computed on finite data; the population risk's is not built)"),
+    Rule("data.kind", lambda s: s.data.kind == "none", "a sampled kind, arrays, or 'population' (POPULATION_BAND)"),
     Rule("network.activation", lambda s: activations.ACTIVATIONS[s.network.activation].kinked,
          "a smooth activation (tanh, sigmoid, erf, softplus, quadratic, linear): with a kinked one the particles "
          "cross the planes w . x_j = 0 and the flow map is not differentiable in the initial measure"),
@@ -298,6 +297,7 @@ FLUCTUATIONS = (
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
          shown=lambda s: s.flow.interaction.kind),
 )
+
 
 
 def _classes(s) -> bool:
@@ -325,6 +325,15 @@ REDUCED = (
     Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
          shown=lambda s: s.flow.interaction.kind),
+)
+
+POPULATION_BAND = (            # the band of the population risk, on the reduced limit
+    *REDUCED,
+    Rule("data.kind", lambda s: s.data.kind != "population",
+         "'population' (the band of isotropic_gaussians' mixture is not built)"),
+    Rule("network.activation", lambda s: activations.ACTIVATIONS[s.network.activation].kernel_second is None,
+         "an activation with closed-form second partials of its kernel (relu, leaky_relu, erf, quadratic, linear)"),
+    *(rule for rule in FLUCTUATIONS if rule.field in ("network.centered", "flow.integrator")),
 )
 
 LAZY = (

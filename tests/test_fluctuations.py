@@ -157,7 +157,7 @@ def test_the_band_converges_in_the_level():
 
 
 @pytest.mark.parametrize("change, field", [({"network.activation": "relu"}, "network.activation"),
-                                           ({"data.kind": "population"}, "data.kind"),
+                                           ({"data.kind": "none"}, "data.kind"),
                                            ({"network.centered": True}, "network.centered"),
                                            ({"flow.integrator": "dopri5"}, "flow.integrator"),
                                            ({"flow.temperature": 0.1}, "flow.temperature"),

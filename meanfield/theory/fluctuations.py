@@ -45,8 +45,9 @@ from ..engine.problem import record_steps
 from ..errors import ConfigError
 from ..model import activations, integrators, quadrature
 from ..model.twolayer import train_mask
-from ..rules import FLUCTUATIONS, refuse
+from ..rules import FLUCTUATIONS, POPULATION_BAND, refuse
 from .limits import COARSER
+from .reduced_reverse import PARALLEL
 
 _kernels = _lazy.module("meanfield._kernels")      # Numba loads on the first band
 
@@ -54,6 +55,9 @@ BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns
 STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; beyond, checkpoints
 COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)
 STAGE_SECONDS = 1.2e-8         # a forward stage's per node and sample, run twice (measured, d = 2, tanh)
+REVERSE_PAIR_SECONDS = 1.4e-7  # the population reverse's pair terms per pair, cosine and stage (NumPy, measured)
+COLUMN_PAIR_SECONDS = 4.8e-8   # and its multiply-adds per column, pair, cosine and stage
+FINITE_LEVEL = 12              # the default level on finite data
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
 KIND = "finite_width_band"     # a saved band's manifest kind
 
@@ -85,14 +89,17 @@ class Fluctuations:
         return self.f - half, self.f + half
 
     def describe(self) -> str:
-        gap = ("no error estimate" if self.error is None else
-               f"largest gap to level {self.stats.get('coarse_level')}: "
-               f"{np.max(self.error['predictor'] / np.maximum(self.predictor, 1e-300), initial=0.0):.2g} of C "
-               "(an estimate of that level's error)")
+        gap = "no error estimate"
+        if self.error is not None:
+            worst = max(np.max(self.error[name] / np.maximum(getattr(self, name), 1e-300), initial=0.0)
+                        for name in ("predictor", "risk"))
+            gap = (f"largest gap to level {self.stats.get('coarse_level')}: {worst:.2g} of C (an estimate of that "
+                   "level's error)")
+        points = (f"{self.x.shape[0]} points: mean C(x, t_end) = {np.mean(self.predictor[-1]):.4g}, " if self.x.size
+                  else "")
+        dropped = f"; {_dropped(self.stats['dropped'])}" if self.stats.get("dropped") else ""
         return (f"finite-width band at level {self.stats.get('level')} ({self.stats.get('nodes')} nodes), "
-                f"{len(self.t)} times, {self.x.shape[0]} points: mean C(x, t_end) = "
-                f"{np.mean(self.predictor[-1]) if self.x.size else float('nan'):.4g}, C_risk(t_end) = "
-                f"{self.risk[-1]:.4g}; {gap}")
+                f"{len(self.t)} times, {points}C_risk(t_end) = {self.risk[-1]:.4g}; {gap}{dropped}")
 
     def save(self, path) -> Path:
         """Write into the folder ``path``: arrays.npz, config.toml (if any), observables.csv (t, mean
@@ -119,42 +126,102 @@ class Fluctuations:
         return cls(*(arrays[name] for name in cls.ARRAYS), error, stats, config)
 
 
-def fluctuations(cfg: Config, level: int = 12, x=None, times=None, data=None, estimate: bool = True) -> Fluctuations:
+def fluctuations(cfg: Config, level: int | None = None, x=None, times=None, data=None,
+                 estimate: bool = True, parallel: str = "refuse") -> Fluctuations:
     """C(x, t), C_risk(t) and C_displacement(t) of cfg's noiseless mean-field flow (module docstring)
-    at the points ``x`` (P, d) (default: the training inputs) and ``times`` (default: cfg's record
-    times; each a multiple of flow.dt in [0, t_end]), from the rule of ``limits.mean_field_limit``
-    at ``level``; ``estimate``: also at round(COARSER level), the gaps in ``error``. ``data``:
-    arrays (X, y) as ``simulate`` takes them."""
-    refuse(cfg, FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
-    dataset = run_data(cfg, data)
-    X, y = (np.ascontiguousarray(a, dtype=np.float64) for a in (dataset.X, dataset.y))
-    x = X if x is None else _points(x, cfg.network.d)
+    at the points ``x`` (P, d) (default: the training inputs; none on the population risk) and
+    ``times`` (default: cfg's record times; each a multiple of flow.dt in [0, t_end]). On finite
+    data (``data``: arrays (X, y) as ``simulate`` takes them) from the rule of
+    ``limits.mean_field_limit`` at ``level`` (default 12); on the population risk from the reduced
+    limit's rule (``reduced``: Gauss for k <= 3 reduced directions, else Sobol; ``level`` default
+    its DEFAULT_LEVELS). ``estimate``: also at the coarser level, the gaps in ``error``.
+    ``parallel`` (population risk, kinked kernels): "refuse" where two reduced nodes become nearly
+    parallel (the kernel's second partials diverge there), or "drop" their second-order terms, an
+    approximation that ``stats["dropped"]``, ``describe`` and a warning state."""
+    check(cfg)
+    if parallel not in PARALLEL:
+        raise ConfigError.invalid("parallel", parallel, " or ".join(repr(p) for p in PARALLEL))
     steps = step_indices(cfg, times)
-    levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
-    rules = [quadrature.initial_rule(cfg.network, cfg.init, at) for at in levels]
-    planned = plan(cfg, levels, [len(omega) for _, omega in rules], len(x), steps, len(y))
+    x, levels, rules, make, seconds = (_population if cfg.data.kind == "population" else _finite)(
+        cfg, level, x, data, estimate, parallel)
+    planned = plan(levels, [len(omega) for _, omega in rules], len(x), steps, seconds)
     if planned["seconds"] > LONG_SECONDS:
         warnings.warn(f"meanfield: {describe_plan(planned)}", stacklevel=2)
-    found = [_at_level(cfg, WeightedFlow(cfg, X, y, omega), nodes, x, steps) for nodes, omega in rules]
+    flows = [make(omega) for _, omega in rules]
+    found = [_at_level(cfg, flow, nodes, x, steps) for flow, (nodes, _) in zip(flows, rules)]
     fine = found[0]
+    dropped = max(getattr(flow, "dropped", 0.0) for flow in flows)
+    if dropped:
+        warnings.warn(f"meanfield: {_dropped(dropped)}; parallel='refuse' refuses instead", stacklevel=2)
     error = None
     if estimate:
         error = {name: np.abs(fine[name] - found[1][name]) for name in ("predictor", "risk", "displacement")}
-    stats = {"level": level, "nodes": len(rules[0][1]), "seconds": fine["seconds"],
-             "coarse_level": levels[-1] if estimate else None, "plan": planned}
+    stats = {"level": levels[0], "nodes": len(rules[0][1]), "seconds": fine["seconds"],
+             "coarse_level": levels[-1] if estimate else None, "plan": planned, "dropped": dropped}
     return Fluctuations(steps * cfg.flow.dt, x, fine["predictor"], fine["risk"], fine["displacement"], fine["f"],
                         fine["limit_risk"], fine["limit_displacement"], error, stats, cfg)
 
 
-def plan(cfg: Config, levels: list, nodes: list, points: int, steps: np.ndarray, n: int) -> dict:
+def check(cfg: Config) -> None:
+    """Refuse, by name, a config whose band is not computed here (``rules.FLUCTUATIONS`` on finite
+    data, ``rules.POPULATION_BAND`` on the population risk)."""
+    if cfg.data.kind == "population":
+        refuse(cfg, POPULATION_BAND, " (the band of the population risk, on the reduced limit)")
+    else:
+        refuse(cfg, FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
+
+
+def _dropped(share: float) -> str:
+    return (f"the band dropped the second derivatives of nearly parallel pairs of reduced nodes (up to {share:.2g} of "
+            "the pair terms at one stage; parallel='drop'): an approximation")
+
+
+def _finite(cfg: Config, level, x, data, estimate, parallel) -> tuple:
+    """(points, levels, rules, the flow of a rule's weights, the cost model) on finite data."""
+    dataset = run_data(cfg, data)
+    X, y = (np.ascontiguousarray(a, dtype=np.float64) for a in (dataset.X, dataset.y))
+    x = X if x is None else _points(x, cfg.network.d)
+    level = FINITE_LEVEL if level is None else level
+    levels = [level] + ([max(1, round(COARSER * level))] if estimate else [])
+    rules = [quadrature.initial_rule(cfg.network, cfg.init, at) for at in levels]
+    stages, n = integrators.INTEGRATORS[cfg.flow.integrator].stages, len(y)
+
+    def seconds(K, column_steps, last):
+        return K * n * stages * (column_steps * COLUMN_SECONDS + 2 * last * STAGE_SECONDS)
+    return x, levels, rules, lambda omega: WeightedFlow(cfg, X, y, omega), seconds
+
+
+def _population(cfg: Config, level, x, data, estimate, parallel) -> tuple:
+    """``_finite`` on the population risk: the reduced limit's rule (no points: the reduced measure
+    is invariant, a predictor at a point is not)."""
+    from . import reduced
+
+    for name, given in (("x", x), ("data", data)):
+        if given is not None:
+            raise ConfigError.invalid(name, "given", "None on the population risk (its band is that of the risk "
+                                      "and the mean displacement)")
+    problem, _ = reduced.ReducedFlow.of(cfg)
+    rule = "gauss" if problem.k <= 3 else "sobol"
+    make, coarser, options = reduced.RULES[rule]
+    level = reduced.DEFAULT_LEVELS[rule] if level is None else level
+    levels = [level] + ([coarser(level)] if estimate else [])
+    rules = [make(cfg.network, cfg.init, at, problem.k, **(options if at != level else {})) for at in levels]
+    stages, cosines = integrators.INTEGRATORS[cfg.flow.integrator].stages, len(problem.cosines[0])
+
+    def seconds(K, column_steps, last):
+        return K * K * cosines * stages * (last * (2 * reduced.REDUCED_PAIR_SECONDS + REVERSE_PAIR_SECONDS)
+                                           + column_steps * COLUMN_PAIR_SECONDS)
+    make_flow = lambda omega: PopulationFlow(cfg, problem, omega, parallel)
+    return np.zeros((0, cfg.network.d)), levels, rules, make_flow, seconds
+
+
+def plan(levels: list, nodes: list, points: int, steps: np.ndarray, seconds) -> dict:
     """The cost before any work: nodes per level, observables (columns: points + 2 per time), and
-    the estimated CPU seconds: two forward passes (STAGE_SECONDS per node, sample and stage) and the
-    reverse sweeps, a column at step s swept back over s steps (COLUMN_SECONDS per column, node,
-    sample and stage)."""
-    stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
+    the estimated CPU seconds ``seconds(nodes, column-steps, steps)``: two forward passes and the
+    reverse sweep, a column at step s swept back over s steps."""
     column_steps = (points + 2) * int(np.sum(steps))
-    seconds = sum(K * n * stages * (column_steps * COLUMN_SECONDS + 2 * int(steps[-1]) * STAGE_SECONDS) for K in nodes)
-    return {"levels": levels, "nodes": nodes, "columns": (points + 2) * len(steps), "seconds": seconds}
+    total = sum(seconds(K, column_steps, int(steps[-1])) for K in nodes)
+    return {"levels": levels, "nodes": nodes, "columns": (points + 2) * len(steps), "seconds": total}
 
 
 def describe_plan(found: dict) -> str:
@@ -297,8 +364,8 @@ class WeightedFlow(RungeKutta):
         points x, the risk and the mean displacement sum_k omega_k |theta_k - theta0_k|."""
         d, alpha, omega = x.shape[1], self.alpha, self.omega
         W, A = theta[:, :d], theta[:, d]
-        P, K = len(x), len(theta)
-        values, theta_bar, omega_bar = np.empty(P + 2), np.empty((P + 2, K, d + 1)), np.empty((P + 2, K))
+        P = len(x)
+        values, theta_bar, omega_bar = _displacement(theta, theta0, omega, P + 1)
         for rows, inputs in ((slice(0, P), x), (slice(P, P + 1), self.X)):
             Z = inputs @ W.T                                                     # (q, K)
             s0, s1 = self.act.value(Z, self.params), self.act.derivative(Z, self.params)
@@ -315,14 +382,57 @@ class WeightedFlow(RungeKutta):
                 omega_bar[rows] = g
                 theta_bar[rows, :, :d] = (alpha * omega * A * s1)[:, :, None] * inputs[:, None, :]
                 theta_bar[rows, :, d] = alpha * omega * s0
-        moved = theta - theta0
-        size = np.linalg.norm(moved, axis=1)
-        values[P + 1] = float(omega @ size)
-        omega_bar[P + 1] = size
-        with np.errstate(invalid="ignore", divide="ignore"):
-            theta_bar[P + 1] = np.where(size[:, None] > 0, omega[:, None] * moved / size[:, None], 0.0)
         return values, theta_bar, omega_bar
 
+
+
+
+def _displacement(theta, theta0, omega, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, theta_bar, omega_bar) with rows + 1 rows, the last the mean displacement
+    sum_k omega_k |theta_k - theta0_k| and its derivatives; the others for the caller to fill."""
+    values, theta_bar = np.empty(rows + 1), np.empty((rows + 1,) + theta.shape)
+    omega_bar = np.empty((rows + 1, len(theta)))
+    moved = theta - theta0
+    size = np.linalg.norm(moved, axis=1)
+    values[rows], omega_bar[rows] = float(omega @ size), size
+    with np.errstate(invalid="ignore", divide="ignore"):
+        theta_bar[rows] = np.where(size[:, None] > 0, omega[:, None] * moved / size[:, None], 0.0)
+    return values, theta_bar, omega_bar
+
+class PopulationFlow(RungeKutta):
+    """The reduced limit of the population flow (``reduced``: nodes z = (w_S, r, a) (N, k + 2),
+    weights omega) with its velocity's reverse products (``reduced_reverse``)."""
+
+    def __init__(self, cfg: Config, problem, omega, parallel: str = "refuse"):
+        self.problem, self.omega, self.parallel = problem, omega, parallel
+        self.method, self.dt = integrators.INTEGRATORS[cfg.flow.integrator], cfg.flow.dt
+        self.dropped = 0.0         # the largest share of (pair, cosine) terms dropped at one stage
+
+    def stage(self, Z) -> dict:
+        from . import reduced
+
+        return {"theta": Z, "v": reduced.velocity(self.problem, Z, self.omega, compiled=True)}
+
+    def _reverse(self, at: dict, cot: np.ndarray, omega_bar: np.ndarray) -> np.ndarray:
+        from . import reduced_reverse
+
+        bar, w_bar, dropped = reduced_reverse.reverse(self.problem, at["theta"], self.omega, cot, self.parallel)
+        omega_bar += w_bar
+        N, (c, _) = len(self.omega), self.problem.cosines
+        self.dropped = max(self.dropped, dropped / (N * N * len(c) + N * len(self.problem.teacher)))
+        return bar
+
+    def observables(self, Z, Z0, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values (2,), Z_bar (2, N, k + 2), omega_bar (2, N)) of the population risk (dR/dz_k =
+        omega_k g_k, dR/domega_k = Phi(z_k)) and the mean displacement sum_k omega_k |z_k - z0_k|,
+        which is the particles' own (a particle's direction across S never moves); ``x``: none."""
+        from . import reduced, reduced_reverse
+
+        g, phi = reduced_reverse.gradient(self.problem, Z, self.omega)
+        values, theta_bar, omega_bar = _displacement(Z, Z0, self.omega, 1)
+        values[0] = reduced.risk(self.problem, Z, self.omega, compiled=True)
+        theta_bar[0], omega_bar[0] = self.omega[:, None] * g, phi
+        return values, theta_bar, omega_bar
 
 def first_variations(flow: WeightedFlow, theta0, x, steps) -> tuple[np.ndarray, np.ndarray]:
     """(Psi (T, P + 2, K), values (T, P + 2)): d O / d omega_k for the observables of

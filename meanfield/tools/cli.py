@@ -253,12 +253,11 @@ def _band(args) -> int:
     training inputs) and --times, saved as a sealed folder; a refused config, --level, --times or
     --test is named before any folder is claimed."""
     from ..model.data import data_inputs
-    from ..rules import FLUCTUATIONS, refuse
     from ..theory import fluctuations as fl
 
     cfg, _ = _config(args)
-    refuse(cfg, FLUCTUATIONS, " (the finite-width band of a noiseless mean-field flow with a smooth flow map)")
-    if isinstance(args.level, bool) or args.level < 1:
+    fl.check(cfg)
+    if args.level is not None and args.level < 1:
         raise ConfigError.invalid("--level", args.level, "an integer >= 1")
     times = None
     if args.times is not None:
@@ -403,8 +402,10 @@ def parser() -> argparse.ArgumentParser:
     pred.set_defaults(func=_predict)
 
     band = sub.add_parser("band", help="the finite-width band around the mean-field limit: lim m Var f_m(x, t)")
-    band.add_argument("config", help="a TOML configuration file (mean-field scaling, smooth activation, finite data)")
-    band.add_argument("--level", type=int, default=12, help="refinement of the limit's quadrature (default 12)")
+    band.add_argument("config", help="a TOML configuration file (mean-field scaling; a smooth activation on finite "
+                      "data, or the population risk)")
+    band.add_argument("--level", type=int, help="refinement of the limit's quadrature (default 12 on finite data; "
+                      "the reduced limit's default on the population risk)")
     band.add_argument("--test", metavar="FILE.npz", help="the points x: an .npz file with X (default: the training "
                                                          "inputs)")
     band.add_argument("--times", help="comma-separated multiples of flow.dt (default: the config's record times)")
