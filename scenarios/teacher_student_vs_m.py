@@ -2,7 +2,12 @@
 stalls at a positive population risk, while from m = 2 m0 every run drives the risk below 1e-5 of
 its initial value (where it is stopped), its mass gathered on the teacher's directions. The m =
 infinity limit, computed by the symmetry-reduced solver (``meanfield.reduced``), is approached by
-the finite widths' risk curves as m grows, and the predictor approaches it like m^-1/2.
+the finite widths' risk curves as m grows, and the predictor approaches it like m^-1/2. The
+finite-width band of the risk, C_R(t) = lim m Var R_m(t), is computed from the limit itself
+(``fluctuations`` on the reduced limit) and predicts the measured spread over seeds with no fitted
+constant until the escape from the saddle at 0; after it the measured spread exceeds the band at
+these widths (m Var R_m / C_R measured at t = 4.2: 1.8 at m = 640, 1.6 at m = 1280, 100 seeds
+each): the o(1/m) terms, amplified by the escape, still dominate.
 
 Source: Chizat & Bach (2018), On the global convergence of gradient descent for
 over-parameterized models using optimal transport (population loss against m in high dimension).
@@ -18,9 +23,17 @@ fixing the teacher's span (12 variables whatever d), 2^limit_level scrambled Sob
 estimated from half as many scrambled independently (nested Sobol sets share their errors),
 computed up to limit_until, as its error grows with time (with 1024 nodes, estimated: 1.5 % of
 the risk at t = 12, 8 % at t = 44, 19 % at t = 100); the distance ||f_m - f_inf|| is measured with seed 0's teacher
-for every seed (only the initialisation varies). Cone mass: signed mass of the 2-homogeneous projection within 10
+for every seed (only the initialisation varies). The band: Sobol nodes at band_level, its error
+estimated at one level less, relu's nearly parallel pairs (reduced nodes that have left the
+teacher's orthogonal complement meet themselves) dropped from its second-order terms, which the
+sidecar states (``dropped_parallel_share``), measured against early_seeds runs at m = band_width
+up to the escape and band_seeds of them after, with seed 0's teacher, the intervals by bootstrap
+over seeds (the risk's spread has heavy tails). Cone mass: signed mass of the 2-homogeneous projection within 10
 degrees of a teacher direction (the teacher has mass m0).
 """
+import time
+import warnings
+
 import numpy as np
 from matplotlib import pyplot as plt
 
@@ -29,16 +42,24 @@ from meanfield.analysis import plotting
 from meanfield.analysis.claims import claim, rate
 from meanfield.model.measures import cone_masses
 from meanfield.theory import reduced
+from meanfield.theory.fluctuations import fluctuations
 from meanfield.tools.figures import scenario_main, simulate_all
 
-SETTING = "d = 100, population risk, m0 = 10, m = 10-320 and the m = ∞ limit (1024 nodes, t <= 50), 4 seeds (full mode)"
+SETTING = ("d = 100, population risk, m0 = 10, m = 10-320 and the m = ∞ limit (1024 nodes, t <= 50), 4 seeds; the band "
+           "of the risk at 512 nodes against 400 seeds at m = 640, 120 of them to t = 8.4 (full mode)")
 D, M0 = 100, 10
 # distance_widths: where ||f_m - f_inf|| is measured, at t ~ 12.6 only (cheap: five widths in either mode)
+# band_*: the finite-width band of the risk (its level) against band_seeds runs at m = band_width
 QUICK = {"widths": [10, 20, 40], "seeds": 2, "t_end": 1000.0, "limit_level": 9, "limit_until": 12.6,
-         "distance_widths": [20, 40, 80, 160, 320]}
+         "distance_widths": [20, 40, 80, 160, 320], "band_level": 7, "band_width": 160, "band_seeds": 16,
+         "early_seeds": 32}
 FULL = {"widths": [10, 20, 40, 80, 160, 320], "seeds": 4, "t_end": 2000.0, "limit_level": 10, "limit_until": 50.0,
-        "distance_widths": [20, 40, 80, 160, 320]}
+        "distance_widths": [20, 40, 80, 160, 320], "band_level": 9, "band_width": 640, "band_seeds": 120,
+        "early_seeds": 400}
 DISTANCE_AT = 12.6     # the record time nearest this: where the predictor distance to the limit is measured
+BAND_TIMES = [0.0, 0.6, 1.2, 2.0, 3.0, 4.2, 6.0, 8.4]   # where the band of the risk is computed and measured
+BEFORE_ESCAPE = 2.0  # the band's claim: up to this time (the risk still above 40 % of its start)
+BAND = [0.71, 1.41]  # m Var R_m / C_R: nearer 1 than its rivals 1/2 and 2 (geometrically)
 GLOBAL = 1e-5        # risk at T below this fraction of the initial risk
 STALLED = 0.01       # relative decrease over the last half of the horizon below this
 
@@ -80,8 +101,10 @@ def run(quick, out):
     over = widths >= 2 * M0
     near = np.array(size["distance_widths"])
     limit, distances, at = limit_and_distances(size, near)
+    band, spread, early_spread, band_seconds = band_and_spread(size)
+    shown = int(widths[-1])
 
-    fig, axes = plt.subplots(1, 4, figsize=(21, 4.8))
+    fig, axes = plt.subplots(1, 5, figsize=(26, 4.8))
     ax = axes[0]
     ratio = widths / M0
     for k in range(size["seeds"]):
@@ -108,6 +131,9 @@ def run(quick, out):
               label=f"m = ∞ (reduced limit, {nodes} nodes)")
     ax.fill_between(limit.t[1:], *(np.sort([limit.risk[1:], limit.coarse_risk[1:]], axis=0) / limit.risk[0]),
                     color="k", alpha=0.25, lw=0, label=f"limit at {nodes // 2} other nodes (its error)")
+    ax.errorbar(band.t, band.limit_risk / limit.risk[0], yerr=2 * np.sqrt(band.risk / shown) / limit.risk[0],
+                fmt="none", ecolor="tab:red", elinewidth=1.5, capsize=3,
+                label=rf"predicted band at m = {shown}: $R_\infty \pm 2\sqrt{{C_R(t)/m}}$")
     ax.set_xlabel("time $t$ (flow units)")
     ax.set_ylabel(r"$R(\theta_t) / R(\theta_0)$ (seed 0)")
     ax.set_title("population risk along the flow, and its m = ∞ limit")
@@ -130,6 +156,24 @@ def run(quick, out):
     plotting.label_ticks(ax, near)
     ax.legend(fontsize=8)
     ax.set_title(f"the predictor approaches the limit's ({size['seeds']} seeds)")
+    ax = axes[4]
+    m_band, early = size["band_width"], band.t <= BEFORE_ESCAPE + 1e-9
+    measured = m_band * spread.var(axis=0, ddof=1)
+    measured[early] = m_band * early_spread.var(axis=0, ddof=1)
+    interval = m_band * _variance_interval(spread) / band.risk
+    interval[:, early] = m_band * _variance_interval(early_spread) / band.risk[early]
+    ratio = measured / band.risk
+    ax.axhspan(*BAND, color="tab:green", alpha=0.12, lw=0, label=f"the claim's window {BAND} (t <= {BEFORE_ESCAPE:g})")
+    ax.axhline(1.0, color="k", lw=1.2, label=r"the band's prediction $C_R(t)$ (nothing fitted; "
+               f"{band.stats['dropped']:.1%} of its pair terms dropped: nearly parallel)")
+    ax.errorbar(band.t, ratio, yerr=[ratio - interval[0], interval[1] - ratio], fmt="o", color="tab:red", capsize=3,
+                label=f"measured, m = {m_band} ({len(early_spread)} seeds to t = {BEFORE_ESCAPE:g}, "
+                f"{len(spread)} after; 95 % bootstrap interval)")
+    ax.set_yscale("log")
+    ax.set_xlabel("time $t$ (flow units)")
+    ax.set_ylabel(r"$m\,\mathrm{Var}[R_m(t)] \,/\, C_R(t)$")
+    ax.set_title("the finite-width band of the risk: measured spread / predicted", fontsize=10)
+    ax.legend(fontsize=7)
     fig.suptitle(f"Chizat & Bach (2018) in d = {D}: teacher of m0 = {M0} ReLU neurons, exact population risk, "
                  f"{size['seeds']} seeds per width, stopped at {GLOBAL:g} R(0) or T = {size['t_end']:g}; m = ∞ by the "
                  "symmetry-reduced limit solver")
@@ -160,15 +204,69 @@ def run(quick, out):
              f"slope of ||f_m - f_inf|| at t = {at:g} vs m (95 % interval over seeds)", fit, theory=-0.5,
              window=[-0.75, -0.25], rival=[0.0, -1.0]),
     ]
+    band_error = band.error["risk"][early] / band.risk[early]
+    claims.append(claim(f"the band of the risk is resolved before the escape (t <= {BEFORE_ESCAPE:g}): its two levels "
+                        "agree to 10 % (an estimate of the coarser level's error)",
+                        f"relative gap of C_R between levels {band.stats['level']} and {band.stats['coarse_level']}",
+                        float(np.max(band_error)), "<", 0.10, kind="check"))
+    if not quick:
+        claims.append(claim(
+            f"the finite-width band predicts the spread of the population risk before the escape (t <= "
+            f"{BEFORE_ESCAPE:g}) with no fitted constant: m Var R_m(t) at m = {m_band} is the limit's "
+            "C_R(t), not a factor 2 off, nor the initial spread C_R(0) carried along",
+            f"m Var R_m / C_R at t = {', '.join(f'{t:g}' for t in band.t[early])}: 95 % intervals (bootstrap, "
+            f"{len(early_spread)} seeds)", interval[:, early].ravel(), "in", BAND,
+            rival=[0.5, 2.0] + (band.risk[0] / band.risk[early][1:]).tolist(), measured=ratio[early].tolist()))
     numbers = {"limit": {"t": limit.t, "risk": limit.risk, "coarse_risk": limit.coarse_risk, "nodes": nodes,
                          "relative_error": limit_error},
                "risk_gap_to_limit": gaps, "distance_time": at, "predictor_distance": distances, "distance_fit": fit,
                "widths": widths, "m0": M0, "d": D, "final_relative_risk": final,
                "relative_decrease_last_half": decrease, "stalled": stalled, "converged": converged,
                "stopping_time": stopped, "distance_widths": near, "cone_mass_fraction": cone,
-               "largest_m_cone_mass_per_teacher_neuron": per_teacher}
+               "largest_m_cone_mass_per_teacher_neuron": per_teacher,
+               "band": {"t": band.t, "C_risk": band.risk, "limit_risk": band.limit_risk, "level": band.stats["level"],
+                        "nodes": band.stats["nodes"], "error_C_risk": band.error["risk"],
+                        "dropped_parallel_share": band.stats["dropped"], "cpu_seconds": band_seconds,
+                        "width": m_band, "measured_m_var": measured, "ratio": ratio, "ratio_interval": interval,
+                        "seeds": len(spread), "early_seeds": len(early_spread), "mean_risk": spread.mean(axis=0)}}
     return fig, {"setting": SETTING, "seed": list(range(size["seeds"])), "config": config(size, int(widths[0]), 0),
                  "numbers": numbers, "claims": claims}
+
+
+def band_and_spread(size):
+    """The predicted band of the population risk, C_R(t) = lim m Var R_m(t) (``fluctuations`` on
+    the reduced limit, seed 0's teacher, Sobol nodes at band_level and their estimate at one level
+    less; relu's nearly parallel pairs dropped and said), and the risk of runs at m = band_width
+    (seed 0's teacher, seeds 1, 2, ...): band_seeds of them at every BAND_TIMES, early_seeds at the
+    times up to BEFORE_ESCAPE (the first band_seeds and more, run that far only): (band, risks
+    (band_seeds, times), early risks (early_seeds, early times), CPU s)."""
+    base = config(size, size["band_width"], 0)
+    teacher = mf.run_data(base).teacher
+    steps = round(BAND_TIMES[-1] / base.flow.dt)
+    base = base.updated({"data.teacher_weights": teacher.tolist(), "flow.t_end": BAND_TIMES[-1],
+                         "record.n_records": steps, "record.spacing": "linear", "record.diagnostics": []})
+    tic = time.process_time()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*dropped the second derivatives")   # said on the figure
+        band = fluctuations(base, size["band_level"], times=BAND_TIMES, parallel="drop")
+    seconds = time.process_time() - tic
+    long, early = size["band_seeds"], [t for t in BAND_TIMES if t <= BEFORE_ESCAPE]
+    short = base.updated({"flow.t_end": early[-1], "record.n_records": round(early[-1] / base.flow.dt)})
+    runs = simulate_all([base.updated({"seed": seed}) for seed in range(1, long + 1)]
+                        + [short.updated({"seed": seed}) for seed in range(long + 1, size["early_seeds"] + 1)])
+
+    def risks(run, times):
+        return run.observables["train_risk"][[int(np.argmin(np.abs(run.t - t))) for t in times]]
+    return (band, np.array([risks(run, BAND_TIMES) for run in runs[:long]]),
+            np.array([risks(run, early) for run in runs]), seconds)
+
+
+def _variance_interval(values, draws: int = 4000) -> np.ndarray:
+    """The 95 % interval (2, times) of the variance of values (seeds, times) over seeds resampled
+    (bootstrap: the risk's spread over seeds has heavy tails, a chi-square interval is too narrow)."""
+    rng = np.random.default_rng(0)
+    picks = rng.integers(0, len(values), (draws, len(values)))
+    return np.percentile(np.var(values[picks], axis=1, ddof=1), [2.5, 97.5], axis=0)
 
 
 def limit_and_distances(size, widths):

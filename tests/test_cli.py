@@ -248,3 +248,19 @@ def test_band_saves_the_finite_width_band_and_refuses_in_one_line(tmp_path, caps
         assert err.count("\n") == 0
         assert name in err
         assert not (tmp_path / "no").exists()
+
+
+def test_band_of_the_population_risk_refuses_parallel_pairs_by_name_or_drops_them_and_says_so(tmp_path, capsys):
+    config = write(tmp_path, "[network]\nm = 10\nd = 100\nactivation = 'relu'\n[init]\nw_law = 'gaussian'\n"
+                             "w_scale = 0.1\na_law = 'gaussian'\ntau = 0.1\n[data]\nkind = 'population'\n"
+                             "teacher_m0 = 10\n[flow]\ndt = 0.2\nt_end = 4.2\n")
+    assert main(["band", config, "--level", "5", "--times", "0.6,4.2", "--out", str(tmp_path / "no")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "parallel" in err
+    assert not (tmp_path / "no").exists() or not any((tmp_path / "no").iterdir())
+    out = tmp_path / "band"
+    assert main(["band", config, "--level", "5", "--times", "0.6,4.2", "--parallel", "drop", "--out", str(out)]) == 0
+    assert "dropped the second derivatives" in capsys.readouterr().out
+    assert main(["show", str(out)]) == 0
+    assert "dropped the second derivatives" in capsys.readouterr().out

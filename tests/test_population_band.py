@@ -121,3 +121,26 @@ def test_nearly_parallel_relu_pairs_are_refused_by_name_or_dropped_and_said():
     with pytest.raises(ConfigError) as caught:
         fl.fluctuations(cfg, 5, times=[0.6], parallel="smooth")
     assert caught.value.parameter == "parallel"
+
+
+@pytest.mark.slow
+def test_particles_in_d_100_spread_as_the_population_band_predicts():
+    """Chizat & Bach's setting (relu, d = 100, m0 = 10, small init) before the escape from the
+    saddle at 0: m Var R_m(t) / C_R(t) within the sampling error of a variance over 300 seeds
+    (3.29 sqrt(2 / 299) = 27 %, a 99.9 % band for 3 times x 2 widths) at m = 160 and 640."""
+    def particles(m, seed, teacher=None):
+        cfg = mf.Config(seed=seed, network={"m": m, "d": 100, "activation": "relu", "scaling": "mean_field"},
+                        init={"w_law": "gaussian", "w_scale": 0.1, "a_law": "gaussian", "tau": 0.1},
+                        data={"kind": "population", "teacher_m0": 10}, flow={"dt": 0.2, "t_end": 2.0, "threads": 1},
+                        record={"n_records": 10, "spacing": "linear", "snapshots": False})
+        return cfg if teacher is None else cfg.updated({"data.teacher_weights": teacher.tolist()})
+    base = particles(160, 0)
+    teacher, times, seeds = mf.run_data(base).teacher, [0.6, 1.2, 2.0], 300
+    band = fl.fluctuations(base, 8, times=times, parallel="drop")
+    assert np.max(band.error["risk"] / band.risk) < 0.05
+    for m in (160, 640):
+        runs = [mf.simulate(particles(m, seed, teacher)) for seed in range(1, seeds + 1)]
+        at = [int(np.argmin(np.abs(runs[0].t - t))) for t in times]
+        risk = np.array([run.observables["train_risk"][at] for run in runs])
+        ratio = m * risk.var(axis=0, ddof=1) / band.risk
+        assert np.all(np.abs(ratio - 1) < 3.29 * np.sqrt(2 / (seeds - 1))), (m, ratio)

@@ -269,7 +269,7 @@ def _band(args) -> int:
             raise ConfigError.invalid("--times", args.times, allowed) from None
     x = data_inputs(_npz(args.test, "--test", ("X",))["X"], cfg) if args.test else None
     # a long plan is said (a warning) before any work
-    return _saved(args, "band", lambda: fl.fluctuations(cfg, args.level, x=x, times=times))
+    return _saved(args, "band", lambda: fl.fluctuations(cfg, args.level, x=x, times=times, parallel=args.parallel))
 
 
 def _sweep(args) -> int:
@@ -409,6 +409,9 @@ def parser() -> argparse.ArgumentParser:
     band.add_argument("--test", metavar="FILE.npz", help="the points x: an .npz file with X (default: the training "
                                                          "inputs)")
     band.add_argument("--times", help="comma-separated multiples of flow.dt (default: the config's record times)")
+    band.add_argument("--parallel", choices=("refuse", "drop"), default="refuse",
+                      help="population risk, relu: refuse nearly parallel pairs of reduced nodes, or drop their "
+                      "second-order terms (an approximation, said in the result)")
     band.add_argument("--out", help="result folder (default runs/CONFIG_NAME-band)")
     band.add_argument("--force", action="store_true", help="overwrite a non-empty result folder")
     _overrides(band)
