@@ -996,6 +996,150 @@ def reduced_sums(Z, omega, c, nu, code, params, Kbar, Abar, BS, Br):
             BS[i, t] = bs[t]
 
 
+
+@_jit()
+def _pair_second(q1, q2, rho, code, params, parallel_sin2):
+    """(F11, F12, F13, F33): the second partials of kappa = F(q1, q2, rho) (``activations``'
+    ``kernel_second``, its NumPy twins); relu and leaky_relu: nan where sin^2 < parallel_sin2."""
+    if code == RELU or code == LEAKY_RELU:
+        slope = params[0] if code == LEAKY_RELU else 0.0
+        sin2 = 1.0 - rho * rho / (q1 * q2) if q1 > 0.0 and q2 > 0.0 else 0.0
+        if not sin2 >= parallel_sin2:
+            return math.nan, math.nan, math.nan, math.nan
+        scale = (1.0 - slope) * (1.0 - slope) / (2.0 * math.pi * math.sqrt(max(q1 * q2 - rho * rho, 0.0)))
+        return scale * (2.0 * rho * rho - q1 * q2) / (4.0 * q1 * q1), scale / 4.0, -scale * rho / (2.0 * q1), scale
+    if code == ERF:
+        g1 = 1.0 + 2.0 * q1
+        g2 = 1.0 + 2.0 * q2
+        u3 = 2.0 / math.sqrt(g1 * g2)
+        u = u3 * rho
+        h1 = 2.0 / (math.pi * math.sqrt(1.0 - u * u))
+        h2 = h1 * u / (1.0 - u * u)
+        u1 = -u / g1
+        return (h2 * u1 * u1 + h1 * 3.0 * u / (g1 * g1), h2 * u1 * (-u / g2) + h1 * u / (g1 * g2),
+                h2 * u1 * u3 - h1 * u3 / g1, h2 * u3 * u3)
+    if code == QUADRATIC:
+        return 0.0, 1.0, 0.0, 4.0
+    if code == LINEAR:
+        return 0.0, 0.0, 0.0, 0.0
+    return math.nan, math.nan, math.nan, math.nan
+
+
+@_jit(parallel=True)
+def reduced_reverse_sums(Z, omega, V, c, nu, code, params, parallel_sin2, drop, Kbar, Abar, BS, Br, dK, dA, dBS, dBr,
+                         dropped):
+    """The student pair sums of ``reduced_sums`` (Kbar, Abar (N,), BS (N, k), Br (N,)) and their
+    derivatives along the directions V (P, N, k + 2) (dK, dA (P, N), dBS (P, N, k), dBr (P, N)):
+    the compiled twin of ``reduced_reverse._student_sums``. Nearly parallel (pair, cosine) terms
+    are counted per row in dropped (N,), their second partials set to 0 when ``drop``, else nan.
+    One row i per iteration, its sums in a fixed order: the same bits on any thread count."""
+    check_codes(code, SQUARED)
+    N = Z.shape[0]
+    k = Z.shape[1] - 2
+    L = c.shape[0]
+    P = V.shape[0]
+    q = np.empty(N)
+    for j in range(N):
+        s = 0.0
+        for t in range(k + 1):
+            s += Z[j, t] * Z[j, t]
+        q[j] = s
+    dq = np.empty((P, N))
+    for p in range(P):
+        for j in range(N):
+            s = 0.0
+            for t in range(k + 1):
+                s += Z[j, t] * V[p, j, t]
+            dq[p, j] = 2.0 * s
+    for i in prange(N):
+        kap = 0.0
+        aa = 0.0
+        br = 0.0
+        bs = np.zeros(k)
+        dk = np.zeros(P)
+        da = np.zeros(P)
+        dbr = np.zeros(P)
+        dbs = np.zeros((P, k))
+        ek_d = np.zeros(P)
+        ea_d = np.zeros(P)
+        eb_d = np.zeros(P)
+        ebc_d = np.zeros(P)
+        base_d = np.zeros(P)
+        rr_d = np.zeros(P)
+        count = 0
+        for j in range(N):
+            u = omega[j] * Z[j, k + 1]
+            base = 0.0
+            for t in range(k):
+                base += Z[i, t] * Z[j, t]
+            rr = Z[i, k] * Z[j, k]
+            for p in range(P):
+                s = 0.0
+                for t in range(k):
+                    s += V[p, i, t] * Z[j, t] + Z[i, t] * V[p, j, t]
+                base_d[p] = s
+                rr_d[p] = V[p, i, k] * Z[j, k] + Z[i, k] * V[p, j, k]
+                ek_d[p] = 0.0
+                ea_d[p] = 0.0
+                eb_d[p] = 0.0
+                ebc_d[p] = 0.0
+            ek = 0.0
+            ea = 0.0
+            eb = 0.0
+            ebc = 0.0
+            for l in range(L):
+                rho = base + rr * c[l]
+                kappa, A, B = _pair(q[i], q[j], rho, code, params)
+                A2 = _pair(q[j], q[i], rho, code, params)[1]
+                F11, F12, F13, F33 = _pair_second(q[i], q[j], rho, code, params, parallel_sin2)
+                F23 = _pair_second(q[j], q[i], rho, code, params, parallel_sin2)[2]
+                if math.isnan(F33) or math.isnan(F23):
+                    count += 1
+                    if drop:
+                        F11 = 0.0
+                        F12 = 0.0
+                        F13 = 0.0
+                        F23 = 0.0
+                        F33 = 0.0
+                w = nu[l]
+                ek += w * kappa
+                ea += w * A
+                eb += w * B
+                ebc += w * B * c[l]
+                for p in range(P):
+                    dr = base_d[p] + rr_d[p] * c[l]
+                    dqi = dq[p, i]
+                    dqj = dq[p, j]
+                    ek_d[p] += w * (0.5 * A * dqi + 0.5 * A2 * dqj + B * dr)
+                    ea_d[p] += w * 2.0 * (F11 * dqi + F12 * dqj + F13 * dr)
+                    db = F13 * dqi + F23 * dqj + F33 * dr
+                    eb_d[p] += w * db
+                    ebc_d[p] += w * db * c[l]
+            kap += u * ek
+            aa += u * ea
+            br += u * Z[j, k] * ebc
+            for t in range(k):
+                bs[t] += u * eb * Z[j, t]
+            for p in range(P):
+                du = omega[j] * V[p, j, k + 1]
+                dk[p] += du * ek + u * ek_d[p]
+                da[p] += du * ea + u * ea_d[p]
+                dbr[p] += du * Z[j, k] * ebc + u * V[p, j, k] * ebc + u * Z[j, k] * ebc_d[p]
+                for t in range(k):
+                    dbs[p, t] += du * eb * Z[j, t] + u * eb_d[p] * Z[j, t] + u * eb * V[p, j, t]
+        Kbar[i] = kap
+        Abar[i] = aa
+        Br[i] = br
+        dropped[i] = count
+        for t in range(k):
+            BS[i, t] = bs[t]
+        for p in range(P):
+            dK[p, i] = dk[p]
+            dA[p, i] = da[p]
+            dBr[p, i] = dbr[p]
+            for t in range(k):
+                dBS[p, i, t] = dbs[p, t]
+
 # --- the BLAS path: tiles Z = W_b X_c^T and grad_W_b += C X_c by BLAS (np.dot) in parallel blocks
 
 # Recompute the tiles rather than store them where that was faster. Measured 2026-12-02 on the

@@ -144,3 +144,29 @@ def test_particles_in_d_100_spread_as_the_population_band_predicts():
         risk = np.array([run.observables["train_risk"][at] for run in runs])
         ratio = m * risk.var(axis=0, ddof=1) / band.risk
         assert np.all(np.abs(ratio - 1) < 3.29 * np.sqrt(2 / (seeds - 1))), (m, ratio)
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "erf", "quadratic", "linear"])
+def test_the_compiled_reverse_sums_are_their_numpy_twin_with_the_same_bits_on_two_threads(activation):
+    import numba
+
+    cfg = config(activation)
+    problem, Z, omega = _nodes(cfg, 6)
+    rng = np.random.default_rng(2)
+    Z = Z + 0.1 * rng.standard_normal(Z.shape)
+    Z[3] = Z[4]                                     # a parallel pair: counted and dropped by both
+    Z[3, problem.k] = Z[4, problem.k] = 0.0
+    V = rng.standard_normal((3,) + Z.shape)
+    twin = rr._student_sums(problem, Z, omega, V, "drop", compiled=False)
+    found = rr._student_sums(problem, Z, omega, V, "drop", compiled=True)
+    assert found["dropped"] == twin["dropped"]
+    for key, value in twin.items():                 # rtol: the parallel pair's q q' - rho^2 cancels
+        np.testing.assert_allclose(found[key], value, rtol=1e-9, atol=1e-12 * np.max(np.abs(value), initial=1.0))
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = rr._student_sums(problem, Z, omega, V, "drop", compiled=True)
+    finally:
+        numba.set_num_threads(threads)
+    for key in found:
+        np.testing.assert_array_equal(one[key], found[key])

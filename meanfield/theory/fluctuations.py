@@ -31,7 +31,9 @@ teacher's orthogonal complement: refused there, or their second-order terms drop
 limit (the states kept, or checkpointed and recomputed per segment) and, per observable, one
 compiled reverse sweep (``plan``): measured at d = 2, n = 100, 64 steps and 1,024 nodes, one
 thread, 0.28 CPU s for one point and 0.47 s for eight, against 0.067 s for the limit itself (4x
-and 7x), and 0.03 s (0.45 limit solves) per further point.
+and 7x), and 0.03 s (0.45 limit solves) per further point. On the population risk (compiled,
+``_kernels.reduced_reverse_sums``), in d = 100 with 1,024 Sobol nodes and 42 steps, one thread:
+46-63 CPU s for one to eight times against 16-18 s for the reduced limit (2.8x to 3.8x).
 
 Not computed: the O(1/m) bias of an observable's mean, E O_m - O_inf = b / m with b = (1/2)
 [sum_k omega_k H_kk - omega^T H omega], H the observable's Hessian in the node weights. Its
@@ -67,8 +69,8 @@ BLOCK_BYTES = 32 * 2**20       # the NumPy twin's block of observables' (columns
 STATES_BYTES = 256 * 2**20     # the forward states kept for the reverse sweep; beyond, checkpoints
 COLUMN_SECONDS = 6e-9          # a reverse stage's cost per observable, node and sample (compiled, one thread)
 STAGE_SECONDS = 1.2e-8         # a forward stage's per node and sample, run twice (measured, d = 2, tanh)
-REVERSE_PAIR_SECONDS = 1.4e-7  # the population reverse's pair terms per pair, cosine and stage (NumPy, measured)
-COLUMN_PAIR_SECONDS = 4.8e-8   # and its multiply-adds per column, pair, cosine and stage
+REVERSE_PAIR_SECONDS = 4e-8    # the population reverse's pair terms per pair, cosine and stage (compiled, one thread)
+COLUMN_PAIR_SECONDS = 8e-9     # and its multiply-adds per column, pair, cosine and stage
 FINITE_LEVEL = 12              # the default level on finite data
 LONG_SECONDS = 60.0            # a computation planned longer than this warns with its plan first
 KIND = "finite_width_band"     # a saved band's manifest kind

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..model import activations, population
+from ..model.activations import ACTIVATIONS
 
 BLOCK_BYTES = 64 * 2**20      # a row block's pair arrays (about 16 of (rows, N, L) doubles)
 
@@ -29,54 +30,93 @@ BLOCK_BYTES = 64 * 2**20      # a row block's pair arrays (about 16 of (rows, N,
 PARALLEL = ("refuse", "drop")   # what nearly parallel pairs do to the reverse products
 
 
-def _pairs(problem, Z, rows: slice, second: bool, parallel: str) -> dict:
-    """The pair terms of the rows' nodes against every node at every cosine (rows, N, L), and the
-    teacher's (rows, m0); with ``second`` also their second partials, and "dropped": how many
-    (pair, cosine) terms were nearly parallel (a kinked kernel's second partials are nan there:
-    ``parallel`` "refuse" raises, "drop" sets them to 0)."""
-    k, (c, _) = problem.k, problem.cosines
+def _student_sums(problem, Z, omega, V, parallel: str, compiled: bool) -> dict:
+    """The pair sums of ``reduced.sums`` (Kbar, Abar (N,), BS (N, k), Br (N,)) and their
+    derivatives along V (P, N, k + 2) (dK, dA (P, N), dBS (P, N, k), dBr (P, N)), and "dropped": the
+    nearly parallel (pair, cosine) terms, whose second partials (nan for a kinked kernel) count as 0
+    (``_check``). Compiled (``_kernels.reduced_reverse_sums``), or this NumPy twin by row blocks."""
+    k, (c, nu) = problem.k, problem.cosines
+    N, L, P = len(Z), len(c), len(V)
     name, params = problem.activation, problem.params
-    S, r = Z[:, :k], Z[:, k]
+    found = {"Kbar": np.empty(N), "Abar": np.empty(N), "BS": np.empty((N, k)), "Br": np.empty(N),
+             "dK": np.empty((P, N)), "dA": np.empty((P, N)), "dBS": np.empty((P, N, k)), "dBr": np.empty((P, N))}
+    if compiled:
+        from .. import _kernels
+
+        dropped = np.zeros(N, dtype=np.int64)
+        _kernels.reduced_reverse_sums(np.ascontiguousarray(Z), np.ascontiguousarray(omega), np.ascontiguousarray(V),
+                                      c, nu, ACTIVATIONS[name].code, params, activations.PARALLEL_SIN2, True,
+                                      *found.values(), dropped)
+        return {**found, "dropped": int(dropped.sum())}
+    S, r, a = Z[:, :k], Z[:, k], Z[:, k + 1]
+    u = omega * a
+    dS, dr, du = V[..., :k], V[..., k], omega * V[..., k + 1]
+    dq = 2 * (np.sum(S * dS, axis=-1) + r * dr)                             # (P, N)
     q = np.sum(S * S, axis=1) + r * r
-    qi, qj = q[rows, None, None], q[None, :, None]
-    rho = (S[rows] @ S.T)[:, :, None] + np.outer(r[rows], r)[:, :, None] * c
-    US = problem.teacher[:, :k]
-    qU, rhoU = np.sum(US * US, axis=1)[None, :], S[rows] @ US.T
-    kappa, A, B = population.pair_terms(name, qi, qj, rho, params)
-    kt, At, Bt = population.pair_terms(name, q[rows, None], qU, rhoU, params)
-    found = {"kappa": kappa, "A": A, "B": B, "kt": kt, "At": At, "Bt": Bt, "dropped": 0}
-    if not second:
-        return found
-    F11, F12, F13, F33 = population.pair_second(name, qi, qj, rho, params)
-    F23 = population.pair_second(name, qj, qi, rho, params)[2]
-    T11, _, T13, T33 = population.pair_second(name, q[rows, None], qU, rhoU, params)
-    found.update({"F1": A / 2, "F2": population.pair_terms(name, qj, qi, rho, params)[1] / 2, "F11": F11, "F12": F12,
-                  "F13": F13, "F23": F23, "F33": F33, "T11": T11, "T13": T13, "T33": T33})
-    parallel_pairs = ~np.isfinite(F33)
-    teacher_pairs = ~np.isfinite(T33)
-    found["dropped"] = int(np.sum(parallel_pairs) + np.sum(teacher_pairs))
-    if found["dropped"]:
-        if parallel != "drop":
-            raise ConfigError.invalid("parallel", parallel, "'drop' to set them to 0, or times before such pairs form",
-                                      f"{found['dropped']} pairs of reduced nodes are nearly parallel (sin^2 below "
-                                      f"{activations.PARALLEL_SIN2:g}), where {name}'s kernel is not twice "
-                                      "differentiable: the reverse products diverge there")
-        for key, bad in (("F11", parallel_pairs), ("F12", parallel_pairs), ("F13", parallel_pairs),
-                         ("F23", parallel_pairs), ("F33", parallel_pairs), ("T11", teacher_pairs),
-                         ("T13", teacher_pairs), ("T33", teacher_pairs)):
-            found[key] = np.where(bad, 0.0, found[key])
-    return found
+    rows_per, dropped = max(1, BLOCK_BYTES // (16 * 8 * N * L)), 0
+    for lo in range(0, N, rows_per):
+        I = slice(lo, min(lo + rows_per, N))
+        qi, qj = q[I, None, None], q[None, :, None]
+        rho = (S[I] @ S.T)[:, :, None] + np.outer(r[I], r)[:, :, None] * c          # (rows, N, L)
+        kappa, A, B = population.pair_terms(name, qi, qj, rho, params)
+        F1, F2 = A / 2, population.pair_terms(name, qj, qi, rho, params)[1] / 2
+        F11, F12, F13, F33 = population.pair_second(name, qi, qj, rho, params)
+        F23 = population.pair_second(name, qj, qi, rho, params)[2]
+        bad = ~(np.isfinite(F33) & np.isfinite(F23))
+        dropped += int(np.sum(bad))
+        F11, F12, F13, F23, F33 = (np.where(bad, 0.0, F) for F in (F11, F12, F13, F23, F33))
+        Kb, Ab, Bb, Bc = kappa @ nu, A @ nu, B @ nu, (B * c) @ nu                   # (rows, N)
+        found["Kbar"][I], found["Abar"][I] = Kb @ u, Ab @ u
+        found["BS"][I], found["Br"][I] = (Bb * u) @ S, Bc @ (u * r)
+        for p in range(P):
+            # the pair's inner product and squared norms along V, per cosine
+            drho = ((dS[p, I] @ S.T) + (S[I] @ dS[p].T))[:, :, None] + \
+                (np.outer(dr[p, I], r) + np.outer(r[I], dr[p]))[:, :, None] * c
+            dqI, dqj = dq[p, I][:, None, None], dq[p][None, :, None]
+            dkappa = (F1 * dqI + F2 * dqj + B * drho) @ nu
+            dA = (2 * (F11 * dqI + F12 * dqj + F13 * drho)) @ nu
+            dB = F13 * dqI + F23 * dqj + F33 * drho
+            dBb, dBc = dB @ nu, (dB * c) @ nu
+            found["dK"][p, I] = Kb @ du[p] + dkappa @ u
+            found["dA"][p, I] = Ab @ du[p] + dA @ u
+            found["dBS"][p, I] = (Bb * du[p]) @ S + (dBb * u) @ S + (Bb * u) @ dS[p]
+            found["dBr"][p, I] = Bc @ (du[p] * r) + Bc @ (u * dr[p]) + dBc @ (u * r)
+    return {**found, "dropped": dropped}
 
 
-def _block_rows(N: int, L: int) -> int:
-    return max(1, BLOCK_BYTES // (16 * 8 * N * L))
+def _teacher_sums(problem, Z, V) -> dict:
+    """The teacher's pair sums of ``reduced._target_sums`` (Kt, At (N,), BtU (N, k)), their
+    derivatives along V (P, N, k + 2) and "dropped" (``_student_sums``); the teacher does not move."""
+    k, name, params = problem.k, problem.activation, problem.params
+    US, cs = problem.teacher[:, :k], problem.teacher[:, k]
+    S = Z[:, :k]
+    q = np.sum(S * S, axis=1) + Z[:, k] ** 2
+    qU, rho = np.sum(US * US, axis=1)[None, :], S @ US.T                   # (N, m0)
+    kt, At, Bt = population.pair_terms(name, q[:, None], qU, rho, params)
+    T11, _, T13, T33 = population.pair_second(name, q[:, None], qU, rho, params)
+    bad = ~np.isfinite(T33)
+    T11, T13, T33 = (np.where(bad, 0.0, T) for T in (T11, T13, T33))
+    dq = 2 * (np.sum(S * V[..., :k], axis=-1) + Z[:, k] * V[..., k])[..., None]    # (P, N, 1)
+    drho = V[..., :k] @ US.T                                                # (P, N, m0)
+    return {"Kt": kt @ cs, "At": At @ cs, "BtU": (Bt * cs) @ US, "dKt": (At / 2 * dq + Bt * drho) @ cs,
+            "dAt": (2 * (T11 * dq + T13 * drho)) @ cs, "dBtU": ((T13 * dq + T33 * drho) * cs) @ US,
+            "dropped": int(np.sum(bad))}
+
+
+def _check(dropped: int, parallel: str, name: str) -> None:
+    """Refuse nearly parallel pairs unless ``parallel`` = "drop" (their second partials then 0)."""
+    if dropped and parallel != "drop":
+        raise ConfigError.invalid("parallel", parallel, "'drop' to set them to 0, or times before such pairs form",
+                                  f"{dropped} pairs of reduced nodes are nearly parallel (sin^2 below "
+                                  f"{activations.PARALLEL_SIN2:g}), where {name}'s kernel is not twice "
+                                  "differentiable: the reverse products diverge there")
 
 
 def reverse(problem, Z, omega, cot, parallel: str = "refuse") -> tuple[np.ndarray, np.ndarray, int]:
     """(Z_bar (P, N, k + 2), omega_bar (P, N), dropped): the cotangents cot (P, N, k + 2) of the
     velocity ``reduced.velocity(problem, Z, omega)`` pulled back to Z and omega (module docstring);
     dropped: the nearly parallel (pair, cosine) terms whose second partials ``parallel`` = "drop"
-    set to 0 (``_pairs``)."""
+    set to 0 (``_check``)."""
     alpha, lam = problem.alpha, problem.lam
     e = problem.mask * cot
     found = _terms(problem, Z, omega, e / omega[:, None], parallel)
@@ -98,60 +138,28 @@ def directional(problem, Z, omega, V, parallel: str = "refuse") -> tuple[np.ndar
     return found["dg"], found["dphi"]
 
 
-def _terms(problem, Z, omega, V, parallel: str = "refuse") -> dict:
-    """g and Phi, and with directions V their derivatives along each, by row blocks."""
-    k, alpha, (c, nu) = problem.k, problem.alpha, problem.cosines
-    N, L = len(Z), len(c)
+def _terms(problem, Z, omega, V, parallel: str = "refuse", compiled: bool = True) -> dict:
+    """g and Phi, and with directions V (P, N, k + 2) their derivatives along each."""
+    k, alpha = problem.k, problem.alpha
     S, r, a = Z[:, :k], Z[:, k], Z[:, k + 1]
-    u = omega * a
-    US, cs = problem.teacher[:, :k], problem.teacher[:, k]
-    g, phi = np.empty_like(Z), np.empty(N)
-    P = 0 if V is None else len(V)
-    dg, dphi = np.empty((P, N, k + 2)), np.empty((P, N))
-    if V is not None:
-        dS, dr, da = V[..., :k], V[..., k], V[..., k + 1]
-        dq = 2 * (np.sum(S * dS, axis=-1) + r * dr)                         # (P, N)
-        du = omega * da
-    rows_per, dropped = _block_rows(N, L), 0
-    for lo in range(0, N, rows_per):
-        I = slice(lo, min(lo + rows_per, N))
-        t = _pairs(problem, Z, I, V is not None, parallel)
-        dropped += t["dropped"]
-        Kbar, Abar = (t["kappa"] @ nu) @ u, (t["A"] @ nu) @ u
-        Bbar, Bc = t["B"] @ nu, (t["B"] * c) @ nu                          # (rows, N)
-        BS, Br = (Bbar * u) @ S, Bc @ (u * r)
-        Kt, At, BtU = t["kt"] @ cs, t["At"] @ cs, (t["Bt"] * cs) @ US
-        radial = alpha ** 2 * Abar - alpha * At
-        aI, SI, rI = a[I], S[I], r[I]
-        g[I, :k] = aI[:, None] * (radial[:, None] * SI + alpha ** 2 * BS - alpha * BtU)
-        g[I, k] = aI * (radial * rI + alpha ** 2 * Br)
-        g[I, k + 1] = alpha ** 2 * Kbar - alpha * Kt
-        phi[I] = aI * g[I, k + 1]
-        for p in range(P):
-            # the pair's inner product and squared norms along V, per cosine
-            drho = ((dS[p, I] @ S.T) + (SI @ dS[p].T))[:, :, None] + \
-                (np.outer(dr[p, I], r) + np.outer(rI, dr[p]))[:, :, None] * c
-            dqI, dqj = dq[p, I][:, None, None], dq[p][None, :, None]
-            dkappa = (t["F1"] * dqI + t["F2"] * dqj + t["B"] * drho) @ nu
-            dA = (2 * (t["F11"] * dqI + t["F12"] * dqj + t["F13"] * drho)) @ nu
-            dBfull = t["F13"] * dqI + t["F23"] * dqj + t["F33"] * drho
-            dB, dBc = dBfull @ nu, (dBfull * c) @ nu
-            dKbar = (t["kappa"] @ nu) @ du[p] + dkappa @ u
-            dAbar = (t["A"] @ nu) @ du[p] + dA @ u
-            dBS = (Bbar * du[p]) @ S + (dB * u) @ S + (Bbar * u) @ dS[p]
-            dBr = Bc @ (du[p] * r) + Bc @ (u * dr[p]) + dBc @ (u * r)
-            dqt = dq[p, I][:, None]
-            drt = dS[p, I] @ US.T                                            # (rows, m0)
-            dKt = (t["At"] / 2 * dqt + t["Bt"] * drt) @ cs
-            dAt = (2 * (t["T11"] * dqt + t["T13"] * drt)) @ cs
-            dBtU = ((t["T13"] * dqt + t["T33"] * drt) * cs) @ US
-            dradial = alpha ** 2 * dAbar - alpha * dAt
-            daI = da[p, I]
-            base_S = radial[:, None] * SI + alpha ** 2 * BS - alpha * BtU
-            base_r = radial * rI + alpha ** 2 * Br
-            dg[p, I, :k] = daI[:, None] * base_S + aI[:, None] * (
-                dradial[:, None] * SI + radial[:, None] * dS[p, I] + alpha ** 2 * dBS - alpha * dBtU)
-            dg[p, I, k] = daI * base_r + aI * (dradial * rI + radial * dr[p, I] + alpha ** 2 * dBr)
-            dg[p, I, k + 1] = alpha ** 2 * dKbar - alpha * dKt
-            dphi[p, I] = daI * g[I, k + 1] + aI * dg[p, I, k + 1]
+    V = np.zeros((0,) + Z.shape) if V is None else V
+    st, te = _student_sums(problem, Z, omega, V, parallel, compiled), _teacher_sums(problem, Z, V)
+    dropped = st["dropped"] + te["dropped"]
+    if len(V):
+        _check(dropped, parallel, problem.activation)
+    radial = alpha ** 2 * st["Abar"] - alpha * te["At"]
+    base_S = radial[:, None] * S + alpha ** 2 * st["BS"] - alpha * te["BtU"]
+    base_r = radial * r + alpha ** 2 * st["Br"]
+    g = np.empty_like(Z)
+    g[:, :k], g[:, k] = a[:, None] * base_S, a * base_r
+    g[:, k + 1] = alpha ** 2 * st["Kbar"] - alpha * te["Kt"]
+    phi = a * g[:, k + 1]
+    dS, dr, da = V[..., :k], V[..., k], V[..., k + 1]
+    dradial = alpha ** 2 * st["dA"] - alpha * te["dAt"]                     # (P, N)
+    dg = np.empty(V.shape)
+    dg[..., :k] = da[..., None] * base_S + a[:, None] * (dradial[..., None] * S + radial[:, None] * dS
+                                                          + alpha ** 2 * st["dBS"] - alpha * te["dBtU"])
+    dg[..., k] = da * base_r + a * (dradial * r + radial * dr + alpha ** 2 * st["dBr"])
+    dg[..., k + 1] = alpha ** 2 * st["dK"] - alpha * te["dKt"]
+    dphi = da * g[:, k + 1] + a * dg[..., k + 1]
     return {"g": g, "phi": phi, "dg": dg, "dphi": dphi, "dropped": dropped}
