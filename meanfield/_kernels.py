@@ -943,6 +943,17 @@ def population_sums(W, V, Vt, c, code, params, lanes, Kc, Ac, BcV):
             BcV[lo:lo + rows] = out
 
 
+@_jit()
+def _squared_norms(Z, width):
+    """sum_t Z[j, t]^2 over the first ``width`` columns, for every row j (N,)."""
+    q = np.empty(Z.shape[0])
+    for j in range(Z.shape[0]):
+        s = 0.0
+        for t in range(width):
+            s += Z[j, t] * Z[j, t]
+        q[j] = s
+    return q
+
 @_jit(parallel=True)
 def reduced_sums(Z, omega, c, nu, code, params, Kbar, Abar, BS, Br):
     """The reduced limit's pair sums (``reduced.sums``, its NumPy twin): for each reduced particle
@@ -955,12 +966,7 @@ def reduced_sums(Z, omega, c, nu, code, params, Kbar, Abar, BS, Br):
     N = Z.shape[0]
     k = Z.shape[1] - 2
     L = c.shape[0]
-    q = np.empty(N)
-    for j in range(N):
-        s = 0.0
-        for t in range(k + 1):
-            s += Z[j, t] * Z[j, t]
-        q[j] = s
+    q = _squared_norms(Z, k + 1)
     for i in prange(N):
         kap = 0.0
         aa = 0.0
@@ -1038,12 +1044,7 @@ def reduced_reverse_sums(Z, omega, V, c, nu, code, params, parallel_sin2, drop, 
     k = Z.shape[1] - 2
     L = c.shape[0]
     P = V.shape[0]
-    q = np.empty(N)
-    for j in range(N):
-        s = 0.0
-        for t in range(k + 1):
-            s += Z[j, t] * Z[j, t]
-        q[j] = s
+    q = _squared_norms(Z, k + 1)
     dq = np.empty((P, N))
     for p in range(P):
         for j in range(N):

@@ -170,10 +170,11 @@ def run(quick, out):
                 label=f"measured, m = {m_band} ({len(early_spread)} seeds to t = {BEFORE_ESCAPE:g}, "
                 f"{len(spread)} after; 95 % bootstrap interval)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=0.3)
     ax.set_xlabel("time $t$ (flow units)")
     ax.set_ylabel(r"$m\,\mathrm{Var}[R_m(t)] \,/\, C_R(t)$")
-    ax.set_title("the finite-width band of the risk: measured spread / predicted", fontsize=10)
-    ax.legend(fontsize=7)
+    ax.set_title("the band of the risk: measured / predicted spread", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Chizat & Bach (2018) in d = {D}: teacher of m0 = {M0} ReLU neurons, exact population risk, "
                  f"{size['seeds']} seeds per width, stopped at {GLOBAL:g} R(0) or T = {size['t_end']:g}; m = ∞ by the "
                  "symmetry-reduced limit solver")
