@@ -14,7 +14,9 @@ the pair terms by the chain rule through q = |w_S|^2 + r^2 and rho = w_S . w_S' 
 closed forms' second partials (``population.pair_second``; F22, F23 are F11, F13 with the pair
 swapped), averaged over the cosine rule: exact to round-off, no differences taken. The pair terms
 depend on Z only, so every column shares them: one evaluation per stage, then per column
-multiply-adds over the N^2 L pair-cosine terms. Shapes: Z, V (N, k + 2); cot (P, N, k + 2).
+multiply-adds over the N^2 L pair-cosine terms, compiled (``_kernels.reduced_reverse_sums``;
+``_student_sums(compiled=False)`` is its NumPy twin); the teacher's N x m0 terms are NumPy.
+Shapes: Z, V (N, k + 2); cot (P, N, k + 2).
 """
 from __future__ import annotations
 
@@ -22,11 +24,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..model import activations, population
-from ..model.activations import ACTIVATIONS
 
-BLOCK_BYTES = 64 * 2**20      # a row block's pair arrays (about 16 of (rows, N, L) doubles)
-
-
+BLOCK_BYTES = 64 * 2**20      # the NumPy twin's row block of pair arrays (about 16 of (rows, N, L) doubles)
 PARALLEL = ("refuse", "drop")   # what nearly parallel pairs do to the reverse products
 
 
@@ -45,8 +44,8 @@ def _student_sums(problem, Z, omega, V, parallel: str, compiled: bool) -> dict:
 
         dropped = np.zeros(N, dtype=np.int64)
         _kernels.reduced_reverse_sums(np.ascontiguousarray(Z), np.ascontiguousarray(omega), np.ascontiguousarray(V),
-                                      c, nu, ACTIVATIONS[name].code, params, activations.PARALLEL_SIN2, True,
-                                      *found.values(), dropped)
+                                      c, nu, activations.ACTIVATIONS[name].code, params, activations.PARALLEL_SIN2,
+                                      True, *found.values(), dropped)
         return {**found, "dropped": int(dropped.sum())}
     S, r, a = Z[:, :k], Z[:, k], Z[:, k + 1]
     u = omega * a
