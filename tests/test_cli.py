@@ -134,6 +134,24 @@ def test_console_script_runs_the_example_config(tmp_path):
     assert result.observables["train_risk"][-1] < 0.1 * result.observables["train_risk"][0]
 
 
+def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
+    from meanfield.tools import bench
+
+    def row(threads, ms, wall):
+        return {"n": 10, "m": 20, "d": 3, "threads": threads, "ms": {"engine": ms},
+                "clocks": {"engine": {"wall": [0.0, wall, 9.0], "cpu": [0.0, ms, 9.0]}}}
+    report = {"dgemm_gflops_1_thread": 2.0, "steps": [row(1, 3.0, 4.0), row(2, 1.0, 1.6)]}
+    floor_ms = (4 * 10 * 20 * 3 + 7 * 10 * 20) / 2e9 * 1e3                 # nominal flops at 2 GFLOP/s
+    one, two = (bench.floor_and_speedup(report, r) for r in report["steps"])
+    np.testing.assert_allclose(one["engine_over_floor"], 3.0 / floor_ms, rtol=1e-15)
+    np.testing.assert_allclose(two["engine_over_floor"], 1.0 / (floor_ms / 2), rtol=1e-15)
+    assert one["speedup_over_one_thread"] is None
+    np.testing.assert_allclose(two["speedup_over_one_thread"], 4.0 / 1.6, rtol=1e-15)
+    assert "| 2.50 |" in bench.markdown_table({**report, "steps": [{**r, "ratio": {"numpy": 1.0}, "best_peer": "numpy",
+                                                                   "ratio_to_best_peer": 1.0, "engine_gflops": 1.0}
+                                                                  for r in report["steps"]]})
+
+
 @pytest.mark.slow
 def test_bench_quick_reports_every_measure(tmp_path, capsys):
     """A whole quick benchmark (a cold compile, the thread policy beside busy loops, every peer):
@@ -151,8 +169,8 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
         for clocks in row["clocks"].values():
             assert clocks["cpu"][0] <= clocks["cpu"][1] <= clocks["cpu"][2]
             assert clocks["wall"][0] <= clocks["wall"][1] <= clocks["wall"][2]
-        assert 0 < row["fraction_of_dgemm"]
-        assert row["threads"] >= 1
+        assert row["engine_over_floor"] > 0
+        assert (row["speedup_over_one_thread"] is None) == (row["threads"] == 1)
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])

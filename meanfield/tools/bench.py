@@ -292,12 +292,13 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
               "quick": quick, "dgemm_gflops_1_thread": dgemm_rate(800 if quick else 2000), "steps": []}
     for threads in sorted({1, cpus}):
         for row in pinned_step_rows(sizes, threads, quick):
-            row["fraction_of_dgemm"] = row["engine_gflops"] / report["dgemm_gflops_1_thread"]
             report["steps"].append(row)
             echo(f"(n, m, d) = ({row['n']}, {row['m']}, {row['d']}), {threads} thread(s): "
                  + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
                  + f"; engine {row['engine_gflops']:.1f} GFLOP/s")
     report["steps"].sort(key=lambda row: (sizes.index((row["n"], row["m"], row["d"])), row["threads"]))
+    for row in report["steps"]:
+        row.update(floor_and_speedup(report, row))
     report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
     for row in report["deep_steps"]:
         echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
@@ -318,18 +319,33 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
     return report
 
 
+def floor_and_speedup(report: dict, row: dict) -> dict:
+    """A step row's "engine_over_floor": the engine's quoted time over the floor, the nominal flops
+    (``flops``) at ``threads`` times the single-thread dgemm rate; and for a row of several threads
+    "speedup_over_one_thread": the one-thread row's median wall time over this row's (else None)."""
+    floor_ms = flops(row["n"], row["m"], row["d"]) / (row["threads"] * report["dgemm_gflops_1_thread"] * 1e6)
+    one = [r for r in report["steps"] if (r["n"], r["m"], r["d"], r["threads"]) == (row["n"], row["m"], row["d"], 1)]
+    speedup = None
+    if row["threads"] > 1 and one:
+        speedup = one[0]["clocks"]["engine"]["wall"][1] / row["clocks"]["engine"]["wall"][1]
+    return {"engine_over_floor": row["ms"]["engine"] / floor_ms, "speedup_over_one_thread": speedup}
+
+
 def markdown_table(report: dict) -> str:
     """The step timings as a Markdown table (for the README): the engine's time (CPU time at one
-    thread, wall time above; median with min-max), its ratio to the best peer and to each peer."""
+    thread, wall time above; median with min-max), its ratio to the best peer and to each peer, to
+    the floor and, at several threads, its speed-up over one (``floor_and_speedup``)."""
     peers = sorted({p for row in report["steps"] for p in row["ratio"]})
     lines = ["| (n, m, d) | threads | engine ms, median [min-max] | best peer | engine / best | "
-             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | of dgemm |",
-             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|"]
+             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | engine / floor | speed-up over 1 thread |",
+             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|---|"]
     for row in report["steps"]:
         clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
         ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
+        derived = floor_and_speedup(report, row)
+        speedup = derived["speedup_over_one_thread"]
         lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | "
                      f"{clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
                      f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
-                     f"{row['fraction_of_dgemm']:.0%} |")
+                     f"{derived['engine_over_floor']:.2f} | {'-' if speedup is None else f'{speedup:.2f}'} |")
     return "\n".join(lines)
