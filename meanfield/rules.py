@@ -332,7 +332,8 @@ POPULATION_BAND = (            # the band of the population risk, on the reduced
     Rule("data.kind", lambda s: s.data.kind != "population",
          "'population' (the band of isotropic_gaussians' mixture is not built)"),
     Rule("network.activation", lambda s: activations.ACTIVATIONS[s.network.activation].kernel_second is None,
-         "an activation with closed-form second partials of its kernel (relu, leaky_relu, erf, quadratic, linear)"),
+         "an activation with closed-form second partials of its kernel ("
+         + ", ".join(name for name, a in activations.ACTIVATIONS.items() if a.kernel_second is not None) + ")"),
     *(rule for rule in FLUCTUATIONS if rule.field in ("network.centered", "flow.integrator")),
 )
 

@@ -78,6 +78,11 @@ def matmul(A, B):
     return out
 
 
+def _lower_mirrored(S):
+    """S's lower triangle mirrored onto its upper: exactly symmetric."""
+    return np.tril(S) + np.tril(S, -1).T
+
+
 def gram(A):
     """A @ A.T (r, r) for A (r, k) with half of ``matmul``'s flops, exactly symmetric: for r >=
     2 ROW_BLOCK, split at h = r // 2 into two symmetric rank-k updates A_1 A_1^T, A_2 A_2^T (BLAS
@@ -86,8 +91,7 @@ def gram(A):
     r = A.shape[0]
     A = np.ascontiguousarray(A)
     if r < 2 * ROW_BLOCK:
-        out = A @ A.T
-        return np.tril(out) + np.tril(out, -1).T
+        return _lower_mirrored(A @ A.T)
     h = r // 2
     out = np.empty((r, r))
     top, bottom = A[:h], A[h:]
@@ -98,8 +102,7 @@ def gram(A):
             out[:h, h:] = out[h:, :h].T
         else:
             for rows, block in ((slice(0, h), top), (slice(h, r), bottom)):
-                own = block @ block.T
-                out[rows, rows] = np.tril(own) + np.tril(own, -1).T
+                out[rows, rows] = _lower_mirrored(block @ block.T)
     executor = getattr(_pool, "executor", None)
     if executor is None:
         part(0), part(1)

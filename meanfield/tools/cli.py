@@ -349,6 +349,8 @@ def _progress(command):
 
 
 def parser() -> argparse.ArgumentParser:
+    from ..theory.reduced_reverse import PARALLEL  # NumPy and the model only: no Numba at parse time
+
     top = _Parser(prog="meanfield", description=__doc__)
     top.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = top.add_subparsers(dest="command", required=True)
@@ -409,7 +411,7 @@ def parser() -> argparse.ArgumentParser:
     band.add_argument("--test", metavar="FILE.npz", help="the points x: an .npz file with X (default: the training "
                                                          "inputs)")
     band.add_argument("--times", help="comma-separated multiples of flow.dt (default: the config's record times)")
-    band.add_argument("--parallel", choices=("refuse", "drop"), default="refuse",
+    band.add_argument("--parallel", choices=PARALLEL, default=PARALLEL[0],
                       help="population risk, relu: refuse nearly parallel pairs of reduced nodes, or drop their "
                       "second-order terms (an approximation, said in the result)")
     band.add_argument("--out", help="result folder (default runs/CONFIG_NAME-band)")
