@@ -88,6 +88,12 @@ def max_threads() -> int:
 # --- scalar building blocks ------------------------------------------------------------------
 
 @_jit()
+def _zero(a):
+    """0 in a's floating type (a literal 0.0 would widen float32 arithmetic to float64)."""
+    return np.zeros(1, a.dtype)[0]
+
+
+@_jit()
 def _sum8(x, n):
     """sum(x[:n]) as eight interleaved partial sums added in a fixed order: vectorisable, and the
     same bits however the caller is compiled."""
@@ -537,23 +543,24 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
     for b in range(batch):
         for k in range(d):
             x_t[k, b] = X[rows[b], k]
+    zero = _zero(work)               # accumulators and constants in the steps' type (float32 stays float32)
     w0, w1, w2, fa = theta_t[0], theta_t[1], theta_t[2], theta_t[SMALL_D]
     x0, x1, x2 = x_t[0], x_t[1], x_t[2]
     sb = min(SMALL_SAMPLE_BLOCK, max(16, (batch + 7) // 8))      # >= 8 blocks when the batch allows
     for blk in prange((batch + sb - 1) // sb):
         lo = blk * sb
         hi = min(batch, lo + sb)
-        f = np.zeros(hi - lo)
+        f = np.zeros(hi - lo, work.dtype)
         u0, u1, u2 = x0[lo:hi], x1[lo:hi], x2[lo:hi]
         i = 0
         while i < m:
             pair = i + 1 < m
-            c, e = fa[i], fa[i + 1] if pair else 0.0         # a lone last neuron pairs with a = 0: adds +0
+            c, e = fa[i], fa[i + 1] if pair else zero        # a lone last neuron pairs with a = 0: adds +0
             wa0, wa1, wa2 = w0[i], w1[i], w2[i]
-            wb0, wb1, wb2 = (w0[i + 1], w1[i + 1], w2[i + 1]) if pair else (0.0, 0.0, 0.0)
+            wb0, wb1, wb2 = (w0[i + 1], w1[i + 1], w2[i + 1]) if pair else (zero, zero, zero)
             for j in range(hi - lo):
-                s = f[j] + c * max((wa0 * u0[j] + wa1 * u1[j]) + wa2 * u2[j], 0.0)
-                f[j] = s + e * max((wb0 * u0[j] + wb1 * u1[j]) + wb2 * u2[j], 0.0)
+                s = f[j] + c * max((wa0 * u0[j] + wa1 * u1[j]) + wa2 * u2[j], zero)
+                f[j] = s + e * max((wb0 * u0[j] + wb1 * u1[j]) + wb2 * u2[j], zero)
             i += 2
         for j in range(hi - lo):
             row = rows[lo + j]
@@ -562,22 +569,23 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
     for blk in prange((m + NEURON_BLOCK - 1) // NEURON_BLOCK):
         lo = blk * NEURON_BLOCK
         hi = min(m, lo + NEURON_BLOCK)
-        g0, g1, g2, ga = np.zeros(hi - lo), np.zeros(hi - lo), np.zeros(hi - lo), np.zeros(hi - lo)
+        g0, g1 = np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype)
+        g2, ga = np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype)
         v0, v1, v2 = w0[lo:hi], w1[lo:hi], w2[lo:hi]
         b = 0
         while b < batch:
             pair = b + 1 < batch                              # a lone last sample pairs with r = 0
             pa0, pa1, pa2, ra = x0[b], x1[b], x2[b], r[b]
-            pb0, pb1, pb2, rb = (x0[b + 1], x1[b + 1], x2[b + 1], r[b + 1]) if pair else (0.0, 0.0, 0.0, 0.0)
+            pb0, pb1, pb2, rb = (x0[b + 1], x1[b + 1], x2[b + 1], r[b + 1]) if pair else (zero, zero, zero, zero)
             for i in range(hi - lo):
                 za = (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i]
                 zb = (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i]
-                ca = ra if za > 0.0 else 0.0
-                cb = rb if zb > 0.0 else 0.0
+                ca = ra if za > zero else zero
+                cb = rb if zb > zero else zero
                 g0[i] = (g0[i] + ca * pa0) + cb * pb0
                 g1[i] = (g1[i] + ca * pa1) + cb * pb1
                 g2[i] = (g2[i] + ca * pa2) + cb * pb2
-                ga[i] = (ga[i] + ra * max(za, 0.0)) + rb * max(zb, 0.0)
+                ga[i] = (ga[i] + ra * max(za, zero)) + rb * max(zb, zero)
             b += 2
         for i in range(hi - lo):
             ii = lo + i
@@ -1159,25 +1167,25 @@ CHUNK = 1024                      # samples per tile
 LARGE_D_TILE = (512, 512)         # (block, chunk) for d > 32
 
 
-def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None) -> tuple:
+def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, itemsize: int = 8) -> tuple:
     """(block, chunk, recompute) for the BLAS path, from measurements: tiles of block neurons x
     chunk samples keep the pass in cache; small blocks suit small d, larger ones make better
     products at large d; recomputing a tile costs 2 block chunk d flops and saves the traffic of
     an m x B matrix. Tiles are also recomputed when the m x B matrix would take more than
-    ``stored_limit`` bytes (a run that would not fit otherwise). Never depends on the thread
+    ``stored_limit`` bytes (``itemsize`` per entry: a run that would not fit otherwise). Never depends on the thread
     count, and kept or recomputed tiles give the same bits."""
     block, chunk = (64, CHUNK) if d <= 32 else LARGE_D_TILE
     block = min(block, max(m, 1))                       # one block either way: the same bits
-    too_big = stored_limit is not None and 8 * m * batch > stored_limit
+    too_big = stored_limit is not None and itemsize * m * batch > stored_limit
     fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
     return block, min(chunk, max(batch, 1)), bool(too_big or fast)
 
 
 def chunked(X, chunk):
-    """X (B, d) as zero-padded tiles: (Xc (chunks, chunk, d), XTc (chunks, d, chunk)), contiguous."""
+    """X (B, d) as zero-padded tiles: (Xc (chunks, chunk, d), XTc (chunks, d, chunk)), contiguous, X's type."""
     B, d = X.shape
     chunks = max(1, -(-B // chunk))
-    Xc = np.zeros((chunks * chunk, d))
+    Xc = np.zeros((chunks * chunk, d), X.dtype)
     Xc[:B] = X
     Xc = Xc.reshape(chunks, chunk, d)
     return Xc, np.ascontiguousarray(Xc.transpose(0, 2, 1))
@@ -1195,12 +1203,13 @@ def _tile_forward(theta, W, XT, lo, hi, count, act, params, omega, tile, part):
     (a_i omega_i for weighted particles)."""
     d = W.shape[1]
     np.dot(W[lo:hi], XT, tile)
+    zero = _zero(tile)
     for i in range(hi - lo):
         ai = theta[lo + i, d] * omega[lo + i] if omega.shape[0] > 0 else theta[lo + i, d]
         z = tile[i]
         if act == RELU:
             for j in range(count):
-                part[j] += ai * max(z[j], 0.0)
+                part[j] += ai * max(z[j], zero)
         elif act == TANH:                       # the tile stays z: the backward pass reads it
             for j in range(count):
                 part[j] += ai * _tanh(z[j])
@@ -1215,14 +1224,15 @@ def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
     sigma(z_ij) (s: a work row of length chunk); gw += C X_c (BLAS, through tmp)."""
     d = Xc.shape[1]
     rows, chunk = tile.shape
+    zero = _zero(tile)
     for i in range(rows):
         ai = theta[lo + i, d]
         z = tile[i]
         if act == RELU:
             for j in range(count):
                 zj = z[j]
-                s[j] = max(zj, 0.0)
-                z[j] = r[j] * ai if zj > 0.0 else 0.0
+                s[j] = max(zj, zero)
+                z[j] = r[j] * ai if zj > zero else zero
         else:
             _sigma_slope_row(z, s, count, act, params)
             for j in range(count):
@@ -1275,10 +1285,10 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
         r[j] = _dloss(out_scale * f - f0[j], y[j], loss)
     scale = -vel_scale / batch if batch > 0 else 0.0
     for lane in prange(lanes):
-        tmp = np.empty((block, d))
-        gw = np.empty((block, d))
-        ga = np.empty(block)
-        srow = np.empty(chunk)
+        tmp = np.empty((block, d), theta.dtype)
+        gw = np.empty((block, d), theta.dtype)
+        ga = np.empty(block, theta.dtype)
+        srow = np.empty(chunk, theta.dtype)
         for blk in range(lane, blocks, lanes):
             lo = blk * block
             hi = min(m, lo + block)

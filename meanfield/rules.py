@@ -8,9 +8,10 @@ Tables: ``SECTIONS`` (each config section's own, checked when it is built), ``CO
 every ``Config``), ``DEEP`` (what network.depth >= 2 refuses, part of ``CONFIG``; ``DEEP_INPUTS``
 its arguments), ``WEIGHTED`` (weighted particles), ``LIMIT`` (the computed mean-field limit),
 ``FLUCTUATIONS`` (the finite-width band around it), ``REDUCED`` (the limit reduced by symmetry),
-``POPULATION_BAND`` (the band of the population risk), ``LAZY`` (the lazy limit's kernels and
-predictions), ``LANDSCAPE`` (critical points and certificates). ``refuse`` raises the first broken
-rule; ``broken`` returns it. A field's own type and range are declared with it, in ``config.py``.
+``POPULATION_BAND`` (the band of the population risk), ``FLOAT32`` (float32 steps, part of
+``CONFIG``), ``LAZY`` (the lazy limit's kernels and predictions), ``LANDSCAPE`` (critical points
+and certificates). ``refuse`` raises the first broken rule; ``broken`` returns it. A field's own
+type and range are declared with it, in ``config.py``.
 """
 from __future__ import annotations
 
@@ -207,6 +208,27 @@ DEEP_INPUTS = tuple(Rule(name, lambda s, name=name: getattr(s, name) is not None
 
 
 
+def _float32(when, allowed):
+    text = allowed if callable(allowed) else (lambda s: allowed)
+    return Rule("flow.dtype", lambda s: s.flow.dtype == "float32" and when(s), lambda s: "'float64' " + text(s))
+
+
+# where float32 steps are not built (two-layer networks on samples, fixed steps, no energy terms)
+FLOAT32 = (
+    _float32(lambda s: s.network.depth > 1, "with network.depth >= 2 (float32 steps are two-layer only)"),
+    _float32(lambda s: s.data.kind == "population", "with data.kind = 'population' (the exact risk's pair sums "
+             "are float64)"),
+    _float32(lambda s: integrators.INTEGRATORS[s.flow.integrator].adaptive,
+             lambda s: f"with flow.integrator = {s.flow.integrator!r} (error control needs float64; "
+                       f"fixed-step methods: {', '.join(integrators.FIXED_STEP)})"),
+    _float32(lambda s: s.network.linearized, "with network.linearized (the tangent model steps in float64)"),
+    _float32(lambda s: "tangent_gap" in s.record.diagnostics,
+             "with the 'tangent_gap' diagnostic (its tangent model steps in float64)"),
+    _float32(lambda s: s.flow.potential.kind != "none" or s.flow.interaction.kind != "none",
+             "with flow.potential or flow.interaction (the energy terms are float64)"),
+)
+
+
 def _first_record(s) -> float:
     """The time of the first record after t = 0 (problem.record_steps' first step after 0)."""
     n, records = s.flow.n_steps, max(s.record.n_records, 2)
@@ -261,6 +283,7 @@ CONFIG = (
          lambda s: f"at most network.d = {s.network.d} with data.teacher_orthonormal"),
     *(Rule(rule.field, lambda s, rule=rule: s.network.depth > 1 and rule.when(s), rule.allowed, rule.hint, rule.shown)
       for rule in DEEP),
+    *FLOAT32,
     Rule("data.test_fraction", lambda s: s.data.test_fraction and s.data.kind != "arrays",
          "0 unless data.kind = 'arrays' (use data.n_test)"),
 )
@@ -271,6 +294,7 @@ WEIGHTED = (
     Rule("network.linearized", lambda s: s.network.linearized, "false with weighted particles"),
     Rule("record.diagnostics", lambda s: bool(s.record.diagnostics),
          "[] with weighted particles (the diagnostics assume equal weights)"),
+    _float32(lambda s: True, "with weighted particles"),
 )
 
 LIMIT = (
@@ -281,6 +305,7 @@ LIMIT = (
     Rule("flow.temperature", lambda s: s.flow.max_temperature > 0,
          "0: with noise the limit is a McKean–Vlasov SDE, not a push-forward", shown=lambda s: s.flow.max_temperature),
     Rule("flow.batch_size", lambda s: s.flow.batch_size > 0, "0: minibatch SGD is not the gradient flow of one risk"),
+    _float32(lambda s: True, "(the limit is computed in float64)"),
 )
 
 
@@ -355,6 +380,7 @@ LAZY = (
     Rule("flow.potential", lambda s: s.flow.potential.kind != "none", "'none'", shown=lambda s: s.flow.potential.kind),
     Rule("flow.interaction", lambda s: s.flow.interaction.kind != "none", "'none'",
          shown=lambda s: s.flow.interaction.kind),
+    _float32(lambda s: True, "(the lazy limit is computed in float64)"),
 )
 
 LANDSCAPE = (
@@ -362,4 +388,5 @@ LANDSCAPE = (
     Rule("network.linearized", lambda s: s.network.linearized, "false"),
     Rule("network.centered", lambda s: s.network.centered, "false"),
     Rule("weights", lambda s: s.weights is not None, "None (unweighted particles)", shown=lambda s: True),
+    _float32(lambda s: True, "(critical points are certified in float64: run in float64)"),
 )

@@ -147,9 +147,13 @@ def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
     np.testing.assert_allclose(two["engine_over_floor"], 1.0 / (floor_ms / 2), rtol=1e-15)
     assert one["speedup_over_one_thread"] is None
     np.testing.assert_allclose(two["speedup_over_one_thread"], 4.0 / 1.6, rtol=1e-15)
-    assert "| 2.50 |" in bench.markdown_table({**report, "steps": [{**r, "ratio": {"numpy": 1.0}, "best_peer": "numpy",
-                                                                   "ratio_to_best_peer": 1.0, "engine_gflops": 1.0}
-                                                                  for r in report["steps"]]})
+    single = {"cpu": [1.0, 1.5, 2.0], "wall": [0.5, 0.8, 1.0], "ms": 1.5, "speedup_over_float64": 2.0}
+    table = bench.markdown_table({**report, "steps": [{**r, "ratio": {"numpy": 1.0}, "best_peer": "numpy",
+                                                       "ratio_to_best_peer": 1.0, "engine_gflops": 1.0,
+                                                       "float32": single} for r in report["steps"]]})
+    assert "| 2.50 |" in table
+    assert "| 1.50 [1.00-2.00] | 2.00 |" in table              # the float32 row's CPU time at one thread
+    assert "| 0.80 [0.50-1.00] | 2.00 |" in table              # and its wall time at two
 
 
 @pytest.mark.slow
@@ -171,6 +175,8 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
             assert clocks["wall"][0] <= clocks["wall"][1] <= clocks["wall"][2]
         assert row["engine_over_floor"] > 0
         assert (row["speedup_over_one_thread"] is None) == (row["threads"] == 1)
+        assert row["float32"]["speedup_over_float64"] == row["ms"]["engine"] / row["float32"]["ms"]
+        assert "engine float32" not in row["ratio"]                  # not a peer
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
@@ -224,6 +230,13 @@ def test_every_benchmark_peer_takes_the_engine_s_step():
         for ours, theirs in zip(engine.state(), step.state()):
             np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-14, err_msg=name)
         assert np.max(np.abs(engine.state()[0] - theta[:, :5])) > 1e-9          # the steps moved something
+    engine, single = bench.engine_stepper(X, y, theta), bench.engine_stepper(X, y, theta, "float32")
+    for _ in range(3):                   # the float32 row's step: the same steps to float32 precision
+        engine()
+        single()
+    for ours, theirs in zip(engine.state(), single.state()):
+        assert theirs.dtype == np.float32
+        np.testing.assert_allclose(theirs, ours, rtol=0, atol=1e-5 * np.abs(ours).max())
 
 
 def test_output_piped_into_a_reader_that_stops_exits_quietly():

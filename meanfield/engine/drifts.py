@@ -37,21 +37,23 @@ class Fused:
         m, p = problem.theta0.shape
         method = integrators.INTEGRATORS[problem.cfg.flow.integrator]
         self.problem, self.tableau = problem, method.tableau
-        self.buffers = {"r": np.empty(batch), "K": np.empty((method.stages, m, p)),
-                        "point": np.empty((m, p)) if method.stages > 1 else np.empty((0, 0)),
-                        "work": np.empty(_kernels.work_size(m, batch, p - 1, problem.act))}
+        dtype = problem.dtype
+        self.theta0 = np.asarray(problem.theta0, dtype)         # the tangent model's features
+        self.buffers = {"r": np.empty(batch, dtype), "K": np.empty((method.stages, m, p), dtype),
+                        "point": np.empty((m, p) if method.stages > 1 else (0, 0), dtype),
+                        "work": np.empty(_kernels.work_size(m, batch, p - 1, problem.act), dtype)}
 
     def compile(self, rows):
-        """Compile (or load) the kernels: zero steps, theta0 untouched."""
+        """Compile (or load) the kernels: zero steps on a copy of theta0 in the steps' type."""
         p = self.problem
-        self.advance(p.theta0, p.X, p.y, p.f0, rows, NONE3, NONE1, 0)
+        self.advance(p.theta0.astype(p.dtype), *p.steps, rows, NONE3, NONE1, 0)
 
     def advance(self, theta, X, y, f0, idx, noise, scale, k, tangent=None):
         """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
         problem, b = self.problem, self.buffers
         cfg = problem.cfg
         tangent = cfg.network.linearized if tangent is None else tangent
-        _kernels.advance(theta, problem.theta0, X, y, f0, idx, noise, scale, k, problem.model,
+        _kernels.advance(theta, self.theta0, X, y, f0, idx, noise, scale, k, problem.model,
                          (*self.tableau, cfg.flow.dt),
                          problem.energy, tangent, True, (b["r"], b["K"], b["point"], b["work"]))
 
@@ -60,7 +62,7 @@ class Fused:
         problem, cfg = self.problem, self.problem.cfg
         tangent = cfg.network.linearized if tangent is None else tangent
         out = np.empty_like(theta)
-        _kernels.drift(theta, problem.theta0 if tangent else theta, problem.X, problem.y, problem.f0,
+        _kernels.drift(theta, self.theta0 if tangent else theta, *problem.steps,
                        np.arange(len(problem.y), dtype=np.int64), problem.model, tangent, True, self.buffers["r"], out,
                        self.buffers["work"])
         return _with_energy(problem, theta, out)
@@ -73,16 +75,16 @@ class _Staged:
         m, p = problem.theta0.shape
         method = integrators.INTEGRATORS[problem.cfg.flow.integrator]
         self.problem, self.tableau = problem, method.tableau
-        self.buffers = {"K": np.empty((method.stages, m, p)),
-                        "point": np.empty((m, p)) if method.stages > 1 else np.empty((0, 0))}
+        self.buffers = {"K": np.empty((method.stages, m, p), problem.dtype),
+                        "point": np.empty((m, p) if method.stages > 1 else (0, 0), problem.dtype)}
 
     def compile(self, rows):
         """Compile (or load) the stage arithmetic and the energy drift."""
         problem, (a, b) = self.problem, self.tableau
-        none = NONE3, NONE1, 0, problem.mask
-        _kernels.update(problem.theta0.copy(), self.buffers["K"], b, 0.0, *none)
+        none, theta0 = (NONE3, NONE1, 0, problem.mask), problem.theta0.astype(problem.dtype)
+        _kernels.update(theta0, self.buffers["K"], b, 0.0, *none)
         if len(b) > 1:
-            _kernels.stage_point(problem.theta0, self.buffers["K"], a, 1, 0.0, *none, self.buffers["point"])
+            _kernels.stage_point(theta0, self.buffers["K"], a, 1, 0.0, *none, self.buffers["point"])
         if energy.active(problem.cfg.flow):
             _kernels.energy_drift(problem.theta0, problem.mask, problem.omega, problem.energy, True,
                                   np.zeros_like(problem.theta0))
@@ -112,20 +114,24 @@ class Blas(_Staged):
     def __init__(self, problem: Problem, batch: int):
         super().__init__(problem)
         m, p = problem.theta0.shape
-        block, chunk, recompute = blas_plan(m, batch, p - 1)
+        block, chunk, recompute = blas_plan(m, batch, p - 1, problem.dtype.itemsize)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
         lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
-        self.buffers.update(r=np.empty(batch), W=np.empty((m, p - 1)), Z=np.empty((lanes, tiles, block * chunk)),
-                            fpart=np.empty((blocks, chunks * chunk)))
+        dtype = problem.dtype
+        self.buffers.update(r=np.empty(batch, dtype), W=np.empty((m, p - 1), dtype),
+                            Z=np.empty((lanes, tiles, block * chunk), dtype),
+                            fpart=np.empty((blocks, chunks * chunk), dtype))
         self.tangent = Fused(problem, batch) if "tangent_gap" in problem.cfg.record.diagnostics else None
 
     def compile(self, rows):
         """Compile the drift on one zero sample, with work arrays of the run's types, and the stages."""
         problem = self.problem
         m, p = problem.theta0.shape
-        block = _kernels.blas_plan(m, 1, p - 1)[0]
-        one = {**self.buffers, "Z": np.empty((1, 1, block)), "fpart": np.empty((-(-m // block), 1)), "r": np.empty(1)}
-        blas_drift(problem, problem.theta0, np.zeros((1, p - 1)), np.zeros(1), np.zeros(1), one, self.buffers["K"][0])
+        block, dtype = _kernels.blas_plan(m, 1, p - 1)[0], problem.dtype
+        one = {**self.buffers, "Z": np.empty((1, 1, block), dtype), "fpart": np.empty((-(-m // block), 1), dtype),
+               "r": np.empty(1, dtype)}
+        blas_drift(problem, problem.theta0.astype(dtype), np.zeros((1, p - 1), dtype), np.zeros(1, dtype),
+                   np.zeros(1, dtype), one, self.buffers["K"][0])
         super().compile(rows)
         if self.tangent is not None:
             self.tangent.compile(rows)
@@ -153,7 +159,7 @@ class Blas(_Staged):
         if tangent:
             return self.tangent.drift(theta, tangent=True)
         p = self.problem
-        return _with_energy(p, theta, blas_drift(p, theta, p.X, p.y, p.f0, self.buffers, np.empty_like(theta)))
+        return _with_energy(p, theta, blas_drift(p, theta, *p.steps, self.buffers, np.empty_like(theta)))
 
 
 class Population(_Staged):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .. import _lazy
 from ..config import Config
 from ..errors import ConfigError
@@ -28,15 +30,17 @@ def memory_terms(cfg: Config, data=None) -> dict:
     if cfg.data.kind == "none":
         n = 0
     n_records = len(record_steps(cfg.flow.n_steps, rec.n_records, rec.spacing))
-    particles = net.m * p * 8
+    size = np.dtype(cfg.flow.dtype).itemsize         # the steps' arrays (float32: half of float64's)
+    particles = net.m * p * size
     batch = cfg.flow.batch_size or n
     exact = cfg.data.kind == "population"
     blas = not exact and path(cfg, batch) == "blas"
-    # (m, d + 1) arrays: theta, theta0, the first stage's drift, two temporaries of a record; then
-    # what stepping.buffers allocates (more stages, a stage point, theta^T or the BLAS path's W),
-    # a lockstep tangent model, the population drift's own
+    # (m, d + 1) arrays in the steps' type: theta, the first stage's drift, theta^T or the BLAS
+    # path's W, more stages, a stage point; in float64: theta0, two temporaries of a record (and
+    # theta there, for float32 steps), a lockstep tangent model, the population drift's own
     stages = integrators.INTEGRATORS[cfg.flow.integrator].stages
-    copies = 5 + (stages - 1) + (stages > 1) + 1 + ("tangent_gap" in rec.diagnostics) + 3 * exact
+    copies = 3 + (stages - 1) + (stages > 1)
+    wide = 3 + (size != 8) + ("tangent_gap" in rec.diagnostics) + 3 * exact
     if net.depth > 1:                   # deep_run: parameters (and their copies), activations per layer
         copies = 4 + 2 * integrators.INTEGRATORS[cfg.flow.integrator].stages
         deep = lambda L: copies * parameter_count(net.d, net.m, L) * 8 + 5 * max(batch, n) * net.m * L * 8
@@ -45,10 +49,11 @@ def memory_terms(cfg: Config, data=None) -> dict:
                 "buffers": CHUNK_BYTES}
     tiles = 0
     if blas:
-        block, chunk, recompute = blas_plan(net.m, batch, net.d)
+        block, chunk, recompute = blas_plan(net.m, batch, net.d, size)
         lanes = min(-(-net.m // block), _kernels.max_threads())             # one tile per busy thread
-        tiles = (block * chunk * lanes if recompute else net.m * batch) * 8
-    return {"data.n": n * (p + 2) * 8, "network.m": copies * particles + tiles,
+        tiles = (block * chunk * lanes if recompute else net.m * batch) * size
+    data_bytes = n * (p + 2) * (8 + (size if size != 8 else 0))             # float64, and a copy in the steps' type
+    return {"data.n": data_bytes, "network.m": copies * particles + wide * net.m * p * 8 + tiles,
             "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
 
 
@@ -60,9 +65,9 @@ def estimated_bytes(cfg: Config, data=None) -> int:
 STORED_SHARE = 0.5       # the BLAS path keeps its m x B matrix only if it takes under this share of free memory
 
 
-def blas_plan(m: int, batch: int, d: int) -> tuple:
+def blas_plan(m: int, batch: int, d: int, itemsize: int = 8) -> tuple:
     """``_kernels.blas_plan`` for this machine: tiles recomputed when the m x B matrix would not fit."""
-    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()))
+    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()), itemsize=itemsize)
 
 
 def available_bytes() -> int:

@@ -144,11 +144,12 @@ def margins(predictions: np.ndarray, y: np.ndarray, theta: np.ndarray, out_scale
 
 class TwoLayerView:
     """A two-layer run's particles theta (m, d + 1) at one record time, and the quantities its
-    observables read, each computed once, on first use. theta_tangent: the lockstep tangent
-    model's particles (or None)."""
+    observables read, each computed once, on first use, in float64 (float32 particles are widened
+    exactly). theta_tangent: the lockstep tangent model's particles (or None)."""
 
     def __init__(self, problem: Problem, theta: np.ndarray, theta_tangent, time: float):
-        self.problem, self.theta, self.theta_tangent, self.time = problem, theta, theta_tangent, time
+        self.problem, self.theta, self.theta_tangent, self.time = problem, np.asarray(theta, np.float64), \
+            theta_tangent, time
         self.cfg = problem.cfg
 
     @cached_property

@@ -31,7 +31,9 @@ def path(cfg: Config, batch: int) -> str:
 
 @dataclass(frozen=True)
 class Problem:
-    """A run's fixed inputs in kernel form: arrays C-contiguous float64, codes and scale factors."""
+    """A run's fixed inputs in kernel form: arrays C-contiguous float64, codes and scale factors.
+    With flow.dtype = "float32", X, y and theta0 hold float32 values (rounded once, by ``build``)
+    and ``steps`` gives the training data as float32 arrays."""
 
     cfg: Config
     X: np.ndarray
@@ -53,6 +55,16 @@ class Problem:
     def strategy(self) -> str:
         """The drift strategy (``drifts.STRATEGIES``): "population" for the exact risk, else ``path``."""
         return "population" if self.exact else self.path
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The steps' floating type (flow.dtype); observables are float64 whatever it is."""
+        return np.dtype(self.cfg.flow.dtype)
+
+    @cached_property
+    def steps(self) -> tuple:
+        """(X, y, f0), the training data as the steps take them: in ``dtype`` (the same arrays for float64)."""
+        return tuple(np.ascontiguousarray(a, self.dtype) for a in (self.X, self.y, self.f0))
 
     @property
     def exact(self) -> bool:
@@ -80,10 +92,10 @@ class Problem:
     @cached_property
     def model(self) -> tuple:
         """The network's constants as the kernels take them (``_kernels.MODEL``): (out_scale,
-        vel_scale, act, params, omega, loss, lam, mask), built once."""
+        vel_scale, act, params, omega, loss, lam, mask), built once; omega in the steps' type."""
         cfg = self.cfg
-        return (self.out_scale, self.vel_scale, self.act, cfg.network.activation_params, self.omega, self.loss,
-                cfg.flow.lam, self.mask)
+        return (self.out_scale, self.vel_scale, self.act, cfg.network.activation_params,
+                np.asarray(self.omega, self.dtype), self.loss, cfg.flow.lam, self.mask)
 
     @property
     def act(self) -> int:
@@ -145,13 +157,21 @@ def record_steps(n_steps: int, n_records: int, spacing: str) -> np.ndarray:
 
 def build(cfg: Config, dataset, theta0: np.ndarray, weights: np.ndarray | None = None) -> Problem:
     """Kernel-ready arrays; f0 is the network at initialisation when ``centered`` (else 0);
-    weights: the particles' (validated), or None."""
+    weights: the particles' (validated), or None. With flow.dtype = "float32" the training data and
+    theta0 are rounded to float32 (kept as float64 arrays: observables read them exactly)."""
     arrays = [np.ascontiguousarray(a, dtype=np.float64)
               for a in (dataset.X, dataset.y, dataset.X_test, dataset.y_test)]
     X, y, X_test, y_test = arrays
+    if cfg.flow.dtype != "float64":
+        X, y, theta0 = (rounded(a, cfg.flow.dtype) for a in (X, y, theta0))
     zeros = Problem(cfg, X, y, np.zeros(len(y)), X_test, y_test, np.zeros(len(y_test)), theta0,
                     dataset.teacher, weights)
     if not cfg.network.centered:
         return zeros
     return Problem(cfg, X, y, zeros.predict(theta0, X, zeros.f0), X_test, y_test,
                    zeros.predict(theta0, X_test, zeros.f0_test), theta0, dataset.teacher, weights)
+
+
+def rounded(a: np.ndarray, dtype) -> np.ndarray:
+    """a's values rounded to ``dtype``, as a float64 array (exactly representable both ways)."""
+    return np.ascontiguousarray(np.asarray(a, dtype=dtype), dtype=np.float64)

@@ -69,9 +69,9 @@ class TwoLayer(System):
         check_start(self.first["train_risk"], {"X": problem.X, "y": problem.y, "theta0": problem.theta0})
 
     def initial(self) -> dict:
-        theta0 = self.problem.theta0
+        theta0, dtype = self.problem.theta0, self.problem.dtype
         lockstep = "tangent_gap" in self.cfg.record.diagnostics
-        return {"theta": theta0.copy(), **({"theta_tangent": theta0.copy()} if lockstep else {})}
+        return {"theta": theta0.astype(dtype), **({"theta_tangent": theta0.copy()} if lockstep else {})}
 
     def identity(self) -> str:
         p = self.problem
@@ -84,18 +84,19 @@ class TwoLayer(System):
                 + (len(self.problem.y) * 8 if flow.batch_size and not flow.online else 0))
 
     def draws(self, k: int, rngs: dict):
-        """(X, y, f0, idx) for the next k steps: full batch, minibatches, or fresh online samples."""
+        """(X, y, f0, idx) for the next k steps: full batch, minibatches, or fresh online samples;
+        arrays in the steps' type (flow.dtype)."""
         problem, flow = self.problem, self.cfg.flow
         B = flow.batch_size
         if flow.online:
             X, y = draw(self.cfg, self.dataset.teacher, k * B, rngs["batch"])
             f0 = problem.predict(problem.theta0, X, np.zeros(len(y))) if self.cfg.network.centered else np.zeros(len(y))
-            return X, y, f0, np.arange(k * B, dtype=np.int64).reshape(k, B)
+            return (*(np.asarray(a, problem.dtype) for a in (X, y, f0)), np.arange(k * B, dtype=np.int64).reshape(k, B))
         if B:
             n = len(problem.y)
             idx = rngs["batch"].permuted(np.broadcast_to(np.arange(n, dtype=np.int64), (k, n)), axis=1)[:, :B]
-            return problem.X, problem.y, problem.f0, np.ascontiguousarray(idx)
-        return problem.X, problem.y, problem.f0, self.full_rows
+            return *problem.steps, np.ascontiguousarray(idx)
+        return *problem.steps, self.full_rows
 
     def advance(self, state: dict, draws, noise, scale, k: int):
         self.drifts.advance(state["theta"], *draws, noise, scale, k)

@@ -58,7 +58,9 @@ class Result:
         span = f"t={self.t[0]:g}..{self.t[-1]:g} ({len(self.t)} records)" if len(self.t) else "no records"
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.observables.items() if len(v))
         return (f"Result(status={self.status!r}, {shape}, scaling={net.scaling!r}, {span}"
-                + (", weighted" if self.weights is not None else "") + f";\n       last: {last})")
+                + (", weighted" if self.weights is not None else "")
+                + (f", {self.config.flow.dtype} steps" if self.config.flow.dtype != "float64" else "")
+                + f";\n       last: {last})")
 
     def __eq__(self, other) -> bool:
         """Same config, status and arrays (bit for bit, NaN equal to NaN); timing stats aside."""

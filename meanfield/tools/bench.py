@@ -1,6 +1,7 @@
 """``meanfield bench``: one full-batch training step (ReLU, squared loss, both layers, float64) of
 the engine against the same step written naively and as an expert would in NumPy and, when
-installed, PyTorch and JAX (``meanfield.tools.peers``), timed in one process and alternating (min /
+installed, PyTorch and JAX (``meanfield.tools.peers``), and the engine's float32 step, timed in
+one process and alternating (min /
 median / max of rounds after warm-up, CPU time and wall time). Each thread setting
 runs in its own process pinned to that many CPUs (``os.sched_setaffinity``), since JAX's thread
 pool cannot be resized once made. Also the machine's single-thread dgemm rate, the population step
@@ -30,6 +31,9 @@ DEEP_SIZES = [(256, 1024, 10, 3, "mlp"), (256, 1024, 10, 3, "resnet")]       # (
 QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 
 
+FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
+
+
 def flops(n, m, d) -> float:
     """The step's nominal flop count 4 n m d + 7 n m."""
     return 4.0 * n * m * d + 7.0 * n * m
@@ -40,21 +44,22 @@ def _problem(n, m, d, seed=0):
     return rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n), rng.standard_normal((m, d + 1))
 
 
-def engine_stepper(X, y, theta):
-    """The engine's step, through the same code path as ``simulate``."""
+def engine_stepper(X, y, theta, dtype="float64"):
+    """The engine's step (flow.dtype = ``dtype``), through the same code path as ``simulate``."""
     import meanfield as mf
     from meanfield.engine.drifts import strategy
     from meanfield.engine.problem import build
     from meanfield.model.data import Dataset
 
     n, d = X.shape
-    cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT})
+    cfg = mf.Config(network={"m": theta.shape[0], "d": d}, data={"n": n}, flow={"dt": DT, "dtype": dtype})
     problem = build(cfg, Dataset(X, y, X[:0], y[:0]), theta)
-    stepper, state = strategy(problem, n), theta.copy()
-    idx, none3, none1, f0 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0), np.zeros(n)
+    stepper, state = strategy(problem, n), problem.theta0.astype(dtype)
+    idx, none3, none1 = np.arange(n)[None, :], np.zeros((0, 0, 0)), np.zeros(0)
+    samples = problem.steps
 
     def step():
-        stepper.advance(state, X, y, f0, idx, none3, none1, 1)
+        stepper.advance(state, *samples, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
     return step
 
@@ -253,15 +258,18 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
     rows = []
     for n, m, d in sizes:
         X, y, theta = _problem(n, m, d)
-        steppers = {"engine": engine_stepper(X, y, theta), **peers(X, y, theta, quick)}
+        steppers = {"engine": engine_stepper(X, y, theta), FLOAT32: engine_stepper(X, y, theta, "float32"),
+                    **peers(X, y, theta, quick)}
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        single = timed.pop(FLOAT32)
         ms = {name: t["ms"] for name, t in timed.items()}
         ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
         best = min(ratio, key=lambda peer: ms[peer])
         rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms, "clocks": timed, "ratio": ratio,
                      "best_peer": best, "ratio_to_best_peer": ratio[best],
-                     "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6})
+                     "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6,
+                     "float32": {**single, "speedup_over_float64": ms["engine"] / single["ms"]}})
     return rows
 
 
@@ -334,18 +342,25 @@ def floor_and_speedup(report: dict, row: dict) -> dict:
 def markdown_table(report: dict) -> str:
     """The step timings as a Markdown table (for the README): the engine's time (CPU time at one
     thread, wall time above; median with min-max), its ratio to the best peer and to each peer, to
-    the floor and, at several threads, its speed-up over one (``floor_and_speedup``)."""
+    the floor and, at several threads, its speed-up over one (``floor_and_speedup``); the float32
+    step's time and its speed-up over float64 (medians)."""
     peers = sorted({p for row in report["steps"] for p in row["ratio"]})
     lines = ["| (n, m, d) | threads | engine ms, median [min-max] | best peer | engine / best | "
-             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | engine / floor | speed-up over 1 thread |",
-             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|---|"]
+             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | engine / floor | speed-up over 1 thread | "
+             "float32 ms, median [min-max] | float32 speed-up |",
+             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|---|---|---|"]
     for row in report["steps"]:
         clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
         ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
         derived = floor_and_speedup(report, row)
         speedup = derived["speedup_over_one_thread"]
+        single = row.get("float32")
+        float32 = "- | -" if single is None else (
+            "{1:.2f} [{0:.2f}-{2:.2f}] | ".format(*single["cpu" if row["threads"] == 1 else "wall"])
+            + f"{single['speedup_over_float64']:.2f}")
         lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | "
                      f"{clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
                      f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
-                     f"{derived['engine_over_floor']:.2f} | {'-' if speedup is None else f'{speedup:.2f}'} |")
+                     f"{derived['engine_over_floor']:.2f} | {'-' if speedup is None else f'{speedup:.2f}'} | "
+                     f"{float32} |")
     return "\n".join(lines)
