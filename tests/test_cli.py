@@ -156,6 +156,25 @@ def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
     assert "| 0.80 [0.50-1.00] | 2.00 |" in table              # and its wall time at two
 
 
+def test_the_deep_floor_counts_the_products_the_deep_step_makes(monkeypatch):
+    """deep_flops equals 2 r k c summed over the matrix products (and the read-out's sum) of one
+    deep.velocity call, counted as they are made."""
+    from meanfield.model import deep
+    from meanfield.tools import bench
+    counted, original = [], deep.matmul
+
+    def matmul(A, B, out=None):
+        counted.append(2 * A.shape[0] * A.shape[1] * (B.shape[1] if B.ndim > 1 else 1))
+        return original(A, B, out)
+    monkeypatch.setattr(deep, "matmul", matmul)
+    n, m, d, depth = 12, 20, 3, 4
+    net = deep.DeepNet(d, m, depth, "relu", "mlp", "ntk", 2.0, 1.0)
+    rng = np.random.default_rng(0)
+    deep.velocity(net, net.init(rng), rng.standard_normal((n, d)), rng.standard_normal(n))
+    readout = 2 * n * m                                                 # features.sum(axis=0), f's product
+    assert sum(counted) + readout == bench.deep_flops(n, m, d, depth)
+
+
 @pytest.mark.slow
 def test_bench_quick_reports_every_measure(tmp_path, capsys):
     """A whole quick benchmark (a cold compile, the thread policy beside busy loops, every peer):
@@ -178,6 +197,7 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
         assert row["float32"]["speedup_over_float64"] == row["ms"]["engine"] / row["float32"]["ms"]
         assert "engine float32" not in row["ratio"]                  # not a peer
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
+    assert all(row["engine_over_floor"] > 0 for row in report["deep_steps"])
     assert all(v > 0 for v in report["population_ns_per_pair"].values())
     assert {"sliced", "1d", "exact"} <= set(report["w2_seconds"]["500"])
     assert report["compile_cold"] > 0

@@ -1,6 +1,6 @@
 """A deep network (``network.depth >= 2``, ``model/deep.py``) as a system: the run's integrator
-(``integrators.step``) on d w_l / dt = -dR/dw_l - lam w_l, in the two-layer engine's time
-convention, on the full batch, minibatches or fresh online samples.
+(``drifts.integrate``, the two-layer engine's stage arithmetic) on d w_l / dt = -dR/dw_l - lam w_l,
+in the two-layer engine's time convention, on the full batch, minibatches or fresh online samples.
 
 The result's ``theta`` and ``theta0`` are the flat raw parameters (``DeepNet.flatten``; views by
 layer: ``network(cfg).unflatten(theta)``); there are no snapshots. Its observables are those of
@@ -25,9 +25,11 @@ from ..model.data import check_start, draw
 from ..model.deep import DeepNet, forward, layer_kernels, of, parallel, predict, velocity
 from ..rules import DEEP_INPUTS, Subject, refuse
 from ..store import checkpoint
-from . import threads as thread_policy
+from . import drifts, threads as thread_policy
 from .observables import observe
 from .system import System
+
+NONE3, NONE1, ONE = drifts.NONE3, drifts.NONE1, np.ones(1)      # no noise; the one column's mask
 
 
 def network(cfg: Config) -> DeepNet:
@@ -146,12 +148,14 @@ class Deep(System):
 
     def _velocity(self, X, y):
         net, flow = self.net, self.cfg.flow
-        return lambda v: net.flatten(velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam))
+        return lambda v: velocity(net, net.unflatten(v), X, y, flow.loss, flow.lam, out=np.empty_like(v))
+
+    @cached_property
+    def buffers(self) -> dict:
+        return stage_buffers(self.net, self.cfg.flow.integrator)
 
     def advance(self, state: dict, draws, noise, scale, k: int):
-        flow = self.cfg.flow
-        for X, y in draws:
-            state["theta"] = integrators.step(state["theta"], self._velocity(X, y), flow.dt, flow.integrator)
+        advance(self.net, self.cfg.flow, state["theta"], draws, self.buffers)
 
     def drift(self, name: str):
         return self._velocity(self.dataset.X, self.dataset.y)
@@ -173,3 +177,21 @@ class Deep(System):
         return {"theta": state["theta"], "theta0": self.theta0, "weights": None, "data": d,
                 "stats": {"compile_seconds": 0.0, "threads": self.threads, "parameters": self.net.size(),
                           "n_train": len(d.y), "n_test": len(d.y_test)}}
+
+
+def stage_buffers(net: DeepNet, integrator: str) -> dict:
+    """The fixed steps' stage drifts "K" (stages, P, 1) and stage point (P, 1) (``drifts.integrate``)."""
+    stages, P = integrators.INTEGRATORS[integrator].stages, net.size()
+    return {"K": np.empty((stages, P, 1)), "point": np.empty((P, 1) if stages > 1 else (0, 0))}
+
+
+def advance(net: DeepNet, flow, theta, draws, buffers):
+    """One fixed step of ``flow.integrator`` per (X, y) of ``draws`` from theta (P,) in place, by the
+    two-layer engine's stage arithmetic (``drifts.integrate``): the parameters as one column (P, 1),
+    ``deep.velocity`` written straight into the stage buffers (``stage_buffers``)."""
+    def drift(at, s, out):
+        X, y = draws[s]
+        velocity(net, net.unflatten(at.reshape(-1)), X, y, flow.loss, flow.lam, out=out.reshape(-1))
+
+    tableau = integrators.INTEGRATORS[flow.integrator].tableau
+    drifts.integrate(theta.reshape(-1, 1), tableau, flow.dt, buffers, ONE, NONE3, NONE1, len(draws), drift)

@@ -9,7 +9,8 @@ and noise), ``drift`` (the full-batch drift, for error-controlled steps) and ``c
   or by quadrature.
 
 The stage arithmetic is ``_kernels.stage_point`` / ``update`` in every strategy (``integrate``
-for the two that step in Python); the energy terms (``energy.py``) add their drift in every one.
+for the two that step in Python, and for deep networks); the energy terms (``energy.py``) add
+their drift in every one.
 """
 from __future__ import annotations
 
@@ -90,21 +91,17 @@ class _Staged:
                                   np.zeros_like(problem.theta0))
 
     def integrate(self, theta, noise, scale, k, drift):
-        """k steps of the run's integrator from theta (in place), stage by stage: ``drift(point, s,
-        out)`` writes the drift at ``point`` for step s into out (m, d + 1); the energy terms' drift
-        is added here. The stage arithmetic is ``_kernels.stage_point`` / ``update``, as in the
-        fused kernel."""
-        problem, flow = self.problem, self.problem.cfg.flow
-        a, b = self.tableau
-        K, mask, terms = self.buffers["K"], problem.mask, energy.active(flow)
-        for s in range(k):
-            for stage in range(len(b)):
-                at = theta if stage == 0 else _kernels.stage_point(theta, K, a, stage, flow.dt, noise, scale, s, mask,
-                                                                   self.buffers["point"])
-                drift(at, s, K[stage])
-                if terms:
-                    _kernels.energy_drift(at, mask, problem.omega, problem.energy, True, K[stage])
-            _kernels.update(theta, K, b, flow.dt, noise, scale, s, mask)
+        """k steps of the run's integrator from theta (in place) by ``integrate``, the energy
+        terms' drift added to ``drift``'s."""
+        problem = self.problem
+        terms = energy.active(problem.cfg.flow)
+
+        def full(at, s, out):
+            drift(at, s, out)
+            if terms:
+                _kernels.energy_drift(at, problem.mask, problem.omega, problem.energy, True, out)
+
+        integrate(theta, self.tableau, problem.cfg.flow.dt, self.buffers, problem.mask, noise, scale, k, full)
 
 
 class Blas(_Staged):
@@ -183,6 +180,21 @@ class Population(_Staged):
 
     def drift(self, theta, tangent=None) -> np.ndarray:
         return _with_energy(self.problem, theta, self.velocity(theta))
+
+
+def integrate(theta, tableau, dt, buffers, mask, noise, scale, k, drift):
+    """k steps of the Runge–Kutta method ``tableau`` = (a, b) from theta (m, p) in place, stage by
+    stage: ``drift(point, s, out)`` writes the drift at ``point`` for step s into out (m, p). The
+    stage arithmetic is ``_kernels.stage_point`` / ``update``, as in the fused kernel; buffers: "K"
+    (stages, m, p), "point" (m, p) (unused by one-stage methods); noise, scale: the kicks (or empty)."""
+    a, b = tableau
+    K = buffers["K"]
+    for s in range(k):
+        for stage in range(len(b)):
+            at = theta if stage == 0 else _kernels.stage_point(theta, K, a, stage, dt, noise, scale, s, mask,
+                                                               buffers["point"])
+            drift(at, s, K[stage])
+        _kernels.update(theta, K, b, dt, noise, scale, s, mask)
 
 
 STRATEGIES = {"fused": Fused, "blas": Blas, "population": Population}

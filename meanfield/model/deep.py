@@ -69,11 +69,11 @@ def _each_block(rows: int, block) -> None:
         list(executor.map(block, blocks))
 
 
-def matmul(A, B):
+def matmul(A, B, out=None):
     """A @ B with A (r, k), B (k, c) or (k,), computed in blocks of ROW_BLOCK rows of A, each one
     BLAS call: the same bits whether the blocks run one after another or on several threads
-    (``parallel``)."""
-    out = np.empty((A.shape[0],) + B.shape[1:])
+    (``parallel``). Into ``out`` if given (r, c), else a new array."""
+    out = np.empty((A.shape[0],) + B.shape[1:]) if out is None else out
     _each_block(A.shape[0], lambda lo: np.matmul(A[lo:lo + ROW_BLOCK], B, out=out[lo:lo + ROW_BLOCK]))
     return out
 
@@ -267,7 +267,17 @@ def risk_gradient(net: DeepNet, params, X, y, loss: str = "squared"):
     return [matmul(delta.T, below) for delta, below in pairs] + [mult * features.sum(axis=0)], f
 
 
-def velocity(net: DeepNet, params, X, y, loss: str = "squared", lam: float = 0.0) -> list:
-    """The gradient flow's drift -dR/dw_l - lam w_l for every layer."""
-    grads, _ = risk_gradient(net, params, X, y, loss)
-    return [-g - lam * w for g, w in zip(grads, params)]
+def velocity(net: DeepNet, params, X, y, loss: str = "squared", lam: float = 0.0, out=None):
+    """The gradient flow's drift -dR/dw_l - lam w_l: a list by layer, or written into ``out`` (P,)
+    (``DeepNet.flatten``'s order) and returned. The minus sign rides on the loss's weights (negation
+    is exact): the products write the drift itself, with no temporary of the parameters' size."""
+    h, u, f = forward(net, params, X)
+    *pairs, (mult, features) = _backprop(net, params, X, h, u, -loss_derivative(loss, f, y) / len(y))
+    layers = net.unflatten(np.empty(net.size()) if out is None else out)
+    for (delta, below), v in zip(pairs, layers):
+        matmul(delta.T, below, out=v)
+    np.multiply(mult, features.sum(axis=0), out=layers[-1])
+    if lam:
+        for v, w in zip(layers, params):
+            v -= lam * w
+    return layers if out is None else out

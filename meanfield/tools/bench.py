@@ -39,6 +39,12 @@ def flops(n, m, d) -> float:
     return 4.0 * n * m * d + 7.0 * n * m
 
 
+def deep_flops(n, m, d, depth) -> float:
+    """The deep step's nominal flop count: its products, forward (2 n (m d + (L - 1) m^2 + m)), the
+    inputs' gradients (2 n (L - 1) m^2) and the weights' (2 n (m d + (L - 1) m^2 + m))."""
+    return 2.0 * n * (2 * m * d + 3 * (depth - 1) * m * m + 2 * m)
+
+
 def _problem(n, m, d, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n), rng.standard_normal((m, d + 1))
@@ -65,17 +71,20 @@ def engine_stepper(X, y, theta, dtype="float64"):
 
 
 def deep_engine_stepper(net, params, X, y):
-    """meanfield's deep step (``deep.velocity``, Euler), as ``engine/deep_net`` takes it, run under
-    ``deep.parallel`` at the current Numba thread count."""
+    """meanfield's deep step as ``engine/deep_net`` takes it (``deep_net.advance``: one Euler step
+    in place), under ``deep.parallel`` at the current Numba thread count."""
+    import meanfield as mf
+
+    from ..engine import deep_net
     from ..model import deep
 
-    state = [w.copy() for w in params]
+    flow = mf.Config(flow={"dt": DT}).flow
+    theta, buffers = net.flatten(params), deep_net.stage_buffers(net, flow.integrator)
 
     def step():
         with deep.parallel(_kernels.threads()):
-            for w, v in zip(state, deep.velocity(net, state, X, y)):
-                w += DT * v
-    step.state, step.steps = (lambda: state), 1
+            deep_net.advance(net, flow, theta, [(X, y)], buffers)
+    step.state, step.steps = (lambda: net.unflatten(theta)), 1
     return step
 
 
@@ -309,8 +318,11 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
         row.update(floor_and_speedup(report, row))
     report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
     for row in report["deep_steps"]:
+        row["engine_over_floor"] = row["ms"]["engine"] / floor_ms(report, deep_flops(
+            row["n"], row["m"], row["d"], row["depth"]), 1)
         echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
-             "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items()))
+             "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
+             + f"; engine / floor {row['engine_over_floor']:.2f}")
     report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m)
                                         for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
@@ -331,12 +343,17 @@ def floor_and_speedup(report: dict, row: dict) -> dict:
     """A step row's "engine_over_floor": the engine's quoted time over the floor, the nominal flops
     (``flops``) at ``threads`` times the single-thread dgemm rate; and for a row of several threads
     "speedup_over_one_thread": the one-thread row's median wall time over this row's (else None)."""
-    floor_ms = flops(row["n"], row["m"], row["d"]) / (row["threads"] * report["dgemm_gflops_1_thread"] * 1e6)
     one = [r for r in report["steps"] if (r["n"], r["m"], r["d"], r["threads"]) == (row["n"], row["m"], row["d"], 1)]
     speedup = None
     if row["threads"] > 1 and one:
         speedup = one[0]["clocks"]["engine"]["wall"][1] / row["clocks"]["engine"]["wall"][1]
-    return {"engine_over_floor": row["ms"]["engine"] / floor_ms, "speedup_over_one_thread": speedup}
+    floor = floor_ms(report, flops(row["n"], row["m"], row["d"]), row["threads"])
+    return {"engine_over_floor": row["ms"]["engine"] / floor, "speedup_over_one_thread": speedup}
+
+
+def floor_ms(report: dict, flop_count: float, threads: int) -> float:
+    """Milliseconds of ``flop_count`` flops at ``threads`` times the single-thread dgemm rate."""
+    return flop_count / (threads * report["dgemm_gflops_1_thread"] * 1e6)
 
 
 def markdown_table(report: dict) -> str:
