@@ -1167,17 +1167,20 @@ CHUNK = 1024                      # samples per tile
 LARGE_D_TILE = (512, 512)         # (block, chunk) for d > 32
 
 
-def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, itemsize: int = 8) -> tuple:
+def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, itemsize: int = 8,
+              relu: bool = False) -> tuple:
     """(block, chunk, recompute) for the BLAS path, from measurements: tiles of block neurons x
     chunk samples keep the pass in cache; small blocks suit small d, larger ones make better
     products at large d; recomputing a tile costs 2 block chunk d flops and saves the traffic of
     an m x B matrix. Tiles are also recomputed when the m x B matrix would take more than
-    ``stored_limit`` bytes (``itemsize`` per entry: a run that would not fit otherwise). Never depends on the thread
-    count, and kept or recomputed tiles give the same bits."""
+    ``stored_limit`` bytes (``itemsize`` per entry: a run that would not fit otherwise). ReLU
+    (``relu``) keeps a byte per entry instead, the signs, which pay at every d: recomputed only
+    where the matrix itself would not fit (the memory plan of a run is then the same as before).
+    Never depends on the thread count, and kept or recomputed tiles give the same bits."""
     block, chunk = (64, CHUNK) if d <= 32 else LARGE_D_TILE
     block = min(block, max(m, 1))                       # one block either way: the same bits
     too_big = stored_limit is not None and itemsize * m * batch > stored_limit
-    fast = d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
+    fast = not relu and d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
     return block, min(chunk, max(batch, 1)), bool(too_big or fast)
 
 
@@ -1198,16 +1201,24 @@ def _tile(Z, lane, c, rows, chunk):
 
 
 @_jit()
-def _tile_forward(theta, W, XT, lo, hi, count, act, params, omega, tile, part):
+def _tile_forward(theta, W, XT, lo, hi, count, act, params, omega, tile, part, signs):
     """tile = W[lo:hi] X_c^T (BLAS); part_j += sum_{lo <= i < hi} a_i sigma(z_ij) for j < count
-    (a_i omega_i for weighted particles)."""
+    (a_i omega_i for weighted particles); for ReLU with ``signs`` (rows chunk, uint8; else empty),
+    signs_ij = [z_ij > 0]."""
     d = W.shape[1]
     np.dot(W[lo:hi], XT, tile)
     zero = _zero(tile)
+    chunk = tile.shape[1]
     for i in range(hi - lo):
         ai = theta[lo + i, d] * omega[lo + i] if omega.shape[0] > 0 else theta[lo + i, d]
         z = tile[i]
-        if act == RELU:
+        if act == RELU and signs.shape[0] > 0:
+            row = signs[i * chunk:(i + 1) * chunk]
+            for j in range(count):
+                zj = z[j]
+                part[j] += ai * max(zj, zero)
+                row[j] = zj > zero
+        elif act == RELU:
             for j in range(count):
                 part[j] += ai * max(z[j], zero)
         elif act == TANH:                       # the tile stays z: the backward pass reads it
@@ -1224,27 +1235,41 @@ def _tile_backward(theta, Xc, r, lo, count, act, params, tile, ga, gw, tmp, s):
     sigma(z_ij) (s: a work row of length chunk); gw += C X_c (BLAS, through tmp)."""
     d = Xc.shape[1]
     rows, chunk = tile.shape
-    zero = _zero(tile)
     for i in range(rows):
         ai = theta[lo + i, d]
         z = tile[i]
-        if act == RELU:
-            for j in range(count):
-                zj = z[j]
-                s[j] = max(zj, zero)
-                z[j] = r[j] * ai if zj > zero else zero
-        else:
-            _sigma_slope_row(z, s, count, act, params)
-            for j in range(count):
-                z[j] = r[j] * ai * z[j]
+        _sigma_slope_row(z, s, count, act, params)
+        for j in range(count):
+            z[j] = r[j] * ai * z[j]
         z[count:] = 0.0
         ga[i] += _dot8(r, s, count)
     np.dot(tile, Xc, tmp)
     gw += tmp
 
 
+@_jit()
+def _relu_tile_backward(Xc, r, count, tile, signs, M, tmp):
+    """ReLU's backward tile: C_ij = r_j [z_ij > 0] in place of the tile (the signs from ``signs``
+    (rows chunk, uint8), or, if it is empty, from the tile's z) and 0 past ``count``; M += C X_c
+    (BLAS, through tmp), so that grad_W_i = a_i M_i and grad_a_i = w_i . M_i (relu(z) = [z > 0] z)."""
+    rows, chunk = tile.shape
+    zero = _zero(tile)
+    for i in range(rows):
+        c = tile[i]
+        if signs.shape[0] > 0:
+            row = signs[i * chunk:(i + 1) * chunk]
+            for j in range(count):
+                c[j] = r[j] if row[j] else zero
+        else:
+            for j in range(count):
+                c[j] = r[j] if c[j] > zero else zero
+        c[count:] = zero
+    np.dot(tile, Xc, tmp)
+    M += tmp
+
+
 @_jit(parallel=True)
-def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
+def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, signs, fpart, r, vel):
     """The drift of every particle on the samples y (B,) with inputs in tiles (``chunked``), by
     matrix products on tiles of ``block`` neurons x chunk samples; the same velocity as the loops above.
 
@@ -1252,10 +1277,13 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
     r_j = loss'(out_scale f_j - f0_j, y_j), the parts summed in block order. Phase 2, per block,
     over its tiles in order: C = r a sigma'(Z_bc) in place, grad_W_b += C X_c, grad_a_b.
     Z (lanes, tiles, block chunk): every tile kept between the phases (lanes = blocks, tiles =
-    chunks), or one tile per thread (recomputed in phase 2: nothing of size m x B). Each block is
-    computed the same way whichever lane takes it and BLAS runs single-threaded inside, so no
-    result depends on the thread count. Work arrays: W (m, d); fpart (blocks, chunks chunk);
-    r (B,); writes vel (m, d + 1). ``model``: the network's constants (``MODEL``).
+    chunks), or one tile per thread (recomputed in phase 2: nothing of size m x B). ReLU keeps
+    only the signs of z, one byte each, in ``signs`` (blocks, chunks, block chunk), or none
+    ((1, 1, 0): recomputed), with one tile of Z per thread; its phase 2 sums M_b = sum_c
+    (r [Z_bc > 0]) X_c and takes grad_W_i = a_i M_i, grad_a_i = w_i . M_i. Each block is computed
+    the same way whichever lane takes it and BLAS runs single-threaded inside, so no result
+    depends on the thread count. Work arrays: W (m, d); fpart (blocks, chunks chunk); r (B,);
+    writes vel (m, d + 1). ``model``: the network's constants (``MODEL``).
     """
     out_scale, vel_scale, act, params, omega, loss, lam, mask = model
     check_codes(act, loss)
@@ -1265,7 +1293,10 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
     chunks, chunk = Xc.shape[0], Xc.shape[1]
     blocks = (m + block - 1) // block
     lanes = Z.shape[0]
-    recompute = lanes < blocks or Z.shape[1] < chunks
+    relu = act == RELU
+    keep = signs.shape[2] > 0 if relu else lanes >= blocks and Z.shape[1] >= chunks
+    stored = keep and not relu                  # every tile of Z kept, else one per lane
+    none = signs[0, 0, :0]
     for i in prange(m):
         for k in range(d):
             W[i, k] = theta[i, k]
@@ -1276,8 +1307,9 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
             fpart[blk, :] = 0.0
             for c in range(chunks):
                 count = min(chunk, batch - c * chunk)
-                tile = _tile(Z, lane, 0 if recompute else c, hi - lo, chunk)
-                _tile_forward(theta, W, XTc[c], lo, hi, count, act, params, omega, tile, fpart[blk, c * chunk:])
+                tile = _tile(Z, lane, c if stored else 0, hi - lo, chunk)
+                _tile_forward(theta, W, XTc[c], lo, hi, count, act, params, omega, tile, fpart[blk, c * chunk:],
+                              signs[blk, c] if relu and keep else none)
     for j in prange(batch):
         f = 0.0
         for blk in range(blocks):
@@ -1297,14 +1329,21 @@ def blas_drift(theta, Xc, XTc, y, f0, model, block, W, Z, fpart, r, vel):
             ga[:] = 0.0
             for c in range(chunks):
                 count = min(chunk, batch - c * chunk)
-                tile = _tile(Z, lane, 0 if recompute else c, rows, chunk)
-                if recompute:
+                tile = _tile(Z, lane, c if stored else 0, rows, chunk)
+                if not keep:
                     np.dot(W[lo:hi], XTc[c], tile)
-                _tile_backward(theta, Xc[c], r[c * chunk:], lo, count, act, params, tile, ga[:rows],
-                               gw[:rows], tmp[:rows], srow)
+                if relu:
+                    _relu_tile_backward(Xc[c], r[c * chunk:], count, tile, signs[blk, c] if keep else none,
+                                        gw[:rows], tmp[:rows])
+                else:
+                    _tile_backward(theta, Xc[c], r[c * chunk:], lo, count, act, params, tile, ga[:rows],
+                                   gw[:rows], tmp[:rows], srow)
             for i in range(rows):
+                ai = theta[lo + i, d] if relu else 1.0          # ReLU's gw is M: grad_W = a M, grad_a = w . M
+                if relu:
+                    ga[i] = _dot8(theta[lo + i], gw[i], d)
                 for k in range(d):
-                    vel[lo + i, k] = mask[k] * (scale * gw[i, k] - lam * theta[lo + i, k])
+                    vel[lo + i, k] = mask[k] * (scale * ai * gw[i, k] - lam * theta[lo + i, k])
                 vel[lo + i, d] = mask[d] * (scale * ga[i] - lam * theta[lo + i, d])
 
 

@@ -88,19 +88,25 @@ def test_an_interrupted_float32_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     assert_same_run(resumed, whole)
 
 
-def test_float32_halves_the_steps_buffers_and_the_memory_plan_says_so(rng):
-    """The BLAS path's buffers (tiles, W, stages) take exactly half the bytes; the plan's network.m
-    term falls to between 1/2 and 0.55 of float64's when the m x B tiles dominate it."""
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_float32_halves_the_steps_buffers_and_the_memory_plan_says_so(rng, activation):
+    """The BLAS path's float buffers (tiles, W, stages) take exactly half the bytes (ReLU's signs,
+    a byte each, stay); with tanh, whose m x B tiles dominate the plan's network.m term, that
+    term falls to between 1/2 and 0.55 of float64's."""
     m, n, d = 600, 500, 20
     X, y, theta = rng.standard_normal((n, d)), rng.standard_normal(n), rng.standard_normal((m, d + 1))
     nbytes = {}
     for dtype in ("float64", "float32"):
-        cfg = mf.Config(network={"m": m, "d": d}, data={"n": n, "n_test": 0},
+        cfg = mf.Config(network={"m": m, "d": d, "activation": activation}, data={"n": n, "n_test": 0},
                         flow={"engine": "blas", "dtype": dtype, "integrator": "rk4"})
         blas = drifts.strategy(build(cfg, Dataset(X, y, X[:0], y[:0]), theta), n)
-        nbytes[dtype] = sum(b.nbytes for b in blas.buffers.values())
-    assert nbytes["float32"] * 2 == nbytes["float64"]
-    big = mf.Config(network={"m": 20_000, "d": 100}, data={"n": 20_000, "n_test": 0}, flow={"engine": "blas"})
+        nbytes[dtype] = {name: b.nbytes for name, b in blas.buffers.items()}
+    signs = nbytes["float32"].pop("signs")
+    assert signs == nbytes["float64"].pop("signs")
+    assert m * n <= signs < (m + 64) * n if activation == "relu" else signs == 0       # blocks of 64 neurons
+    assert sum(nbytes["float32"].values()) * 2 == sum(nbytes["float64"].values())
+    big = mf.Config(network={"m": 20_000, "d": 100, "activation": "tanh"}, data={"n": 20_000, "n_test": 0},
+                    flow={"engine": "blas"})
     terms = {dtype: memory.memory_terms(big.updated({"flow.dtype": dtype})) for dtype in ("float64", "float32")}
     assert 0.5 < terms["float32"]["network.m"] / terms["float64"]["network.m"] < 0.55
     assert terms["float32"]["data.n"] == 1.5 * terms["float64"]["data.n"]      # float64 data and a float32 copy

@@ -322,7 +322,7 @@ def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_th
     from meanfield.engine import drifts, memory
     from meanfield.engine.problem import build
     m, n = 300, 600
-    cfg = mf.Config(seed=5, network={"m": m, "d": 40}, data={"n": n},
+    cfg = mf.Config(seed=5, network={"m": m, "d": 40, "activation": "tanh"}, data={"n": n},
                     flow={"dt": 0.05, "t_end": 0.3, "engine": "blas"}, record={"n_records": 3})
     assert memory.blas_plan(m, n, 40)[2] is False                          # enough memory: tiles kept
     monkeypatch.setattr(memory, "CHUNK_BYTES", 0)
@@ -336,6 +336,15 @@ def test_a_stored_matrix_that_would_not_fit_is_recomputed_instead_of_refusing_th
     assert drifts.Blas(problem, n).buffers["Z"].size < m * n
     recomputed = mf.simulate(cfg)
     np.testing.assert_array_equal(recomputed.snapshots, kept.snapshots)
+    relu = cfg.updated({"network.activation": "relu"})                     # ReLU: its signs, recomputed too
+    assert memory.blas_plan(m, n, 40, relu=True)[2] is True
+    problem = build(relu, mf.make_data(relu, np.random.default_rng(0)), kept.theta0)
+    assert drifts.Blas(problem, n).buffers["signs"].size == 0
+    recomputed = mf.simulate(relu)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 ** 40)
+    assert memory.blas_plan(m, n, 40, relu=True)[2] is False
+    assert drifts.Blas(problem, n).buffers["signs"].size >= m * n         # a byte per entry
+    np.testing.assert_array_equal(mf.simulate(relu).snapshots, recomputed.snapshots)
 
 
 def test_blocked_diagnostics_equal_the_whole_matrix_formulas(monkeypatch, rng):

@@ -111,12 +111,14 @@ class Blas(_Staged):
     def __init__(self, problem: Problem, batch: int):
         super().__init__(problem)
         m, p = problem.theta0.shape
-        block, chunk, recompute = blas_plan(m, batch, p - 1, problem.dtype.itemsize)
+        relu = problem.act == _kernels.RELU
+        block, chunk, recompute = blas_plan(m, batch, p - 1, problem.dtype.itemsize, relu)
         blocks, chunks = -(-m // block), max(1, -(-batch // chunk))
-        lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute else (blocks, chunks)
+        lanes, tiles = (min(blocks, _kernels.threads()), 1) if recompute or relu else (blocks, chunks)
+        signs = (blocks, chunks, block * chunk) if relu and not recompute else (1, 1, 0)
         dtype = problem.dtype
         self.buffers.update(r=np.empty(batch, dtype), W=np.empty((m, p - 1), dtype),
-                            Z=np.empty((lanes, tiles, block * chunk), dtype),
+                            Z=np.empty((lanes, tiles, block * chunk), dtype), signs=np.empty(signs, np.uint8),
                             fpart=np.empty((blocks, chunks * chunk), dtype))
         self.tangent = Fused(problem, batch) if "tangent_gap" in problem.cfg.record.diagnostics else None
 
@@ -126,7 +128,7 @@ class Blas(_Staged):
         m, p = problem.theta0.shape
         block, dtype = _kernels.blas_plan(m, 1, p - 1)[0], problem.dtype
         one = {**self.buffers, "Z": np.empty((1, 1, block), dtype), "fpart": np.empty((-(-m // block), 1), dtype),
-               "r": np.empty(1, dtype)}
+               "r": np.empty(1, dtype), "signs": np.empty((-(-m // block), 1, block), np.uint8)}
         blas_drift(problem, problem.theta0.astype(dtype), np.zeros((1, p - 1), dtype), np.zeros(1, dtype),
                    np.zeros(1, dtype), one, self.buffers["K"][0])
         super().compile(rows)
@@ -220,8 +222,8 @@ def blas_drift(problem, theta, X, y, f0, buffers, out, tiles=None):
     m, p = theta.shape
     block, chunk, _ = _kernels.blas_plan(m, len(y), p - 1)
     Xc, XTc = _kernels.chunked(X, chunk) if tiles is None else tiles
-    _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.model, block, buffers["W"], buffers["Z"], buffers["fpart"],
-                        buffers["r"], out)
+    _kernels.blas_drift(theta, Xc, XTc, y, f0, problem.model, block, buffers["W"], buffers["Z"], buffers["signs"],
+                        buffers["fpart"], buffers["r"], out)
     return out
 
 

@@ -49,9 +49,11 @@ def memory_terms(cfg: Config, data=None) -> dict:
                 "buffers": CHUNK_BYTES}
     tiles = 0
     if blas:
-        block, chunk, recompute = blas_plan(net.m, batch, net.d, size)
+        relu = net.activation == "relu"
+        block, chunk, recompute = blas_plan(net.m, batch, net.d, size, relu)
         lanes = min(-(-net.m // block), _kernels.max_threads())             # one tile per busy thread
-        tiles = (block * chunk * lanes if recompute else net.m * batch) * size
+        stored = 0 if recompute else net.m * batch * (1 if relu else size)  # ReLU: a byte (the sign) per entry
+        tiles = (block * chunk * lanes if recompute or relu else 0) * size + stored
     data_bytes = n * (p + 2) * (8 + (size if size != 8 else 0))             # float64, and a copy in the steps' type
     return {"data.n": data_bytes, "network.m": copies * particles + wide * net.m * p * 8 + tiles,
             "record.snapshots": n_records * particles if rec.snapshots else 0, "buffers": CHUNK_BYTES}
@@ -65,9 +67,10 @@ def estimated_bytes(cfg: Config, data=None) -> int:
 STORED_SHARE = 0.5       # the BLAS path keeps its m x B matrix only if it takes under this share of free memory
 
 
-def blas_plan(m: int, batch: int, d: int, itemsize: int = 8) -> tuple:
+def blas_plan(m: int, batch: int, d: int, itemsize: int = 8, relu: bool = False) -> tuple:
     """``_kernels.blas_plan`` for this machine: tiles recomputed when the m x B matrix would not fit."""
-    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()), itemsize=itemsize)
+    return _kernels.blas_plan(m, batch, d, stored_limit=int(STORED_SHARE * available_bytes()), itemsize=itemsize,
+                              relu=relu)
 
 
 def available_bytes() -> int:
