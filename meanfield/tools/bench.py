@@ -121,11 +121,12 @@ def _threads(count):
 def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
     """Per-step milliseconds of each stepper, alternating between them round by round: {"cpu":
     [min, median, max], "wall": [min, median, max], "ms": the median quoted}. The engine runs as
-    ``simulate`` does (BLAS at one thread, Numba at ``threads``); the peers' BLAS at ``threads``.
+    ``simulate`` does (BLAS at one thread, Numba at ``threads``; float64 and float32); the peers'
+    BLAS at ``threads``.
     With one thread the quoted clock is CPU time, which other jobs on a shared machine do not
     inflate; with more, wall time (CPU time would count spinning workers)."""
     def blas_threads(name):
-        return _kernels.blas_threads(1 if name == "engine" else threads)
+        return _kernels.blas_threads(1 if name in ("engine", FLOAT32) else threads)
 
     for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
         with blas_threads(name):
