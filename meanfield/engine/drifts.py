@@ -121,6 +121,7 @@ class Blas(_Staged):
                             Z=np.empty((lanes, tiles, block * chunk), dtype), signs=np.empty(signs, np.uint8),
                             fpart=np.empty((blocks, chunks * chunk), dtype))
         self.tangent = Fused(problem, batch) if "tangent_gap" in problem.cfg.record.diagnostics else None
+        self._tiled = None
 
     def compile(self, rows):
         """Compile the drift on one zero sample, with work arrays of the run's types, and the stages."""
@@ -142,7 +143,7 @@ class Blas(_Staged):
         m, p = theta.shape
         chunk = _kernels.blas_plan(m, idx.shape[1], p - 1)[1]
         full = idx.shape[1] == len(y) and idx.shape[0] == 1
-        tiles = _kernels.chunked(X, chunk) if full else None              # the same samples at every step
+        tiles = self.tiled(X, chunk) if full else None                     # the same samples at every step
         step = {}
 
         def drift(at, s, out):
@@ -158,7 +159,16 @@ class Blas(_Staged):
         if tangent:
             return self.tangent.drift(theta, tangent=True)
         p = self.problem
-        return _with_energy(p, theta, blas_drift(p, theta, *p.steps, self.buffers, np.empty_like(theta)))
+        X = p.steps[0]
+        tiles = self.tiled(X, _kernels.blas_plan(theta.shape[0], len(X), X.shape[1])[1])
+        return _with_energy(p, theta, blas_drift(p, theta, *p.steps, self.buffers, np.empty_like(theta), tiles))
+
+    def tiled(self, X, chunk):
+        """X in sample tiles (``_kernels.chunked``), made once for the full batch and kept (a copy of
+        X per call was 2 n d floats of traffic per step)."""
+        if self._tiled is None or self._tiled[0] is not X or self._tiled[1] != chunk:
+            self._tiled = (X, chunk, _kernels.chunked(X, chunk))
+        return self._tiled[2]
 
 
 class Population(_Staged):
