@@ -140,10 +140,12 @@ def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
     def row(threads, ms, wall):
         return {"n": 10, "m": 20, "d": 3, "threads": threads, "ms": {"engine": ms},
                 "clocks": {"engine": {"wall": [0.0, wall, 9.0], "cpu": [0.0, ms, 9.0]}}}
-    report = {"dgemm_gflops_1_thread": 2.0, "steps": [row(1, 3.0, 4.0), row(2, 1.0, 1.6)]}
+    report = {"dgemm_gflops_1_thread": 2.0, "steps": [{**row(1, 3.0, 4.0), "products": {"ms": 2.5}}, row(2, 1.0, 1.6)]}
     floor_ms = (4 * 10 * 20 * 3 + 7 * 10 * 20) / 2e9 * 1e3                 # nominal flops at 2 GFLOP/s
     one, two = (bench.floor_and_speedup(report, r) for r in report["steps"])
     np.testing.assert_allclose(one["engine_over_floor"], 3.0 / floor_ms, rtol=1e-15)
+    np.testing.assert_allclose(one["products_over_floor"], 2.5 / floor_ms, rtol=1e-15)
+    assert two["products_over_floor"] is None
     np.testing.assert_allclose(two["engine_over_floor"], 1.0 / (floor_ms / 2), rtol=1e-15)
     assert one["speedup_over_one_thread"] is None
     np.testing.assert_allclose(two["speedup_over_one_thread"], 4.0 / 1.6, rtol=1e-15)
@@ -154,6 +156,21 @@ def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
     assert "| 2.50 |" in table
     assert "| 1.50 [1.00-2.00] | 2.00 |" in table              # the float32 row's CPU time at one thread
     assert "| 0.80 [0.50-1.00] | 2.00 |" in table              # and its wall time at two
+
+
+def test_the_products_alone_are_the_blas_steps_two_products_over_all_its_tiles(monkeypatch):
+    """products_stepper makes W_b X^T and (W_b X^T) X on every tile: summed over the blocks, M
+    equals sum_b (W_b X^T) X (three sample tiles of 4, the last partial and zero-padded)."""
+    from meanfield import _kernels
+    from meanfield.tools import bench
+    monkeypatch.setattr(_kernels, "CHUNK", 4)
+    rng = np.random.default_rng(0)
+    X, theta = rng.standard_normal((10, 5)), rng.standard_normal((150, 6))        # blocks of 64, 64, 22
+    step = bench.products_stepper(X, theta)
+    step()
+    W = theta[:, :5]
+    expected = sum(np.pad((W[lo:lo + 64] @ X.T) @ X, ((0, 64 - len(W[lo:lo + 64])), (0, 0))) for lo in (0, 64, 128))
+    np.testing.assert_allclose(step.M, expected, rtol=1e-12, atol=1e-12)
 
 
 def test_the_deep_floor_counts_the_products_the_deep_step_makes(monkeypatch):
@@ -195,6 +212,7 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
         assert row["engine_over_floor"] > 0
         assert (row["speedup_over_one_thread"] is None) == (row["threads"] == 1)
         assert row["float32"]["speedup_over_float64"] == row["ms"]["engine"] / row["float32"]["ms"]
+        assert (row["products_over_floor"] is None) == (row["threads"] > 1 or row["d"] <= 3)
         assert "engine float32" not in row["ratio"]                  # not a peer
     assert {row["threads"] for row in report["steps"]} == {1, report["machine"]["cpus"]}
     assert all(row["engine_over_floor"] > 0 for row in report["deep_steps"])

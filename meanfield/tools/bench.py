@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _kernels
+from ..engine.problem import FUSED_MAX_D
 from .peers import DT, peers
 
 SIZES = [(1000, 1000, 10), (1000, 10000, 100), (10000, 1000, 100), (200, 100000, 2)]
@@ -32,6 +33,7 @@ QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 
 
 FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
+PRODUCTS = "engine's products"    # the BLAS path's matrix products alone, timed beside the rest (one thread)
 
 
 def flops(n, m, d) -> float:
@@ -67,6 +69,36 @@ def engine_stepper(X, y, theta, dtype="float64"):
     def step():
         stepper.advance(state, *samples, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
+    return step
+
+
+@_kernels._jit()
+def _tile_products(W, XTc, Xc, block, Z, tmp, M):
+    """The BLAS path's products alone, on its tiles: W_b X_c^T into Z, then Z X_c, per block."""
+    m = W.shape[0]
+    chunks, chunk = Xc.shape[0], Xc.shape[1]
+    for lo in range(0, m, block):
+        rows = min(m, lo + block) - lo
+        tile = Z[:rows * chunk].reshape((rows, chunk))
+        for c in range(chunks):
+            np.dot(W[lo:lo + rows], XTc[c], tile)
+            np.dot(tile, Xc[c], tmp[:rows])
+            M[:rows] += tmp[:rows]
+
+
+def products_stepper(X, theta):
+    """The matrix products of the engine's BLAS step alone (its tiles, ``_kernels.blas_plan``;
+    single-threaded BLAS): their time over the floor is as near as the engine's tiles can come to
+    it on this machine's BLAS."""
+    (n, d), m = X.shape, theta.shape[0]
+    block, chunk, _ = _kernels.blas_plan(m, n, d)
+    Xc, XTc = _kernels.chunked(X, chunk)
+    W, Z, tmp = np.ascontiguousarray(theta[:, :d]), np.empty(block * chunk), np.empty((block, d))
+    M = np.zeros((block, d))
+
+    def step():
+        _tile_products(W, XTc, Xc, block, Z, tmp, M)
+    step.M = M                       # the backward products' sum over the blocks (for a test)
     return step
 
 
@@ -270,16 +302,19 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
         X, y, theta = _problem(n, m, d)
         steppers = {"engine": engine_stepper(X, y, theta), FLOAT32: engine_stepper(X, y, theta, "float32"),
                     **peers(X, y, theta, quick)}
+        if threads == 1 and d > FUSED_MAX_D:
+            steppers[PRODUCTS] = products_stepper(X, theta)
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
-        single = timed.pop(FLOAT32)
+        single, products = timed.pop(FLOAT32), timed.pop(PRODUCTS, None)
         ms = {name: t["ms"] for name, t in timed.items()}
         ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
         best = min(ratio, key=lambda peer: ms[peer])
         rows.append({"n": n, "m": m, "d": d, "threads": threads, "ms": ms, "clocks": timed, "ratio": ratio,
                      "best_peer": best, "ratio_to_best_peer": ratio[best],
                      "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6,
-                     "float32": {**single, "speedup_over_float64": ms["engine"] / single["ms"]}})
+                     "float32": {**single, "speedup_over_float64": ms["engine"] / single["ms"]},
+                     "products": products})
     return rows
 
 
@@ -342,14 +377,17 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
 
 def floor_and_speedup(report: dict, row: dict) -> dict:
     """A step row's "engine_over_floor": the engine's quoted time over the floor, the nominal flops
-    (``flops``) at ``threads`` times the single-thread dgemm rate; and for a row of several threads
-    "speedup_over_one_thread": the one-thread row's median wall time over this row's (else None)."""
+    (``flops``) at ``threads`` times the single-thread dgemm rate; for a row of several threads
+    "speedup_over_one_thread": the one-thread row's median wall time over this row's (else None);
+    "products_over_floor": the BLAS path's products alone over the floor (else None)."""
     one = [r for r in report["steps"] if (r["n"], r["m"], r["d"], r["threads"]) == (row["n"], row["m"], row["d"], 1)]
     speedup = None
     if row["threads"] > 1 and one:
         speedup = one[0]["clocks"]["engine"]["wall"][1] / row["clocks"]["engine"]["wall"][1]
     floor = floor_ms(report, flops(row["n"], row["m"], row["d"]), row["threads"])
-    return {"engine_over_floor": row["ms"]["engine"] / floor, "speedup_over_one_thread": speedup}
+    products = row.get("products")
+    return {"engine_over_floor": row["ms"]["engine"] / floor, "speedup_over_one_thread": speedup,
+            "products_over_floor": None if products is None else products["ms"] / floor}
 
 
 def floor_ms(report: dict, flop_count: float, threads: int) -> float:
@@ -364,9 +402,9 @@ def markdown_table(report: dict) -> str:
     step's time and its speed-up over float64 (medians)."""
     peers = sorted({p for row in report["steps"] for p in row["ratio"]})
     lines = ["| (n, m, d) | threads | engine ms, median [min-max] | best peer | engine / best | "
-             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | engine / floor | speed-up over 1 thread | "
-             "float32 ms, median [min-max] | float32 speed-up |",
-             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|---|---|---|"]
+             + " | ".join(f"engine / {p}" for p in peers) + " | GFLOP/s | engine / floor | products alone / floor | "
+             "speed-up over 1 thread | float32 ms, median [min-max] | float32 speed-up |",
+             "|---|---|---|---|---|" + "---|" * len(peers) + "---|---|---|---|---|---|"]
     for row in report["steps"]:
         clock = row["clocks"]["engine"]["cpu" if row["threads"] == 1 else "wall"]
         ratios = " | ".join(f"{row['ratio'][p]:.2f}" if p in row["ratio"] else "-" for p in peers)
@@ -379,6 +417,10 @@ def markdown_table(report: dict) -> str:
         lines.append(f"| ({row['n']}, {row['m']}, {row['d']}) | {row['threads']} | "
                      f"{clock[1]:.2f} [{clock[0]:.2f}-{clock[2]:.2f}] | "
                      f"{row['best_peer']} | {row['ratio_to_best_peer']:.2f} | {ratios} | {row['engine_gflops']:.1f} | "
-                     f"{derived['engine_over_floor']:.2f} | {'-' if speedup is None else f'{speedup:.2f}'} | "
-                     f"{float32} |")
+                     f"{derived['engine_over_floor']:.2f} | {_cell(derived['products_over_floor'])} | "
+                     f"{_cell(speedup)} | {float32} |")
     return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
