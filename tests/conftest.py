@@ -60,3 +60,13 @@ def interrupt_at_record(monkeypatch, count):
 
     monkeypatch.setattr(controller, "_record", record)
     return lambda: monkeypatch.setattr(controller, "_record", original)
+
+
+def resumed_after_interrupt(monkeypatch, count, run, folder):
+    """``run(checkpoint=folder)`` interrupted (KeyboardInterrupt) as it takes its ``count``-th
+    record after t = 0, then run again: the result resumed from the checkpoint."""
+    undo = interrupt_at_record(monkeypatch, count)
+    with pytest.raises(KeyboardInterrupt):
+        run(checkpoint=folder)
+    undo()
+    return run(checkpoint=folder)

@@ -9,7 +9,7 @@ from meanfield.engine import adaptive
 from meanfield.errors import ConfigError, DivergenceError
 from meanfield.model import ntk, twolayer
 
-from .conftest import fitted_slope, interrupt_at_record
+from .conftest import fitted_slope, resumed_after_interrupt
 
 TOLERANCES = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
 
@@ -148,11 +148,8 @@ def test_an_adaptive_run_has_the_same_bits_on_one_and_two_threads_and_when_resum
                             "diagnostics": ["tangent_gap"] if depth == 1 else []})
     whole = mf.simulate(cfg.updated({"flow.threads": 1}))
     np.testing.assert_array_equal(mf.simulate(cfg.updated({"flow.threads": 2})).theta, whole.theta)
-    undo = interrupt_at_record(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        mf.simulate(cfg.updated({"flow.threads": 1}), checkpoint=tmp_path)
-    undo()
-    resumed = mf.simulate(cfg.updated({"flow.threads": 1}), checkpoint=tmp_path)
+    resumed = resumed_after_interrupt(monkeypatch, 3, lambda **kw: mf.simulate(cfg.updated({"flow.threads": 1}), **kw),
+                                      tmp_path)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     for key, values in whole.observables.items():
         np.testing.assert_array_equal(resumed.observables[key], values, err_msg=key)

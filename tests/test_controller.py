@@ -14,7 +14,7 @@ from meanfield.engine.observables import OBSERVABLES, TwoLayerView
 from meanfield.engine.system import System
 from meanfield.model.diagnostics import DIAGNOSTICS
 
-from .conftest import interrupt_at_record
+from .conftest import resumed_after_interrupt
 
 
 class OrnsteinUhlenbeck(System):
@@ -73,11 +73,8 @@ def test_a_new_system_takes_error_controlled_steps_to_its_exact_flow():
 def test_a_new_system_resumes_bit_for_bit_and_diverges_with_the_step_named(tmp_path, monkeypatch):
     cfg = ou_config(temperature=0.2).updated({"record.checkpoint_seconds": 0.0})
     whole = controller.run(OrnsteinUhlenbeck(cfg))
-    undo = interrupt_at_record(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        controller.run(OrnsteinUhlenbeck(cfg), checkpoint=tmp_path)
-    undo()
-    resumed = controller.run(OrnsteinUhlenbeck(cfg), checkpoint=tmp_path)
+    resumed = resumed_after_interrupt(monkeypatch, 5, lambda **kw: controller.run(OrnsteinUhlenbeck(cfg), **kw),
+                                      tmp_path)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     np.testing.assert_array_equal(resumed.observables["train_risk"], whole.observables["train_risk"])
     with pytest.raises(mf.DivergenceError, match=r"\(step \d+\).*try a smaller flow.dt") as info:

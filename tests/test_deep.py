@@ -12,7 +12,7 @@ from meanfield.model import deep, ntk, twolayer
 from meanfield.model.parameterizations import ARCHITECTURES, PARAMETERIZATIONS
 
 from . import naive
-from .conftest import fitted_slope, interrupt_at_record
+from .conftest import fitted_slope, resumed_after_interrupt
 
 KINDS = list(itertools.product(ARCHITECTURES, PARAMETERIZATIONS))
 
@@ -248,11 +248,7 @@ def test_an_interrupted_deep_run_resumes_from_its_checkpoint_bit_for_bit(tmp_pat
     resumed from the checkpoint, it ends exactly where the uninterrupted run does."""
     cfg = _deep_cfg(architecture="resnet").updated({"flow.batch_size": 8, "record.checkpoint_seconds": 0.0})
     whole = mf.simulate(cfg)
-    undo = interrupt_at_record(monkeypatch, 3)
-    with pytest.raises(KeyboardInterrupt):
-        mf.simulate(cfg, checkpoint=tmp_path)
-    undo()
-    resumed = mf.simulate(cfg, checkpoint=tmp_path)
+    resumed = resumed_after_interrupt(monkeypatch, 3, lambda **kw: mf.simulate(cfg, **kw), tmp_path)
     np.testing.assert_array_equal(resumed.theta, whole.theta)
     np.testing.assert_array_equal(resumed.t, whole.t)
     for name, values in whole.observables.items():

@@ -12,7 +12,7 @@ from meanfield.engine.problem import build
 from meanfield.model import twolayer
 from meanfield.model.data import Dataset
 
-from .conftest import assert_same_run, interrupt_at_record
+from .conftest import assert_same_run, resumed_after_interrupt
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
@@ -79,11 +79,7 @@ def test_float32_minibatch_langevin_and_online_runs_have_the_same_bits_on_one_an
 def test_an_interrupted_float32_run_resumes_bit_for_bit(tmp_path, monkeypatch):
     cfg = RUN.updated({"network.d": 12, "flow.batch_size": 40, "record.checkpoint_seconds": 0.0})
     whole = mf.simulate(cfg)
-    undo = interrupt_at_record(monkeypatch, 5)
-    with pytest.raises(KeyboardInterrupt):
-        mf.simulate(cfg, checkpoint=tmp_path)
-    undo()
-    resumed = mf.simulate(cfg, checkpoint=tmp_path)
+    resumed = resumed_after_interrupt(monkeypatch, 5, lambda **kw: mf.simulate(cfg, **kw), tmp_path)
     assert resumed.theta.dtype == np.float32
     assert_same_run(resumed, whole)
 

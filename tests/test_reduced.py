@@ -10,7 +10,7 @@ from meanfield.model import population, quadrature
 from meanfield.theory import reduced as RD
 
 from . import naive
-from .conftest import interrupt_at_record
+from .conftest import resumed_after_interrupt
 
 
 def population_config(activation="relu", d=4, m0=2, **changes):
@@ -181,11 +181,7 @@ def test_the_reduced_limit_resumes_bit_for_bit_diverges_by_name_and_takes_adapti
     cfg = population_config("erf", **{"record.n_records": 8, "record.spacing": "linear",
                                       "record.checkpoint_seconds": 0.0})
     whole = RD.reduced_limit(cfg, level=4)
-    undo = interrupt_at_record(monkeypatch, 4)
-    with pytest.raises(KeyboardInterrupt):
-        RD.reduced_limit(cfg, level=4, checkpoint=tmp_path)
-    undo()
-    resumed = RD.reduced_limit(cfg, level=4, checkpoint=tmp_path)
+    resumed = resumed_after_interrupt(monkeypatch, 4, lambda **kw: RD.reduced_limit(cfg, level=4, **kw), tmp_path)
     np.testing.assert_array_equal(resumed.snapshots, whole.snapshots)
     np.testing.assert_array_equal(resumed.risk, whole.risk)
     np.testing.assert_array_equal(resumed.coarse_risk, whole.coarse_risk)
