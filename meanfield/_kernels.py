@@ -1157,7 +1157,7 @@ def reduced_reverse_sums(Z, omega, V, c, nu, code, params, parallel_sin2, drop, 
 # (10000, 1000, 4 / 6 / 8 / 10): 1.10 / 1.05 / 1.14 / 1.14; (3000, 3000, 6 / 10): 0.96 / 1.01;
 # (1000, 3000, 6): 0.89; (1000, 1000, 4 / 6 / 8 / 10): 1.02 / 1.03 / 1.05 / 1.07; d = 16, 32, 100:
 # 1.15 - 1.38. Recomputing pays at small d, when neurons outnumber samples and Z leaves the cache.
-RECOMPUTE_MAX_D = 8               # the BLAS path recomputes its tiles up to this d...
+RECOMPUTE_MAX_D = 8               # the BLAS path recomputes its tiles up to this d (not ReLU: its signs)...
 RECOMPUTE_MIN_ENTRIES = 2 ** 21   # ...once m x B reaches this (Z no longer fits in cache), and m >= B
 CHUNK = 1024                      # samples per tile
 # Tiles for d > 32, measured the same way (GFLOP/s at 4nmd + 7nm flops, dgemm alone: 53),
@@ -1175,7 +1175,7 @@ def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, items
     an m x B matrix. Tiles are also recomputed when the m x B matrix would take more than
     ``stored_limit`` bytes (``itemsize`` per entry: a run that would not fit otherwise). ReLU
     (``relu``) keeps a byte per entry instead, the signs, which pay at every d: recomputed only
-    where the matrix itself would not fit (the memory plan of a run is then the same as before).
+    where the float matrix itself would not fit (so its memory plan never exceeds the float one's).
     Never depends on the thread count, and kept or recomputed tiles give the same bits."""
     block, chunk = (64, CHUNK) if d <= 32 else LARGE_D_TILE
     block = min(block, max(m, 1))                       # one block either way: the same bits

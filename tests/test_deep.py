@@ -82,13 +82,20 @@ def _torch_gradient(net, params, X, y, loss):
 
 @pytest.mark.parametrize("architecture,parameterization", KINDS)
 @pytest.mark.parametrize("act,loss", [("relu", "squared"), ("tanh", "logistic"), ("softplus", "squared")])
-def test_the_risk_gradient_equals_pytorch_autograd(architecture, parameterization, act, loss, rng):
+def test_the_velocity_is_minus_the_pytorch_autograd_gradient_minus_the_decay(architecture, parameterization, act,
+                                                                              loss, rng):
+    """deep.velocity, as a list and written into a flat buffer, equals -dR/dw_l - lam w_l with
+    dR/dw_l by PyTorch's autograd."""
     net = small(4, act, architecture, parameterization, m=40, d=5, res_scale=0.5)
     params = net.init(rng)
     X, y = rng.standard_normal((30, 5)), np.sign(rng.standard_normal(30))
-    ours, _ = deep.risk_gradient(net, params, X, y, loss)
-    for mine, theirs in zip(ours, _torch_gradient(net, params, X, y, loss)):
-        np.testing.assert_allclose(mine, theirs, rtol=1e-12, atol=1e-14 * np.max(np.abs(theirs)))
+    lam = 0.3
+    ours = deep.velocity(net, params, X, y, loss, lam)
+    flat = deep.velocity(net, params, X, y, loss, lam, out=np.full(net.size(), np.nan))
+    np.testing.assert_array_equal(flat, net.flatten(ours))
+    for mine, theirs, w in zip(ours, _torch_gradient(net, params, X, y, loss), params):
+        expected = -theirs - lam * w
+        np.testing.assert_allclose(mine, expected, rtol=1e-12, atol=1e-14 * np.max(np.abs(expected)))
 
 
 def test_c_sigma_is_one_over_the_second_moment():

@@ -148,8 +148,8 @@ class TwoLayerView:
     exactly). theta_tangent: the lockstep tangent model's particles (or None)."""
 
     def __init__(self, problem: Problem, theta: np.ndarray, theta_tangent, time: float):
-        self.problem, self.theta, self.theta_tangent, self.time = problem, np.asarray(theta, np.float64), \
-            theta_tangent, time
+        self.problem, self.theta_tangent, self.time = problem, theta_tangent, time
+        self.theta = np.asarray(theta, np.float64)
         self.cfg = problem.cfg
 
     @cached_property

@@ -260,13 +260,6 @@ def tangent_kernel(net: DeepNet, params, X) -> np.ndarray:
     return sum(layer_kernels(net, params, X))
 
 
-def risk_gradient(net: DeepNet, params, X, y, loss: str = "squared"):
-    """(dR/dw_l for every layer, f) with R = mean_j loss(f(x_j), y_j)."""
-    h, u, f = forward(net, params, X)
-    *pairs, (mult, features) = _backprop(net, params, X, h, u, loss_derivative(loss, f, y) / len(y))
-    return [matmul(delta.T, below) for delta, below in pairs] + [mult * features.sum(axis=0)], f
-
-
 def velocity(net: DeepNet, params, X, y, loss: str = "squared", lam: float = 0.0, out=None):
     """The gradient flow's drift -dR/dw_l - lam w_l: a list by layer, or written into ``out`` (P,)
     (``DeepNet.flatten``'s order) and returned. The minus sign rides on the loss's weights (negation
