@@ -47,7 +47,7 @@ class Fused:
     def compile(self, rows):
         """Compile (or load) the kernels: zero steps on a copy of theta0 in the steps' type."""
         p = self.problem
-        self.advance(p.theta0.astype(p.dtype), *p.steps, rows, NONE3, NONE1, 0)
+        self.advance(self.theta0.copy(), *p.steps, rows, NONE3, NONE1, 0)
 
     def advance(self, theta, X, y, f0, idx, noise, scale, k, tangent=None):
         """k steps of the network (or of its tangent model at theta0: config or ``tangent=True``)."""
