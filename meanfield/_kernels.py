@@ -508,60 +508,68 @@ SMALL_SAMPLE_BLOCK = 256 # samples per parallel block of its forward pass
 
 
 def work_size(m: int, batch: int, d: int, act: int) -> int:
-    """Length of the fused drift's work array: theta transposed (d + 1, m), or for
-    ``_relu_drift_small_d`` theta transposed with its coordinates padded to SMALL_D (SMALL_D + 1, m)
-    and the batch transposed (SMALL_D, batch)."""
+    """Length of the fused drift's work array: theta transposed (d + 1, m), and for
+    ``_relu_drift_small_d`` also the batch transposed (d, batch)."""
     if act == RELU and d <= SMALL_D:
-        return (SMALL_D + 1) * m + SMALL_D * batch
+        return (d + 1) * m + d * batch
     return (d + 1) * m
 
 
 @_jit(parallel=True)
 def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
-                        r, vel):
-    """The drift of a ReLU network with d <= SMALL_D, coordinates padded to SMALL_D with zeros
-    (which leave every sum's bits unchanged): the same velocity as ``_network_drift``, 4-6x faster.
+                        r, vel, dims):
+    """The drift of a ReLU network with d <= SMALL_D: the same velocity as ``_network_drift``.
+    ``dims`` = (0, ..., d - 1) (``small_d_drift`` passes it): its length, a compile-time constant,
+    gives each d its own compiled loops with no padded coordinate (1.4-2x faster than loops
+    that read d at run time; 2026-12-07, one thread, (n, m) = (200, 1e5)).
 
     Every loop is vectorised over the index it does not sum over, so no sum is split into lanes:
     forward, blocks of samples in parallel, each sample's f_j = sum_i a_i relu(w_i . x_j) summed
     over the neurons in order, two neurons per pass (the block size changes no bits); backward,
-    blocks of neurons in parallel, each neuron's gradient summed over the samples in order, two
-    samples per pass. No sum depends on the thread count. work: ``work_size`` floats (theta^T
-    (SMALL_D + 1, m), then X_batch^T (SMALL_D, B)).
+    blocks of neurons in parallel, each neuron's M_i = sum_j r_j [w_i . x_j > 0] x_j summed over
+    the samples in order, two samples per pass, then grad_W_i = a_i M_i and grad_a_i = w_i . M_i
+    (relu(z) = [z > 0] z). No sum depends on the thread count. work: ``work_size`` floats
+    (theta^T (d + 1, m) with row d the output weights a omega, then X_batch^T (d, B)).
     """
     m, p = theta.shape
-    d = p - 1
+    d = len(dims)                    # == p - 1
     batch = rows.shape[0]
-    theta_t = work[:(SMALL_D + 1) * m].reshape((SMALL_D + 1, m))
-    x_t = work[(SMALL_D + 1) * m:(SMALL_D + 1) * m + SMALL_D * batch].reshape((SMALL_D, batch))
-    theta_t[:] = 0.0
-    x_t[:] = 0.0
+    theta_t = work[:p * m].reshape((p, m))
+    x_t = work[p * m:p * m + d * batch].reshape((d, batch))
     for i in range(m):
         for k in range(d):
             theta_t[k, i] = theta[i, k]
-        theta_t[SMALL_D, i] = theta[i, d] * omega[i] if omega.shape[0] > 0 else theta[i, d]
+        theta_t[d, i] = theta[i, d] * omega[i] if omega.shape[0] > 0 else theta[i, d]
     for b in range(batch):
         for k in range(d):
             x_t[k, b] = X[rows[b], k]
     zero = _zero(work)               # accumulators and constants in the steps' type (float32 stays float32)
-    w0, w1, w2, fa = theta_t[0], theta_t[1], theta_t[2], theta_t[SMALL_D]
-    x0, x1, x2 = x_t[0], x_t[1], x_t[2]
+    fa = theta_t[d]
+    w0, w1, w2 = theta_t[0], theta_t[min(1, d - 1)], theta_t[min(2, d - 1)]       # rows past d unused
+    x0, x1, x2 = x_t[0], x_t[min(1, d - 1)], x_t[min(2, d - 1)]
     sb = min(SMALL_SAMPLE_BLOCK, max(16, (batch + 7) // 8))      # >= 8 blocks when the batch allows
     for blk in prange((batch + sb - 1) // sb):
         lo = blk * sb
         hi = min(batch, lo + sb)
         f = np.zeros(hi - lo, work.dtype)
         u0, u1, u2 = x0[lo:hi], x1[lo:hi], x2[lo:hi]
-        i = 0
-        while i < m:
+        for i in range(0, m, 2):
             pair = i + 1 < m
             c, e = fa[i], fa[i + 1] if pair else zero        # a lone last neuron pairs with a = 0: adds +0
             wa0, wa1, wa2 = w0[i], w1[i], w2[i]
             wb0, wb1, wb2 = (w0[i + 1], w1[i + 1], w2[i + 1]) if pair else (zero, zero, zero)
-            for j in range(hi - lo):
-                s = f[j] + c * max((wa0 * u0[j] + wa1 * u1[j]) + wa2 * u2[j], zero)
-                f[j] = s + e * max((wb0 * u0[j] + wb1 * u1[j]) + wb2 * u2[j], zero)
-            i += 2
+            if d == 1:
+                for j in range(hi - lo):
+                    s = f[j] + c * max(wa0 * u0[j], zero)
+                    f[j] = s + e * max(wb0 * u0[j], zero)
+            elif d == 2:
+                for j in range(hi - lo):
+                    s = f[j] + c * max(wa0 * u0[j] + wa1 * u1[j], zero)
+                    f[j] = s + e * max(wb0 * u0[j] + wb1 * u1[j], zero)
+            else:
+                for j in range(hi - lo):
+                    s = f[j] + c * max((wa0 * u0[j] + wa1 * u1[j]) + wa2 * u2[j], zero)
+                    f[j] = s + e * max((wb0 * u0[j] + wb1 * u1[j]) + wb2 * u2[j], zero)
         for j in range(hi - lo):
             row = rows[lo + j]
             r[lo + j] = _dloss(out_scale * f[j] - f0[row], y[row], loss)
@@ -569,31 +577,53 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
     for blk in prange((m + NEURON_BLOCK - 1) // NEURON_BLOCK):
         lo = blk * NEURON_BLOCK
         hi = min(m, lo + NEURON_BLOCK)
-        g0, g1 = np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype)
-        g2, ga = np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype)
+        g0, g1, g2 = np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype), np.zeros(hi - lo, work.dtype)
         v0, v1, v2 = w0[lo:hi], w1[lo:hi], w2[lo:hi]
-        b = 0
-        while b < batch:
+        for b in range(0, batch, 2):
             pair = b + 1 < batch                              # a lone last sample pairs with r = 0
             pa0, pa1, pa2, ra = x0[b], x1[b], x2[b], r[b]
             pb0, pb1, pb2, rb = (x0[b + 1], x1[b + 1], x2[b + 1], r[b + 1]) if pair else (zero, zero, zero, zero)
-            for i in range(hi - lo):
-                za = (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i]
-                zb = (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i]
-                ca = ra if za > zero else zero
-                cb = rb if zb > zero else zero
-                g0[i] = (g0[i] + ca * pa0) + cb * pb0
-                g1[i] = (g1[i] + ca * pa1) + cb * pb1
-                g2[i] = (g2[i] + ca * pa2) + cb * pb2
-                ga[i] = (ga[i] + ra * max(za, zero)) + rb * max(zb, zero)
-            b += 2
+            if d == 1:
+                for i in range(hi - lo):
+                    ca = ra if pa0 * v0[i] > zero else zero
+                    cb = rb if pb0 * v0[i] > zero else zero
+                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
+            elif d == 2:
+                for i in range(hi - lo):
+                    ca = ra if pa0 * v0[i] + pa1 * v1[i] > zero else zero
+                    cb = rb if pb0 * v0[i] + pb1 * v1[i] > zero else zero
+                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
+                    g1[i] = (g1[i] + ca * pa1) + cb * pb1
+            else:
+                for i in range(hi - lo):
+                    ca = ra if (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i] > zero else zero
+                    cb = rb if (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i] > zero else zero
+                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
+                    g1[i] = (g1[i] + ca * pa1) + cb * pb1
+                    g2[i] = (g2[i] + ca * pa2) + cb * pb2
         for i in range(hi - lo):
             ii = lo + i
-            a = theta[ii, d]
+            a, ga = theta[ii, d], zero
             for k in range(d):
-                gk = g0[i] if k == 0 else (g1[i] if k == 1 else g2[i])
-                vel[ii, k] = mask[k] * (scale * a * gk - lam * theta[ii, k])
-            vel[ii, d] = mask[d] * (scale * ga[i] - lam * theta[ii, d])
+                mk = g0[i] if k == 0 else (g1[i] if k == 1 else g2[i])
+                ga += theta[ii, k] * mk
+                vel[ii, k] = mask[k] * (scale * a * mk - lam * theta[ii, k])
+            vel[ii, d] = mask[d] * (scale * ga - lam * theta[ii, d])
+
+
+@_jit()
+def small_d_drift(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work, r, vel):
+    """``_relu_drift_small_d`` compiled for theta's d (1, 2 or 3)."""
+    d = theta.shape[1] - 1
+    if d == 1:
+        _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
+                            r, vel, (0,))
+    elif d == 2:
+        _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
+                            r, vel, (0, 1))
+    else:
+        _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
+                            r, vel, (0, 1, 2))
 
 
 @_jit()
@@ -604,8 +634,7 @@ def drift(theta, feat, X, y, f0, rows, model, tangent, parallel, r, vel, work):
     out_scale, vel_scale, act, params, omega, loss, lam, mask = model
     check_codes(act, loss)
     if parallel and not tangent and act == RELU and theta.shape[1] - 1 <= SMALL_D:
-        _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work,
-                            r, vel)
+        small_d_drift(theta, X, y, f0, rows, out_scale, vel_scale, params, omega, loss, lam, mask, work, r, vel)
     elif parallel and not tangent:
         _network_drift(theta, X, y, f0, rows, out_scale, vel_scale, act, params, omega, loss, lam, mask,
                        work[:theta.size].reshape((theta.shape[1], theta.shape[0])), r, vel)

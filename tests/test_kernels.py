@@ -277,8 +277,8 @@ def test_small_d_relu_kernel_equals_the_general_kernel_and_the_numpy_twin(rng, d
     for threads in (1, 2):
         _kernels.set_threads(threads)
         r, vel = np.empty(B), np.empty_like(theta)
-        _kernels._relu_drift_small_d(theta, X, y, f0, rows, os_, vs, slope, omega, loss_code, lam, mask,
-                                     np.full(_kernels.work_size(m, B, d, act), np.nan), r, vel)
+        _kernels.small_d_drift(theta, X, y, f0, rows, os_, vs, slope, omega, loss_code, lam, mask,
+                               np.full(_kernels.work_size(m, B, d, act), np.nan), r, vel)
         out[threads] = vel
     _kernels.set_threads(0)
     np.testing.assert_array_equal(out[2], out[1])
