@@ -583,24 +583,22 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
             pair = b + 1 < batch                              # a lone last sample pairs with r = 0
             pa0, pa1, pa2, ra = x0[b], x1[b], x2[b], r[b]
             pb0, pb1, pb2, rb = (x0[b + 1], x1[b + 1], x2[b + 1], r[b + 1]) if pair else (zero, zero, zero, zero)
-            if d == 1:
+            qa0, qa1, qa2, qb0, qb1, qb2 = ra * pa0, ra * pa1, ra * pa2, rb * pb0, rb * pb1, rb * pb2   # r_j x_j
+            if d == 1:                       # g += r_j x_j where w . x_j > 0: a masked add per coordinate
                 for i in range(hi - lo):
-                    ca = ra if pa0 * v0[i] > zero else zero
-                    cb = rb if pb0 * v0[i] > zero else zero
-                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
+                    g0[i] = (g0[i] + (qa0 if pa0 * v0[i] > zero else zero)) + (qb0 if pb0 * v0[i] > zero else zero)
             elif d == 2:
                 for i in range(hi - lo):
-                    ca = ra if pa0 * v0[i] + pa1 * v1[i] > zero else zero
-                    cb = rb if pb0 * v0[i] + pb1 * v1[i] > zero else zero
-                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
-                    g1[i] = (g1[i] + ca * pa1) + cb * pb1
+                    za, zb = pa0 * v0[i] + pa1 * v1[i] > zero, pb0 * v0[i] + pb1 * v1[i] > zero
+                    g0[i] = (g0[i] + (qa0 if za else zero)) + (qb0 if zb else zero)
+                    g1[i] = (g1[i] + (qa1 if za else zero)) + (qb1 if zb else zero)
             else:
                 for i in range(hi - lo):
-                    ca = ra if (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i] > zero else zero
-                    cb = rb if (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i] > zero else zero
-                    g0[i] = (g0[i] + ca * pa0) + cb * pb0
-                    g1[i] = (g1[i] + ca * pa1) + cb * pb1
-                    g2[i] = (g2[i] + ca * pa2) + cb * pb2
+                    za = (pa0 * v0[i] + pa1 * v1[i]) + pa2 * v2[i] > zero
+                    zb = (pb0 * v0[i] + pb1 * v1[i]) + pb2 * v2[i] > zero
+                    g0[i] = (g0[i] + (qa0 if za else zero)) + (qb0 if zb else zero)
+                    g1[i] = (g1[i] + (qa1 if za else zero)) + (qb1 if zb else zero)
+                    g2[i] = (g2[i] + (qa2 if za else zero)) + (qb2 if zb else zero)
         for i in range(hi - lo):
             ii = lo + i
             a, ga = theta[ii, d], zero
