@@ -192,6 +192,24 @@ def test_the_deep_floor_counts_the_products_the_deep_step_makes(monkeypatch):
     assert sum(counted) + readout == bench.deep_flops(n, m, d, depth)
 
 
+def test_the_deep_products_alone_are_the_deep_steps_products():
+    """deep_products_stepper replays the products of one deep.velocity call: they count the
+    floor's flops (with the read-out's sum) and give the same bits again."""
+    from meanfield.model import deep
+    from meanfield.tools import bench
+    n, m, d, depth = 12, 20, 3, 4
+    net = deep.DeepNet(d, m, depth, "relu", "resnet", "ntk", 2.0, 0.5)
+    rng = np.random.default_rng(0)
+    step = bench.deep_products_stepper(net, net.init(rng), rng.standard_normal((n, d)), rng.standard_normal(n))
+    made = [out.copy() for _, _, out in step.made]
+    step()
+    flops = sum(2 * A.shape[0] * A.shape[1] * (B.shape[1] if B.ndim > 1 else 1) for A, B, _ in step.made)
+    assert flops + 2 * n * m == bench.deep_flops(n, m, d, depth)
+    for before, (A, B, out) in zip(made, step.made):
+        np.testing.assert_array_equal(out, before)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.slow
 def test_bench_quick_reports_every_measure(tmp_path, capsys):
     """A whole quick benchmark (a cold compile, the thread policy beside busy loops, every peer):

@@ -34,6 +34,11 @@ QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 
 FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
 PRODUCTS = "engine's products"    # the BLAS path's matrix products alone, timed beside the rest (one thread)
+# Libraries leave work running after a step returns: measured 2026-12-07, the engine's step right
+# after JAX's jitted loop took 8.12 ms against 6.73 alone and 6.72 after a 0.3 s pause ((200, 1e5,
+# 2), one thread, pinned, CPU time) and 51.3 against 47.7 ms alone ((1000, 1e4, 100), two threads,
+# wall time); medians of 5. After PyTorch's or NumPy's step: within 1 %.
+SETTLE_SECONDS = 0.3
 
 
 def flops(n, m, d) -> float:
@@ -120,6 +125,30 @@ def deep_engine_stepper(net, params, X, y):
     return step
 
 
+def deep_products_stepper(net, params, X, y):
+    """The deep step's matrix products alone: recorded from one ``deep.velocity`` call (operands,
+    blocks and outputs as the step makes them) and replayed; their time over the floor is as near
+    as the deep step can come to it on this machine's BLAS."""
+    from unittest import mock
+
+    from ..model import deep
+
+    made, product = [], deep.matmul
+
+    def record(A, B, out=None):
+        made.append((A, B, product(A, B, out)))
+        return made[-1][2]
+    with mock.patch.object(deep, "matmul", record):
+        deep.velocity(net, params, X, y)
+
+    def step():
+        with deep.parallel(_kernels.threads()):
+            for A, B, out in made:
+                product(A, B, out)
+    step.made = made                 # (A, B, out) of every product (for a test)
+    return step
+
+
 def deep_rows(sizes, threads: int, quick: bool) -> list:
     """Time one deep step (ReLU, squared loss, NTK parameterisation) of the engine against
     ``peers.deep_peers`` at each (n, m, d, depth, architecture), in this process."""
@@ -132,13 +161,15 @@ def deep_rows(sizes, threads: int, quick: bool) -> list:
         rng = np.random.default_rng(0)
         params, X, y = net.init(rng), rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n)
         steppers = {"engine": deep_engine_stepper(net, params, X, y),
+                    PRODUCTS: deep_products_stepper(net, params, X, y),
                     **({} if quick else deep_peers(net, params, X, y))}
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
+        products = timed.pop(PRODUCTS)
         ms = {name: t["ms"] for name, t in timed.items()}
         ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
         rows.append({"n": n, "m": m, "d": d, "depth": depth, "architecture": arch, "threads": threads, "ms": ms,
-                     "clocks": timed, "ratio": ratio})
+                     "clocks": timed, "ratio": ratio, "products": products})
     return rows
 
 
@@ -156,9 +187,11 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     ``simulate`` does (BLAS at one thread, Numba at ``threads``; float64 and float32); the peers'
     BLAS at ``threads``.
     With one thread the quoted clock is CPU time, which other jobs on a shared machine do not
-    inflate; with more, wall time (CPU time would count spinning workers)."""
+    inflate; with more, wall time (CPU time would count spinning workers). Each block starts
+    after a pause of SETTLE_SECONDS and one untimed step, so that no library is timed beside the
+    previous one's leftover work, nor pays for waking its own threads."""
     def blas_threads(name):
-        return _kernels.blas_threads(1 if name in ("engine", FLOAT32) else threads)
+        return _kernels.blas_threads(1 if name in ("engine", FLOAT32, PRODUCTS) else threads)
 
     for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
         with blas_threads(name):
@@ -167,7 +200,9 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     samples = {name: {"cpu": [], "wall": []} for name in steppers}
     for _ in range(rounds):
         for name, step in steppers.items():
+            time.sleep(SETTLE_SECONDS)                   # the previous library's leftover work ends
             with blas_threads(name):
+                step()                                   # untimed: this library's threads wake up
                 calls, wall, cpu = 0, time.perf_counter(), time.process_time()
                 while True:
                     step()
@@ -354,11 +389,13 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
         row.update(floor_and_speedup(report, row))
     report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
     for row in report["deep_steps"]:
-        row["engine_over_floor"] = row["ms"]["engine"] / floor_ms(report, deep_flops(
-            row["n"], row["m"], row["d"], row["depth"]), 1)
+        floor = floor_ms(report, deep_flops(row["n"], row["m"], row["d"], row["depth"]), 1)
+        row["engine_over_floor"] = row["ms"]["engine"] / floor
+        row["products_over_floor"] = row["products"]["ms"] / floor
         echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
              "1 thread: " + ", ".join(f"{k} {v:.2f} ms" for k, v in row["ms"].items())
-             + f"; engine / floor {row['engine_over_floor']:.2f}")
+             + f"; engine / floor {row['engine_over_floor']:.2f}, its products alone / floor "
+             f"{row['products_over_floor']:.2f}")
     report["population_ns_per_pair"] = {str(m): population_ns_per_pair(m)
                                         for m in ((300, 1000) if quick else (1000, 5000))}
     report["w2_seconds"] = {str(N): w2_seconds(N, quick) for N in ((500,) if quick else (1000, 5000))}
