@@ -35,7 +35,7 @@ QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
 PRODUCTS = "engine's products"    # the BLAS path's matrix products alone, timed beside the rest (one thread)
 # Libraries leave work running after a step returns: measured 2026-12-07, the engine's step right
-# after JAX's jitted loop took 8.12 ms against 6.73 alone and 6.72 after a 0.3 s pause ((200, 1e5,
+# after JAX's jitted loop took 8.12 ms against 6.73 alone and 6.72 after a 0.3 s wait ((200, 1e5,
 # 2), one thread, pinned, CPU time) and 51.3 against 47.7 ms alone ((1000, 1e4, 100), two threads,
 # wall time); medians of 5. After PyTorch's or NumPy's step: within 1 %.
 SETTLE_SECONDS = 0.3
@@ -181,6 +181,14 @@ def _threads(count):
         sys.modules["torch"].set_num_threads(count)
 
 
+def _settle(seconds: float) -> None:
+    """Busy-wait ``seconds``: in one comparison at (1000, 1000, 10), every library's steps after
+    a 0.3 s sleep ran 1.1-1.4x slower than with no pause (the idle core slows down)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dict:
     """Per-step milliseconds of each stepper, alternating between them round by round: {"cpu":
     [min, median, max], "wall": [min, median, max], "ms": the median quoted}. The engine runs as
@@ -188,8 +196,8 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     BLAS at ``threads``.
     With one thread the quoted clock is CPU time, which other jobs on a shared machine do not
     inflate; with more, wall time (CPU time would count spinning workers). Each block starts
-    after a pause of SETTLE_SECONDS and one untimed step, so that no library is timed beside the
-    previous one's leftover work, nor pays for waking its own threads."""
+    after SETTLE_SECONDS of busy-waiting and one untimed step, so that no library is timed beside
+    the previous one's leftover work, nor pays for waking its own threads."""
     def blas_threads(name):
         return _kernels.blas_threads(1 if name in ("engine", FLOAT32, PRODUCTS) else threads)
 
@@ -200,7 +208,7 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     samples = {name: {"cpu": [], "wall": []} for name in steppers}
     for _ in range(rounds):
         for name, step in steppers.items():
-            time.sleep(SETTLE_SECONDS)                   # the previous library's leftover work ends
+            _settle(SETTLE_SECONDS)                      # the previous library's leftover work ends
             with blas_threads(name):
                 step()                                   # untimed: this library's threads wake up
                 calls, wall, cpu = 0, time.perf_counter(), time.process_time()
