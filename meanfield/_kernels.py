@@ -520,8 +520,8 @@ def _relu_drift_small_d(theta, X, y, f0, rows, out_scale, vel_scale, params, ome
                         r, vel, dims):
     """The drift of a ReLU network with d <= SMALL_D: the same velocity as ``_network_drift``.
     ``dims`` = (0, ..., d - 1) (``small_d_drift`` passes it): its length, a compile-time constant,
-    gives each d its own compiled loops with no padded coordinate (1.4-2x faster than loops
-    that read d at run time; 2026-12-07, one thread, (n, m) = (200, 1e5)).
+    gives each d its own compiled loops with no padded coordinate (1.3-1.4x faster than the same
+    loops reading d at run time; 2026-12-07, one thread, (n, m) = (200, 1e5), d = 1-3).
 
     Every loop is vectorised over the index it does not sum over, so no sum is split into lanes:
     forward, blocks of samples in parallel, each sample's f_j = sum_i a_i relu(w_i . x_j) summed
