@@ -17,7 +17,8 @@ from .conftest import assert_same_run, resumed_after_interrupt
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
-@pytest.mark.parametrize("d,activation,engine", [(2, "relu", "fused"), (3, "relu", "fused"), (5, "tanh", "fused"),
+@pytest.mark.parametrize("d,activation,engine", [(1, "relu", "fused"), (2, "relu", "fused"), (3, "relu", "fused"),
+                                                 (5, "tanh", "fused"),
                                                  (20, "relu", "blas"), (20, "tanh", "blas"), (6, "sigmoid", "blas")])
 @pytest.mark.parametrize("chunk", [1024, 16])      # 16: several sample tiles on the BLAS path, the last partial
 def test_the_float32_drift_equals_the_float64_twin_to_float32_precision(rng, d, activation, engine, chunk, monkeypatch):
