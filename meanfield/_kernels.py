@@ -1191,7 +1191,10 @@ CHUNK = 1024                      # samples per tile
 # (block, chunk) = (128, 1024) against (512, 512): (n, m, d) = (10000, 1000, 64) 36.7 / 41.2;
 # (10000, 1000, 100) 39.5 / 44.4; (1000, 10000, 100) 44.8 / 44.5; (2000, 2000, 200) 42.4 / 45.6;
 # (3000, 3000, 50) 37.0 / 37.0. Larger products run nearer dgemm's rate.
-LARGE_D_TILE = (512, 512)         # (block, chunk) for d > 32
+LARGE_D_TILE = (512, 512)         # (block, chunk) for d > 32; (512, 1024) measured the same within 1 %
+# These are the largest sizes: the tiles are made even (``_even``), so that the last sample tile
+# does not pad its products with zeros. (1000, 10000, 100) and (10000, 1000, 100), one thread,
+# medians of 15 alternating rounds, engine / floor: 1.238 -> 1.209 and 1.229 -> 1.169.
 
 
 def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, itemsize: int = 8,
@@ -1205,10 +1208,19 @@ def blas_plan(m: int, batch: int, d: int, stored_limit: int | None = None, items
     where the float matrix itself would not fit (so its memory plan never exceeds the float one's).
     Never depends on the thread count, and kept or recomputed tiles give the same bits."""
     block, chunk = (64, CHUNK) if d <= 32 else LARGE_D_TILE
-    block = min(block, max(m, 1))                       # one block either way: the same bits
+    block, chunk = _even(m, block), _even(batch, chunk)
     too_big = stored_limit is not None and itemsize * m * batch > stored_limit
     fast = not relu and d <= RECOMPUTE_MAX_D and m * batch >= RECOMPUTE_MIN_ENTRIES and m >= batch
-    return block, min(chunk, max(batch, 1)), bool(too_big or fast)
+    return block, chunk, bool(too_big or fast)
+
+
+def _even(count: int, most: int) -> int:
+    """The tile size for ``count`` rows in tiles of at most ``most``: the fewest tiles, of equal
+    size rounded up to a multiple of 8 (the last one's padding under 8 rows, not up to ``most``)."""
+    count = max(count, 1)
+    tiles = -(-count // most)
+    size = -(-count // tiles)
+    return min(most, count, -(-size // 8) * 8)
 
 
 def chunked(X, chunk):
