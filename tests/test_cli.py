@@ -138,10 +138,10 @@ def test_the_bench_floor_and_two_thread_speed_up_are_the_stated_ratios():
     from meanfield.tools import bench
 
     def row(threads, ms, wall):
-        return {"n": 10, "m": 20, "d": 3, "threads": threads, "ms": {"engine": ms},
+        return {"n": 10, "m": 20, "d": 3, "threads": threads, "ms": {"engine": ms}, "dgemm_gflops": 2.0,
                 "clocks": {"engine": {"wall": [0.0, wall, 9.0], "cpu": [0.0, ms, 9.0]}}}
-    report = {"dgemm_gflops_1_thread": 2.0, "steps": [{**row(1, 3.0, 4.0), "products": {"ms": 2.5}}, row(2, 1.0, 1.6)]}
-    floor_ms = (4 * 10 * 20 * 3 + 7 * 10 * 20) / 2e9 * 1e3                 # nominal flops at 2 GFLOP/s
+    report = {"dgemm_gflops_1_thread": 7.0, "steps": [{**row(1, 3.0, 4.0), "products": {"ms": 2.5}}, row(2, 1.0, 1.6)]}
+    floor_ms = (4 * 10 * 20 * 3 + 7 * 10 * 20) / 2e9 * 1e3     # nominal flops at the rows' 2 GFLOP/s, not 7
     one, two = (bench.floor_and_speedup(report, r) for r in report["steps"])
     np.testing.assert_allclose(one["engine_over_floor"], 3.0 / floor_ms, rtol=1e-15)
     np.testing.assert_allclose(one["products_over_floor"], 2.5 / floor_ms, rtol=1e-15)
@@ -228,6 +228,8 @@ def test_bench_quick_reports_every_measure(tmp_path, capsys):
             assert clocks["cpu"][0] <= clocks["cpu"][1] <= clocks["cpu"][2]
             assert clocks["wall"][0] <= clocks["wall"][1] <= clocks["wall"][2]
         assert row["engine_over_floor"] > 0
+        assert row["dgemm_gflops"] > 0
+        assert "dgemm" not in row["ms"]                              # the floor's timer, not a peer
         assert (row["speedup_over_one_thread"] is None) == (row["threads"] == 1)
         assert row["float32"]["speedup_over_float64"] == row["ms"]["engine"] / row["float32"]["ms"]
         assert (row["products_over_floor"] is None) == (row["threads"] > 1 or row["d"] <= 3)

@@ -4,7 +4,8 @@ installed, PyTorch and JAX (``meanfield.tools.peers``), and the engine's float32
 one process and alternating (min /
 median / max of rounds after warm-up, CPU time and wall time). Each thread setting
 runs in its own process pinned to that many CPUs (``os.sched_setaffinity``), since JAX's thread
-pool cannot be resized once made. Also the machine's single-thread dgemm rate, the population step
+pool cannot be resized once made. A single-thread dgemm is timed in the same rounds as each row's
+steps: its rate is that row's floor. Also the machine's dgemm rate once, the population step
 per particle pair, W2 solvers, Numba compile times (cold and from cache) and the import time.
 Speeds are reported as ratios: absolute times on a shared machine are noise.
 """
@@ -34,6 +35,8 @@ QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 
 FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
 PRODUCTS = "engine's products"    # the BLAS path's matrix products alone, timed beside the rest (one thread)
+DGEMM = "dgemm"                   # a 1500 x 1500 dgemm on one thread, timed beside the rest: the row's floor
+ONE_THREAD = (FLOAT32, PRODUCTS, DGEMM)     # besides the engine, what runs its BLAS on one thread
 # Libraries leave work running after a step returns: measured 2026-12-07, the engine's step right
 # after JAX's jitted loop took 8.12 ms against 6.73 alone and 6.72 after a 0.3 s wait ((200, 1e5,
 # 2), one thread, pinned, CPU time) and 51.3 against 47.7 ms alone ((1000, 1e4, 100), two threads,
@@ -75,6 +78,24 @@ def engine_stepper(X, y, theta, dtype="float64"):
         stepper.advance(state, *samples, idx, none3, none1, 1)
     step.state = lambda: (state[:, :d], state[:, d])
     return step
+
+
+def dgemm_stepper(size=1500):
+    """One single-thread dgemm of two size x size matrices (``step.flops`` flops): timed in the
+    same rounds as a row's steps, its rate is that row's floor, so that the floor moves with the
+    machine's speed while the row is measured (the report's one-off rate is taken once, before)."""
+    A = np.random.default_rng(0).standard_normal((size, size))
+    out = np.empty_like(A)
+
+    def step():
+        np.matmul(A, A, out=out)
+    step.flops = 2.0 * size ** 3
+    return step
+
+
+def _rate(steppers: dict, timed: dict) -> float:
+    """GFLOP/s of the dgemm stepper timed with a row: its flops over its median CPU time."""
+    return steppers[DGEMM].flops / (timed.pop(DGEMM)["cpu"][1] * 1e6)
 
 
 @_kernels._jit()
@@ -161,15 +182,15 @@ def deep_rows(sizes, threads: int, quick: bool) -> list:
         rng = np.random.default_rng(0)
         params, X, y = net.init(rng), rng.standard_normal((n, d)) / np.sqrt(d), rng.standard_normal(n)
         steppers = {"engine": deep_engine_stepper(net, params, X, y),
-                    PRODUCTS: deep_products_stepper(net, params, X, y),
+                    PRODUCTS: deep_products_stepper(net, params, X, y), DGEMM: dgemm_stepper(400 if quick else 1500),
                     **({} if quick else deep_peers(net, params, X, y))}
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
-        products = timed.pop(PRODUCTS)
+        products, rate = timed.pop(PRODUCTS), _rate(steppers, timed)
         ms = {name: t["ms"] for name, t in timed.items()}
         ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
         rows.append({"n": n, "m": m, "d": d, "depth": depth, "architecture": arch, "threads": threads, "ms": ms,
-                     "clocks": timed, "ratio": ratio, "products": products})
+                     "clocks": timed, "ratio": ratio, "products": products, "dgemm_gflops": rate})
     return rows
 
 
@@ -199,7 +220,7 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     after SETTLE_SECONDS of busy-waiting and one untimed step, so that no library is timed beside
     the previous one's leftover work, nor pays for waking its own threads."""
     def blas_threads(name):
-        return _kernels.blas_threads(1 if name in ("engine", FLOAT32, PRODUCTS) else threads)
+        return _kernels.blas_threads(1 if name in ("engine", *ONE_THREAD) else threads)
 
     for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
         with blas_threads(name):
@@ -344,12 +365,12 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
     for n, m, d in sizes:
         X, y, theta = _problem(n, m, d)
         steppers = {"engine": engine_stepper(X, y, theta), FLOAT32: engine_stepper(X, y, theta, "float32"),
-                    **peers(X, y, theta, quick)}
+                    DGEMM: dgemm_stepper(400 if quick else 1500), **peers(X, y, theta, quick)}
         if threads == 1 and d > FUSED_MAX_D:
             steppers[PRODUCTS] = products_stepper(X, theta)
         _threads(threads)
         timed = time_steps(steppers, threads, seconds=1.0 if quick else 8.0, rounds=3 if quick else 5)
-        single, products = timed.pop(FLOAT32), timed.pop(PRODUCTS, None)
+        single, products, rate = timed.pop(FLOAT32), timed.pop(PRODUCTS, None), _rate(steppers, timed)
         ms = {name: t["ms"] for name, t in timed.items()}
         ratio = {peer: ms["engine"] / t for peer, t in ms.items() if peer != "engine"}
         best = min(ratio, key=lambda peer: ms[peer])
@@ -357,7 +378,7 @@ def step_rows(sizes, threads: int, quick: bool) -> list:
                      "best_peer": best, "ratio_to_best_peer": ratio[best],
                      "engine_gflops": flops(n, m, d) / ms["engine"] / 1e6,
                      "float32": {**single, "speedup_over_float64": ms["engine"] / single["ms"]},
-                     "products": products})
+                     "products": products, "dgemm_gflops": rate})
     return rows
 
 
@@ -397,7 +418,7 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
         row.update(floor_and_speedup(report, row))
     report["deep_steps"] = pinned_step_rows(QUICK_DEEP_SIZES if quick else DEEP_SIZES, 1, quick, "deep_rows")
     for row in report["deep_steps"]:
-        floor = floor_ms(report, deep_flops(row["n"], row["m"], row["d"], row["depth"]), 1)
+        floor = floor_ms(row, deep_flops(row["n"], row["m"], row["d"], row["depth"]), 1)
         row["engine_over_floor"] = row["ms"]["engine"] / floor
         row["products_over_floor"] = row["products"]["ms"] / floor
         echo(f"deep step (n, m, d, L) = ({row['n']}, {row['m']}, {row['d']}, {row['depth']}), {row['architecture']}, "
@@ -422,22 +443,22 @@ def run(quick: bool = False, out=None, echo=print) -> dict:
 
 def floor_and_speedup(report: dict, row: dict) -> dict:
     """A step row's "engine_over_floor": the engine's quoted time over the floor, the nominal flops
-    (``flops``) at ``threads`` times the single-thread dgemm rate; for a row of several threads
+    (``flops``) at ``threads`` times the single-thread dgemm rate timed with the row; for a row of several threads
     "speedup_over_one_thread": the one-thread row's median wall time over this row's (else None);
     "products_over_floor": the BLAS path's products alone over the floor (else None)."""
     one = [r for r in report["steps"] if (r["n"], r["m"], r["d"], r["threads"]) == (row["n"], row["m"], row["d"], 1)]
     speedup = None
     if row["threads"] > 1 and one:
         speedup = one[0]["clocks"]["engine"]["wall"][1] / row["clocks"]["engine"]["wall"][1]
-    floor = floor_ms(report, flops(row["n"], row["m"], row["d"]), row["threads"])
+    floor = floor_ms(row, flops(row["n"], row["m"], row["d"]), row["threads"])
     products = row.get("products")
     return {"engine_over_floor": row["ms"]["engine"] / floor, "speedup_over_one_thread": speedup,
             "products_over_floor": None if products is None else products["ms"] / floor}
 
 
-def floor_ms(report: dict, flop_count: float, threads: int) -> float:
-    """Milliseconds of ``flop_count`` flops at ``threads`` times the single-thread dgemm rate."""
-    return flop_count / (threads * report["dgemm_gflops_1_thread"] * 1e6)
+def floor_ms(row: dict, flop_count: float, threads: int) -> float:
+    """Milliseconds of ``flop_count`` flops at ``threads`` times the row's single-thread dgemm rate."""
+    return flop_count / (threads * row["dgemm_gflops"] * 1e6)
 
 
 def markdown_table(report: dict) -> str:
