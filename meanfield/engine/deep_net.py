@@ -25,7 +25,7 @@ from ..model.data import check_start, draw
 from ..model.deep import DeepNet, forward, layer_kernels, of, parallel, predict, velocity
 from ..rules import DEEP_INPUTS, Subject, refuse
 from ..store import checkpoint
-from . import drifts, threads as thread_policy
+from . import drifts, memory, threads as thread_policy
 from .observables import observe
 from .system import System
 
@@ -188,7 +188,10 @@ def stage_buffers(net: DeepNet, integrator: str) -> dict:
 def advance(net: DeepNet, flow, theta, draws, buffers):
     """One fixed step of ``flow.integrator`` per (X, y) of ``draws`` from theta (P,) in place, by the
     two-layer engine's stage arithmetic (``drifts.integrate``): the parameters as one column (P, 1),
-    ``deep.velocity`` written straight into the stage buffers (``stage_buffers``)."""
+    ``deep.velocity`` written straight into the stage buffers (``stage_buffers``). The heap keeps
+    the step's activations' memory between steps (``memory.hold_heap_top``)."""
+    memory.hold_heap_top(memory.deep_activation_bytes(len(draws[0][0]), net.m, net.depth))
+
     def drift(at, s, out):
         X, y = draws[s]
         velocity(net, net.unflatten(at.reshape(-1)), X, y, flow.loss, flow.lam, out=out.reshape(-1))
