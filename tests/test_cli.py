@@ -165,11 +165,12 @@ def test_the_products_alone_are_the_blas_steps_two_products_over_all_its_tiles(m
     from meanfield.tools import bench
     monkeypatch.setattr(_kernels, "CHUNK", 4)
     rng = np.random.default_rng(0)
-    X, theta = rng.standard_normal((10, 5)), rng.standard_normal((150, 6))        # blocks of 64, 64, 22
+    X, theta = rng.standard_normal((10, 5)), rng.standard_normal((150, 6))        # blocks of 56, 56, 38
+    assert _kernels.blas_plan(150, 10, 5)[:2] == (56, 4)                           # even blocks of at most 64
     step = bench.products_stepper(X, theta)
     step()
     W = theta[:, :5]
-    expected = sum(np.pad((W[lo:lo + 64] @ X.T) @ X, ((0, 64 - len(W[lo:lo + 64])), (0, 0))) for lo in (0, 64, 128))
+    expected = sum(np.pad((W[lo:lo + 56] @ X.T) @ X, ((0, 56 - len(W[lo:lo + 56])), (0, 0))) for lo in (0, 56, 112))
     np.testing.assert_allclose(step.M, expected, rtol=1e-12, atol=1e-12)
 
 
