@@ -153,3 +153,33 @@ def test_each_embedded_pair_and_its_embedded_solution_have_their_orders(method):
                 y = integrators.step(y, drift, 2.0 / n, name, methods={**integrators.INTEGRATORS, "hat": hat})
             errors.append(abs(y[0] - exact))
         assert fitted_slope(2.0 / steps, errors) == pytest.approx(order, abs=0.2), name
+
+
+@pytest.mark.parametrize("method", ["euler", "heun", "rk4"])
+@pytest.mark.parametrize("p", [1, 3, 101])
+def test_the_stage_loop_without_kicks_updates_theta_as_one_flat_row_with_the_same_bits(method, p, monkeypatch):
+    """``drifts.integrate`` hands theta (m, p) to the update as one row (1, m p), so that its loop
+    is vectorised whatever p is: the same bits as the update on (m, p), after three steps of a
+    nonlinear drift."""
+    from meanfield import _kernels
+    a, b = integrators.INTEGRATORS[method].tableau
+    stages, m = len(b), 257
+    theta0 = np.random.default_rng(p).standard_normal((m, p))
+
+    def drift(at, s, out):
+        np.multiply(np.sin(at), -1.3 - s, out=out)
+
+    def run():
+        theta = theta0.copy()
+        buffers = {"K": np.empty((stages, m, p)), "point": np.empty((m, p) if stages > 1 else (0, 0))}
+        drifts.integrate(theta, (a, b), 0.05, buffers, np.ones(p), drifts.NONE3, drifts.NONE1, 3, drift)
+        return theta
+    flat, update, shapes = run(), _kernels.update, []
+
+    def by_rows(theta, K, *rest):                 # the update on (m, p), as before
+        shapes.append(theta.shape)
+        update(theta.reshape(m, p), K.reshape(stages, m, p), *rest)
+    monkeypatch.setattr(_kernels, "update", by_rows)
+    np.testing.assert_array_equal(flat, run())
+    assert shapes == [(1, m * p)] * 3
+    assert not np.array_equal(flat, theta0)                      # it moved

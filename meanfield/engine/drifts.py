@@ -201,12 +201,17 @@ def integrate(theta, tableau, dt, buffers, mask, noise, scale, k, drift):
     (stages, m, p), "point" (m, p) (unused by one-stage methods); noise, scale: the kicks (or empty)."""
     a, b = tableau
     K = buffers["K"]
+    # Without kicks the update is elementwise: as one row of m p entries its loop is vectorised
+    # whatever p is (the deep path's p is 1, and its loop over p was scalar). The same kernel:
+    # the same bits.
+    flat = noise.shape[0] == 0 and theta.flags.c_contiguous and K.flags.c_contiguous
+    rows, Ks = (theta.reshape(1, -1), K.reshape(len(K), 1, -1)) if flat else (theta, K)
     for s in range(k):
         for stage in range(len(b)):
             at = theta if stage == 0 else _kernels.stage_point(theta, K, a, stage, dt, noise, scale, s, mask,
                                                                buffers["point"])
             drift(at, s, K[stage])
-        _kernels.update(theta, K, b, dt, noise, scale, s, mask)
+        _kernels.update(rows, Ks, b, dt, noise, scale, s, mask)
 
 
 STRATEGIES = {"fused": Fused, "blas": Blas, "population": Population}
