@@ -33,15 +33,15 @@ def hold_heap_top(nbytes: int) -> bool:
     """Ask glibc's malloc to keep ``nbytes`` free at the top of the heap (mallopt M_TOP_PAD) rather
     than hand freed memory back to the system, for a step that makes and drops the same large
     arrays each time (the deep step's activations). Without it each deep step at (n, m, d, L) =
-    (256, 1024, 10, 3) faulted 22 MB back in (5664 page faults) and took 1.14-1.17x as long (one
-    thread, 20 steps). The pad only grows, once per size; the memory it keeps is what the step
+    (256, 1024, 10, 3) faulted 22 MB back in (5664-7057 page faults) and took 1.13-1.18x as long
+    (one thread, medians of 15-20 steps). The pad only grows, once per size; the memory it keeps is what the step
     itself uses at its peak. False where the C library has no mallopt (not glibc): nothing changes."""
     global _heap_top
     if nbytes <= _heap_top:
         return True
     try:
         done = ctypes.CDLL(None).mallopt(M_TOP_PAD, ctypes.c_int(min(nbytes, 2**31 - 1))) == 1
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):        # no C library by that name, or no mallopt in it
         return False
     _heap_top = nbytes if done else _heap_top
     return done
