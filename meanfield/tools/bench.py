@@ -36,7 +36,7 @@ QUICK_DEEP_SIZES = [(64, 256, 10, 3, "mlp")]
 FLOAT32 = "engine float32"       # the engine's step with flow.dtype = "float32", timed beside the rest
 PRODUCTS = "engine's products"    # the BLAS path's matrix products alone, timed beside the rest (one thread)
 DGEMM = "dgemm"                   # a 1500 x 1500 dgemm on one thread, timed beside the rest: the row's floor
-ONE_THREAD = (FLOAT32, PRODUCTS, DGEMM)     # besides the engine, what runs its BLAS on one thread
+ONE_THREAD = ("engine", FLOAT32, PRODUCTS, DGEMM)     # what runs its BLAS on one thread (the rest: on the row's)
 # Libraries leave work running after a step returns: measured 2026-12-07, the engine's step right
 # after JAX's jitted loop took 8.12 ms against 6.73 alone and 6.72 after a 0.3 s wait ((200, 1e5,
 # 2), one thread, pinned, CPU time) and 51.3 against 47.7 ms alone ((1000, 1e4, 100), two threads,
@@ -220,7 +220,7 @@ def time_steps(steppers: dict, threads: int, seconds: float, rounds: int) -> dic
     after SETTLE_SECONDS of busy-waiting and one untimed step, so that no library is timed beside
     the previous one's leftover work, nor pays for waking its own threads."""
     def blas_threads(name):
-        return _kernels.blas_threads(1 if name in ("engine", *ONE_THREAD) else threads)
+        return _kernels.blas_threads(1 if name in ONE_THREAD else threads)
 
     for name, step in steppers.items():                  # warm-up: compilation, caches, page faults
         with blas_threads(name):
